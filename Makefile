@@ -1,0 +1,77 @@
+# ngx_http_apikey_module
+#
+#   make          build build/ngx_http_apikey_module.so for Debian's nginx
+#   make test     install what is missing, build, run the whole test suite
+#   make run      install, build, start Redis and nginx on loopback (run/)
+#   make stop     stop what make run started
+#   make bench    throughput of a gatekept location against a bare one
+
+SHELL     := /bin/bash
+NGX_SRC   ?= /usr/share/nginx/src
+NGINX     ?= /usr/sbin/nginx
+BUILD     := build
+MODULE    := $(BUILD)/ngx_http_apikey_module.so
+KEYTOOL   := $(BUILD)/apikey-key
+CFLAGS_M  := -g -O2 -fPIC -Wall -Wextra -Werror -Wno-unused-parameter
+SOURCES   := config $(wildcard ngx_http_apikey_module/*.[ch] \
+               ngx_http_apikey_module/*.lua admin/*.[ch] admin/*.lua)
+PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
+             libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
+             perl curl wrk procps python3
+
+.PHONY: all deps test unit run stop bench clean
+
+all: $(MODULE) $(KEYTOOL)
+
+deps:
+	@missing=; \
+	for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+# nginx's configure runs from its own tree: configure a private copy of
+# Debian's nginx-dev sources with the flags Debian's nginx was built with.
+# The Lua scripts become a header at configure time, so they count here.
+
+$(BUILD)/nginx/Makefile: $(filter config %.lua,$(SOURCES)) $(NGX_SRC)/conf_flags
+	rm -rf $(BUILD)/nginx
+	mkdir -p $(BUILD)
+	cp -r $(NGX_SRC) $(BUILD)/nginx
+	. $(NGX_SRC)/conf_flags && cd $(BUILD)/nginx && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" \
+	        --with-cc-opt='$(CFLAGS_M)' \
+	        --add-dynamic-module=$(CURDIR) > configure.log \
+	    || { tail -20 configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
+	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_apikey_module.so $@
+
+$(KEYTOOL): t/unit/apikey_key_cli.c ngx_http_apikey_module/ngx_http_apikey_key.c \
+            ngx_http_apikey_module/ngx_http_apikey_key.h
+	mkdir -p $(BUILD)
+	cc -O2 -Wall -Wextra -Werror -Ingx_http_apikey_module -o $@ \
+	    t/unit/apikey_key_cli.c ngx_http_apikey_module/ngx_http_apikey_key.c \
+	    -lcrypto
+
+test: deps all
+	prove -r t/
+
+run: deps all
+	@t/run.sh start
+
+stop:
+	@t/run.sh stop
+
+bench: deps all
+	@t/bench.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,739 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_redis.h"
+#include "ngx_http_apikey_key.h"
+
+
+#define NGX_HTTP_APIKEY_REDIS_DOWN        0
+#define NGX_HTTP_APIKEY_REDIS_CONNECTING  1
+#define NGX_HTTP_APIKEY_REDIS_READY       2
+
+#define NGX_HTTP_APIKEY_REDIS_RETRY       200
+
+
+/*
+ * An operation lives in the heap, not in a request pool: hiredis holds it
+ * until the reply (or the connection's end) even when the request is gone.
+ * It keeps its own copy of the arguments for the EVAL after NOSCRIPT.
+ */
+
+struct ngx_http_apikey_redis_op_s {
+    ngx_http_apikey_redis_handler_pt   handler;
+    void                              *data;
+    ngx_event_t                        timer;
+    ngx_http_apikey_script_t          *script;
+    int                                argc;
+    const char                       **argv;
+    size_t                            *argvlen;
+    unsigned                           retried:1;
+};
+
+
+typedef struct {
+    ngx_http_apikey_redis_conf_t      *conf;
+    redisAsyncContext                 *ac;
+    ngx_uint_t                         state;
+    ngx_event_t                        connect_timer;
+    ngx_event_t                        reconnect;
+    ngx_log_t                         *log;
+    unsigned                           failed:1;
+    unsigned                           exiting:1;
+} ngx_http_apikey_redis_t;
+
+
+static void ngx_http_apikey_redis_connect(void);
+static void ngx_http_apikey_redis_handshake(redisAsyncContext *ac,
+    void *reply, void *privdata);
+static void ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static void ngx_http_apikey_redis_op_timeout(ngx_event_t *ev);
+static void ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_http_apikey_redis_reconnect(ngx_event_t *ev);
+static void ngx_http_apikey_redis_lost(const redisAsyncContext *ac,
+    const char *reason);
+static void ngx_http_apikey_redis_reset(const char *reason);
+static void ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac,
+    int status);
+static void ngx_http_apikey_redis_read_handler(ngx_event_t *ev);
+static void ngx_http_apikey_redis_write_handler(ngx_event_t *ev);
+static void ngx_http_apikey_redis_add_read(void *privdata);
+static void ngx_http_apikey_redis_del_read(void *privdata);
+static void ngx_http_apikey_redis_add_write(void *privdata);
+static void ngx_http_apikey_redis_del_write(void *privdata);
+static void ngx_http_apikey_redis_cleanup(void *privdata);
+
+
+static ngx_http_apikey_redis_t  ngx_http_apikey_redis;
+
+
+ngx_int_t
+ngx_http_apikey_redis_add_script(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_script_t *script)
+{
+    ngx_http_apikey_script_t  **s;
+
+    if (ngx_http_apikey_sha1_hex(script->sha1, script->body.data,
+                                 script->body.len)
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "SHA-1 of the \"%V\" script failed", &script->name);
+        return NGX_ERROR;
+    }
+
+    if (rcf->scripts.elts == NULL) {
+        if (ngx_array_init(&rcf->scripts, cf->pool, 8,
+                           sizeof(ngx_http_apikey_script_t *))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    s = ngx_array_push(&rcf->scripts);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    *s = script;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args, ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
+    ngx_http_apikey_redis_op_t **opp)
+{
+    u_char                      *p;
+    size_t                       size;
+    ngx_uint_t                   i;
+    ngx_http_apikey_redis_t     *rd;
+    ngx_http_apikey_redis_op_t  *op;
+
+    rd = &ngx_http_apikey_redis;
+
+    if (rd->ac == NULL || rd->state == NGX_HTTP_APIKEY_REDIS_DOWN) {
+        return NGX_DECLINED;
+    }
+
+    if (nargs + 3 > NGX_HTTP_APIKEY_REDIS_MAX_ARGS || nkeys > nargs) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0, "too many redis arguments");
+        return NGX_ERROR;
+    }
+
+    size = sizeof(ngx_http_apikey_redis_op_t)
+           + (nargs + 3) * (sizeof(char *) + sizeof(size_t))
+           + NGX_INT_T_LEN;
+
+    for (i = 0; i < nargs; i++) {
+        size += args[i].len;
+    }
+
+    op = ngx_alloc(size, log);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(op, sizeof(ngx_http_apikey_redis_op_t));
+
+    op->handler = handler;
+    op->data = data;
+    op->script = script;
+    op->argc = (int) nargs + 3;
+    op->argv = (const char **) (op + 1);
+    op->argvlen = (size_t *) (op->argv + op->argc);
+
+    p = (u_char *) (op->argvlen + op->argc);
+
+    op->argv[0] = "EVALSHA";
+    op->argvlen[0] = sizeof("EVALSHA") - 1;
+    op->argv[1] = (const char *) script->sha1;
+    op->argvlen[1] = sizeof(script->sha1);
+    op->argv[2] = (const char *) p;
+    p = ngx_sprintf(p, "%ui", nkeys);
+    op->argvlen[2] = p - (u_char *) op->argv[2];
+
+    for (i = 0; i < nargs; i++) {
+        op->argv[i + 3] = (const char *) p;
+        op->argvlen[i + 3] = args[i].len;
+        p = ngx_cpymem(p, args[i].data, args[i].len);
+    }
+
+    op->timer.handler = ngx_http_apikey_redis_op_timeout;
+    op->timer.data = op;
+    op->timer.log = rd->log;
+
+    if (redisAsyncCommandArgv(rd->ac, ngx_http_apikey_redis_reply, op,
+                              op->argc, op->argv, op->argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(op);
+        return NGX_DECLINED;
+    }
+
+    ngx_add_timer(&op->timer, timeout);
+
+    *opp = op;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op)
+{
+    op->handler = NULL;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+}
+
+
+ngx_int_t
+ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
+    ngx_http_apikey_redis_conf_t *rcf)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    ngx_memzero(rd, sizeof(ngx_http_apikey_redis_t));
+
+    rd->conf = rcf;
+    rd->log = cycle->log;
+
+    rd->connect_timer.handler = ngx_http_apikey_redis_connect_timeout;
+    rd->connect_timer.log = cycle->log;
+    rd->connect_timer.data = rd;
+
+    rd->reconnect.handler = ngx_http_apikey_redis_reconnect;
+    rd->reconnect.log = cycle->log;
+    rd->reconnect.data = rd;
+    rd->reconnect.cancelable = 1;
+
+    ngx_http_apikey_redis_connect();
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apikey_redis_exit_worker(void)
+{
+    redisAsyncContext        *ac;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    if (rd->conf == NULL) {
+        return;
+    }
+
+    rd->exiting = 1;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    if (rd->reconnect.timer_set) {
+        ngx_del_timer(&rd->reconnect);
+    }
+
+    ac = rd->ac;
+    rd->ac = NULL;
+    rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
+
+    if (ac) {
+        redisAsyncFree(ac);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_connect(void)
+{
+    size_t                          n;
+    ngx_uint_t                      i;
+    const char                     *argv[3];
+    ngx_connection_t               *c;
+    redisAsyncContext              *ac;
+    ngx_http_apikey_script_t      **s;
+    ngx_http_apikey_redis_t        *rd;
+    ngx_http_apikey_redis_conf_t   *rcf;
+    size_t                          argvlen[3];
+    u_char                          db[NGX_INT_T_LEN];
+
+    rd = &ngx_http_apikey_redis;
+    rcf = rd->conf;
+
+    if (rcf->path.len) {
+        ac = redisAsyncConnectUnix((const char *) rcf->path.data);
+
+    } else {
+        ac = redisAsyncConnect((const char *) rcf->host.data, rcf->port);
+    }
+
+    if (ac == NULL) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "redis connection to %V failed: out of memory",
+                      &rcf->address);
+        goto failed;
+    }
+
+    if (ac->err) {
+        rd->ac = ac;
+        ngx_http_apikey_redis_reset(ac->errstr);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, rd->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        goto failed;
+    }
+
+    c->data = ac;
+    c->read->handler = ngx_http_apikey_redis_read_handler;
+    c->write->handler = ngx_http_apikey_redis_write_handler;
+    c->read->log = rd->log;
+    c->write->log = rd->log;
+
+    ac->ev.data = c;
+    ac->ev.addRead = ngx_http_apikey_redis_add_read;
+    ac->ev.delRead = ngx_http_apikey_redis_del_read;
+    ac->ev.addWrite = ngx_http_apikey_redis_add_write;
+    ac->ev.delWrite = ngx_http_apikey_redis_del_write;
+    ac->ev.cleanup = ngx_http_apikey_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_http_apikey_redis_on_connect);
+    redisAsyncSetDisconnectCallback(ac, ngx_http_apikey_redis_on_disconnect);
+
+    rd->ac = ac;
+    rd->state = NGX_HTTP_APIKEY_REDIS_CONNECTING;
+
+    /*
+     * The handshake goes out first on the connection: whatever requests
+     * queue behind it run after AUTH and SELECT.  Its last reply (PING)
+     * makes the connection ready.
+     */
+
+    if (rcf->password.len) {
+        n = 0;
+        argv[n] = "AUTH";
+        argvlen[n++] = sizeof("AUTH") - 1;
+
+        if (rcf->user.len) {
+            argv[n] = (const char *) rcf->user.data;
+            argvlen[n++] = rcf->user.len;
+        }
+
+        argv[n] = (const char *) rcf->password.data;
+        argvlen[n++] = rcf->password.len;
+
+        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake, "AUTH",
+                              (int) n, argv, argvlen);
+    }
+
+    if (rcf->db) {
+        argv[0] = "SELECT";
+        argvlen[0] = sizeof("SELECT") - 1;
+        argv[1] = (const char *) db;
+        argvlen[1] = ngx_sprintf(db, "%i", rcf->db) - db;
+
+        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake, "SELECT",
+                              2, argv, argvlen);
+    }
+
+    s = rcf->scripts.elts;
+
+    for (i = 0; i < rcf->scripts.nelts; i++) {
+        argv[0] = "SCRIPT";
+        argvlen[0] = sizeof("SCRIPT") - 1;
+        argv[1] = "LOAD";
+        argvlen[1] = sizeof("LOAD") - 1;
+        argv[2] = (const char *) s[i]->body.data;
+        argvlen[2] = s[i]->body.len;
+
+        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake,
+                              "SCRIPT LOAD", 3, argv, argvlen);
+    }
+
+    argv[0] = "PING";
+    argvlen[0] = sizeof("PING") - 1;
+
+    if (redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake, NULL,
+                              1, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_http_apikey_redis_reset("cannot send the handshake");
+        return;
+    }
+
+    ngx_add_timer(&rd->connect_timer, rcf->timeout);
+
+    return;
+
+failed:
+
+    rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
+    rd->failed = 1;
+
+    if (!rd->exiting && !ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply               *rr;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+    rr = reply;
+
+    if (ac != rd->ac) {
+        return;
+    }
+
+    if (rr == NULL) {
+        ngx_http_apikey_redis_lost(ac, ac->errstr[0] ? ac->errstr
+                                                     : "connection closed");
+        return;
+    }
+
+    if (rr->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "redis %s on %V failed: %*s", (char *) privdata,
+                      &rd->conf->address, (size_t) rr->len, rr->str);
+        ngx_http_apikey_redis_reset("handshake failed");
+        return;
+    }
+
+    if (privdata != NULL) {
+        return;
+    }
+
+    /* PING answered: the connection is ready */
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    rd->state = NGX_HTTP_APIKEY_REDIS_READY;
+
+    if (rd->failed) {
+        rd->failed = 0;
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "redis connection to %V restored", &rd->conf->address);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    void                              *data;
+    redisReply                        *rr;
+    ngx_http_apikey_redis_op_t        *op;
+    ngx_http_apikey_redis_handler_pt   handler;
+
+    op = privdata;
+    rr = reply;
+
+    if (rr != NULL
+        && op->handler != NULL
+        && !op->retried
+        && rr->type == REDIS_REPLY_ERROR
+        && ngx_strncmp(rr->str, "NOSCRIPT", 8) == 0)
+    {
+        /* the script cache was flushed: send the body once */
+
+        op->retried = 1;
+        op->argv[0] = "EVAL";
+        op->argvlen[0] = sizeof("EVAL") - 1;
+        op->argv[1] = (const char *) op->script->body.data;
+        op->argvlen[1] = op->script->body.len;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_apikey_redis_reply, op,
+                                  op->argc, op->argv, op->argvlen)
+            == REDIS_OK)
+        {
+            return;
+        }
+
+        rr = NULL;
+    }
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    handler = op->handler;
+    data = op->data;
+
+    ngx_free(op);
+
+    if (handler != NULL && !ngx_http_apikey_redis.exiting) {
+        handler(data, rr);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
+{
+    void                              *data;
+    ngx_http_apikey_redis_op_t        *op;
+    ngx_http_apikey_redis_handler_pt   handler;
+
+    op = ev->data;
+
+    handler = op->handler;
+    data = op->data;
+    op->handler = NULL;
+
+    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                  "redis on %V timed out", &ngx_http_apikey_redis.conf->address);
+
+    /*
+     * A silent Redis is treated as a broken connection: everything waiting
+     * on it fails now (and frees op) instead of each request waiting out
+     * its own timeout, and a fresh connection is tried in the background.
+     */
+
+    ngx_http_apikey_redis_reset("timed out");
+
+    if (handler) {
+        handler(data, NULL);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev)
+{
+    ngx_http_apikey_redis_reset("connect timed out");
+}
+
+
+static void
+ngx_http_apikey_redis_reconnect(ngx_event_t *ev)
+{
+    if (ngx_exiting || ngx_terminate || ngx_quit
+        || ngx_http_apikey_redis.exiting)
+    {
+        return;
+    }
+
+    ngx_http_apikey_redis_connect();
+}
+
+
+/*
+ * hiredis found the connection broken and frees the context itself:
+ * forget it and try again later.
+ */
+
+static void
+ngx_http_apikey_redis_lost(const redisAsyncContext *ac, const char *reason)
+{
+    ngx_uint_t                level;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    if (ac != rd->ac) {
+        return;
+    }
+
+    rd->ac = NULL;
+    rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
+
+    if (rd->connect_timer.timer_set) {
+        ngx_del_timer(&rd->connect_timer);
+    }
+
+    /* one error per outage; the retries that follow are informational */
+
+    level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, rd->log, 0,
+                  "redis connection to %V failed: %s",
+                  &rd->conf->address, reason);
+
+    rd->failed = 1;
+
+    if (!rd->exiting && !ngx_exiting && !ngx_terminate && !ngx_quit
+        && !rd->reconnect.timer_set)
+    {
+        ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
+    }
+}
+
+
+/* we give up on the current connection: free it and try again later */
+
+static void
+ngx_http_apikey_redis_reset(const char *reason)
+{
+    redisAsyncContext        *ac;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    ac = rd->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    ngx_http_apikey_redis_lost(ac, reason);
+
+    redisAsyncFree(ac);
+}
+
+
+static void
+ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK) {
+        ngx_http_apikey_redis_lost(ac, ac->errstr);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac, int status)
+{
+    ngx_http_apikey_redis_lost(ac, ac->errstr[0] ? ac->errstr
+                                                 : "connection closed");
+}
+
+
+static void
+ngx_http_apikey_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    redisAsyncHandleRead(c->data);
+}
+
+
+static void
+ngx_http_apikey_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    redisAsyncHandleWrite(c->data);
+}
+
+
+/*
+ * hiredis reads at most one buffer per call, so reads are level-triggered:
+ * with nginx's edge-triggered epoll a pipelined burst of replies larger
+ * than one read would otherwise wait for the next packet.
+ */
+
+static void
+ngx_http_apikey_redis_add_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (!c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "adding the redis read event failed");
+        }
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_del_read(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_add_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (!c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
+                          "adding the redis write event failed");
+        }
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_del_write(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis closes the socket itself: release the nginx connection only */
+
+static void
+ngx_http_apikey_redis_cleanup(void *privdata)
+{
+    ngx_connection_t  *c = privdata;
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+
+    c->fd = (ngx_socket_t) -1;
+}
