@@ -178,7 +178,18 @@ int
 ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
     size_t len)
 {
-    return ngx_http_apikey_digest_hex(dst, p, len, EVP_sha256());
+    static EVP_MD  *md;
+
+    /* an explicit fetch, once: EVP_sha256() would look it up every call */
+
+    if (md == NULL) {
+        md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+        if (md == NULL) {
+            return -1;
+        }
+    }
+
+    return ngx_http_apikey_digest_hex(dst, p, len, md);
 }
 
 

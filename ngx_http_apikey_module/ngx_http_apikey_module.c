@@ -9,7 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_module.h"
-#include "ngx_http_apikey_scripts.h"
+#include "ngx_http_apikey_gate_scripts.h"
 
 
 #define NGX_HTTP_APIKEY_FAIL_CLOSED     0
@@ -73,6 +73,7 @@ typedef struct {
     ngx_str_t                     name;
     ngx_str_t                     environment;
     ngx_str_t                     prefix;
+    ngx_str_t                     scopes;        /* the key's, "a b" */
     ngx_int_t                     burst;         /* -1: unlimited */
     ngx_int_t                     remaining;
     ngx_int_t                     reset;
@@ -89,6 +90,12 @@ static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
 static void ngx_http_apikey_done(void *data, redisReply *reply);
 static ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, u_char *data, size_t len);
+static void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf);
+static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
+    size_t len);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
@@ -333,6 +340,10 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
+        if (ctx->conf != akcf) {
+            ngx_http_apikey_recheck(ctx, akcf);
+        }
+
         return ngx_http_apikey_decide(r, ctx);
     }
 
@@ -539,7 +550,6 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply *reply)
 {
     ngx_int_t     *n;
-    ngx_str_t     *s;
     ngx_uint_t     i;
     redisReply   **e;
 
@@ -559,7 +569,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || (reply->elements != 1 && reply->elements != 11)
+        || (reply->elements != 1 && reply->elements != 7)
         || e[0]->type != REDIS_REPLY_INTEGER
         || e[0]->integer < NGX_HTTP_APIKEY_OK
         || e[0]->integer > NGX_HTTP_APIKEY_LIMITED)
@@ -577,37 +587,30 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         return NGX_OK;
     }
 
-    s = &ctx->id;
-
-    for (i = 1; i <= 5; i++) {
-        if (e[i]->type != REDIS_REPLY_STRING) {
-            if (e[i]->type == REDIS_REPLY_NIL) {
-                continue;
-            }
-
-            goto unexpected;
-        }
-
-        s[i - 1].len = e[i]->len;
-        s[i - 1].data = ngx_pnalloc(r->pool, e[i]->len);
-        if (s[i - 1].data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(s[i - 1].data, e[i]->str, e[i]->len);
+    if (e[1]->type != REDIS_REPLY_STRING) {
+        goto unexpected;
     }
 
     n = &ctx->burst;
 
-    for (i = 6; i <= 10; i++) {
+    for (i = 2; i < 7; i++) {
         if (e[i]->type != REDIS_REPLY_INTEGER) {
             goto unexpected;
         }
 
-        n[i - 6] = (ngx_int_t) e[i]->integer;
+        n[i - 2] = (ngx_int_t) e[i]->integer;
     }
 
-    return NGX_OK;
+    switch (ngx_http_apikey_parse_gate(r, ctx, (u_char *) e[1]->str,
+                                       e[1]->len))
+    {
+    case NGX_OK:
+        return NGX_OK;
+    case NGX_DECLINED:
+        goto unexpected;
+    default:
+        return NGX_ERROR;
+    }
 
 unexpected:
 
@@ -617,6 +620,159 @@ unexpected:
     ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
 
     return NGX_OK;
+}
+
+
+/*
+ * The secret's "g" field (docs/data-model.md): a line of check values
+ * ending with the environment and the scopes, then id, org, prefix and
+ * name, one per line.
+ */
+
+static ngx_int_t
+ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
+    u_char *data, size_t len)
+{
+    u_char      *p, *last, *q;
+    ngx_str_t   *lines[4];
+    ngx_uint_t   i;
+
+    lines[0] = &ctx->id;
+    lines[1] = &ctx->org;
+    lines[2] = &ctx->prefix;
+    lines[3] = &ctx->name;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, data, len);
+    last = p + len;
+
+    /* rev exp grace rate per burst */
+
+    for (i = 0; i < 6; i++) {
+        p = ngx_strlchr(p, last, ' ');
+        if (p == NULL) {
+            return NGX_DECLINED;
+        }
+
+        p++;
+    }
+
+    q = ngx_strlchr(p, last, '\n');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx->environment.data = p;
+
+    p = ngx_strlchr(p, q, ' ');
+
+    if (p == NULL) {
+        ctx->environment.len = q - ctx->environment.data;
+
+    } else {
+        ctx->environment.len = p - ctx->environment.data;
+        ctx->scopes.data = p + 1;
+        ctx->scopes.len = q - p - 1;
+    }
+
+    for (i = 0; i < 4; i++) {
+        p = q + 1;
+
+        if (p > last) {
+            return NGX_DECLINED;
+        }
+
+        q = (i < 3) ? ngx_strlchr(p, last, '\n') : last;
+        if (q == NULL) {
+            return NGX_DECLINED;
+        }
+
+        lines[i]->data = p;
+        lines[i]->len = q - p;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * After an internal redirect the key is not checked again, but the new
+ * location may ask for another environment or more scopes: hold the key
+ * to them with what the first check learnt.
+ */
+
+static void
+ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf)
+{
+    u_char  *p, *last, *q;
+
+    ctx->conf = akcf;
+
+    if (ctx->result != NGX_HTTP_APIKEY_OK) {
+        return;
+    }
+
+    if (akcf->environment.len
+        && (akcf->environment.len != ctx->environment.len
+            || ngx_strncmp(akcf->environment.data, ctx->environment.data,
+                           akcf->environment.len)
+               != 0))
+    {
+        ctx->result = NGX_HTTP_APIKEY_ENVIRONMENT;
+        return;
+    }
+
+    p = akcf->scopes.data;
+    last = p + akcf->scopes.len;
+
+    while (p < last) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            q = last;
+        }
+
+        if (!ngx_http_apikey_has_scope(&ctx->scopes, p, q - p)) {
+            ctx->result = NGX_HTTP_APIKEY_SCOPE;
+            return;
+        }
+
+        p = q;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
+{
+    u_char  *p, *last, *q;
+
+    p = scopes->data;
+    last = p + scopes->len;
+
+    while (p < last) {
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            q = last;
+        }
+
+        if ((size_t) (q - p) == len && ngx_strncmp(p, scope, len) == 0) {
+            return 1;
+        }
+
+        p = q + 1;
+    }
+
+    return 0;
 }
 
 

@@ -125,7 +125,14 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
 
     rd = &ngx_http_apikey_redis;
 
-    if (rd->ac == NULL || rd->state == NGX_HTTP_APIKEY_REDIS_DOWN) {
+    /*
+     * Requests queue behind the very first connect of a worker; once Redis
+     * failed, they get the fail mode's answer until a connection is ready.
+     */
+
+    if (rd->ac == NULL
+        || (rd->state != NGX_HTTP_APIKEY_REDIS_READY && rd->failed))
+    {
         return NGX_DECLINED;
     }
 
@@ -219,6 +226,7 @@ ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
     rd->connect_timer.handler = ngx_http_apikey_redis_connect_timeout;
     rd->connect_timer.log = cycle->log;
     rd->connect_timer.data = rd;
+    rd->connect_timer.cancelable = 1;
 
     rd->reconnect.handler = ngx_http_apikey_redis_reconnect;
     rd->reconnect.log = cycle->log;
@@ -402,6 +410,7 @@ static void
 ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
+    ngx_uint_t                level;
     redisReply               *rr;
     ngx_http_apikey_redis_t  *rd;
 
@@ -419,9 +428,13 @@ ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
     }
 
     if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+        level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, rd->log, 0,
                       "redis %s on %V failed: %*s", (char *) privdata,
                       &rd->conf->address, (size_t) rr->len, rr->str);
+
+        rd->failed = 1;
         ngx_http_apikey_redis_reset("handshake failed");
         return;
     }
@@ -510,16 +523,13 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
     data = op->data;
     op->handler = NULL;
 
-    ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                  "redis on %V timed out", &ngx_http_apikey_redis.conf->address);
-
     /*
      * A silent Redis is treated as a broken connection: everything waiting
      * on it fails now (and frees op) instead of each request waiting out
      * its own timeout, and a fresh connection is tried in the background.
      */
 
-    ngx_http_apikey_redis_reset("timed out");
+    ngx_http_apikey_redis_reset("command timed out");
 
     if (handler) {
         handler(data, NULL);

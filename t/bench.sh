@@ -1,0 +1,155 @@
+#!/bin/bash
+# make bench: requests/s of a gatekept location against the same location
+# without the gatekeeper, in one run, on loopback.
+#
+# Both locations serve empty_gif (`return` would answer before the access
+# phase and skip the gatekeeper).  wrk sends a random key per request out of
+# 1000 seeded keys whose limit never triggers.
+#
+#   BENCH_SECONDS   duration of each measured run (default 10)
+#   BENCH_CONNS     wrk connections (default 64)
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${BENCH_SECONDS:-10}
+conns=${BENCH_CONNS:-64}
+keys=1000
+dir=$top/build/bench
+keytool=$top/build/apikey-key
+
+free_port() {
+    perl -MIO::Socket::INET -e \
+        'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,
+                                     Listen=>1)->sockport'
+}
+
+stop() {
+    for f in "$dir/nginx.pid" "$dir/redis.pid"; do
+        [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+}
+
+trap stop EXIT
+
+rm -rf "$dir"
+mkdir -p "$dir"
+
+rport=$(free_port)
+hport=$(free_port)
+
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    --dir "$dir"
+
+for i in $(seq 1 100); do
+    redis-cli -p "$rport" ping >/dev/null 2>&1 && break
+    [ "$i" = 100 ] && { echo "redis did not start" >&2; exit 1; }
+    sleep 0.1
+done
+
+# seed: the secret hashes of docs/data-model.md, with a limit far above
+# what the run can reach
+
+echo "seeding $keys keys"
+{
+    echo "local keys = {"
+    for i in $(seq 1 $keys); do
+        k=$($keytool gen ak)
+        h=$($keytool hash "$k")
+        printf 'HSET apikey:{%s} g "0 0 0 1000000 1 1000000 production\\nk_bench%04d\\nbench\\n%s\\nbench %d"\n' \
+            "$h" "$i" "${k:0:8}" "$i" >> "$dir/seed.redis"
+        printf '"%s",\n' "$k"
+    done
+    echo "}"
+    cat <<'LUA'
+math.randomseed(os.time())
+request = function()
+    local h = { ["X-API-Key"] = keys[math.random(#keys)] }
+    return wrk.format("GET", wrk.path, h)
+end
+LUA
+} > "$dir/keys.lua"
+
+redis-cli -p "$rport" < "$dir/seed.redis" > /dev/null
+
+cat > "$dir/nginx.conf" <<CONF
+load_module $top/build/ngx_http_apikey_module.so;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    apikey_redis 127.0.0.1:$rport;
+    apikey_redis_timeout 1s;
+    server {
+        listen 127.0.0.1:$hport reuseport backlog=4096;
+        location /bare { empty_gif; }
+        location /gated { apikey on; empty_gif; }
+    }
+}
+CONF
+
+/usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+
+for i in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$hport/bare" && break
+    [ "$i" = 100 ] && { echo "nginx did not start" >&2; exit 1; }
+    sleep 0.1
+done
+
+evalsha() {
+    redis-cli -p "$rport" info commandstats \
+        | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p' | tr -d '\r'
+}
+
+commands() {
+    redis-cli -p "$rport" info stats \
+        | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p' | tr -d '\r'
+}
+
+# prints "requests/s p50 p99 requests non2xx"
+run() {
+    local out
+    out=$(wrk -t2 -c"$conns" -d"${1}s" --latency -s "$dir/keys.lua" \
+              "http://127.0.0.1:$hport/$2")
+    echo "$out" > "$dir/wrk-$2.txt"
+    awk '
+        /Requests\/sec/ { rps = $2 }
+        /^ +50%/ { p50 = $2 }
+        /^ +99%/ { p99 = $2 }
+        /requests in/ { n = $1 }
+        /Non-2xx/ { bad = $NF }
+        END { printf "%s %s %s %s %s\n", rps, p50, p99, n, bad + 0 }
+    ' <<< "$out"
+}
+
+echo "warming up"
+run 2 bare > /dev/null
+run 2 gated > /dev/null
+
+echo "measuring ${seconds}s each, $conns connections, 2 nginx workers"
+read -r b_rps b_p50 b_p99 b_n b_bad <<< "$(run "$seconds" bare)"
+
+e0=$(evalsha)
+c0=$(commands)
+read -r g_rps g_p50 g_p99 g_n g_bad <<< "$(run "$seconds" gated)"
+e1=$(evalsha)
+c1=$(commands)
+
+if [ "$g_bad" != 0 ] || [ "$b_bad" != 0 ]; then
+    echo "non-2xx responses: bare $b_bad, gated $g_bad" >&2
+    exit 1
+fi
+
+printf '%-8s %12s %10s %10s\n' "" "requests/s" "p50" "p99"
+printf '%-8s %12s %10s %10s\n' bare "$b_rps" "$b_p50" "$b_p99"
+printf '%-8s %12s %10s %10s\n' gated "$g_rps" "$g_p50" "$g_p99"
+
+awk -v e="$((e1 - e0))" -v c="$((c1 - c0))" -v n="$g_n" 'BEGIN {
+    printf "redis round trips per gatekept request: %.3f\n", e / n
+    printf "redis commands per gatekept request (with the script'"'"'s own): %.3f\n", c / n
+}'
+
+awk -v g="$g_rps" -v b="$b_rps" 'BEGIN { printf "ratio: %.2f\n", g / b }'
