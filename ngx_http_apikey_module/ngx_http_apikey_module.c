@@ -1154,37 +1154,36 @@ ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
     u_char                 *p;
-    ngx_str_t              *s;
+    ngx_str_t              *s, empty = ngx_null_string;
     ngx_http_apikey_ctx_t  *ctx;
+
+    /* before the check, and where it learnt nothing, the value is empty */
 
     ctx = ngx_http_apikey_get_ctx(r);
 
     if (ctx == NULL || ctx->state != NGX_HTTP_APIKEY_DONE) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
+        s = &empty;
 
-    if (data == 0) {
+    } else if (data == 0) {
         s = &ngx_http_apikey_results[ctx->result].status;
 
     } else if (data == offsetof(ngx_http_apikey_ctx_t, remaining)) {
-        if (ctx->burst < 0) {
-            v->not_found = 1;
+        s = &empty;
+
+        if (ctx->burst >= 0) {
+            p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            v->len = ngx_sprintf(p, "%i", ctx->remaining) - p;
+            v->data = p;
+            v->valid = 1;
+            v->no_cacheable = 0;
+            v->not_found = 0;
+
             return NGX_OK;
         }
-
-        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        v->len = ngx_sprintf(p, "%i", ctx->remaining) - p;
-        v->data = p;
-        v->valid = 1;
-        v->no_cacheable = 0;
-        v->not_found = 0;
-
-        return NGX_OK;
 
     } else {
         s = (ngx_str_t *) ((u_char *) ctx + data);
@@ -1417,7 +1416,7 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t   db;
     ngx_str_t  *value, s;
     ngx_url_t   u;
-    ngx_uint_t  i;
+    ngx_uint_t  i, seen, bit;
 
     if (akmcf->enabled) {
         return "is duplicate";
@@ -1481,6 +1480,8 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         akmcf->redis.port = u.port;
     }
 
+    seen = 0;
+
     for (i = 2; i < cf->args->nelts; i++) {
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
@@ -1490,37 +1491,43 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             akmcf->redis.db = db;
-            continue;
-        }
+            bit = 1;
 
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0
-            && value[i].len > 5)
+        } else if (ngx_strncmp(value[i].data, "user=", 5) == 0
+                   && value[i].len > 5)
         {
             s.len = value[i].len - 5;
             s.data = value[i].data + 5;
             akmcf->redis.user = s;
-            continue;
-        }
+            bit = 2;
 
-        if (ngx_strncmp(value[i].data, "password=", 9) == 0
-            && value[i].len > 9)
+        } else if (ngx_strncmp(value[i].data, "password=", 9) == 0
+                   && value[i].len > 9)
         {
             s.len = value[i].len - 9;
             s.data = value[i].data + 9;
             akmcf->redis.password = s;
-            continue;
-        }
+            bit = 4;
 
-        if (ngx_strncmp(value[i].data, "namespace=", 10) == 0
-            && value[i].len > 10)
+        } else if (ngx_strncmp(value[i].data, "namespace=", 10) == 0
+                   && value[i].len > 10)
         {
             s.len = value[i].len - 10;
             s.data = value[i].data + 10;
             akmcf->redis.ns = s;
-            continue;
+            bit = 8;
+
+        } else {
+            goto invalid;
         }
 
-        goto invalid;
+        if (seen & bit) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate parameter \"%V\"", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        seen |= bit;
     }
 
     if (akmcf->redis.user.len && akmcf->redis.password.len == 0) {

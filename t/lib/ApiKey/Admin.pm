@@ -1,0 +1,238 @@
+package ApiKey::Admin;
+
+# Helpers for the admin API tests, on top of ApiKey::Test:
+#
+#   my $t = ApiKey::Test->new;
+#   $t->run_redis;
+#   my $tok = write_tokens($t, ops => '*', acme_only => 'acme');
+#   $t->run_nginx(admin_config($t, http => 'apikey_max_keys 10;'));
+#   my $a = ApiKey::Admin->new($t, $tok->{ops});
+#   my $r = $a->post('orgs/acme/keys', { name => 'x' });   # {status, ...}
+#   is_admin_problem($r, 400, 'invalid_field', 'name is required');
+#
+# admin_config() serves the admin API at /admin/ and a gatekept location
+# at /api/ (empty_gif; X-Apikey-* headers carry the variables) on
+# %%PORT_1%%.
+
+use strict;
+use warnings;
+
+use Exporter qw(import);
+use JSON::PP;
+use Test::More;
+
+use ApiKey::Test;
+
+our @EXPORT = qw(write_tokens admin_config is_admin_problem gate);
+
+my $JSON = JSON::PP->new->utf8->canonical;
+
+my %title = (
+    400 => 'Bad Request', 401 => 'Unauthorized', 403 => 'Forbidden',
+    404 => 'Not Found', 405 => 'Method Not Allowed',
+    413 => 'Content Too Large', 415 => 'Unsupported Media Type',
+    503 => 'Service Unavailable',
+);
+
+
+# Makes a token per name with admin/apikey-token and writes the token
+# file "tokens" in the test directory; returns { name => raw token }.
+
+sub write_tokens {
+    my ($t, %orgs) = @_;
+    my (%token, $file);
+
+    $file = '';
+
+    for my $name (sort keys %orgs) {
+        open my $fh, '-|', "$ApiKey::Test::ROOT/admin/apikey-token", $name,
+            $orgs{$name}
+            or die "apikey-token: $!";
+        chomp(my $token = <$fh> // '');
+        chomp(my $line = <$fh> // '');
+        close $fh;
+        die "apikey-token $name failed\n" if $? || !$line;
+
+        $token{$name} = $token;
+        $file .= "$line\n";
+    }
+
+    open my $out, '>', tokens_file($t) or die "tokens: $!";
+    print $out $file;
+    close $out;
+    chmod 0644, tokens_file($t);
+
+    return \%token;
+}
+
+
+sub tokens_file { $_[0]->dir . '/tokens' }
+
+
+# The usual test configuration.  Options: http, server, admin, api (more
+# directives at those levels), workers (default 2).
+
+sub admin_config {
+    my ($t, %o) = @_;
+
+    my $tokens = tokens_file($t);
+    my $workers = $o{workers} // 2;
+    my $http = $o{http} // '';
+    my $server = $o{server} // '';
+    my $admin = $o{admin} // '';
+    my $api = $o{api} // '';
+
+    return <<"EOF";
+
+%%TEST_GLOBALS%%
+load_module %%MODULE%%;
+error_log error.log info;
+worker_processes $workers;
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    access_log access.log;
+
+    apikey_redis %%REDIS%%;
+    apikey_admin_tokens $tokens;
+
+    $http
+
+    server {
+        listen 127.0.0.1:%%PORT_1%%;
+        server_name localhost;
+
+        $server
+
+        location /admin/ {
+            apikey_admin;
+            $admin
+        }
+
+        location /api/ {
+            apikey on;
+            add_header X-Apikey-Status \$apikey_status always;
+            add_header X-Apikey-Id \$apikey_id always;
+            add_header X-Apikey-Name \$apikey_name always;
+            add_header X-Apikey-Prefix \$apikey_prefix always;
+            $api
+            empty_gif;
+        }
+    }
+}
+
+EOF
+}
+
+
+sub new {
+    my ($class, $t, $token, %o) = @_;
+
+    return bless { t => $t, token => $token, port => $o{port} // $t->port(1),
+                   base => $o{base} // '/admin/' }, $class;
+}
+
+
+sub token { $_[0]{token} }
+sub port { $_[0]{port} }
+
+
+# A request to the admin API: $path is relative to /admin/.  Options:
+# token (undef: none; default the object's), body (a reference is sent as
+# JSON; a string as is), type (Content-Type; default application/json
+# when there is a body), headers.  Returns {status, headers, body, json}.
+
+sub request {
+    my ($self, $method, $path, %o) = @_;
+
+    my $token = exists $o{token} ? $o{token} : $self->{token};
+    my $body = $o{body};
+    my %h = %{$o{headers} || {}};
+
+    $body = $JSON->encode($body) if ref $body;
+
+    $h{Authorization} //= "Bearer $token" if defined $token;
+
+    if (defined $body) {
+        $h{'Content-Type'} //= $o{type} // 'application/json'
+            unless exists $o{type} && !defined $o{type};
+        $h{'Content-Length'} = length $body;
+    }
+
+    my $req = "$method $self->{base}$path HTTP/1.0\r\nHost: localhost\r\n";
+
+    for my $name (sort keys %h) {
+        $req .= "$name: $h{$name}\r\n";
+    }
+
+    $req .= "\r\n" . ($body // '');
+
+    my ($status, $headers, $resp) = http_request($self->{port}, $req,
+                                                 %{$o{http} || {}});
+
+    my $json = eval { JSON::PP->new->utf8->decode($resp) };
+
+    return { status => $status // 0, headers => $headers, body => $resp,
+             json => $json };
+}
+
+
+sub get { my ($s, $p, %o) = @_; $s->request('GET', $p, %o) }
+sub delete { my ($s, $p, %o) = @_; $s->request('DELETE', $p, %o) }
+sub post { my ($s, $p, $b, %o) = @_; $s->request('POST', $p, body => $b, %o) }
+sub patch { my ($s, $p, $b, %o) = @_; $s->request('PATCH', $p, body => $b, %o) }
+
+
+# Creates a key and dies unless it was created; returns the 201 body.
+
+sub create {
+    my ($self, $org, %fields) = @_;
+
+    $fields{name} //= 'key ' . int(rand(1e9));
+
+    my $r = $self->post("orgs/$org/keys", \%fields);
+
+    die "create in $org: $r->{status} $r->{body}\n" unless $r->{status} == 201;
+    return $r->{json};
+}
+
+
+# A request to the gatekept location /api/ with a key: (status, headers).
+
+sub gate {
+    my ($port, $key, $path) = @_;
+
+    my ($status, $h) = http_get($port, '/api/' . ($path // ''),
+                                defined $key ? { 'X-API-Key' => $key } : {});
+    return ($status // 0, $h);
+}
+
+
+# One subtest: a problem+json answer with this status and code.
+
+sub is_admin_problem {
+    my ($r, $status, $code, $name) = @_;
+
+    subtest $name => sub {
+        is($r->{status}, $status, "status $status") or diag($r->{body});
+        like($r->{headers}{'content-type'} // '',
+             qr{^application/problem\+json(;|$)},
+             'Content-Type application/problem+json');
+
+        my $j = ref $r->{json} eq 'HASH' ? $r->{json} : {};
+
+        ok(ref $r->{json} eq 'HASH', 'a JSON object');
+        is($j->{type}, 'about:blank', 'type about:blank');
+        is($j->{title}, $title{$status}, 'title');
+        is($j->{status}, $status, 'status field');
+        is($j->{code}, $code, "code $code");
+        like($j->{detail} // '', qr/\S/, 'a detail');
+    };
+}
+
+
+1;
