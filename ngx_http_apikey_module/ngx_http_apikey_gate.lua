@@ -10,7 +10,9 @@
 -- Codes, in the order the checks run: 0 ok, 1 invalid, 2 revoked,
 -- 3 expired, 4 environment mismatch, 5 insufficient scope, 6 limited.
 -- Only an allowed request takes a token.  Every redis.call costs more than
--- the Lua around it: the script makes three.
+-- the Lua around it: the script makes three.  Numbers never become strings
+-- through Lua's own float formatting (costly in Redis 7.0): the times
+-- written are TIME's own string and an integer formatted with %d.
 
 local f = redis.call('HMGET', KEYS[1], 'g', 'b')
 
@@ -20,7 +22,6 @@ end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1])
-local ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local rev, exp, grace, rate, per, burst, env, scopes =
     string.match(f[1], '^(%d) (%d+) (%d+) (%d+) (%d+) (%d+) (%S+) ?([^\n]*)')
@@ -52,46 +53,37 @@ if code ~= 0 then
 end
 
 if rate == '0' then
-    redis.call('HSET', KEYS[1], 'b', '- ' .. ms)
+    redis.call('HSET', KEYS[1], 'u', t[1])
     return {0, f[1], -1, 0, 0, 0, 0}
 end
 
--- token bucket: burst tokens, one more every `per` ms
+-- GCRA, the token bucket kept as one number: b is the theoretical arrival
+-- time in microseconds; the bucket holds burst - (b - now) / step tokens,
+-- one more every step microseconds
 
-per = tonumber(per) * 1000 / tonumber(rate)
+local us = now * 1000000 + t[2]
+local step = per * 1000000 / rate
+local tat = tonumber(f[2]) or us
+
+if tat < us then
+    tat = us
+end
+
 burst = tonumber(burst)
 
-local tk = burst
+local ahead = tat - us
+local window = math.ceil(burst * step / 1000000)
 
--- b is "<tokens> <ms of the last allowed request>"; tokens "-": no bucket
--- state yet (an unlimited key, or one whose limit was just set)
-
-if f[2] then
-    local sp = string.find(f[2], ' ', 1, true)
-    local last = tonumber(string.sub(f[2], sp + 1))
-    local left = tonumber(string.sub(f[2], 1, sp - 1))
-
-    if left then
-        tk = left
-        if ms > last then
-            tk = tk + (ms - last) / per
-            if tk > burst then
-                tk = burst
-            end
-        end
-    end
+if ahead > (burst - 1) * step + 1 then
+    return {6, f[1], burst, 0, math.ceil(ahead / 1000000),
+            math.max(1, math.ceil((ahead - (burst - 1) * step) / 1000000)),
+            window}
 end
 
-local window = math.ceil(burst * per / 1000)
+tat = math.ceil(tat + step)
+ahead = tat - us
 
-if tk < 1 then
-    return {6, f[1], burst, 0, math.ceil((burst - tk) * per / 1000),
-            math.max(1, math.ceil((1 - tk) * per / 1000)), window}
-end
+redis.call('HSET', KEYS[1], 'b', string.format('%d', tat), 'u', t[1])
 
-tk = tk - 1
-
-redis.call('HSET', KEYS[1], 'b', tk .. ' ' .. ms)
-
-return {0, f[1], burst, math.floor(tk), math.ceil((burst - tk) * per / 1000),
-        0, window}
+return {0, f[1], burst, math.floor(burst - ahead / step + 0.001),
+        math.ceil(ahead / 1000000), 0, window}

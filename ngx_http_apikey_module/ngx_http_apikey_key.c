@@ -48,20 +48,29 @@ ngx_http_apikey_prefix_valid(const unsigned char *p, size_t len)
 uint32_t
 ngx_http_apikey_crc32(const unsigned char *p, size_t len)
 {
-    int       k;
-    size_t    i;
-    uint32_t  crc;
+    int              k;
+    size_t           i;
+    uint32_t         crc, c;
+    static uint32_t  table[256];
 
-    /* CRC-32/IEEE, reflected, as zlib's crc32() */
+    /* CRC-32/IEEE, reflected, as zlib's crc32(); the table on first use */
+
+    if (table[1] == 0) {
+        for (i = 0; i < 256; i++) {
+            c = (uint32_t) i;
+
+            for (k = 0; k < 8; k++) {
+                c = (c >> 1) ^ (0xedb88320 & (0 - (c & 1)));
+            }
+
+            table[i] = c;
+        }
+    }
 
     crc = 0xffffffff;
 
     for (i = 0; i < len; i++) {
-        crc ^= p[i];
-
-        for (k = 0; k < 8; k++) {
-            crc = (crc >> 1) ^ (0xedb88320 & (0 - (crc & 1)));
-        }
+        crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
     }
 
     return crc ^ 0xffffffff;

@@ -117,9 +117,10 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
     ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
     ngx_http_apikey_redis_op_t **opp)
 {
-    u_char                      *p;
-    size_t                       size;
+    u_char                      *p, *cmd;
+    size_t                       size, n;
     ngx_uint_t                   i;
+    u_char                       numkeys[NGX_INT_T_LEN];
     ngx_http_apikey_redis_t     *rd;
     ngx_http_apikey_redis_op_t  *op;
 
@@ -141,9 +142,15 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
         return NGX_ERROR;
     }
 
+    /*
+     * The command is written in RESP here, once, and handed to hiredis
+     * as is; argv points into it for the EVAL after NOSCRIPT.
+     */
+
     size = sizeof(ngx_http_apikey_redis_op_t)
            + (nargs + 3) * (sizeof(char *) + sizeof(size_t))
-           + NGX_INT_T_LEN;
+           + (nargs + 4) * (sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN)
+           + sizeof("EVALSHA") - 1 + sizeof(script->sha1);
 
     for (i = 0; i < nargs; i++) {
         size += args[i].len;
@@ -163,28 +170,38 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
     op->argv = (const char **) (op + 1);
     op->argvlen = (size_t *) (op->argv + op->argc);
 
-    p = (u_char *) (op->argvlen + op->argc);
+    cmd = (u_char *) (op->argvlen + op->argc);
+
+    p = ngx_sprintf(cmd, "*%d\r\n$7\r\nEVALSHA\r\n$40\r\n", op->argc);
+    p = ngx_cpymem(p, script->sha1, sizeof(script->sha1));
 
     op->argv[0] = "EVALSHA";
     op->argvlen[0] = sizeof("EVALSHA") - 1;
     op->argv[1] = (const char *) script->sha1;
     op->argvlen[1] = sizeof(script->sha1);
+
+    n = ngx_sprintf(numkeys, "%ui", nkeys) - numkeys;
+
+    p = ngx_sprintf(p, "\r\n$%uz\r\n", n);
     op->argv[2] = (const char *) p;
-    p = ngx_sprintf(p, "%ui", nkeys);
-    op->argvlen[2] = p - (u_char *) op->argv[2];
+    op->argvlen[2] = n;
+    p = ngx_cpymem(p, numkeys, n);
+    *p++ = '\r'; *p++ = '\n';
 
     for (i = 0; i < nargs; i++) {
+        p = ngx_sprintf(p, "$%uz\r\n", args[i].len);
         op->argv[i + 3] = (const char *) p;
         op->argvlen[i + 3] = args[i].len;
         p = ngx_cpymem(p, args[i].data, args[i].len);
+        *p++ = '\r'; *p++ = '\n';
     }
 
     op->timer.handler = ngx_http_apikey_redis_op_timeout;
     op->timer.data = op;
     op->timer.log = rd->log;
 
-    if (redisAsyncCommandArgv(rd->ac, ngx_http_apikey_redis_reply, op,
-                              op->argc, op->argv, op->argvlen)
+    if (redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply, op,
+                                   (const char *) cmd, p - cmd)
         != REDIS_OK)
     {
         ngx_free(op);

@@ -615,8 +615,7 @@ sub update_key {
 sub last_used {
     my ($self, $k) = @_;
 
-    my $b = $self->redis('HGET', "$k->{namespace}\{$k->{hash}\}", 'b');
-    return defined $b ? int((split / /, $b)[1] / 1000) : undef;
+    return $self->redis('HGET', "$k->{namespace}\{$k->{hash}\}", 'u');
 }
 
 
