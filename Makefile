@@ -40,7 +40,7 @@ deps:
 # Debian's nginx-dev sources with the flags Debian's nginx was built with.
 # The Lua scripts become a header at configure time, so they count here.
 
-$(BUILD)/nginx/Makefile: $(filter config %.lua,$(SOURCES)) $(NGX_SRC)/conf_flags
+$(BUILD)/nginx/objs/Makefile: $(filter config %.lua,$(SOURCES)) $(NGX_SRC)/conf_flags
 	rm -rf $(BUILD)/nginx
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx
@@ -50,7 +50,7 @@ $(BUILD)/nginx/Makefile: $(filter config %.lua,$(SOURCES)) $(NGX_SRC)/conf_flags
 	        --add-dynamic-module=$(CURDIR) > configure.log \
 	    || { tail -20 configure.log; exit 1; }
 
-$(MODULE): $(BUILD)/nginx/Makefile $(SOURCES)
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(SOURCES)
 	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
 	cp $(BUILD)/nginx/objs/ngx_http_apikey_module.so $@
 
@@ -72,6 +72,7 @@ stop:
 
 bench: deps all
 	@t/bench.sh
+	@t/bench_admin.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -23,7 +23,7 @@ use Test::More;
 
 use ApiKey::Test;
 
-our @EXPORT = qw(write_tokens admin_config is_admin_problem gate);
+our @EXPORT = qw(write_tokens admin_config is_admin_problem gate load_keys);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -209,6 +209,60 @@ sub gate {
     my ($status, $h) = http_get($port, '/api/' . ($path // ''),
                                 defined $key ? { 'X-API-Key' => $key } : {});
     return ($status // 0, $h);
+}
+
+
+# Creates n keys in an organization quickly: the admin create script
+# itself, sent over redis-cli --pipe.  Options: name and env (code refs
+# of the index, 1 .. n), rate, namespace.  Returns the keys in creation
+# order as [{id, name, env}].  The raw keys are not made (hashes are
+# random), so these keys only serve the admin API.
+
+sub load_keys {
+    my ($t, $org, $n, %o) = @_;
+
+    my $ns = $o{namespace} // 'apikey:';
+    my $name = $o{name} // sub { sprintf('bulk key %06d', $_[0]) };
+    my $env = $o{env} // sub { 'production' };
+
+    my $script = "$ApiKey::Test::ROOT/admin/ngx_http_apikey_admin_create.lua";
+
+    open my $fh, '<', $script or die "$script: $!";
+    my $sha = $t->redis('SCRIPT', 'LOAD', do { local $/; <$fh> });
+    close $fh;
+
+    my @a = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
+    my $r62 = sub { join '', map { $a[int rand 62] } 1 .. $_[0] };
+    my (@keys, $resp);
+
+    for my $i (1 .. $n) {
+        my $id = 'k_' . $r62->(22);
+        my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
+        my @cmd = ('EVALSHA', $sha, 6, "${ns}key:$id", "${ns}org:$org:keys",
+                   "${ns}org:$org:idx", "${ns}org:$org:active",
+                   "${ns}org:$org:events", "$ns\{$hash\}", $ns, $org, $id,
+                   $name->($i), '', 'ak_' . $r62->(5), $env->($i), '[]',
+                   $o{rate} // 0, 1, 1, 0, 0, 0, 0, 'bulk', $hash);
+
+        $resp .= '*' . @cmd . "\r\n";
+        $resp .= '$' . length($_) . "\r\n$_\r\n" for @cmd;
+
+        push @keys, { id => $id, name => $name->($i), env => $env->($i) };
+    }
+
+    my $file = $t->dir . "/load-$org.resp";
+    open my $out, '>', $file or die "$file: $!";
+    binmode $out;
+    print $out $resp;
+    close $out;
+
+    my $port = $t->redis_port;
+    my $res = `redis-cli -p $port --pipe < $file 2>&1`;
+    die "redis-cli --pipe: $res\n" unless $res =~ /errors: 0, replies: $n\b/;
+
+    unlink $file;
+
+    return \@keys;
 }
 
 

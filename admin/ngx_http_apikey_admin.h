@@ -1,0 +1,190 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_ADMIN_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_ADMIN_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+
+#include "ngx_http_apikey_module.h"
+
+
+#define NGX_HTTP_APIKEY_ADMIN_BODY_MAX       65536
+#define NGX_HTTP_APIKEY_ADMIN_TIMEOUT        1000
+#define NGX_HTTP_APIKEY_ADMIN_NAME_MAX       100
+#define NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX  500
+#define NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX     32
+#define NGX_HTTP_APIKEY_ADMIN_SCOPE_MAX      64
+#define NGX_HTTP_APIKEY_ADMIN_SEGMENT_MAX    64
+#define NGX_HTTP_APIKEY_ADMIN_RATE_MAX       1000000
+#define NGX_HTTP_APIKEY_ADMIN_TTL_MIN        60
+#define NGX_HTTP_APIKEY_ADMIN_TTL_MAX        3153600000
+#define NGX_HTTP_APIKEY_ADMIN_GRACE_MAX      604800
+#define NGX_HTTP_APIKEY_ADMIN_PER_PAGE       20
+#define NGX_HTTP_APIKEY_ADMIN_PER_PAGE_MAX   100
+#define NGX_HTTP_APIKEY_ADMIN_PAGE_MAX       1000000000
+#define NGX_HTTP_APIKEY_ADMIN_ID_LEN         24
+#define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       24
+
+/* index entries a filtered list walks per script call */
+#define NGX_HTTP_APIKEY_ADMIN_WALK           10000
+
+
+/* operations */
+
+#define NGX_HTTP_APIKEY_ADMIN_CREATE         0
+#define NGX_HTTP_APIKEY_ADMIN_LIST           1
+#define NGX_HTTP_APIKEY_ADMIN_GET            2
+#define NGX_HTTP_APIKEY_ADMIN_UPDATE         3
+#define NGX_HTTP_APIKEY_ADMIN_REVOKE         4
+#define NGX_HTTP_APIKEY_ADMIN_RESTORE        5
+#define NGX_HTTP_APIKEY_ADMIN_ROTATE         6
+#define NGX_HTTP_APIKEY_ADMIN_DELETE         7
+#define NGX_HTTP_APIKEY_ADMIN_EVENTS         8
+
+
+/* the fields of a key as the scripts return them */
+
+#define NGX_HTTP_APIKEY_ADMIN_F_ID           0
+#define NGX_HTTP_APIKEY_ADMIN_F_ORG          1
+#define NGX_HTTP_APIKEY_ADMIN_F_NAME         2
+#define NGX_HTTP_APIKEY_ADMIN_F_DESCRIPTION  3
+#define NGX_HTTP_APIKEY_ADMIN_F_PREFIX       4
+#define NGX_HTTP_APIKEY_ADMIN_F_ENV          5
+#define NGX_HTTP_APIKEY_ADMIN_F_SCOPES       6
+#define NGX_HTTP_APIKEY_ADMIN_F_RATE         7
+#define NGX_HTTP_APIKEY_ADMIN_F_PER          8
+#define NGX_HTTP_APIKEY_ADMIN_F_BURST        9
+#define NGX_HTTP_APIKEY_ADMIN_F_CREATED_AT   10
+#define NGX_HTTP_APIKEY_ADMIN_F_CREATED_BY   11
+#define NGX_HTTP_APIKEY_ADMIN_F_UPDATED_AT   12
+#define NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT   13
+#define NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT   14
+#define NGX_HTTP_APIKEY_ADMIN_F_LAST_USED    15
+#define NGX_HTTP_APIKEY_ADMIN_F_N            16
+
+
+typedef struct {
+    ngx_str_t                       name;
+    u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
+    ngx_array_t                    *orgs;      /* ngx_str_t; NULL: all */
+} ngx_http_apikey_admin_token_t;
+
+
+typedef struct {
+    ngx_flag_t                      enable;
+    ngx_array_t                    *tokens;    /* of the token file */
+    ngx_str_t                       prefix;
+    ngx_array_t                    *environments;
+    ngx_uint_t                      rate;
+    ngx_uint_t                      per;
+    ngx_uint_t                      burst;
+    ngx_int_t                       max_keys;
+    time_t                          default_ttl;
+    time_t                          max_ttl;
+} ngx_http_apikey_admin_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_str_t                       description;
+    ngx_str_t                       environment;
+    ngx_str_t                       scopes_json;   /* ["a","b"] */
+    ngx_uint_t                      rate;          /* 0: unlimited */
+    ngx_uint_t                      per;
+    ngx_uint_t                      burst;
+    time_t                          expires_at;    /* 0: never */
+    time_t                          expires_in;
+    ngx_uint_t                      grace;
+    ngx_str_t                       search;
+    ngx_str_t                       status;
+    ngx_str_t                       env_filter;
+    ngx_uint_t                      page;
+    ngx_uint_t                      per_page;
+
+    unsigned                        has_name:1;
+    unsigned                        has_description:1;
+    unsigned                        has_environment:1;
+    unsigned                        has_scopes:1;
+    unsigned                        has_rate:1;
+    unsigned                        has_expires_at:1;
+    unsigned                        has_expires_in:1;
+} ngx_http_apikey_admin_input_t;
+
+
+typedef struct {
+    ngx_uint_t                      status;
+    ngx_str_t                       code;
+    ngx_str_t                       detail;
+} ngx_http_apikey_admin_error_t;
+
+
+typedef struct {
+    ngx_http_request_t             *request;
+    ngx_http_apikey_admin_token_t  *token;
+    ngx_http_apikey_redis_op_t     *op;
+    ngx_uint_t                      operation;
+    ngx_str_t                       org;
+    ngx_str_t                       id;
+    ngx_http_apikey_admin_input_t   in;
+    ngx_http_apikey_admin_error_t   err;
+
+    /* a new raw key and the response holding it, wiped with the pool */
+    ngx_str_t                       raw;
+    ngx_str_t                       out;
+    u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
+
+    /* the walk of a filtered list, one script call after another */
+    json_t                         *data;
+    ngx_str_t                       cursor_score;
+    ngx_str_t                       cursor_member;
+    int64_t                         seen;
+
+    unsigned                        pending:1;
+} ngx_http_apikey_admin_ctx_t;
+
+
+/* ngx_http_apikey_admin.c */
+
+ngx_int_t ngx_http_apikey_admin_error(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_uint_t status, char *code,
+    const char *fmt, ...);
+ngx_int_t ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body);
+ngx_int_t ngx_http_apikey_admin_add_header(ngx_http_request_t *r,
+    char *name, ngx_str_t *value, ngx_table_elt_t **hp);
+ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
+ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
+    ngx_uint_t *rate, ngx_uint_t *per);
+
+/* ngx_http_apikey_admin_ops.c */
+
+ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf);
+ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+
+/* ngx_http_apikey_admin_json.c */
+
+ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
+json_t *ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now);
+json_t *ngx_http_apikey_admin_event_json(u_char *p, size_t len);
+json_t *ngx_http_apikey_admin_time_json(time_t t);
+ngx_int_t ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
+    ngx_str_t *raw, ngx_str_t *out);
+
+
+extern ngx_module_t  ngx_http_apikey_admin_module;
+
+
+#endif /* _NGX_HTTP_APIKEY_ADMIN_H_INCLUDED_ */

@@ -1,0 +1,1142 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_admin.h"
+
+
+#define NGX_HTTP_APIKEY_ADMIN_ON(op)  (1 << (op))
+
+#define NGX_HTTP_APIKEY_ADMIN_STRING  0
+#define NGX_HTTP_APIKEY_ADMIN_TIME    1
+#define NGX_HTTP_APIKEY_ADMIN_SCOPES  2
+#define NGX_HTTP_APIKEY_ADMIN_RATE    3
+#define NGX_HTTP_APIKEY_ADMIN_STATUS  4
+
+
+typedef ngx_int_t (*ngx_http_apikey_admin_field_pt)(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+
+
+/* a body field: where it may be given, and its validator */
+
+typedef struct {
+    ngx_str_t                        name;
+    ngx_uint_t                       operations;
+    ngx_http_apikey_admin_field_pt   handler;
+} ngx_http_apikey_admin_field_t;
+
+
+/* a member of the key object: its name, record field and kind */
+
+typedef struct {
+    const char                      *name;
+    ngx_uint_t                       field;
+    ngx_uint_t                       type;
+} ngx_http_apikey_admin_member_t;
+
+
+static ngx_int_t ngx_http_apikey_admin_field(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, const char *name, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_name(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_description(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_environment(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_rate_limit(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_expires_at(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_expires_in(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_grace(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_text(ngx_http_request_t *r,
+    json_t *value, ngx_uint_t min, ngx_uint_t max, ngx_uint_t newlines,
+    ngx_str_t *dst);
+static time_t ngx_http_apikey_admin_parse_time(u_char *p, size_t len);
+static ngx_int_t ngx_http_apikey_admin_digits(u_char *p, size_t n);
+static ngx_str_t *ngx_http_apikey_admin_printable(ngx_http_request_t *r,
+    const char *name);
+static const char *ngx_http_apikey_admin_status(ngx_str_t *f, time_t now);
+static json_t *ngx_http_apikey_admin_scopes_json(ngx_str_t *s);
+static json_t *ngx_http_apikey_admin_rate_json(ngx_str_t *f);
+static time_t ngx_http_apikey_admin_field_time(ngx_str_t *s);
+
+
+static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
+
+    { ngx_string("name"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
+      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
+      ngx_http_apikey_admin_field_name },
+
+    { ngx_string("description"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
+      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
+      ngx_http_apikey_admin_field_description },
+
+    { ngx_string("environment"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE),
+      ngx_http_apikey_admin_field_environment },
+
+    { ngx_string("scopes"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
+      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
+      ngx_http_apikey_admin_field_scopes },
+
+    { ngx_string("rate_limit"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
+      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
+      ngx_http_apikey_admin_field_rate_limit },
+
+    { ngx_string("expires_at"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
+      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
+      ngx_http_apikey_admin_field_expires_at },
+
+    { ngx_string("expires_in"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE),
+      ngx_http_apikey_admin_field_expires_in },
+
+    { ngx_string("grace_seconds"),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ROTATE),
+      ngx_http_apikey_admin_field_grace },
+
+    /* the rest of the key object: known, never set by a client */
+
+    { ngx_string("id"), 0, NULL },
+    { ngx_string("org"), 0, NULL },
+    { ngx_string("prefix"), 0, NULL },
+    { ngx_string("status"), 0, NULL },
+    { ngx_string("created_at"), 0, NULL },
+    { ngx_string("created_by"), 0, NULL },
+    { ngx_string("updated_at"), 0, NULL },
+    { ngx_string("last_used_at"), 0, NULL },
+    { ngx_string("revoked_at"), 0, NULL },
+    { ngx_string("key"), 0, NULL },
+    { ngx_string("previous_key_expires_at"), 0, NULL },
+
+    { ngx_null_string, 0, NULL }
+};
+
+
+static ngx_http_apikey_admin_member_t  ngx_http_apikey_admin_key_members[] = {
+    { "id", NGX_HTTP_APIKEY_ADMIN_F_ID, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "org", NGX_HTTP_APIKEY_ADMIN_F_ORG, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "name", NGX_HTTP_APIKEY_ADMIN_F_NAME, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "description", NGX_HTTP_APIKEY_ADMIN_F_DESCRIPTION,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "prefix", NGX_HTTP_APIKEY_ADMIN_F_PREFIX, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "environment", NGX_HTTP_APIKEY_ADMIN_F_ENV,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "scopes", NGX_HTTP_APIKEY_ADMIN_F_SCOPES, NGX_HTTP_APIKEY_ADMIN_SCOPES },
+    { "rate_limit", 0, NGX_HTTP_APIKEY_ADMIN_RATE },
+    { "status", 0, NGX_HTTP_APIKEY_ADMIN_STATUS },
+    { "created_at", NGX_HTTP_APIKEY_ADMIN_F_CREATED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "created_by", NGX_HTTP_APIKEY_ADMIN_F_CREATED_BY,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "updated_at", NGX_HTTP_APIKEY_ADMIN_F_UPDATED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "last_used_at", NGX_HTTP_APIKEY_ADMIN_F_LAST_USED,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "expires_at", NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "revoked_at", NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { NULL, 0, 0 }
+};
+
+
+/*
+ * Parses and validates a request body into ctx->in.  An empty body is an
+ * empty object.  NGX_DECLINED: ctx->err says why.
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len)
+{
+    json_t                            *root, *value;
+    ngx_int_t                          rc;
+    const char                        *key;
+    json_error_t                       error;
+    ngx_http_apikey_admin_input_t     *in;
+    ngx_http_apikey_admin_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+    in = &ctx->in;
+
+    if (len == 0) {
+        root = json_object();
+        if (root == NULL) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        root = json_loadb((const char *) p, len, JSON_REJECT_DUPLICATES,
+                          &error);
+
+        if (root == NULL) {
+
+            switch (json_error_code(&error)) {
+
+            case json_error_out_of_memory:
+                return NGX_ERROR;
+
+            case json_error_numeric_overflow:
+                return ngx_http_apikey_admin_error(r, ctx,
+                           NGX_HTTP_BAD_REQUEST, "invalid_field",
+                           "a number is out of range (line %d, column %d)",
+                           error.line, error.column);
+
+            case json_error_duplicate_key:
+                return ngx_http_apikey_admin_error(r, ctx,
+                           NGX_HTTP_BAD_REQUEST, "invalid_json",
+                           "duplicate object key (line %d, column %d)",
+                           error.line, error.column);
+
+            case json_error_invalid_utf8:
+                return ngx_http_apikey_admin_error(r, ctx,
+                           NGX_HTTP_BAD_REQUEST, "invalid_json",
+                           "the body is not valid UTF-8");
+
+            case json_error_stack_overflow:
+                return ngx_http_apikey_admin_error(r, ctx,
+                           NGX_HTTP_BAD_REQUEST, "invalid_json",
+                           "the body is nested too deeply");
+
+            default:
+                return ngx_http_apikey_admin_error(r, ctx,
+                           NGX_HTTP_BAD_REQUEST, "invalid_json",
+                           "malformed JSON (line %d, column %d)",
+                           error.line, error.column);
+            }
+        }
+    }
+
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_json",
+                                           "the body must be a JSON object");
+    }
+
+    rc = NGX_OK;
+
+    json_object_foreach(root, key, value) {
+        rc = ngx_http_apikey_admin_field(r, ctx, key, value);
+
+        if (rc != NGX_OK) {
+            break;
+        }
+    }
+
+    json_decref(root);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_CREATE && !in->has_name) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "name is required");
+    }
+
+    if (in->has_expires_at && in->has_expires_in) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "give expires_at or expires_in, "
+                                           "not both");
+    }
+
+    if (alcf->max_ttl) {
+
+        if (in->has_expires_at && in->expires_at == 0) {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "invalid_field",
+                                               "expires_at cannot be null: "
+                                               "apikey_max_ttl is %T s",
+                                               alcf->max_ttl);
+        }
+
+        if (in->has_expires_in && in->expires_in > alcf->max_ttl) {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "invalid_field",
+                                               "expires_in is past "
+                                               "apikey_max_ttl (%T s)",
+                                               alcf->max_ttl);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, const char *name, json_t *value)
+{
+    size_t                          len;
+    ngx_http_apikey_admin_field_t  *f;
+
+    len = ngx_strlen(name);
+
+    for (f = ngx_http_apikey_admin_fields; f->name.len; f++) {
+        if (f->name.len == len
+            && ngx_strncmp(f->name.data, name, len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (f->name.len == 0) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "unknown_field",
+                                           "unknown field %V",
+                                           ngx_http_apikey_admin_printable(
+                                                                 r, name));
+    }
+
+    if (!(f->operations & NGX_HTTP_APIKEY_ADMIN_ON(ctx->operation))) {
+
+        if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_UPDATE
+            && f->name.len == 10
+            && ngx_strncmp(f->name.data, "expires_in", 10) == 0)
+        {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "invalid_field",
+                                               "expires_in cannot be "
+                                               "changed: give expires_at");
+        }
+
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "%V cannot be set here", &f->name);
+    }
+
+    return f->handler(r, ctx, value);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_name(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    if (ngx_http_apikey_admin_text(r, value, 1, NGX_HTTP_APIKEY_ADMIN_NAME_MAX,
+                                   0, &ctx->in.name)
+        != NGX_OK)
+    {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "name must be a string of 1 to "
+                                           "%d characters without control "
+                                           "characters",
+                                           NGX_HTTP_APIKEY_ADMIN_NAME_MAX);
+    }
+
+    if (ctx->in.name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->in.has_name = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_description(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    if (ngx_http_apikey_admin_text(r, value, 0,
+                                   NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX, 1,
+                                   &ctx->in.description)
+        != NGX_OK)
+    {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "description must be a string of "
+                                           "at most %d characters without "
+                                           "control characters other than "
+                                           "tab and newline",
+                                        NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX);
+    }
+
+    if (ctx->in.description.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->in.has_description = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_environment(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    size_t                             len;
+    ngx_str_t                         *env;
+    ngx_uint_t                         i;
+    const char                        *s;
+    ngx_http_apikey_admin_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+
+    if (json_is_string(value)) {
+        s = json_string_value(value);
+        len = json_string_length(value);
+        env = alcf->environments->elts;
+
+        for (i = 0; i < alcf->environments->nelts; i++) {
+            if (env[i].len == len && ngx_strncmp(env[i].data, s, len) == 0) {
+                ctx->in.environment = env[i];
+                ctx->in.has_environment = 1;
+                return NGX_OK;
+            }
+        }
+    }
+
+    return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_field",
+                                       "environment must be one of "
+                                       "apikey_environments");
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    u_char       *js;
+    size_t        i, j, n, len, total;
+    json_t       *e;
+    const char   *s, *t;
+
+    if (!json_is_array(value)
+        || json_array_size(value) > NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX)
+    {
+        goto invalid;
+    }
+
+    n = json_array_size(value);
+    total = 0;
+
+    for (i = 0; i < n; i++) {
+        e = json_array_get(value, i);
+
+        if (!json_is_string(e)) {
+            goto invalid;
+        }
+
+        s = json_string_value(e);
+        len = json_string_length(e);
+
+        if (len == 0 || len > NGX_HTTP_APIKEY_ADMIN_SCOPE_MAX) {
+            goto invalid;
+        }
+
+        for (j = 0; j < len; j++) {
+            if (!((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= '0' && s[j] <= '9')
+                  || s[j] == ':' || s[j] == '.' || s[j] == '_'
+                  || s[j] == '-'))
+            {
+                goto invalid;
+            }
+        }
+
+        for (j = 0; j < i; j++) {
+            t = json_string_value(json_array_get(value, j));
+
+            if (ngx_strcmp(s, t) == 0) {
+                return ngx_http_apikey_admin_error(r, ctx,
+                                                   NGX_HTTP_BAD_REQUEST,
+                                                   "invalid_field",
+                                                   "scopes must not repeat "
+                                                   "a scope");
+            }
+        }
+
+        total += len;
+    }
+
+    /* ["a","b"]: plain characters, nothing to escape */
+
+    js = ngx_pnalloc(r->pool, 2 + total + 3 * n);
+    if (js == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->in.scopes_json.data = js;
+
+    *js++ = '[';
+
+    for (i = 0; i < n; i++) {
+        e = json_array_get(value, i);
+
+        if (i) {
+            *js++ = ',';
+        }
+
+        *js++ = '"';
+        js = ngx_cpymem(js, json_string_value(e), json_string_length(e));
+        *js++ = '"';
+    }
+
+    *js++ = ']';
+
+    ctx->in.scopes_json.len = js - ctx->in.scopes_json.data;
+    ctx->in.has_scopes = 1;
+
+    return NGX_OK;
+
+invalid:
+
+    return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_field",
+                                       "scopes must be an array of at most "
+                                       "%d distinct strings of 1 to %d of "
+                                       "a-z 0-9 : . _ -",
+                                       NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX,
+                                       NGX_HTTP_APIKEY_ADMIN_SCOPE_MAX);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_rate_limit(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    json_t         *v, *rate, *burst;
+    json_int_t      b;
+    const char     *key;
+    ngx_http_apikey_admin_input_t  *in;
+
+    in = &ctx->in;
+    in->has_rate = 1;
+
+    if (json_is_null(value)) {
+        in->rate = 0;
+        in->per = 0;
+        in->burst = 0;
+        return NGX_OK;
+    }
+
+    if (!json_is_object(value)) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "rate_limit must be an object or "
+                                           "null");
+    }
+
+    rate = NULL;
+    burst = NULL;
+
+    json_object_foreach(value, key, v) {
+        if (ngx_strcmp(key, "rate") == 0) {
+            rate = v;
+
+        } else if (ngx_strcmp(key, "burst") == 0) {
+            burst = v;
+
+        } else {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "unknown_field",
+                                               "unknown field rate_limit.%V",
+                                               ngx_http_apikey_admin_printable(
+                                                                   r, key));
+        }
+    }
+
+    if (rate == NULL || !json_is_string(rate)
+        || ngx_http_apikey_admin_parse_rate((u_char *) json_string_value(rate),
+                                            json_string_length(rate),
+                                            &in->rate, &in->per)
+           != NGX_OK)
+    {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "rate_limit.rate must be "
+                                           "<N>r/s or <N>r/m with N from 1 "
+                                           "to %d",
+                                           NGX_HTTP_APIKEY_ADMIN_RATE_MAX);
+    }
+
+    if (burst == NULL) {
+        in->burst = (in->rate + in->per - 1) / in->per;
+        return NGX_OK;
+    }
+
+    b = json_is_integer(burst) ? json_integer_value(burst) : 0;
+
+    if (b < 1 || b > NGX_HTTP_APIKEY_ADMIN_RATE_MAX) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "rate_limit.burst must be an "
+                                           "integer from 1 to %d",
+                                           NGX_HTTP_APIKEY_ADMIN_RATE_MAX);
+    }
+
+    in->burst = (ngx_uint_t) b;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_expires_at(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    time_t  t;
+
+    ctx->in.has_expires_at = 1;
+
+    if (json_is_null(value)) {
+        ctx->in.expires_at = 0;
+        return NGX_OK;
+    }
+
+    t = NGX_ERROR;
+
+    if (json_is_string(value)) {
+        t = ngx_http_apikey_admin_parse_time(
+                                       (u_char *) json_string_value(value),
+                                       json_string_length(value));
+    }
+
+    if (t <= 0) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "expires_at must be an RFC 3339 "
+                                           "time such as "
+                                           "2030-01-31T12:00:00Z, or null");
+    }
+
+    ctx->in.expires_at = t;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_expires_in(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    json_int_t  n;
+
+    n = json_is_integer(value) ? json_integer_value(value) : 0;
+
+    if (n < NGX_HTTP_APIKEY_ADMIN_TTL_MIN || n > NGX_HTTP_APIKEY_ADMIN_TTL_MAX)
+    {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "expires_in must be an integer "
+                                           "number of seconds, 60 or more");
+    }
+
+    ctx->in.expires_in = (time_t) n;
+    ctx->in.has_expires_in = 1;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_field_grace(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+{
+    json_int_t  n;
+
+    n = json_is_integer(value) ? json_integer_value(value) : -1;
+
+    if (n < 0 || n > NGX_HTTP_APIKEY_ADMIN_GRACE_MAX) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_field",
+                                           "grace_seconds must be an integer "
+                                           "from 0 to %d",
+                                           NGX_HTTP_APIKEY_ADMIN_GRACE_MAX);
+    }
+
+    ctx->in.grace = (ngx_uint_t) n;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A JSON string of min to max Unicode characters (jansson has checked
+ * that it is UTF-8) without C0, DEL or C1 control characters; tab and
+ * newlines only if "newlines".  Copied into r->pool.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_text(ngx_http_request_t *r, json_t *value,
+    ngx_uint_t min, ngx_uint_t max, ngx_uint_t newlines, ngx_str_t *dst)
+{
+    u_char      *p, *last;
+    size_t       len;
+    ngx_uint_t   chars;
+
+    if (!json_is_string(value)) {
+        return NGX_DECLINED;
+    }
+
+    p = (u_char *) json_string_value(value);
+    len = json_string_length(value);
+    last = p + len;
+    chars = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if ((*p & 0xc0) != 0x80) {
+            chars++;
+        }
+
+        if (*p < 0x20) {
+            if (!newlines || (*p != '\t' && *p != '\n' && *p != '\r')) {
+                return NGX_DECLINED;
+            }
+        }
+
+        if (*p == 0x7f
+            || (*p == 0xc2 && p + 1 < last && p[1] >= 0x80 && p[1] <= 0x9f))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (chars < min || chars > max) {
+        return NGX_DECLINED;
+    }
+
+    dst->len = len;
+    dst->data = ngx_pnalloc(r->pool, len + 1);
+
+    if (dst->data != NULL) {
+        ngx_memcpy(dst->data, json_string_value(value), len);
+    }
+
+    return NGX_OK;
+}
+
+
+/* RFC 3339: 2030-01-31T12:00:00Z, fractions and offsets allowed */
+
+static time_t
+ngx_http_apikey_admin_parse_time(u_char *p, size_t len)
+{
+    u_char     *last;
+    time_t      t;
+    ngx_int_t   year, month, day, hour, min, sec, off, oh, om, days, y, era;
+    ngx_int_t   yoe, doy, doe, dim;
+
+    static ngx_int_t  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+                                  31 };
+
+    last = p + len;
+
+    if (len < 20 || p[4] != '-' || p[7] != '-'
+        || (p[10] != 'T' && p[10] != 't')
+        || p[13] != ':' || p[16] != ':')
+    {
+        return NGX_ERROR;
+    }
+
+    year = ngx_http_apikey_admin_digits(p, 4);
+    month = ngx_http_apikey_admin_digits(p + 5, 2);
+    day = ngx_http_apikey_admin_digits(p + 8, 2);
+    hour = ngx_http_apikey_admin_digits(p + 11, 2);
+    min = ngx_http_apikey_admin_digits(p + 14, 2);
+    sec = ngx_http_apikey_admin_digits(p + 17, 2);
+
+    if (year < 1970 || year > 9999 || month < 1 || month > 12
+        || day < 1 || hour < 0 || hour > 23 || min < 0 || min > 59
+        || sec < 0 || sec > 60)
+    {
+        return NGX_ERROR;
+    }
+
+    dim = mdays[month - 1];
+
+    if (month == 2
+        && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))
+    {
+        dim = 29;
+    }
+
+    if (day > dim) {
+        return NGX_ERROR;
+    }
+
+    if (sec == 60) {
+        sec = 59;
+    }
+
+    p += 19;
+
+    if (*p == '.') {
+        for (p++; p < last && *p >= '0' && *p <= '9'; p++) { /* void */ }
+
+        if (p[-1] == '.') {
+            return NGX_ERROR;
+        }
+    }
+
+    if (p < last && (*p == 'Z' || *p == 'z')) {
+        off = 0;
+        p++;
+
+    } else if (last - p == 6 && (*p == '+' || *p == '-') && p[3] == ':') {
+        oh = ngx_http_apikey_admin_digits(p + 1, 2);
+        om = ngx_http_apikey_admin_digits(p + 4, 2);
+
+        if (oh < 0 || oh > 23 || om < 0 || om > 59) {
+            return NGX_ERROR;
+        }
+
+        off = (oh * 60 + om) * 60;
+
+        if (*p == '-') {
+            off = -off;
+        }
+
+        p += 6;
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    if (p != last) {
+        return NGX_ERROR;
+    }
+
+    /* days since 1970-01-01 of a proleptic Gregorian date */
+
+    y = year - (month <= 2);
+    era = y / 400;
+    yoe = y - era * 400;
+    doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    days = era * 146097 + doe - 719468;
+
+    t = (time_t) days * 86400 + hour * 3600 + min * 60 + sec - off;
+
+    return t;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_digits(u_char *p, size_t n)
+{
+    ngx_int_t  v;
+
+    for (v = 0; n; n--, p++) {
+        if (*p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        v = v * 10 + (*p - '0');
+    }
+
+    return v;
+}
+
+
+/* a client's field name for a detail: only if it is plain */
+
+static ngx_str_t *
+ngx_http_apikey_admin_printable(ngx_http_request_t *r, const char *name)
+{
+    ngx_str_t  *s;
+
+    static ngx_str_t  hidden = ngx_string("(not shown)");
+
+    s = ngx_palloc(r->pool, sizeof(ngx_str_t));
+    if (s == NULL) {
+        return &hidden;
+    }
+
+    s->data = (u_char *) name;
+    s->len = ngx_strlen(name);
+
+    if (!ngx_http_apikey_admin_valid_name(s->data, s->len)) {
+        return &hidden;
+    }
+
+    return s;
+}
+
+
+/* the key object of docs/admin-api.md; never the raw key or a hash */
+
+json_t *
+ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
+{
+    json_t                          *key, *v;
+    ngx_http_apikey_admin_member_t  *m;
+
+    key = json_object();
+    if (key == NULL) {
+        return NULL;
+    }
+
+    for (m = ngx_http_apikey_admin_key_members; m->name; m++) {
+
+        switch (m->type) {
+
+        case NGX_HTTP_APIKEY_ADMIN_STRING:
+            v = json_stringn(f[m->field].data ? (char *) f[m->field].data : "",
+                             f[m->field].len);
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_TIME:
+            v = ngx_http_apikey_admin_time_json(
+                                ngx_http_apikey_admin_field_time(&f[m->field]));
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_SCOPES:
+            v = ngx_http_apikey_admin_scopes_json(&f[m->field]);
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_RATE:
+            v = ngx_http_apikey_admin_rate_json(f);
+            break;
+
+        default: /* NGX_HTTP_APIKEY_ADMIN_STATUS */
+            v = json_string(ngx_http_apikey_admin_status(f, now));
+            break;
+        }
+
+        if (json_object_set_new(key, m->name, v) != 0) {
+            json_decref(key);
+            return NULL;
+        }
+    }
+
+    return key;
+}
+
+
+/* "revoked" if revoked, else "expired" once expires_at has passed */
+
+static const char *
+ngx_http_apikey_admin_status(ngx_str_t *f, time_t now)
+{
+    time_t  exp;
+
+    if (ngx_http_apikey_admin_field_time(
+                                     &f[NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT]))
+    {
+        return "revoked";
+    }
+
+    exp = ngx_http_apikey_admin_field_time(
+                                     &f[NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT]);
+
+    return (exp && now >= exp) ? "expired" : "active";
+}
+
+
+/* the record keeps scopes as JSON array text */
+
+static json_t *
+ngx_http_apikey_admin_scopes_json(ngx_str_t *s)
+{
+    json_t  *scopes;
+
+    if (s->len) {
+        scopes = json_loadb((const char *) s->data, s->len, 0, NULL);
+
+        if (json_is_array(scopes)) {
+            return scopes;
+        }
+
+        json_decref(scopes);
+    }
+
+    return json_array();
+}
+
+
+/* {"rate": "<N>r/s" or "<N>r/m", "burst": B}, or null when unlimited */
+
+static json_t *
+ngx_http_apikey_admin_rate_json(ngx_str_t *f)
+{
+    u_char     *p;
+    json_t     *rate;
+    ngx_int_t   n, per, burst;
+    u_char      buf[NGX_INT_T_LEN + sizeof("r/s")];
+
+    n = ngx_atoi(f[NGX_HTTP_APIKEY_ADMIN_F_RATE].data,
+                 f[NGX_HTTP_APIKEY_ADMIN_F_RATE].len);
+
+    if (n <= 0) {
+        return json_null();
+    }
+
+    per = ngx_atoi(f[NGX_HTTP_APIKEY_ADMIN_F_PER].data,
+                   f[NGX_HTTP_APIKEY_ADMIN_F_PER].len);
+    burst = ngx_atoi(f[NGX_HTTP_APIKEY_ADMIN_F_BURST].data,
+                     f[NGX_HTTP_APIKEY_ADMIN_F_BURST].len);
+
+    p = ngx_sprintf(buf, "%ir/%s", n, per == 60 ? "m" : "s");
+
+    rate = json_object();
+
+    if (rate == NULL
+        || json_object_set_new(rate, "rate",
+                               json_stringn((char *) buf, p - buf))
+           != 0
+        || json_object_set_new(rate, "burst",
+                               json_integer(burst > 0 ? burst : n))
+           != 0)
+    {
+        json_decref(rate);
+        return NULL;
+    }
+
+    return rate;
+}
+
+
+/* a stored event, {"at":<unix time>,...}, as the API shows it */
+
+json_t *
+ngx_http_apikey_admin_event_json(u_char *p, size_t len)
+{
+    int      rc;
+    json_t  *in, *out, *at, *actor, *action, *id;
+
+    in = json_loadb((const char *) p, len, 0, NULL);
+    if (in == NULL) {
+        return NULL;
+    }
+
+    at = json_object_get(in, "at");
+    actor = json_object_get(in, "actor");
+    action = json_object_get(in, "action");
+    id = json_object_get(in, "key_id");
+
+    if (!json_is_number(at) || !json_is_string(actor)
+        || !json_is_string(action) || !json_is_string(id))
+    {
+        json_decref(in);
+        return NULL;
+    }
+
+    out = json_object();
+
+    if (out != NULL) {
+        rc = json_object_set_new(out, "at",
+                 ngx_http_apikey_admin_time_json(
+                                       (time_t) json_number_value(at)));
+        rc |= json_object_set(out, "actor", actor);
+        rc |= json_object_set(out, "action", action);
+        rc |= json_object_set(out, "key_id", id);
+
+        if (rc != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+
+    json_decref(in);
+
+    return out;
+}
+
+
+/* RFC 3339 UTC with seconds; null for 0 */
+
+json_t *
+ngx_http_apikey_admin_time_json(time_t t)
+{
+    u_char    buf[sizeof("9999-12-31T23:59:59Z")];
+    ngx_tm_t  tm;
+
+    if (t <= 0) {
+        return json_null();
+    }
+
+    ngx_gmtime(t, &tm);
+
+    return json_stringn((char *) buf,
+                        ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                                    tm.ngx_tm_year, tm.ngx_tm_mon,
+                                    tm.ngx_tm_mday, tm.ngx_tm_hour,
+                                    tm.ngx_tm_min, tm.ngx_tm_sec)
+                        - buf);
+}
+
+
+/*
+ * Writes json compactly into r->pool.  With "raw", the raw key is added
+ * as a last member "key" by hand, so that it never passes through
+ * jansson's allocations, only through memory the caller wipes.
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
+    ngx_str_t *raw, ngx_str_t *out)
+{
+    u_char  *p;
+    size_t   size, len;
+
+    size = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    if (size == 0) {
+        return NGX_ERROR;
+    }
+
+    len = size;
+
+    if (raw) {
+        len += sizeof(",\"key\":\"\"") - 1 + raw->len;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (json_dumpb(json, (char *) p, size, JSON_COMPACT) != size) {
+        return NGX_ERROR;
+    }
+
+    if (raw) {
+        /* replaces the closing "}" */
+        (void) ngx_sprintf(p + size - 1, ",\"key\":\"%V\"}", raw);
+    }
+
+    out->data = p;
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+static time_t
+ngx_http_apikey_admin_field_time(ngx_str_t *s)
+{
+    time_t  t;
+
+    if (s->len == 0) {
+        return 0;
+    }
+
+    t = ngx_atotm(s->data, s->len);
+
+    return (t == NGX_ERROR) ? 0 : t;
+}

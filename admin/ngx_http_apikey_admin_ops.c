@@ -1,0 +1,1067 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <openssl/rand.h>
+
+#include "ngx_http_apikey_admin.h"
+#include "ngx_http_apikey_admin_scripts.h"
+
+
+/* script arguments, built in r->pool; "failed" is checked once at the end */
+
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_str_t                      *ns;
+    ngx_str_t                       args[NGX_HTTP_APIKEY_ADMIN_MAX_ARGS];
+    ngx_uint_t                      nargs;
+    ngx_uint_t                      nkeys;
+    ngx_uint_t                      failed;
+} ngx_http_apikey_admin_args_t;
+
+
+static ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+static ngx_int_t ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
+static ngx_int_t ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+static void ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a);
+static void ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a,
+    ngx_str_t *value);
+static void ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a,
+    int64_t n);
+static void ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
+    const char *fmt, ...);
+static void ngx_http_apikey_admin_arg_fmt(ngx_http_apikey_admin_args_t *a,
+    const char *fmt, ...);
+static void ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
+    ngx_str_t *prefix, const char *fmt, va_list args);
+static void ngx_http_apikey_admin_cleanup(void *data);
+static void ngx_http_apikey_admin_wipe(void *data);
+static void ngx_http_apikey_admin_free_data(void *data);
+static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_fields(redisReply *reply,
+    ngx_str_t *f);
+static int64_t ngx_http_apikey_admin_int(redisReply *reply);
+
+
+#define ngx_http_apikey_admin_script(name)                                    \
+    { ngx_string(#name),                                                      \
+      { sizeof(ngx_http_apikey_admin_##name##_lua) - 1,                       \
+        ngx_http_apikey_admin_##name##_lua },                                 \
+      { 0 } }
+
+
+/* in the order of the NGX_HTTP_APIKEY_ADMIN_* operations */
+
+static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
+    ngx_http_apikey_admin_script(create),
+    ngx_http_apikey_admin_script(list),
+    ngx_http_apikey_admin_script(get),
+    ngx_http_apikey_admin_script(update),
+    ngx_http_apikey_admin_script(revoke),
+    ngx_http_apikey_admin_script(restore),
+    ngx_http_apikey_admin_script(rotate),
+    ngx_http_apikey_admin_script(delete),
+    ngx_http_apikey_admin_script(events)
+};
+
+
+ngx_int_t
+ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < sizeof(ngx_http_apikey_admin_scripts)
+                    / sizeof(ngx_http_apikey_script_t); i++)
+    {
+        if (ngx_http_apikey_redis_add_script(cf, rcf,
+                                             &ngx_http_apikey_admin_scripts[i])
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Sends the operation's script.  NGX_DONE: the reply handler finalizes
+ * the request; anything else is for ngx_http_finalize_request().
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_run(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_http_cleanup_t  *cln;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_apikey_admin_cleanup;
+    cln->data = ctx;
+
+    /* counted first: the reply handler may run before eval returns */
+
+    r->main->count++;
+
+    rc = ngx_http_apikey_admin_eval(r, ctx);
+
+    if (rc == NGX_OK) {
+        return NGX_DONE;
+    }
+
+    r->main->count--;
+
+    return ngx_http_apikey_admin_not_sent(r, ctx, rc);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
+{
+    if (rc == NGX_DECLINED) {
+        ngx_http_apikey_admin_error(r, ctx,
+                                    NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "store_unavailable",
+                                    "the key store is unreachable");
+        return ngx_http_apikey_admin_send_error(r, ctx);
+    }
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+/*
+ * Builds the script's arguments from ctx and sends it: NGX_OK (the reply
+ * handler will run), NGX_DECLINED (Redis is down) or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_int_t                          rc;
+    ngx_msec_t                         timeout;
+    ngx_http_apikey_redis_op_t        *op;
+    ngx_http_apikey_main_conf_t       *akmcf;
+    ngx_http_apikey_admin_args_t      *a;
+    ngx_http_apikey_admin_loc_conf_t  *alcf;
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+
+    a = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_admin_args_t));
+    if (a == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->pool = r->pool;
+    a->ns = &akmcf->redis.ns;
+
+    switch (ctx->operation) {
+    case NGX_HTTP_APIKEY_ADMIN_CREATE:
+        if (ngx_http_apikey_admin_create_args(r, ctx, a) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_LIST:
+        ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
+        ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
+        ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
+        a->nkeys = 3;
+        ngx_http_apikey_admin_arg(a, a->ns);
+        ngx_http_apikey_admin_arg_num(a, (int64_t) (ctx->in.page - 1)
+                                         * ctx->in.per_page);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.per_page);
+        ngx_http_apikey_admin_arg(a, &ctx->in.search);
+        ngx_http_apikey_admin_arg(a, &ctx->in.status);
+        ngx_http_apikey_admin_arg(a, &ctx->in.env_filter);
+        ngx_http_apikey_admin_arg(a, &ctx->cursor_score);
+        ngx_http_apikey_admin_arg(a, &ctx->cursor_member);
+        ngx_http_apikey_admin_arg_num(a, ctx->seen);
+        ngx_http_apikey_admin_arg_num(a, NGX_HTTP_APIKEY_ADMIN_WALK);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_GET:
+        ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
+        a->nkeys = 1;
+        ngx_http_apikey_admin_arg(a, a->ns);
+        ngx_http_apikey_admin_arg(a, &ctx->org);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_UPDATE:
+        ngx_http_apikey_admin_key_args(ctx, a);
+        ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
+        ngx_http_apikey_admin_arg_num(a, alcf->max_ttl);
+        ngx_http_apikey_admin_arg_fmt(a, "%s%s%s%s%s",
+                                      ctx->in.has_name ? "n" : "",
+                                      ctx->in.has_description ? "d" : "",
+                                      ctx->in.has_scopes ? "s" : "",
+                                      ctx->in.has_rate ? "r" : "",
+                                      ctx->in.has_expires_at ? "e" : "");
+        ngx_http_apikey_admin_arg(a, &ctx->in.name);
+        ngx_http_apikey_admin_arg(a, &ctx->in.description);
+        ngx_http_apikey_admin_arg(a, &ctx->in.scopes_json);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.rate);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.per);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.burst);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.expires_at);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_RESTORE:
+        ngx_http_apikey_admin_key_args(ctx, a);
+        ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_ROTATE:
+        if (ngx_http_apikey_admin_new_secret(r, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
+        ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
+        ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
+        ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
+        ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
+        ngx_http_apikey_admin_arg_key(a, "{%*s}",
+                                      (size_t) NGX_HTTP_APIKEY_HASH_LEN,
+                                      ctx->hash);
+        a->nkeys = 6;
+        ngx_http_apikey_admin_arg(a, a->ns);
+        ngx_http_apikey_admin_arg(a, &ctx->org);
+        ngx_http_apikey_admin_arg(a, &ctx->token->name);
+        ngx_http_apikey_admin_arg_fmt(a, "%*s",
+                                      (size_t) NGX_HTTP_APIKEY_DISPLAY_LEN,
+                                      ctx->raw.data);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.grace);
+        ngx_http_apikey_admin_arg_fmt(a, "%*s",
+                                      (size_t) NGX_HTTP_APIKEY_HASH_LEN,
+                                      ctx->hash);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_EVENTS:
+        ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
+        a->nkeys = 1;
+        ngx_http_apikey_admin_arg_num(a, (int64_t) (ctx->in.page - 1)
+                                         * ctx->in.per_page);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.per_page);
+        break;
+
+    default: /* revoke, delete */
+        ngx_http_apikey_admin_key_args(ctx, a);
+        break;
+    }
+
+    if (a->failed) {
+        return NGX_ERROR;
+    }
+
+    /* a search walks a whole organization: allow at least a second */
+
+    timeout = ngx_max(akmcf->redis.timeout, NGX_HTTP_APIKEY_ADMIN_TIMEOUT);
+
+    ctx->pending = 1;
+
+    rc = ngx_http_apikey_redis_eval(
+                             &ngx_http_apikey_admin_scripts[ctx->operation],
+                             a->nkeys, a->nargs, a->args, timeout,
+                             ngx_http_apikey_admin_done, ctx,
+                             r->connection->log, &op);
+
+    if (rc != NGX_OK) {
+        ctx->pending = 0;
+        return rc;
+    }
+
+    if (ctx->pending) {
+        ctx->op = op;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * KEYS: NS key:<id>, NS org:<org>:keys, :idx, :active, :events;
+ * ARGV: ns, org, actor
+ */
+
+static void
+ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a)
+{
+    ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
+    a->nkeys = 5;
+    ngx_http_apikey_admin_arg(a, a->ns);
+    ngx_http_apikey_admin_arg(a, &ctx->org);
+    ngx_http_apikey_admin_arg(a, &ctx->token->name);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a)
+{
+    u_char                             *id;
+    u_char                              rnd[16];
+    ngx_str_t                           prefix, *env;
+    time_t                              expires_in;
+    ngx_http_apikey_admin_input_t      *in;
+    ngx_http_apikey_admin_loc_conf_t   *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+    in = &ctx->in;
+
+    id = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_ADMIN_ID_LEN);
+    if (id == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apikey admin: RAND_bytes() failed");
+        return NGX_ERROR;
+    }
+
+    id[0] = 'k';
+    id[1] = '_';
+    ngx_http_apikey_base62(id + 2, NGX_HTTP_APIKEY_ADMIN_ID_LEN - 2, rnd,
+                           sizeof(rnd));
+
+    ctx->id.data = id;
+    ctx->id.len = NGX_HTTP_APIKEY_ADMIN_ID_LEN;
+
+    if (ngx_http_apikey_admin_new_secret(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!in->has_environment) {
+        env = alcf->environments->elts;
+        in->environment = env[0];
+    }
+
+    if (!in->has_scopes) {
+        ngx_str_set(&in->scopes_json, "[]");
+    }
+
+    if (!in->has_rate) {
+        in->rate = alcf->rate;
+        in->per = alcf->per;
+        in->burst = alcf->burst;
+    }
+
+    expires_in = 0;
+
+    if (in->has_expires_in) {
+        expires_in = in->expires_in;
+
+    } else if (!in->has_expires_at) {
+        expires_in = alcf->default_ttl ? alcf->default_ttl : alcf->max_ttl;
+    }
+
+    prefix.data = ctx->raw.data;
+    prefix.len = NGX_HTTP_APIKEY_DISPLAY_LEN;
+
+    ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "{%*s}",
+                                  (size_t) NGX_HTTP_APIKEY_HASH_LEN,
+                                  ctx->hash);
+    a->nkeys = 6;
+
+    ngx_http_apikey_admin_arg(a, a->ns);
+    ngx_http_apikey_admin_arg(a, &ctx->org);
+    ngx_http_apikey_admin_arg(a, &ctx->id);
+    ngx_http_apikey_admin_arg(a, &in->name);
+    ngx_http_apikey_admin_arg(a, &in->description);
+    ngx_http_apikey_admin_arg(a, &prefix);
+    ngx_http_apikey_admin_arg(a, &in->environment);
+    ngx_http_apikey_admin_arg(a, &in->scopes_json);
+    ngx_http_apikey_admin_arg_num(a, in->rate);
+    ngx_http_apikey_admin_arg_num(a, in->per);
+    ngx_http_apikey_admin_arg_num(a, in->burst);
+    ngx_http_apikey_admin_arg_num(a, in->expires_at);
+    ngx_http_apikey_admin_arg_num(a, expires_in);
+    ngx_http_apikey_admin_arg_num(a, alcf->max_ttl);
+    ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
+    ngx_http_apikey_admin_arg(a, &ctx->token->name);
+
+    prefix.data = ctx->hash;
+    prefix.len = NGX_HTTP_APIKEY_HASH_LEN;
+    ngx_http_apikey_admin_arg(a, &prefix);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A new raw key and its hash.  The raw key and the response that will
+ * carry it are wiped when the request's pool goes.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    size_t                             len;
+    ngx_pool_cleanup_t                *cln;
+    ngx_http_apikey_admin_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->raw.data = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_KEY_MAX);
+    if (ctx->raw.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_apikey_admin_wipe;
+    cln->data = ctx;
+
+    if (ngx_http_apikey_key_generate(ctx->raw.data, &len, alcf->prefix.data,
+                                     alcf->prefix.len)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apikey admin: key generation failed");
+        return NGX_ERROR;
+    }
+
+    ctx->raw.len = len;
+
+    if (ngx_http_apikey_sha256_hex(ctx->hash, ctx->raw.data, ctx->raw.len)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a, ngx_str_t *value)
+{
+    if (a->nargs == NGX_HTTP_APIKEY_ADMIN_MAX_ARGS) {
+        a->failed = 1;
+        return;
+    }
+
+    a->args[a->nargs++] = *value;
+}
+
+
+static void
+ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a, int64_t n)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    p = ngx_pnalloc(a->pool, NGX_INT64_LEN);
+    if (p == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    s.data = p;
+    s.len = ngx_sprintf(p, "%L", n) - p;
+
+    ngx_http_apikey_admin_arg(a, &s);
+}
+
+
+/* a Redis key: the namespace, then the formatted rest */
+
+static void
+ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    ngx_http_apikey_admin_arg_vfmt(a, a->ns, fmt, args);
+    va_end(args);
+}
+
+
+static void
+ngx_http_apikey_admin_arg_fmt(ngx_http_apikey_admin_args_t *a,
+    const char *fmt, ...)
+{
+    va_list  args;
+
+    va_start(args, fmt);
+    ngx_http_apikey_admin_arg_vfmt(a, NULL, fmt, args);
+    va_end(args);
+}
+
+
+static void
+ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
+    ngx_str_t *prefix, const char *fmt, va_list args)
+{
+    u_char     *p, *last;
+    size_t      len;
+    ngx_str_t   s;
+
+    len = (prefix ? prefix->len : 0) + 256;
+
+    p = ngx_pnalloc(a->pool, len);
+    if (p == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    s.data = p;
+
+    if (prefix) {
+        p = ngx_cpymem(p, prefix->data, prefix->len);
+    }
+
+    last = ngx_vslprintf(p, s.data + len, fmt, args);
+
+    s.len = last - s.data;
+
+    ngx_http_apikey_admin_arg(a, &s);
+}
+
+
+static void
+ngx_http_apikey_admin_cleanup(void *data)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
+
+    if (ctx->op) {
+        ngx_http_apikey_redis_detach(ctx->op);
+        ctx->op = NULL;
+    }
+}
+
+
+static void
+ngx_http_apikey_admin_wipe(void *data)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
+
+    ngx_explicit_memzero(ctx->raw.data, NGX_HTTP_APIKEY_KEY_MAX);
+    ngx_explicit_memzero(ctx->hash, NGX_HTTP_APIKEY_HASH_LEN);
+
+    if (ctx->out.data) {
+        ngx_explicit_memzero(ctx->out.data, ctx->out.len);
+    }
+}
+
+
+static void
+ngx_http_apikey_admin_done(void *data, redisReply *reply)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
+
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->op = NULL;
+    ctx->pending = 0;
+
+    ngx_http_set_log_request(c->log, r);
+
+    rc = ngx_http_apikey_admin_reply(r, ctx, reply);
+
+    if (rc == NGX_AGAIN) {
+
+        /* the walk goes on from the cursor */
+
+        rc = ngx_http_apikey_admin_eval(r, ctx);
+
+        if (rc == NGX_OK) {
+            return;
+        }
+
+        rc = ngx_http_apikey_admin_not_sent(r, ctx, rc);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    ngx_str_t     code;
+    ngx_uint_t    status;
+    redisReply  **e;
+
+    if (reply == NULL) {
+        ngx_http_apikey_admin_error(r, ctx,
+                                    NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "store_unavailable",
+                                    "the key store did not answer");
+        return ngx_http_apikey_admin_send_error(r, ctx);
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey admin: redis error: %*s",
+                      (size_t) reply->len, reply->str);
+
+        ngx_http_apikey_admin_error(r, ctx,
+                                    NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "store_unavailable",
+                                    "the key store failed");
+        return ngx_http_apikey_admin_send_error(r, ctx);
+    }
+
+    e = reply->element;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || e[0]->type != REDIS_REPLY_STRING
+        || e[1]->type != REDIS_REPLY_STRING)
+    {
+        goto invalid;
+    }
+
+    code.data = (u_char *) e[0]->str;
+    code.len = e[0]->len;
+
+    if (code.len != 2 || ngx_strncmp(code.data, "ok", 2) != 0) {
+
+        if (code.len == 13 && ngx_strncmp(code.data, "key_not_found", 13) == 0)
+        {
+            status = NGX_HTTP_NOT_FOUND;
+
+        } else if (code.len == 8
+                   && ngx_strncmp(code.data, "conflict", 8) == 0)
+        {
+            /* a random id or secret already taken: 2^-128, but not 0 */
+
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "apikey admin: the %V script found its new key id "
+                          "or secret in use",
+                          &ngx_http_apikey_admin_scripts[ctx->operation].name);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        } else {
+            status = NGX_HTTP_BAD_REQUEST;
+        }
+
+        ctx->err.status = status;
+        ctx->err.code.len = code.len;
+        ctx->err.code.data = ngx_pstrdup(r->pool, &code);
+
+        ctx->err.detail.len = e[1]->len;
+        ctx->err.detail.data = ngx_pnalloc(r->pool, e[1]->len);
+
+        if (ctx->err.code.data == NULL || ctx->err.detail.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->err.detail.data, e[1]->str, e[1]->len);
+
+        return ngx_http_apikey_admin_send_error(r, ctx);
+    }
+
+    switch (ctx->operation) {
+
+    case NGX_HTTP_APIKEY_ADMIN_DELETE:
+        return NGX_HTTP_NO_CONTENT;
+
+    case NGX_HTTP_APIKEY_ADMIN_LIST:
+        if ((reply->elements != 5 && reply->elements != 7)
+            || e[4]->type != REDIS_REPLY_ARRAY)
+        {
+            goto invalid;
+        }
+
+        return ngx_http_apikey_admin_send_list(r, ctx, reply);
+
+    case NGX_HTTP_APIKEY_ADMIN_EVENTS:
+        if (reply->elements != 4 || e[3]->type != REDIS_REPLY_ARRAY) {
+            goto invalid;
+        }
+
+        return ngx_http_apikey_admin_send_events(r, ctx, reply);
+
+    default:
+        if (reply->elements < 4 || e[3]->type != REDIS_REPLY_ARRAY) {
+            goto invalid;
+        }
+
+        return ngx_http_apikey_admin_send_key(r, ctx, reply);
+    }
+
+invalid:
+
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "apikey admin: unexpected reply from the %V script",
+                  &ngx_http_apikey_admin_scripts[ctx->operation].name);
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    u_char      *p;
+    json_t      *json;
+    time_t       now, prev;
+    ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location;
+    ngx_int_t    rc;
+    ngx_uint_t   status;
+
+    if (ngx_http_apikey_admin_fields(reply->element[3], f) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apikey admin: unexpected key from the %V script",
+                      &ngx_http_apikey_admin_scripts[ctx->operation].name);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    now = (time_t) ngx_http_apikey_admin_int(reply->element[2]);
+
+    json = ngx_http_apikey_admin_key_json(f, now);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    raw = NULL;
+    status = NGX_HTTP_OK;
+
+    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_ROTATE) {
+        prev = 0;
+
+        if (reply->elements > 4) {
+            prev = (time_t) ngx_http_apikey_admin_int(reply->element[4]);
+        }
+
+        if (json_object_set_new(json, "previous_key_expires_at",
+                                ngx_http_apikey_admin_time_json(prev))
+            != 0)
+        {
+            json_decref(json);
+            return NGX_ERROR;
+        }
+
+        raw = &ctx->raw;
+    }
+
+    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_CREATE) {
+        raw = &ctx->raw;
+        status = NGX_HTTP_CREATED;
+
+        location.len = r->uri.len + 1 + ctx->id.len;
+        location.data = ngx_pnalloc(r->pool, location.len);
+        if (location.data == NULL) {
+            json_decref(json);
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(location.data, r->uri.data, r->uri.len);
+        *p++ = '/';
+        ngx_memcpy(p, ctx->id.data, ctx->id.len);
+
+        if (ngx_http_apikey_admin_add_header(r, "Location", &location, NULL)
+            != NGX_OK)
+        {
+            json_decref(json);
+            return NGX_ERROR;
+        }
+    }
+
+    rc = ngx_http_apikey_admin_dump(r, json, raw, &ctx->out);
+
+    json_decref(json);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "apikey admin: %V %V/%V by \"%V\"",
+                  &ngx_http_apikey_admin_scripts[ctx->operation].name,
+                  &ctx->org, &f[NGX_HTTP_APIKEY_ADMIN_F_ID],
+                  &ctx->token->name);
+
+    return ngx_http_apikey_admin_send_json(r, status, &ctx->out);
+}
+
+
+/*
+ * Adds a list reply's keys to ctx->data; NGX_AGAIN when the walk goes on,
+ * else sends the page.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    json_t              *json, *key;
+    time_t               now;
+    size_t               i;
+    ngx_str_t            f[NGX_HTTP_APIKEY_ADMIN_F_N], out;
+    ngx_int_t            rc;
+    redisReply          *list, **e;
+    ngx_pool_cleanup_t  *cln;
+
+    e = reply->element;
+    now = (time_t) ngx_http_apikey_admin_int(e[2]);
+    list = e[4];
+
+    if (ctx->data == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
+
+        ctx->data = json_array();
+        if (ctx->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        cln->handler = ngx_http_apikey_admin_free_data;
+        cln->data = ctx;
+    }
+
+    for (i = 0; i < list->elements; i++) {
+
+        if (ngx_http_apikey_admin_fields(list->element[i], f) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "apikey admin: unexpected key from the list "
+                          "script");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        key = ngx_http_apikey_admin_key_json(f, now);
+
+        if (json_array_append_new(ctx->data, key) != 0) {
+            return NGX_ERROR;
+        }
+    }
+
+    ctx->seen = ngx_http_apikey_admin_int(e[3]);
+
+    if (reply->elements == 7
+        && e[5]->type == REDIS_REPLY_STRING && e[5]->len
+        && e[6]->type == REDIS_REPLY_STRING)
+    {
+        ctx->cursor_score.len = e[5]->len;
+        ctx->cursor_score.data = ngx_pnalloc(r->pool, e[5]->len);
+        ctx->cursor_member.len = e[6]->len;
+        ctx->cursor_member.data = ngx_pnalloc(r->pool, e[6]->len + 1);
+
+        if (ctx->cursor_score.data == NULL
+            || ctx->cursor_member.data == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->cursor_score.data, e[5]->str, e[5]->len);
+        ngx_memcpy(ctx->cursor_member.data, e[6]->str, e[6]->len);
+
+        return NGX_AGAIN;
+    }
+
+    json = json_object();
+
+    if (json == NULL
+        || json_object_set(json, "data", ctx->data) != 0
+        || json_object_set_new(json, "page", json_integer(ctx->in.page)) != 0
+        || json_object_set_new(json, "per_page",
+                               json_integer(ctx->in.per_page))
+           != 0
+        || json_object_set_new(json, "total_count", json_integer(ctx->seen))
+           != 0)
+    {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
+
+    json_decref(json);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+}
+
+
+static void
+ngx_http_apikey_admin_free_data(void *data)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
+
+    json_decref(ctx->data);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    json_t      *json, *data, *event;
+    size_t       i;
+    ngx_int_t    rc;
+    ngx_str_t    out;
+    redisReply  *list, *e;
+
+    list = reply->element[3];
+
+    json = json_object();
+    data = json_array();
+
+    if (json == NULL || data == NULL
+        || json_object_set_new(json, "data", data) != 0)
+    {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < list->elements; i++) {
+        e = list->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        event = ngx_http_apikey_admin_event_json((u_char *) e->str, e->len);
+
+        if (event == NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "apikey admin: skipped a malformed event of "
+                          "organization \"%V\"", &ctx->org);
+            continue;
+        }
+
+        if (json_array_append_new(data, event) != 0) {
+            json_decref(json);
+            return NGX_ERROR;
+        }
+    }
+
+    if (json_object_set_new(json, "page", json_integer(ctx->in.page)) != 0
+        || json_object_set_new(json, "per_page",
+                               json_integer(ctx->in.per_page))
+           != 0
+        || json_object_set_new(json, "total_count",
+                               json_integer(
+                                 ngx_http_apikey_admin_int(reply->element[2])))
+           != 0)
+    {
+        json_decref(json);
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
+
+    json_decref(json);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+}
+
+
+/* the 16 fields of a key; nil fields are { 0, NULL } */
+
+static ngx_int_t
+ngx_http_apikey_admin_fields(redisReply *reply, ngx_str_t *f)
+{
+    size_t       i;
+    redisReply  *e;
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != NGX_HTTP_APIKEY_ADMIN_F_N)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_APIKEY_ADMIN_F_N; i++) {
+        e = reply->element[i];
+
+        if (e->type == REDIS_REPLY_STRING) {
+            f[i].data = (u_char *) e->str;
+            f[i].len = e->len;
+
+        } else if (e->type == REDIS_REPLY_NIL) {
+            f[i].data = NULL;
+            f[i].len = 0;
+
+        } else {
+            return NGX_ERROR;
+        }
+    }
+
+    if (f[NGX_HTTP_APIKEY_ADMIN_F_ID].data == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static int64_t
+ngx_http_apikey_admin_int(redisReply *reply)
+{
+    ngx_int_t  n;
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        return reply->integer;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) reply->str, reply->len);
+        return (n == NGX_ERROR) ? 0 : n;
+    }
+
+    return 0;
+}

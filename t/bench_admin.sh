@@ -1,0 +1,236 @@
+#!/bin/bash
+# The admin API with one large organization: time of a first page, a deep
+# page and searches, against the goals (first page < 50 ms, deep page and
+# name search < 200 ms, medians), the longest single Redis script a search
+# runs, and the gatekeeper's latency while searches run.
+#
+# Self-contained: starts its own redis-server and nginx on free loopback
+# ports in build/bench-admin (removed at the start of the next run),
+# loads the keys through the admin create script itself (redis-cli
+# --pipe), and stops both by pid at exit.  Needs build/ (make), curl,
+# redis-cli, perl, wrk.
+#
+#   BENCH_ADMIN_KEYS      keys in the organization (default 100000)
+#   BENCH_ADMIN_RUNS      requests per measured query (default 20)
+#   BENCH_ADMIN_SECONDS   duration of the gatekeeper run (default 5)
+#
+# Exits 1 if a median misses its goal.
+
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+nkeys=${BENCH_ADMIN_KEYS:-100000}
+runs=${BENCH_ADMIN_RUNS:-20}
+seconds=${BENCH_ADMIN_SECONDS:-5}
+dir=$top/build/bench-admin
+org=big
+
+free_port() {
+    perl -MIO::Socket::INET -e \
+        'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,
+                                     Listen=>1)->sockport'
+}
+
+stop() {
+    [ -n "${loop:-}" ] && kill "$loop" 2>/dev/null || true
+    for f in "$dir/nginx.pid" "$dir/redis.pid"; do
+        [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+    done
+}
+
+trap stop EXIT
+
+rm -rf "$dir"
+mkdir -p "$dir"
+
+rport=$(free_port)
+hport=$(free_port)
+
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+    --dir "$dir"
+
+for i in $(seq 1 100); do
+    redis-cli -p "$rport" ping >/dev/null 2>&1 && break
+    [ "$i" = 100 ] && { echo "redis did not start" >&2; exit 1; }
+    sleep 0.1
+done
+
+{ read -r token; read -r line; } < <("$top/admin/apikey-token" bench '*')
+echo "$line" > "$dir/tokens"
+
+cat > "$dir/nginx.conf" <<CONF
+load_module $top/build/ngx_http_apikey_module.so;
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    apikey_redis 127.0.0.1:$rport;
+    apikey_admin_tokens $dir/tokens;
+    server {
+        listen 127.0.0.1:$hport reuseport backlog=4096;
+        location /admin/ { apikey_admin; }
+        location /gated { apikey on; empty_gif; }
+    }
+}
+CONF
+
+/usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+
+base=http://127.0.0.1:$hport/admin/orgs/$org
+
+for i in $(seq 1 100); do
+    curl -s -o /dev/null -H "Authorization: Bearer $token" "$base/keys" \
+        && break
+    [ "$i" = 100 ] && { echo "nginx did not start" >&2; exit 1; }
+    sleep 0.1
+done
+
+# keys through the create script: names of three words and a number
+
+echo "loading $nkeys keys into organization $org"
+
+sha=$(redis-cli -p "$rport" SCRIPT LOAD \
+          "$(cat "$top/admin/ngx_http_apikey_admin_create.lua")")
+
+perl - "$sha" "$nkeys" "$org" > "$dir/load.resp" <<'PERL'
+my ($sha, $n, $org) = @ARGV;
+my $ns = 'apikey:';
+my @a = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
+my @w = qw(WordPress purge plugin mobile app backend billing sync export
+           import CI deploy staging analytics webhook crm);
+sub r62 { join '', map { $a[int rand 62] } 1 .. $_[0] }
+binmode STDOUT;
+for my $i (1 .. $n) {
+    my $id = 'k_' . r62(22);
+    my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
+    my $name = join(' ', map { $w[int rand @w] } 1 .. 3)
+               . sprintf(' %06d', $i);
+    my @c = ('EVALSHA', $sha, 6, "${ns}key:$id", "${ns}org:$org:keys",
+             "${ns}org:$org:idx", "${ns}org:$org:active",
+             "${ns}org:$org:events", "$ns\{$hash\}", $ns, $org, $id, $name,
+             '', 'ak_' . r62(5), $i % 4 ? 'production' : 'preview',
+             '["content:read"]', 5, 1, 5, 0, 0, 0, 0, 'bench', $hash);
+    print '*' . @c . "\r\n", map { '$' . length($_) . "\r\n$_\r\n" } @c;
+}
+PERL
+
+redis-cli -p "$rport" --pipe < "$dir/load.resp" | tail -1
+rm -f "$dir/load.resp"
+
+# a few real keys for the gatekeeper run
+
+gate_keys=()
+for i in $(seq 1 20); do
+    gate_keys+=("$(curl -s -H "Authorization: Bearer $token" \
+                    -H 'Content-Type: application/json' \
+                    -d '{"name":"gate '"$i"'","rate_limit":null}' \
+                    "$base/keys" | perl -MJSON::PP -e \
+                    'print decode_json(join "", <STDIN>)->{key}')")
+done
+
+last=$(( (nkeys + 20 + 19) / 20 ))
+
+# prints "median p95 max" in ms of $runs requests
+
+measure() {
+    local i out
+    for i in $(seq 1 "$runs"); do
+        out=$(curl -s -o "$dir/body" -w '%{http_code} %{time_total}' \
+                   -H "Authorization: Bearer $token" "$base/$1")
+        [ "${out% *}" = 200 ] || { echo "$1: ${out% *}" >&2; exit 1; }
+        echo "${out#* }"
+    done | sort -n | awk '{ t[NR] = $1 * 1000 }
+        END { m = t[int((NR + 1) / 2)]; p = t[int(NR * 0.95 + 0.5)];
+              printf "%.1f %.1f %.1f\n", m, p, t[NR] }'
+}
+
+total() {
+    perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_count}' \
+        < "$dir/body"
+}
+
+fails=0
+
+
+row() {
+    local name=$1 query=$2 goal=$3 res
+    res=$(measure "$query")
+    read -r med p95 max <<< "$res"
+    local verdict=ok
+    if [ "$goal" != - ] && awk -v m="$med" -v g="$goal" 'BEGIN{exit !(m>=g)}'
+    then
+        verdict=MISS
+        fails=$((fails + 1))
+    fi
+    printf '%-44s %8s %8s %8s %8s %6s %s\n' "$name" "$(total)" \
+        "$med" "$p95" "$max" "$goal" "$verdict"
+}
+
+echo "timing $runs requests each (ms), $nkeys keys, 2 nginx workers"
+printf '%-44s %8s %8s %8s %8s %6s\n' query matches median p95 max goal
+
+row 'first page' 'keys' 50
+row 'deep page (the last)' "keys?page=$last" 200
+row 'name search "billing sync"' 'keys?search=billing+sync' 200
+row 'name search, page 20' 'keys?search=billing&page=20' 200
+row 'name search, no match' 'keys?search=nothing+here' 200
+row 'prefix search "ak_Ab"' 'keys?search=ak_Ab' 200
+row 'status=active, deep page' 'keys?status=active&page=2000' 200
+row 'environment=preview' 'keys?environment=preview' 200
+row 'events' 'events' 50
+
+# the longest single script of a search: what holds Redis up at once
+
+redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 0 > /dev/null
+redis-cli -p "$rport" CONFIG SET slowlog-max-len 1000 > /dev/null
+redis-cli -p "$rport" SLOWLOG RESET > /dev/null
+curl -s -o /dev/null -H "Authorization: Bearer $token" \
+    "$base/keys?search=nothing+here"
+longest=$(redis-cli -p "$rport" SLOWLOG GET 1000 \
+          | awk '$0 == "EVALSHA" && prev ~ /^[0-9]+$/ && prev + 0 > m {
+                     m = prev + 0 }
+                 { prev = $0 } END { printf "%.1f", m / 1000 }')
+scripts=$(redis-cli -p "$rport" SLOWLOG GET 1000 | grep -c '^EVALSHA$')
+redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 10000 > /dev/null
+
+echo "a search walks in $scripts script calls; the longest held Redis" \
+     "${longest} ms"
+
+# the gatekeeper while searches run back to back
+
+{
+    echo "keys = {"
+    printf '"%s",\n' "${gate_keys[@]}"
+    echo "}"
+    cat <<'LUA'
+request = function()
+    local h = { ["X-API-Key"] = keys[math.random(#keys)] }
+    return wrk.format("GET", wrk.path, h)
+end
+LUA
+} > "$dir/keys.lua"
+
+( while :; do
+      curl -s -o /dev/null -H "Authorization: Bearer $token" \
+          "$base/keys?search=nothing+here"
+  done ) &
+loop=$!
+
+out=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$dir/keys.lua" \
+          "http://127.0.0.1:$hport/gated")
+kill "$loop" 2>/dev/null || true
+loop=
+
+echo "$out" > "$dir/wrk-gated.txt"
+awk '/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /Requests\/sec/ { r = $2 }
+     /Non-2xx/ { bad = $NF }
+     END { print "gatekeeper during searches: " r " requests/s, p50 " p50 \
+                 ", p99 " p99 ", non-2xx " bad + 0 }' <<< "$out"
+
+if [ "$fails" != 0 ]; then
+    echo "$fails median(s) over the goal" >&2
+    exit 1
+fi
