@@ -4,9 +4,11 @@
 -- ARGV[1]  environment the location requires, "" for any
 -- ARGV[2]  scopes the location requires, space-separated, "" for none
 --
--- Returns {1} for an unknown key, else {code, g, burst, remaining, reset,
--- retry_after, window}: g is the secret's gate field for nginx to read the
--- key's identity from; burst is -1 when no bucket was consulted.
+-- Returns {1} for an unknown key, {code, g} when no bucket was consulted,
+-- else {code, g, ahead}: g is the secret's gate field, for nginx to read
+-- the key's identity and limit from, and ahead how far (microseconds) the
+-- bucket's theoretical arrival time is past now, from which nginx works
+-- out the rate headers.
 -- Codes, in the order the checks run: 0 ok, 1 invalid, 2 revoked,
 -- 3 expired, 4 environment mismatch, 5 insufficient scope, 6 limited.
 -- Only an allowed request takes a token.  Every redis.call costs more than
@@ -49,12 +51,12 @@ elseif ARGV[2] ~= '' then
 end
 
 if code ~= 0 then
-    return {code, f[1], -1, 0, 0, 0, 0}
+    return {code, f[1]}
 end
 
 if rate == '0' then
     redis.call('HSET', KEYS[1], 'u', t[1])
-    return {0, f[1], -1, 0, 0, 0, 0}
+    return {0, f[1]}
 end
 
 -- GCRA, the token bucket kept as one number: b is the theoretical arrival
@@ -69,21 +71,12 @@ if tat < us then
     tat = us
 end
 
-burst = tonumber(burst)
-
-local ahead = tat - us
-local window = math.ceil(burst * step / 1000000)
-
-if ahead > (burst - 1) * step + 1 then
-    return {6, f[1], burst, 0, math.ceil(ahead / 1000000),
-            math.max(1, math.ceil((ahead - (burst - 1) * step) / 1000000)),
-            window}
+if tat - us > (burst - 1) * step + 1 then
+    return {6, f[1], tat - us}
 end
 
 tat = math.ceil(tat + step)
-ahead = tat - us
 
 redis.call('HSET', KEYS[1], 'b', string.format('%d', tat), 'u', t[1])
 
-return {0, f[1], burst, math.floor(burst - ahead / step + 0.001),
-        math.ceil(ahead / 1000000), 0, window}
+return {0, f[1], tat - us}

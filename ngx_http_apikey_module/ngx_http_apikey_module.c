@@ -74,7 +74,10 @@ typedef struct {
     ngx_str_t                     environment;
     ngx_str_t                     prefix;
     ngx_str_t                     scopes;        /* the key's, "a b" */
-    ngx_int_t                     burst;         /* -1: unlimited */
+    ngx_int_t                     rate;          /* the key's limit */
+    ngx_int_t                     per;
+    ngx_int_t                     burst_size;
+    ngx_int_t                     burst;         /* -1: no bucket used */
     ngx_int_t                     remaining;
     ngx_int_t                     reset;
     ngx_int_t                     retry_after;
@@ -92,6 +95,9 @@ static ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, u_char *data, size_t len);
+static void ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx,
+    int64_t ahead);
+static ngx_int_t ngx_http_apikey_seconds(double us);
 static void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_loc_conf_t *akcf);
 static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
@@ -549,9 +555,8 @@ static ngx_int_t
 ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply *reply)
 {
-    ngx_int_t     *n;
-    ngx_uint_t     i;
-    redisReply   **e;
+    ngx_int_t     rc;
+    redisReply  **e;
 
     if (reply == NULL) {
         ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
@@ -569,7 +574,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || (reply->elements != 1 && reply->elements != 7)
+        || reply->elements < 1 || reply->elements > 3
         || e[0]->type != REDIS_REPLY_INTEGER
         || e[0]->integer < NGX_HTTP_APIKEY_OK
         || e[0]->integer > NGX_HTTP_APIKEY_LIMITED)
@@ -587,30 +592,27 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         return NGX_OK;
     }
 
-    if (e[1]->type != REDIS_REPLY_STRING) {
-        goto unexpected;
-    }
-
-    n = &ctx->burst;
-
-    for (i = 2; i < 7; i++) {
-        if (e[i]->type != REDIS_REPLY_INTEGER) {
-            goto unexpected;
-        }
-
-        n[i - 2] = (ngx_int_t) e[i]->integer;
-    }
-
-    switch (ngx_http_apikey_parse_gate(r, ctx, (u_char *) e[1]->str,
-                                       e[1]->len))
+    if (e[1]->type != REDIS_REPLY_STRING
+        || (reply->elements == 3 && e[2]->type != REDIS_REPLY_INTEGER))
     {
-    case NGX_OK:
-        return NGX_OK;
-    case NGX_DECLINED:
         goto unexpected;
-    default:
+    }
+
+    rc = ngx_http_apikey_parse_gate(r, ctx, (u_char *) e[1]->str, e[1]->len);
+
+    if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
+
+    if (rc == NGX_DECLINED) {
+        goto unexpected;
+    }
+
+    if (reply->elements == 3) {
+        ngx_http_apikey_bucket(ctx, e[2]->integer);
+    }
+
+    return NGX_OK;
 
 unexpected:
 
@@ -634,6 +636,7 @@ ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     u_char *data, size_t len)
 {
     u_char      *p, *last, *q;
+    ngx_int_t    n[3];
     ngx_str_t   *lines[4];
     ngx_uint_t   i;
 
@@ -650,16 +653,27 @@ ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_memcpy(p, data, len);
     last = p + len;
 
-    /* rev exp grace rate per burst */
+    /* rev exp grace rate per burst: nginx needs the last three */
 
     for (i = 0; i < 6; i++) {
-        p = ngx_strlchr(p, last, ' ');
-        if (p == NULL) {
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
             return NGX_DECLINED;
         }
 
-        p++;
+        if (i >= 3) {
+            n[i - 3] = ngx_atoi(p, q - p);
+            if (n[i - 3] == NGX_ERROR) {
+                return NGX_DECLINED;
+            }
+        }
+
+        p = q + 1;
     }
+
+    ctx->rate = n[0];
+    ctx->per = n[1];
+    ctx->burst_size = n[2];
 
     q = ngx_strlchr(p, last, '\n');
     if (q == NULL) {
@@ -696,6 +710,62 @@ ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The rate headers from the key's limit and how far (microseconds) the
+ * bucket's theoretical arrival time is ahead of now: the bucket holds
+ * burst - ahead / step tokens (docs/data-model.md).
+ */
+
+static void
+ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
+{
+    double  step, tokens;
+
+    if (ctx->rate <= 0 || ctx->per <= 0 || ctx->burst_size <= 0) {
+        return;
+    }
+
+    if (ahead < 0) {
+        ahead = 0;
+    }
+
+    step = (double) ctx->per * 1000000 / ctx->rate;
+    tokens = ctx->burst_size - ahead / step;
+
+    ctx->burst = ctx->burst_size;
+    ctx->remaining = (tokens > 0) ? (ngx_int_t) (tokens + 0.001) : 0;
+    ctx->reset = (ngx_int_t) ((ahead + 999999) / 1000000);
+    ctx->window = ngx_http_apikey_seconds(ctx->burst_size * step);
+
+    if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
+        ctx->retry_after = ngx_http_apikey_seconds(
+                                    ahead - (ctx->burst_size - 1) * step);
+        if (ctx->retry_after < 1) {
+            ctx->retry_after = 1;
+        }
+    }
+}
+
+
+/* whole seconds, rounded up, of a non-negative number of microseconds */
+
+static ngx_int_t
+ngx_http_apikey_seconds(double us)
+{
+    ngx_int_t  s;
+
+    us = us / 1000000 - 1e-9;
+
+    if (us <= 0) {
+        return 0;
+    }
+
+    s = (ngx_int_t) us;
+
+    return (s < us) ? s + 1 : s;
 }
 
 

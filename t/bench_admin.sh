@@ -32,13 +32,21 @@ free_port() {
 }
 
 stop() {
+    local f pid
     [ -n "${loop:-}" ] && kill "$loop" 2>/dev/null || true
     for f in "$dir/nginx.pid" "$dir/redis.pid"; do
-        [ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+        [ -s "$f" ] || continue
+        pid=$(cat "$f")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
     done
 }
 
 trap stop EXIT
+trap 'exit 1' INT TERM HUP
 
 rm -rf "$dir"
 mkdir -p "$dir"
