@@ -19,7 +19,7 @@ static const unsigned char  ngx_http_apikey_hex[] = "0123456789abcdef";
 
 
 static int ngx_http_apikey_digest_hex(unsigned char *dst,
-    const unsigned char *p, size_t len, const EVP_MD *md);
+    const unsigned char *p, size_t len, const EVP_MD *md, EVP_MD_CTX *ctx);
 
 
 int
@@ -187,18 +187,29 @@ int
 ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
     size_t len)
 {
-    static EVP_MD  *md;
+    static EVP_MD      *md;
+    static EVP_MD_CTX  *ctx;
 
-    /* an explicit fetch, once: EVP_sha256() would look it up every call */
+    /*
+     * Every gatekept request hashes a key: fetch the digest once and keep
+     * one context, instead of EVP_sha256()'s lookup and a new context
+     * each time.
+     */
 
-    if (md == NULL) {
+    if (ctx == NULL) {
         md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-        if (md == NULL) {
+        ctx = EVP_MD_CTX_new();
+
+        if (md == NULL || ctx == NULL) {
+            EVP_MD_free(md);
+            EVP_MD_CTX_free(ctx);
+            md = NULL;
+            ctx = NULL;
             return -1;
         }
     }
 
-    return ngx_http_apikey_digest_hex(dst, p, len, md);
+    return ngx_http_apikey_digest_hex(dst, p, len, md, ctx);
 }
 
 
@@ -206,18 +217,33 @@ int
 ngx_http_apikey_sha1_hex(unsigned char *dst, const unsigned char *p,
     size_t len)
 {
-    return ngx_http_apikey_digest_hex(dst, p, len, EVP_sha1());
+    int          rc;
+    EVP_MD_CTX  *ctx;
+
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        return -1;
+    }
+
+    rc = ngx_http_apikey_digest_hex(dst, p, len, EVP_sha1(), ctx);
+
+    EVP_MD_CTX_free(ctx);
+
+    return rc;
 }
 
 
 static int
 ngx_http_apikey_digest_hex(unsigned char *dst, const unsigned char *p,
-    size_t len, const EVP_MD *md)
+    size_t len, const EVP_MD *md, EVP_MD_CTX *ctx)
 {
     unsigned int   i, n;
     unsigned char  buf[EVP_MAX_MD_SIZE];
 
-    if (EVP_Digest(p, len, buf, &n, md, NULL) != 1) {
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1
+        || EVP_DigestUpdate(ctx, p, len) != 1
+        || EVP_DigestFinal_ex(ctx, buf, &n) != 1)
+    {
         return -1;
     }
 

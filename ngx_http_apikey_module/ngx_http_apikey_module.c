@@ -111,6 +111,7 @@ static void ngx_http_apikey_cleanup(void *data);
 static ngx_int_t ngx_http_apikey_add_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_str_t *value);
 static ngx_int_t ngx_http_apikey_header_filter(ngx_http_request_t *r);
+static u_char *ngx_http_apikey_itoa(u_char *p, ngx_int_t n);
 static ngx_int_t ngx_http_apikey_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_apikey_add_variables(ngx_conf_t *cf);
@@ -1127,9 +1128,17 @@ static ngx_int_t
 ngx_http_apikey_header_filter(ngx_http_request_t *r)
 {
     u_char                 *p;
-    ngx_str_t               v;
-    ngx_uint_t              mask;
+    ngx_str_t               v[5];
+    ngx_uint_t              i, first, last;
     ngx_http_apikey_ctx_t  *ctx;
+
+    static ngx_str_t  names[] = {
+        ngx_string("RateLimit-Policy"),
+        ngx_string("RateLimit"),
+        ngx_string("RateLimit-Limit"),
+        ngx_string("RateLimit-Remaining"),
+        ngx_string("RateLimit-Reset")
+    };
 
     if (r != r->main) {
         return ngx_http_next_header_filter(r);
@@ -1147,68 +1156,47 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     }
 
     ctx->rate_sent = 1;
-    mask = ctx->conf->rate_headers;
 
-    p = ngx_pnalloc(r->pool, 2 * (sizeof("\"default\";q=;w=") - 1)
+    /* draft: the first two headers, legacy: the last three */
+
+    first = (ctx->conf->rate_headers & NGX_HTTP_APIKEY_HEADERS_DRAFT) ? 0 : 2;
+    last = (ctx->conf->rate_headers & NGX_HTTP_APIKEY_HEADERS_LEGACY) ? 5 : 2;
+
+    if (first >= last) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /* every gatekept response pays for these: no ngx_sprintf() */
+
+    p = ngx_pnalloc(r->pool, sizeof("\"default\";q=;w=\"default\";r=;t=") - 1
                              + 7 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    if (mask & NGX_HTTP_APIKEY_HEADERS_DRAFT) {
-        v.data = p;
-        p = ngx_sprintf(p, "\"default\";q=%i;w=%i", ctx->burst, ctx->window);
-        v.len = p - v.data;
+    v[0].data = p;
+    p = ngx_cpymem(p, "\"default\";q=", sizeof("\"default\";q=") - 1);
+    v[2].data = p;
+    p = ngx_http_apikey_itoa(p, ctx->burst);
+    v[2].len = p - v[2].data;
+    p = ngx_cpymem(p, ";w=", sizeof(";w=") - 1);
+    p = ngx_http_apikey_itoa(p, ctx->window);
+    v[0].len = p - v[0].data;
 
-        if (ngx_http_apikey_add_header(r, "RateLimit-Policy",
-                                       sizeof("RateLimit-Policy") - 1, &v)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+    v[1].data = p;
+    p = ngx_cpymem(p, "\"default\";r=", sizeof("\"default\";r=") - 1);
+    v[3].data = p;
+    p = ngx_http_apikey_itoa(p, ctx->remaining);
+    v[3].len = p - v[3].data;
+    p = ngx_cpymem(p, ";t=", sizeof(";t=") - 1);
+    v[4].data = p;
+    p = ngx_http_apikey_itoa(p, ctx->reset);
+    v[4].len = p - v[4].data;
+    v[1].len = p - v[1].data;
 
-        v.data = p;
-        p = ngx_sprintf(p, "\"default\";r=%i;t=%i", ctx->remaining,
-                        ctx->reset);
-        v.len = p - v.data;
-
-        if (ngx_http_apikey_add_header(r, "RateLimit",
-                                       sizeof("RateLimit") - 1, &v)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-    }
-
-    if (mask & NGX_HTTP_APIKEY_HEADERS_LEGACY) {
-        v.data = p;
-        p = ngx_sprintf(p, "%i", ctx->burst);
-        v.len = p - v.data;
-
-        if (ngx_http_apikey_add_header(r, "RateLimit-Limit",
-                                       sizeof("RateLimit-Limit") - 1, &v)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        v.data = p;
-        p = ngx_sprintf(p, "%i", ctx->remaining);
-        v.len = p - v.data;
-
-        if (ngx_http_apikey_add_header(r, "RateLimit-Remaining",
-                                       sizeof("RateLimit-Remaining") - 1, &v)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        v.data = p;
-        p = ngx_sprintf(p, "%i", ctx->reset);
-        v.len = p - v.data;
-
-        if (ngx_http_apikey_add_header(r, "RateLimit-Reset",
-                                       sizeof("RateLimit-Reset") - 1, &v)
+    for (i = first; i < last; i++) {
+        if (ngx_http_apikey_add_header(r, (char *) names[i].data,
+                                       names[i].len, &v[i])
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -1216,6 +1204,27 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     }
 
     return ngx_http_next_header_filter(r);
+}
+
+
+static u_char *
+ngx_http_apikey_itoa(u_char *p, ngx_int_t n)
+{
+    u_char   buf[NGX_INT_T_LEN], *q;
+
+    if (n < 0) {
+        *p++ = '-';
+        n = -n;
+    }
+
+    q = buf + NGX_INT_T_LEN;
+
+    do {
+        *--q = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, q, buf + NGX_INT_T_LEN - q);
 }
 
 
