@@ -14,7 +14,8 @@ MODULE    := $(BUILD)/ngx_http_apikey_module.so
 KEYTOOL   := $(BUILD)/apikey-key
 CFLAGS_M  := -g -O2 -fPIC -Wall -Wextra -Werror -Wno-unused-parameter
 SOURCES   := config $(wildcard ngx_http_apikey_module/*.[ch] \
-               ngx_http_apikey_module/*.lua admin/*.[ch] admin/*.lua)
+               ngx_http_apikey_module/*.lua admin/*.[ch] admin/*.lua \
+               admin/*.lua.in)
 PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
              libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
              perl curl wrk procps python3
@@ -38,9 +39,12 @@ deps:
 
 # nginx's configure runs from its own tree: configure a private copy of
 # Debian's nginx-dev sources with the flags Debian's nginx was built with.
-# The Lua scripts become a header at configure time, so they count here.
+# The Lua scripts (and admin/*.lua.in, the library config puts in front
+# of the admin scripts) become a header at configure time, so they count
+# here.
 
-$(BUILD)/nginx/objs/Makefile: $(filter config %.lua,$(SOURCES)) $(NGX_SRC)/conf_flags
+$(BUILD)/nginx/objs/Makefile: $(filter config %.lua %.lua.in,$(SOURCES)) \
+                              $(NGX_SRC)/conf_flags
 	rm -rf $(BUILD)/nginx
 	mkdir -p $(BUILD)
 	cp -r $(NGX_SRC) $(BUILD)/nginx

@@ -12,100 +12,10 @@
 --         max_keys (0: no limit), actor, hash
 --
 -- Returns {"ok", "", now, key} or {code, detail}.
-
-local F = {'id', 'org', 'name', 'description', 'prefix', 'env', 'scopes',
-           'rate', 'per', 'burst', 'created_at', 'created_by', 'updated_at',
-           'expires_at', 'revoked_at', 'secret', 'prev_secret', 'used',
-           'prev_expires_at'}
-
--- the organization index entry: "id \t rev \t exp \t env \t prefix \t name"
--- with the name in lowercase, for searches
-
-local function summary(v)
-    local rev = '0'
-    if v[15] and v[15] ~= '0' then
-        rev = '1'
-    end
-    return v[1] .. '\t' .. rev .. '\t' .. (tonumber(v[14]) or 0) .. '\t'
-           .. (v[6] or '') .. '\t' .. (v[5] or '') .. '\t'
-           .. string.lower(v[3] or '')
-end
-
-local function active(v, now)
-    local exp = tonumber(v[14]) or 0
-    return not (v[15] and v[15] ~= '0') and (exp == 0 or exp > now)
-end
-
--- keys written without the admin API (tests, older versions) are not in
--- the admin indexes yet: rebuild them from the records
-
-local function sync(ns, kk, ik, ak, now)
-    if redis.call('ZCARD', kk) == redis.call('ZCARD', ik) then
-        return
-    end
-    redis.call('DEL', ik, ak)
-    local ids = redis.call('ZRANGE', kk, 0, -1, 'WITHSCORES')
-    for i = 1, #ids, 2 do
-        local v = redis.call('HMGET', ns .. 'key:' .. ids[i], unpack(F))
-        if v[1] then
-            redis.call('ZADD', ik, ids[i + 1], summary(v))
-            if active(v, now) then
-                local exp = tonumber(v[14]) or 0
-                redis.call('ZADD', ak, exp > 0 and exp or 'inf', ids[i])
-            end
-        else
-            redis.call('ZREM', kk, ids[i])
-        end
-    end
-end
-
--- the secret's packed "g" field the gatekeeper reads (docs/data-model.md)
-
-local function gate(v, grace, prefix)
-    local rate = tonumber(v[8]) or 0
-    local g = {(v[15] and v[15] ~= '0') and 1 or 0, tonumber(v[14]) or 0,
-               grace, rate, rate > 0 and v[9] or 1, rate > 0 and v[10] or 0,
-               v[6]}
-    for _, s in ipairs(cjson.decode(v[7] or '[]')) do
-        g[#g + 1] = s
-    end
-    return table.concat(g, ' ') .. '\n' .. v[1] .. '\n' .. v[2] .. '\n'
-           .. prefix .. '\n' .. v[3]
-end
-
-local function event(now, actor, action, id)
-    redis.call('LPUSH', KEYS[5], cjson.encode({at = now, actor = actor,
-                                               action = action, key_id = id}))
-    redis.call('LTRIM', KEYS[5], 0, 9999)
-end
-
--- last use: the record's (kept over rotations), or the latest "u" of its
--- secrets
-
-local function lastused(ns, v)
-    local used = tonumber(v[18]) or 0
-    for i = 16, 17 do
-        if v[i] then
-            local u = tonumber(redis.call('HGET', ns .. '{' .. v[i] .. '}',
-                                          'u'))
-            if u and u > used then
-                used = u
-            end
-        end
-    end
-    return used
-end
-
--- the key as nginx reads it: 15 record fields and last use, no secrets
-
-local function reply(ns, v)
-    local out = {}
-    for i = 1, 15 do
-        out[i] = v[i]
-    end
-    out[16] = tostring(lastused(ns, v))
-    return out
-end
+--
+-- The script Redis runs is this file after the shared helpers:
+--   cat admin/ngx_http_apikey_admin_lib.lua.in \
+--       admin/ngx_http_apikey_admin_create.lua
 
 local ns, org, id = ARGV[1], ARGV[2], ARGV[3]
 local t = redis.call('TIME')
@@ -122,8 +32,7 @@ local at, ttl, maxttl = tonumber(ARGV[12]), tonumber(ARGV[13]),
 
 if at > 0 then
     if at < now + 60 then
-        return {'invalid_field',
-                'expires_at must be at least 60 seconds ahead'}
+        return TOO_SOON
     end
     if maxttl > 0 and at > now + maxttl then
         return {'invalid_field', 'expires_at is past apikey_max_ttl'}
@@ -133,15 +42,8 @@ elseif ttl > 0 then
     exp = now + ttl
 end
 
-local maxkeys = tonumber(ARGV[15])
-
-if maxkeys > 0 then
-    sync(ns, KEYS[2], KEYS[3], KEYS[4], now)
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-    if redis.call('ZCARD', KEYS[4]) >= maxkeys then
-        return {'key_limit_reached',
-                'the organization has apikey_max_keys active keys'}
-    end
+if full(ns, tonumber(ARGV[15]), now) then
+    return KEY_LIMIT
 end
 
 local rec = {'id', id, 'org', org, 'name', ARGV[4], 'description', ARGV[5],
@@ -150,15 +52,11 @@ local rec = {'id', id, 'org', org, 'name', ARGV[4], 'description', ARGV[5],
              'secret', ARGV[17]}
 
 if tonumber(ARGV[9]) > 0 then
-    for _, x in ipairs({'rate', ARGV[9], 'per', ARGV[10],
-                        'burst', ARGV[11]}) do
-        rec[#rec + 1] = x
-    end
+    push(rec, 'rate', ARGV[9], 'per', ARGV[10], 'burst', ARGV[11])
 end
 
 if exp > 0 then
-    rec[#rec + 1] = 'expires_at'
-    rec[#rec + 1] = exp
+    push(rec, 'expires_at', exp)
 end
 
 -- creation order is the score: keep it strict within a millisecond
@@ -171,7 +69,7 @@ end
 
 redis.call('HSET', KEYS[1], unpack(rec))
 
-local v = redis.call('HMGET', KEYS[1], unpack(F))
+local v = record(KEYS[1])
 
 redis.call('HSET', KEYS[6], 'g', gate(v, 0, v[5]))
 redis.call('ZADD', KEYS[2], ms, id)

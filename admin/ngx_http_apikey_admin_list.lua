@@ -14,90 +14,20 @@
 -- Returns {"ok", "", now, total, {key, ...}} or, while walking,
 -- {"ok", "", now, matches so far, {key, ...}, cursor score, cursor member}
 -- with an empty cursor at the end.
-
-local F = {'id', 'org', 'name', 'description', 'prefix', 'env', 'scopes',
-           'rate', 'per', 'burst', 'created_at', 'created_by', 'updated_at',
-           'expires_at', 'revoked_at', 'secret', 'prev_secret', 'used',
-           'prev_expires_at'}
-
--- the organization index entry: "id \t rev \t exp \t env \t prefix \t name"
--- with the name in lowercase, for searches
-
-local function summary(v)
-    local rev = '0'
-    if v[15] and v[15] ~= '0' then
-        rev = '1'
-    end
-    return v[1] .. '\t' .. rev .. '\t' .. (tonumber(v[14]) or 0) .. '\t'
-           .. (v[6] or '') .. '\t' .. (v[5] or '') .. '\t'
-           .. string.lower(v[3] or '')
-end
-
-local function active(v, now)
-    local exp = tonumber(v[14]) or 0
-    return not (v[15] and v[15] ~= '0') and (exp == 0 or exp > now)
-end
-
--- keys written without the admin API (tests, older versions) are not in
--- the admin indexes yet: rebuild them from the records
-
-local function sync(ns, kk, ik, ak, now)
-    if redis.call('ZCARD', kk) == redis.call('ZCARD', ik) then
-        return
-    end
-    redis.call('DEL', ik, ak)
-    local ids = redis.call('ZRANGE', kk, 0, -1, 'WITHSCORES')
-    for i = 1, #ids, 2 do
-        local v = redis.call('HMGET', ns .. 'key:' .. ids[i], unpack(F))
-        if v[1] then
-            redis.call('ZADD', ik, ids[i + 1], summary(v))
-            if active(v, now) then
-                local exp = tonumber(v[14]) or 0
-                redis.call('ZADD', ak, exp > 0 and exp or 'inf', ids[i])
-            end
-        else
-            redis.call('ZREM', kk, ids[i])
-        end
-    end
-end
-
--- last use: the record's (kept over rotations), or the latest "u" of its
--- secrets
-
-local function lastused(ns, v)
-    local used = tonumber(v[18]) or 0
-    for i = 16, 17 do
-        if v[i] then
-            local u = tonumber(redis.call('HGET', ns .. '{' .. v[i] .. '}',
-                                          'u'))
-            if u and u > used then
-                used = u
-            end
-        end
-    end
-    return used
-end
-
--- the key as nginx reads it: 15 record fields and last use, no secrets
-
-local function reply(ns, v)
-    local out = {}
-    for i = 1, 15 do
-        out[i] = v[i]
-    end
-    out[16] = tostring(lastused(ns, v))
-    return out
-end
+--
+-- The script Redis runs is this file after the shared helpers:
+--   cat admin/ngx_http_apikey_admin_lib.lua.in \
+--       admin/ngx_http_apikey_admin_list.lua
 
 local ns = ARGV[1]
 local off, count = tonumber(ARGV[2]), tonumber(ARGV[3])
 local search, status, env = ARGV[4], ARGV[5], ARGV[6]
-local now = tonumber(redis.call('TIME')[1])
+local now = clock()
 
 local function fetch(ids)
     local data = {}
     for i = 1, #ids do
-        local v = redis.call('HMGET', ns .. 'key:' .. ids[i], unpack(F))
+        local v = record(ns .. 'key:' .. ids[i])
         if v[1] then
             data[#data + 1] = reply(ns, v)
         end

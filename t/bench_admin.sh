@@ -100,8 +100,11 @@ done
 
 echo "loading $nkeys keys into organization $org"
 
+# the script Redis runs: the admin library, then the create script
+
 sha=$(redis-cli -p "$rport" SCRIPT LOAD \
-          "$(cat "$top/admin/ngx_http_apikey_admin_create.lua")")
+          "$(cat "$top/admin/ngx_http_apikey_admin_lib.lua.in" \
+                 "$top/admin/ngx_http_apikey_admin_create.lua")")
 
 perl - "$sha" "$nkeys" "$org" > "$dir/load.resp" <<'PERL'
 my ($sha, $n, $org) = @ARGV;

@@ -225,11 +225,20 @@ sub load_keys {
     my $name = $o{name} // sub { sprintf('bulk key %06d', $_[0]) };
     my $env = $o{env} // sub { 'production' };
 
-    my $script = "$ApiKey::Test::ROOT/admin/ngx_http_apikey_admin_create.lua";
+    # the script Redis runs: the admin library, then the create script
 
-    open my $fh, '<', $script or die "$script: $!";
-    my $sha = $t->redis('SCRIPT', 'LOAD', do { local $/; <$fh> });
-    close $fh;
+    my $script = '';
+
+    for my $f (qw(ngx_http_apikey_admin_lib.lua.in
+                  ngx_http_apikey_admin_create.lua))
+    {
+        my $path = "$ApiKey::Test::ROOT/admin/$f";
+        open my $fh, '<', $path or die "$path: $!";
+        $script .= do { local $/; <$fh> };
+        close $fh;
+    }
+
+    my $sha = $t->redis('SCRIPT', 'LOAD', $script);
 
     my @a = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
     my $r62 = sub { join '', map { $a[int rand 62] } 1 .. $_[0] };
