@@ -57,6 +57,8 @@ static ngx_int_t ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *data, json_int_t total);
 static ngx_int_t ngx_http_apikey_admin_fields(redisReply *reply,
     ngx_str_t *f);
 static int64_t ngx_http_apikey_admin_int(redisReply *reply);
@@ -840,11 +842,10 @@ static ngx_int_t
 ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    json_t              *json, *key;
+    json_t              *key;
     time_t               now;
     size_t               i;
-    ngx_str_t            f[NGX_HTTP_APIKEY_ADMIN_F_N], out;
-    ngx_int_t            rc;
+    ngx_str_t            f[NGX_HTTP_APIKEY_ADMIN_F_N];
     redisReply          *list, **e;
     ngx_pool_cleanup_t  *cln;
 
@@ -906,30 +907,7 @@ ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
         return NGX_AGAIN;
     }
 
-    json = json_object();
-
-    if (json == NULL
-        || json_object_set(json, "data", ctx->data) != 0
-        || json_object_set_new(json, "page", json_integer(ctx->in.page)) != 0
-        || json_object_set_new(json, "per_page",
-                               json_integer(ctx->in.per_page))
-           != 0
-        || json_object_set_new(json, "total_count", json_integer(ctx->seen))
-           != 0)
-    {
-        json_decref(json);
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
-
-    json_decref(json);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+    return ngx_http_apikey_admin_send_page(r, ctx, ctx->data, ctx->seen);
 }
 
 
@@ -946,21 +924,15 @@ static ngx_int_t
 ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    json_t      *json, *data, *event;
+    json_t      *data, *event;
     size_t       i;
     ngx_int_t    rc;
-    ngx_str_t    out;
     redisReply  *list, *e;
 
     list = reply->element[3];
 
-    json = json_object();
     data = json_array();
-
-    if (json == NULL || data == NULL
-        || json_object_set_new(json, "data", data) != 0)
-    {
-        json_decref(json);
+    if (data == NULL) {
         return NGX_ERROR;
     }
 
@@ -981,18 +953,39 @@ ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
         }
 
         if (json_array_append_new(data, event) != 0) {
-            json_decref(json);
+            json_decref(data);
             return NGX_ERROR;
         }
     }
 
-    if (json_object_set_new(json, "page", json_integer(ctx->in.page)) != 0
+    rc = ngx_http_apikey_admin_send_page(r, ctx, data,
+                                 ngx_http_apikey_admin_int(reply->element[2]));
+
+    json_decref(data);
+
+    return rc;
+}
+
+
+/* {"data":[...],"page":P,"per_page":N,"total_count":T}, for lists */
+
+static ngx_int_t
+ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, json_t *data, json_int_t total)
+{
+    json_t     *json;
+    ngx_int_t   rc;
+    ngx_str_t   out;
+
+    json = json_object();
+
+    if (json == NULL
+        || json_object_set(json, "data", data) != 0
+        || json_object_set_new(json, "page", json_integer(ctx->in.page)) != 0
         || json_object_set_new(json, "per_page",
                                json_integer(ctx->in.per_page))
            != 0
-        || json_object_set_new(json, "total_count",
-                               json_integer(
-                                 ngx_http_apikey_admin_int(reply->element[2])))
+        || json_object_set_new(json, "total_count", json_integer(total))
            != 0)
     {
         json_decref(json);

@@ -108,8 +108,7 @@ int
 ngx_http_apikey_key_generate(unsigned char *dst, size_t *len,
     const unsigned char *prefix, size_t prefix_len)
 {
-    unsigned char   rnd[32], crc[4], *p;
-    uint32_t        c;
+    unsigned char   rnd[32], *p;
 
     if (!ngx_http_apikey_prefix_valid(prefix, prefix_len)) {
         return -1;
@@ -126,14 +125,7 @@ ngx_http_apikey_key_generate(unsigned char *dst, size_t *len,
     ngx_http_apikey_base62(p, NGX_HTTP_APIKEY_RANDOM_LEN, rnd, sizeof(rnd));
     OPENSSL_cleanse(rnd, sizeof(rnd));
 
-    c = ngx_http_apikey_crc32(p, NGX_HTTP_APIKEY_RANDOM_LEN);
-    crc[0] = (unsigned char) (c >> 24);
-    crc[1] = (unsigned char) (c >> 16);
-    crc[2] = (unsigned char) (c >> 8);
-    crc[3] = (unsigned char) c;
-
-    ngx_http_apikey_base62(p + NGX_HTTP_APIKEY_RANDOM_LEN,
-                           NGX_HTTP_APIKEY_CHECK_LEN, crc, sizeof(crc));
+    ngx_http_apikey_key_check(p + NGX_HTTP_APIKEY_RANDOM_LEN, p);
 
     *len = prefix_len + 1 + NGX_HTTP_APIKEY_BODY_LEN;
 
@@ -141,12 +133,30 @@ ngx_http_apikey_key_generate(unsigned char *dst, size_t *len,
 }
 
 
+/* the 6 check characters of the 43 random ones: CRC-32 in base62 */
+
+void
+ngx_http_apikey_key_check(unsigned char *dst, const unsigned char *random)
+{
+    uint32_t       c;
+    unsigned char  crc[4];
+
+    c = ngx_http_apikey_crc32(random, NGX_HTTP_APIKEY_RANDOM_LEN);
+
+    crc[0] = (unsigned char) (c >> 24);
+    crc[1] = (unsigned char) (c >> 16);
+    crc[2] = (unsigned char) (c >> 8);
+    crc[3] = (unsigned char) c;
+
+    ngx_http_apikey_base62(dst, NGX_HTTP_APIKEY_CHECK_LEN, crc, sizeof(crc));
+}
+
+
 int
 ngx_http_apikey_key_valid(const unsigned char *key, size_t len)
 {
     size_t          i, plen;
-    uint32_t        c;
-    unsigned char   crc[4], check[NGX_HTTP_APIKEY_CHECK_LEN];
+    unsigned char   check[NGX_HTTP_APIKEY_CHECK_LEN];
     const unsigned char  *body;
 
     if (len <= NGX_HTTP_APIKEY_BODY_LEN + 1 || len > NGX_HTTP_APIKEY_KEY_MAX) {
@@ -170,13 +180,7 @@ ngx_http_apikey_key_valid(const unsigned char *key, size_t len)
         }
     }
 
-    c = ngx_http_apikey_crc32(body, NGX_HTTP_APIKEY_RANDOM_LEN);
-    crc[0] = (unsigned char) (c >> 24);
-    crc[1] = (unsigned char) (c >> 16);
-    crc[2] = (unsigned char) (c >> 8);
-    crc[3] = (unsigned char) c;
-
-    ngx_http_apikey_base62(check, NGX_HTTP_APIKEY_CHECK_LEN, crc, sizeof(crc));
+    ngx_http_apikey_key_check(check, body);
 
     return memcmp(check, body + NGX_HTTP_APIKEY_RANDOM_LEN,
                   NGX_HTTP_APIKEY_CHECK_LEN) == 0;

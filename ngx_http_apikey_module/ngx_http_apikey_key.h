@@ -32,6 +32,8 @@ int ngx_http_apikey_prefix_valid(const unsigned char *p, size_t len);
 uint32_t ngx_http_apikey_crc32(const unsigned char *p, size_t len);
 void ngx_http_apikey_base62(unsigned char *dst, size_t width,
     unsigned char *num, size_t n);
+void ngx_http_apikey_key_check(unsigned char *dst,
+    const unsigned char *random);
 int ngx_http_apikey_key_generate(unsigned char *dst, size_t *len,
     const unsigned char *prefix, size_t prefix_len);
 int ngx_http_apikey_key_valid(const unsigned char *key, size_t len);

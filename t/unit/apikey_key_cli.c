@@ -33,9 +33,8 @@ static int
 body(const char *hex)
 {
     size_t         i;
-    uint32_t       c;
     unsigned int   v;
-    unsigned char  num[32], crc[4], out[NGX_HTTP_APIKEY_BODY_LEN + 1];
+    unsigned char  num[32], out[NGX_HTTP_APIKEY_BODY_LEN + 1];
 
     if (strlen(hex) != 64) {
         return usage();
@@ -49,15 +48,7 @@ body(const char *hex)
     }
 
     ngx_http_apikey_base62(out, NGX_HTTP_APIKEY_RANDOM_LEN, num, sizeof(num));
-
-    c = ngx_http_apikey_crc32(out, NGX_HTTP_APIKEY_RANDOM_LEN);
-    crc[0] = (unsigned char) (c >> 24);
-    crc[1] = (unsigned char) (c >> 16);
-    crc[2] = (unsigned char) (c >> 8);
-    crc[3] = (unsigned char) c;
-
-    ngx_http_apikey_base62(out + NGX_HTTP_APIKEY_RANDOM_LEN,
-                           NGX_HTTP_APIKEY_CHECK_LEN, crc, sizeof(crc));
+    ngx_http_apikey_key_check(out + NGX_HTTP_APIKEY_RANDOM_LEN, out);
     out[NGX_HTTP_APIKEY_BODY_LEN] = '\0';
 
     printf("%s\n", out);
