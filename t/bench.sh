@@ -22,26 +22,10 @@ keys=1000
 dir=$top/build/bench
 keytool=$top/build/apikey-key
 
-free_port() {
-    perl -MIO::Socket::INET -e \
-        'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,
-                                     Listen=>1)->sockport'
-}
-
-pids=
+. "$top/t/lib/servers.sh"
 
 stop() {
-    local pid
-    for pid in $pids; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $pids; do
-        for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-    done
+    stop_pidfiles "$dir/nginx.pid" "$dir/redis.pid"
 }
 
 trap stop EXIT
@@ -53,17 +37,7 @@ mkdir -p "$dir"
 rport=$(free_port)
 hport=$(free_port)
 
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-    --dir "$dir"
-
-for i in $(seq 1 100); do
-    redis-cli -p "$rport" ping >/dev/null 2>&1 && [ -s "$dir/redis.pid" ] && break
-    [ "$i" = 100 ] && { echo "redis did not start" >&2; exit 1; }
-    sleep 0.1
-done
-
-pids="$pids $(cat "$dir/redis.pid")"
+start_redis "$dir" "$rport" --save '' --appendonly no
 
 # seed: the secret hashes of docs/data-model.md, with a limit far above
 # what the run can reach
@@ -110,13 +84,8 @@ CONF
 
 /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
 
-for i in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$hport/bare" && [ -s "$dir/nginx.pid" ] && break
-    [ "$i" = 100 ] && { echo "nginx did not start" >&2; exit 1; }
-    sleep 0.1
-done
-
-pids="$(cat "$dir/nginx.pid") $pids"
+wait_for curl -sf -o /dev/null "http://127.0.0.1:$hport/bare"
+wait_for test -s "$dir/nginx.pid"
 
 evalsha() {
     redis-cli -p "$rport" info commandstats \

@@ -25,24 +25,11 @@ seconds=${BENCH_ADMIN_SECONDS:-5}
 dir=$top/build/bench-admin
 org=big
 
-free_port() {
-    perl -MIO::Socket::INET -e \
-        'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,
-                                     Listen=>1)->sockport'
-}
+. "$top/t/lib/servers.sh"
 
 stop() {
-    local f pid
     [ -n "${loop:-}" ] && kill "$loop" 2>/dev/null || true
-    for f in "$dir/nginx.pid" "$dir/redis.pid"; do
-        [ -s "$f" ] || continue
-        pid=$(cat "$f")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-    done
+    stop_pidfiles "$dir/nginx.pid" "$dir/redis.pid"
 }
 
 trap stop EXIT
@@ -54,15 +41,7 @@ mkdir -p "$dir"
 rport=$(free_port)
 hport=$(free_port)
 
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-    --dir "$dir"
-
-for i in $(seq 1 100); do
-    redis-cli -p "$rport" ping >/dev/null 2>&1 && break
-    [ "$i" = 100 ] && { echo "redis did not start" >&2; exit 1; }
-    sleep 0.1
-done
+start_redis "$dir" "$rport" --save '' --appendonly no
 
 { read -r token; read -r line; } < <("$top/admin/apikey-token" bench '*')
 echo "$line" > "$dir/tokens"
@@ -89,12 +68,7 @@ CONF
 
 base=http://127.0.0.1:$hport/admin/orgs/$org
 
-for i in $(seq 1 100); do
-    curl -s -o /dev/null -H "Authorization: Bearer $token" "$base/keys" \
-        && break
-    [ "$i" = 100 ] && { echo "nginx did not start" >&2; exit 1; }
-    sleep 0.1
-done
+wait_for curl -sf -o /dev/null -H "Authorization: Bearer $token" "$base/keys"
 
 # keys through the create script: names of three words and a number
 

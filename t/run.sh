@@ -11,18 +11,10 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 dir=$top/run
 
+. "$top/t/lib/servers.sh"
+
 stop() {
-    local f pid
-    for f in "$dir/nginx.pid" "$dir/redis.pid"; do
-        [ -s "$f" ] || continue
-        pid=$(cat "$f")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        rm -f "$f"
-    done
+    stop_pidfiles "$dir/nginx.pid" "$dir/redis.pid"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -39,19 +31,8 @@ pick_port() {
     if port_free "$1"; then
         echo "$1"
     else
-        perl -MIO::Socket::INET -e \
-            'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",
-                                         LocalPort=>0, Listen=>1)->sockport'
+        free_port
     fi
-}
-
-wait_for() {
-    for _ in $(seq 1 100); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for: $*" >&2
-    exit 1
 }
 
 stop
@@ -61,10 +42,7 @@ hport=$(pick_port "${RUN_HTTP_PORT:-8080}")
 rport=$(pick_port "${RUN_REDIS_PORT:-6390}")
 bport=$(pick_port "${RUN_BACKEND_PORT:-8081}")
 
-redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir" \
-    --appendonly yes --save '' --daemonize yes \
-    --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-wait_for redis-cli -p "$rport" ping
+start_redis "$dir" "$rport" --appendonly yes --save ''
 
 # a fresh admin token every run: only its hash goes to disk
 

@@ -1,0 +1,48 @@
+# Shell helpers for make run and make bench: free loopback ports, a private
+# Redis, bounded waits, and stopping what was started by pid.  Sourced by
+# t/run.sh, t/bench.sh and t/bench_admin.sh.
+
+# a port nobody listens on now
+free_port() {
+    perl -MIO::Socket::INET -e \
+        'print IO::Socket::INET->new(LocalAddr => "127.0.0.1",
+                                     LocalPort => 0, Listen => 1)->sockport'
+}
+
+# wait_for COMMAND...: run it until it succeeds, for at most 10 s
+wait_for() {
+    local i
+    for i in $(seq 1 100); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for: $*" >&2
+    exit 1
+}
+
+# start_redis DIR PORT [redis-server options]: a daemon on 127.0.0.1 whose
+# pid file is DIR/redis.pid, ready when this returns
+start_redis() {
+    local dir=$1 port=$2
+    shift 2
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" \
+        --daemonize yes --pidfile "$dir/redis.pid" \
+        --logfile "$dir/redis.log" "$@"
+    wait_for redis-cli -p "$port" ping
+    wait_for test -s "$dir/redis.pid"
+}
+
+# stop_pidfiles FILE...: TERM each process, then wait for it (10 s at most)
+stop_pidfiles() {
+    local f pid
+    for f in "$@"; do
+        [ -s "$f" ] || continue
+        pid=$(cat "$f")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        rm -f "$f"
+    done
+}
