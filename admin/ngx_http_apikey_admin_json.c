@@ -1071,6 +1071,12 @@ ngx_http_apikey_admin_time_json(time_t t)
         return json_null();
     }
 
+    /* a hand-written record may hold anything: stay within four digits */
+
+    if (t > 253402300799) {
+        t = 253402300799;
+    }
+
     ngx_gmtime(t, &tm);
 
     return json_stringn((char *) buf,

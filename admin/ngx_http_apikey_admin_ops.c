@@ -753,7 +753,7 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     u_char      *p;
     json_t      *json;
     time_t       now, prev;
-    ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location;
+    ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location, path;
     ngx_int_t    rc;
     ngx_uint_t   status;
 
@@ -796,14 +796,26 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
         raw = &ctx->raw;
         status = NGX_HTTP_CREATED;
 
-        location.len = r->uri.len + 1 + ctx->id.len;
+        /*
+         * the path as the client sent it, still percent-encoded: the
+         * decoded r->uri could carry CR or LF into the header
+         */
+
+        path = r->unparsed_uri;
+
+        p = ngx_strlchr(path.data, path.data + path.len, '?');
+        if (p) {
+            path.len = p - path.data;
+        }
+
+        location.len = path.len + 1 + ctx->id.len;
         location.data = ngx_pnalloc(r->pool, location.len);
         if (location.data == NULL) {
             json_decref(json);
             return NGX_ERROR;
         }
 
-        p = ngx_cpymem(location.data, r->uri.data, r->uri.len);
+        p = ngx_cpymem(location.data, path.data, path.len);
         *p++ = '/';
         ngx_memcpy(p, ctx->id.data, ctx->id.len);
 

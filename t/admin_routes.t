@@ -104,6 +104,17 @@ is($rx->get("orgs/acme/keys/$id")->{status}, 200, 'regex location');
 is_admin_problem($rx->get('orgs/acme'), 404, 'not_found',
                  'regex location: no route');
 
+# in a regex location the route may follow other path segments: an encoded
+# CR LF among them must not reach the Location header
+
+my $crlf = ApiKey::Admin->new($t, $tok->{ops},
+                              base => '/v1/admin/x%0d%0aX-Injected:%20yes/');
+my $r = $crlf->post('orgs/acme/keys', { name => 'crlf' });
+is($r->{status}, 201, 'regex location: created under an odd path');
+is($r->{headers}{'x-injected'}, undef, 'no header injected via Location');
+like($r->{headers}{location} // '', qr{^/v1/admin/x%0d%0aX-Injected:%20yes/orgs/acme/keys/k_\w{22}$},
+     'Location keeps the path as sent, still encoded');
+
 $t->error_log_clean;
 
 done_testing;
