@@ -254,8 +254,9 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
 
     ngx_str_set(&value, "no-store");
 
-    if (ngx_http_apikey_admin_add_header(r, "Cache-Control", &value, NULL)
-        != NGX_OK)
+    if (ngx_http_apikey_add_header(r, "Cache-Control",
+                                   sizeof("Cache-Control") - 1, &value)
+        == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -468,10 +469,11 @@ ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
     if (ctx->err.status == NGX_HTTP_UNAUTHORIZED) {
         ngx_str_set(&value, "Bearer");
 
-        if (ngx_http_apikey_admin_add_header(r, "WWW-Authenticate", &value,
-                                         &r->headers_out.www_authenticate)
-            != NGX_OK)
-        {
+        r->headers_out.www_authenticate =
+            ngx_http_apikey_add_header(r, "WWW-Authenticate",
+                                       sizeof("WWW-Authenticate") - 1, &value);
+
+        if (r->headers_out.www_authenticate == NULL) {
             return NGX_ERROR;
         }
     }
@@ -516,30 +518,6 @@ ngx_http_apikey_admin_send_json(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
-}
-
-
-ngx_int_t
-ngx_http_apikey_admin_add_header(ngx_http_request_t *r, char *name,
-    ngx_str_t *value, ngx_table_elt_t **hp)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value = *value;
-
-    if (hp) {
-        *hp = h;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -758,7 +736,8 @@ ngx_http_apikey_admin_route(ngx_http_request_t *r,
 
     ngx_memcpy(allow.data, buf, allow.len);
 
-    if (ngx_http_apikey_admin_add_header(r, "Allow", &allow, NULL) != NGX_OK)
+    if (ngx_http_apikey_add_header(r, "Allow", sizeof("Allow") - 1, &allow)
+        == NULL)
     {
         return NGX_ERROR;
     }

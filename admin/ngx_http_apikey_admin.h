@@ -160,8 +160,6 @@ ngx_int_t ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_admin_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
-ngx_int_t ngx_http_apikey_admin_add_header(ngx_http_request_t *r,
-    char *name, ngx_str_t *value, ngx_table_elt_t **hp);
 ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);

@@ -819,8 +819,9 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
         *p++ = '/';
         ngx_memcpy(p, ctx->id.data, ctx->id.len);
 
-        if (ngx_http_apikey_admin_add_header(r, "Location", &location, NULL)
-            != NGX_OK)
+        if (ngx_http_apikey_add_header(r, "Location", sizeof("Location") - 1,
+                                       &location)
+            == NULL)
         {
             json_decref(json);
             return NGX_ERROR;

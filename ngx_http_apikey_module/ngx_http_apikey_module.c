@@ -108,8 +108,6 @@ static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
     ngx_table_elt_t *h);
 static ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
 static void ngx_http_apikey_cleanup(void *data);
-static ngx_int_t ngx_http_apikey_add_header(ngx_http_request_t *r,
-    const char *name, size_t len, ngx_str_t *value);
 static ngx_int_t ngx_http_apikey_header_filter(ngx_http_request_t *r);
 static u_char *ngx_http_apikey_itoa(u_char *p, ngx_int_t n);
 static ngx_int_t ngx_http_apikey_variable(ngx_http_request_t *r,
@@ -894,7 +892,7 @@ ngx_http_apikey_decide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
         if (ngx_http_apikey_add_header(r, "WWW-Authenticate",
                                        sizeof("WWW-Authenticate") - 1,
                                        &akcf->www_authenticate)
-            != NGX_OK)
+            == NULL)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -911,7 +909,7 @@ ngx_http_apikey_decide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
         if (ngx_http_apikey_add_header(r, "Retry-After",
                                        sizeof("Retry-After") - 1, &value)
-            != NGX_OK)
+            == NULL)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -1104,7 +1102,7 @@ ngx_http_apikey_cleanup(void *data)
 }
 
 
-static ngx_int_t
+ngx_table_elt_t *
 ngx_http_apikey_add_header(ngx_http_request_t *r, const char *name,
     size_t len, ngx_str_t *value)
 {
@@ -1112,7 +1110,7 @@ ngx_http_apikey_add_header(ngx_http_request_t *r, const char *name,
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     h->hash = 1;
@@ -1120,7 +1118,7 @@ ngx_http_apikey_add_header(ngx_http_request_t *r, const char *name,
     h->key.data = (u_char *) name;
     h->value = *value;
 
-    return NGX_OK;
+    return h;
 }
 
 
@@ -1197,7 +1195,7 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     for (i = first; i < last; i++) {
         if (ngx_http_apikey_add_header(r, (char *) names[i].data,
                                        names[i].len, &v[i])
-            != NGX_OK)
+            == NULL)
         {
             return NGX_ERROR;
         }

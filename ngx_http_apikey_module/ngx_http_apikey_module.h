@@ -31,6 +31,10 @@ typedef struct {
 ngx_int_t ngx_http_apikey_send_problem(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *code, ngx_str_t *detail);
 
+/* adds a response header; name is a literal that outlives the request */
+ngx_table_elt_t *ngx_http_apikey_add_header(ngx_http_request_t *r,
+    const char *name, size_t len, ngx_str_t *value);
+
 /*
  * Marks that a location needs Redis; fails with a clear message when no
  * apikey_redis was configured.
