@@ -33,6 +33,8 @@ static ngx_int_t ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
 static ngx_int_t ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
+static void ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a, ngx_uint_t secret);
 static void ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a);
 static void ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a,
@@ -248,15 +250,7 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
-        ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
-        ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
-        ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-        ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
-        ngx_http_apikey_admin_arg_key(a, "{%*s}",
-                                      (size_t) NGX_HTTP_APIKEY_HASH_LEN,
-                                      ctx->hash);
-        a->nkeys = 6;
+        ngx_http_apikey_admin_key_names(ctx, a, 1);
         ngx_http_apikey_admin_arg(a, a->ns);
         ngx_http_apikey_admin_arg(a, &ctx->org);
         ngx_http_apikey_admin_arg(a, &ctx->token->name);
@@ -316,9 +310,15 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
  * ARGV: ns, org, actor
  */
 
+/*
+ * The KEYS of the scripts that change a key, in the order they expect:
+ * the record, the org's sorted set, index, active set and event log, and,
+ * for create and rotate, the new secret's hash.
+ */
+
 static void
-ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_args_t *a)
+ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a, ngx_uint_t secret)
 {
     ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
     ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
@@ -326,6 +326,21 @@ ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
     ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
     a->nkeys = 5;
+
+    if (secret) {
+        ngx_http_apikey_admin_arg_key(a, "{%*s}",
+                                      (size_t) NGX_HTTP_APIKEY_HASH_LEN,
+                                      ctx->hash);
+        a->nkeys = 6;
+    }
+}
+
+
+static void
+ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a)
+{
+    ngx_http_apikey_admin_key_names(ctx, a, 0);
     ngx_http_apikey_admin_arg(a, a->ns);
     ngx_http_apikey_admin_arg(a, &ctx->org);
     ngx_http_apikey_admin_arg(a, &ctx->token->name);
@@ -396,15 +411,7 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     prefix.data = ctx->raw.data;
     prefix.len = NGX_HTTP_APIKEY_DISPLAY_LEN;
 
-    ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "{%*s}",
-                                  (size_t) NGX_HTTP_APIKEY_HASH_LEN,
-                                  ctx->hash);
-    a->nkeys = 6;
+    ngx_http_apikey_admin_key_names(ctx, a, 1);
 
     ngx_http_apikey_admin_arg(a, a->ns);
     ngx_http_apikey_admin_arg(a, &ctx->org);
