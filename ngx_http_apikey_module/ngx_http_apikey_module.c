@@ -66,7 +66,7 @@ typedef struct {
     ngx_uint_t                    result;
     ngx_http_request_t           *request;
     ngx_http_apikey_loc_conf_t   *conf;
-    ngx_http_apikey_redis_op_t   *op;
+    ngx_http_apikey_redis_item_t *item;
     ngx_table_elt_t              *header;        /* where the key came */
     ngx_str_t                     id;
     ngx_str_t                     org;
@@ -360,7 +360,7 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
     /*
      * set by ngx_pcalloc():
      *
-     *     ctx->op = NULL;
+     *     ctx->item = NULL;
      *     ctx->header = NULL;
      *     ctx->id = { 0, NULL };  (and the other strings)
      *     ctx->hidden = 0;
@@ -417,10 +417,9 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
     args[1] = akcf->environment;
     args[2] = akcf->scopes;
 
-    rc = ngx_http_apikey_redis_eval(&ngx_http_apikey_gate_script, 1, 3, args,
-                                    akmcf->redis.timeout,
-                                    ngx_http_apikey_done, ctx,
-                                    r->connection->log, &ctx->op);
+    rc = ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 3, args,
+                                     akmcf->redis.timeout,
+                                     ngx_http_apikey_done, ctx, &ctx->item);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -531,7 +530,7 @@ ngx_http_apikey_done(void *data, redisReply *reply)
 
     ngx_http_set_log_request(c->log, r);
 
-    ctx->op = NULL;
+    ctx->item = NULL;
     ctx->state = NGX_HTTP_APIKEY_DONE;
 
     if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK) {
@@ -1095,9 +1094,9 @@ ngx_http_apikey_cleanup(void *data)
 {
     ngx_http_apikey_ctx_t  *ctx = data;
 
-    if (ctx->op) {
-        ngx_http_apikey_redis_detach(ctx->op);
-        ctx->op = NULL;
+    if (ctx->item) {
+        ngx_http_apikey_redis_batch_detach(ctx->item);
+        ctx->item = NULL;
     }
 }
 

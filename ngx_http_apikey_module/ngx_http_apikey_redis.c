@@ -131,9 +131,7 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
      * failed, they get the fail mode's answer until a connection is ready.
      */
 
-    if (rd->ac == NULL
-        || (rd->state != NGX_HTTP_APIKEY_REDIS_READY && rd->failed))
-    {
+    if (!ngx_http_apikey_redis_ready()) {
         return NGX_DECLINED;
     }
 
@@ -213,6 +211,18 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
     *opp = op;
 
     return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_apikey_redis_ready(void)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    return rd->ac != NULL
+           && (rd->state == NGX_HTTP_APIKEY_REDIS_READY || !rd->failed);
 }
 
 

@@ -15,7 +15,12 @@
 #include <hiredis/async.h>
 
 
-#define NGX_HTTP_APIKEY_REDIS_MAX_ARGS  64
+#define NGX_HTTP_APIKEY_REDIS_MAX_ARGS   256
+
+/* most checks in one batch: what one call holds Redis for stays short */
+#define NGX_HTTP_APIKEY_REDIS_BATCH_MAX  64
+
+#define NGX_HTTP_APIKEY_REDIS_BATCH_ARGS 3
 
 
 typedef struct {
@@ -50,6 +55,7 @@ typedef void (*ngx_http_apikey_redis_handler_pt)(void *data,
 
 
 typedef struct ngx_http_apikey_redis_op_s  ngx_http_apikey_redis_op_t;
+typedef struct ngx_http_apikey_redis_item_s  ngx_http_apikey_redis_item_t;
 
 
 ngx_int_t ngx_http_apikey_redis_add_script(ngx_conf_t *cf,
@@ -69,6 +75,27 @@ ngx_int_t ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
 
 /* the handler will not be called; safe to call once per operation */
 void ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op);
+
+/* whether ngx_http_apikey_redis_eval() would send now */
+ngx_uint_t ngx_http_apikey_redis_ready(void);
+
+/*
+ * Queues one call of a batch script: a key and up to
+ * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS - 1 arguments, as many for every call
+ * of the script.  What a worker queues in one pass of its event loop goes
+ * to Redis at the end of the pass as one ngx_http_apikey_redis_eval(),
+ * KEYS the calls' keys and ARGV their arguments one call after the other;
+ * the script answers with an array of one reply per call, and each
+ * handler gets its own, under the contract above.  The arguments are
+ * copied.  Returns as ngx_http_apikey_redis_eval() does.
+ */
+ngx_int_t ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
+    ngx_uint_t nargs, ngx_str_t *args, ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data,
+    ngx_http_apikey_redis_item_t **item);
+
+/* the handler will not be called; safe to call once per call */
+void ngx_http_apikey_redis_batch_detach(ngx_http_apikey_redis_item_t *item);
 
 ngx_int_t ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_conf_t *rcf);

@@ -1,0 +1,271 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_redis.h"
+
+
+/*
+ * Calls of a batch script queue in the worker's open batch; a posted
+ * event sends the queue when the pass of the event loop that filled it
+ * ends, so a lone request waits for nothing, and the requests that became
+ * ready together share one EVALSHA: Redis parses, looks up and starts the
+ * script once for all of them, and the worker handles one reply.
+ *
+ * Batches come from the cycle pool and are kept on a free list; an item
+ * lives in its batch until the batch's reply is handed out.
+ */
+
+struct ngx_http_apikey_redis_item_s {
+    ngx_http_apikey_redis_handler_pt   handler;
+    void                              *data;
+    ngx_str_t                          args[NGX_HTTP_APIKEY_REDIS_BATCH_ARGS];
+    ngx_uint_t                         reply;     /* index in the reply */
+};
+
+
+typedef struct ngx_http_apikey_redis_batch_s  ngx_http_apikey_redis_batch_t;
+
+struct ngx_http_apikey_redis_batch_s {
+    ngx_http_apikey_redis_batch_t     *next;
+    ngx_http_apikey_script_t          *script;
+    ngx_uint_t                         nargs;
+    ngx_msec_t                         timeout;
+    ngx_uint_t                         n;
+    ngx_http_apikey_redis_item_t       items[NGX_HTTP_APIKEY_REDIS_BATCH_MAX];
+};
+
+
+static void ngx_http_apikey_redis_batch_flush(ngx_event_t *ev);
+static void ngx_http_apikey_redis_batch_send(
+    ngx_http_apikey_redis_batch_t *b);
+static void ngx_http_apikey_redis_batch_done(void *data, redisReply *reply);
+
+
+static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_queue;
+static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_last;
+static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_free;
+static ngx_event_t                     ngx_http_apikey_redis_flush_event;
+
+
+ngx_int_t
+ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
+    ngx_uint_t nargs, ngx_str_t *args, ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data,
+    ngx_http_apikey_redis_item_t **itemp)
+{
+    ngx_uint_t                      i;
+    ngx_event_t                    *ev;
+    ngx_http_apikey_redis_item_t   *item;
+    ngx_http_apikey_redis_batch_t  *b;
+
+    if (!ngx_http_apikey_redis_ready()) {
+        return NGX_DECLINED;
+    }
+
+    if (nargs == 0 || nargs > NGX_HTTP_APIKEY_REDIS_BATCH_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "bad number of batch arguments: %ui", nargs);
+        return NGX_ERROR;
+    }
+
+    b = ngx_http_apikey_redis_last;
+
+    if (b == NULL
+        || b->n == NGX_HTTP_APIKEY_REDIS_BATCH_MAX
+        || b->script != script
+        || b->nargs != nargs
+        || b->timeout != timeout)
+    {
+        b = ngx_http_apikey_redis_free;
+
+        if (b) {
+            ngx_http_apikey_redis_free = b->next;
+
+        } else {
+            b = ngx_palloc(ngx_cycle->pool,
+                           sizeof(ngx_http_apikey_redis_batch_t));
+            if (b == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        b->next = NULL;
+        b->script = script;
+        b->nargs = nargs;
+        b->timeout = timeout;
+        b->n = 0;
+
+        if (ngx_http_apikey_redis_last) {
+            ngx_http_apikey_redis_last->next = b;
+
+        } else {
+            ngx_http_apikey_redis_queue = b;
+        }
+
+        ngx_http_apikey_redis_last = b;
+    }
+
+    item = &b->items[b->n++];
+
+    item->handler = handler;
+    item->data = data;
+
+    for (i = 0; i < nargs; i++) {
+        item->args[i] = args[i];
+    }
+
+    ev = &ngx_http_apikey_redis_flush_event;
+
+    if (!ev->posted) {
+        ev->handler = ngx_http_apikey_redis_batch_flush;
+        ev->log = ngx_cycle->log;
+        ngx_post_event(ev, &ngx_posted_events);
+    }
+
+    *itemp = item;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apikey_redis_batch_detach(ngx_http_apikey_redis_item_t *item)
+{
+    item->handler = NULL;
+}
+
+
+static void
+ngx_http_apikey_redis_batch_flush(ngx_event_t *ev)
+{
+    ngx_http_apikey_redis_batch_t  *b, *next;
+
+    b = ngx_http_apikey_redis_queue;
+
+    ngx_http_apikey_redis_queue = NULL;
+    ngx_http_apikey_redis_last = NULL;
+
+    for ( /* void */ ; b; b = next) {
+        next = b->next;
+        ngx_http_apikey_redis_batch_send(b);
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      args[NGX_HTTP_APIKEY_REDIS_BATCH_MAX
+                                        * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS];
+    ngx_uint_t                     i, j, k, n;
+    ngx_http_apikey_redis_op_t    *op;
+    ngx_http_apikey_redis_item_t  *item;
+
+    /*
+     * KEYS, then ARGV call by call; calls detached while queued (their
+     * arguments may be gone with their requests) are left out
+     */
+
+    n = 0;
+
+    for (i = 0; i < b->n; i++) {
+        item = &b->items[i];
+
+        if (item->handler == NULL) {
+            continue;
+        }
+
+        item->reply = n;
+        args[n++] = item->args[0];
+    }
+
+    if (n == 0) {
+        ngx_http_apikey_redis_batch_done(b, NULL);
+        return;
+    }
+
+    k = n;
+
+    for (i = 0; i < b->n; i++) {
+        item = &b->items[i];
+
+        if (item->handler == NULL) {
+            continue;
+        }
+
+        for (j = 1; j < b->nargs; j++) {
+            args[k++] = item->args[j];
+        }
+    }
+
+    rc = ngx_http_apikey_redis_eval(b->script, n, k, args, b->timeout,
+                                    ngx_http_apikey_redis_batch_done, b,
+                                    ngx_cycle->log, &op);
+
+    if (rc != NGX_OK) {
+        ngx_http_apikey_redis_batch_done(b, NULL);
+    }
+}
+
+
+/* hands each call its own reply, then puts the batch on the free list */
+
+static void
+ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
+{
+    ngx_http_apikey_redis_batch_t *b = data;
+
+    ngx_uint_t                         i, n;
+    redisReply                        *rr;
+    ngx_http_apikey_redis_item_t      *item;
+    ngx_http_apikey_redis_handler_pt   handler;
+
+    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
+
+        n = 0;
+
+        for (i = 0; i < b->n; i++) {
+            if (b->items[i].handler) {
+                n = b->items[i].reply + 1;
+            }
+        }
+
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < n) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "unexpected reply of the redis \"%V\" script",
+                          &b->script->name);
+            reply = NULL;
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        item = &b->items[i];
+
+        handler = item->handler;
+
+        if (handler == NULL) {
+            continue;
+        }
+
+        item->handler = NULL;
+
+        rr = reply;
+
+        if (rr != NULL && rr->type == REDIS_REPLY_ARRAY) {
+            rr = rr->element[item->reply];
+        }
+
+        handler(item->data, rr);
+    }
+
+    b->next = ngx_http_apikey_redis_free;
+    ngx_http_apikey_redis_free = b;
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/perl
+
+# Checks a worker starts in one pass of its event loop share one Redis
+# script call, and each request still gets its own answer: the worker is
+# stopped, requests are written on fresh connections, and the worker is let
+# go, so that it accepts them all (multi_accept) and reads them in one pass.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use IO::Socket::INET;
+use Test::More;
+
+use ApiKey::Test;
+
+my $t = ApiKey::Test->new;
+$t->run_redis;
+$t->run_nginx(<<'EOF');
+
+%%TEST_GLOBALS%%
+load_module %%MODULE%%;
+error_log error.log info;
+worker_processes 1;
+
+events {
+    multi_accept on;
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    apikey_redis %%REDIS%%;
+
+    server {
+        listen 127.0.0.1:%%PORT_1%%;
+        server_name localhost;
+
+        apikey on;
+
+        location / {
+            empty_gif;
+        }
+
+        location /preview {
+            apikey_environment preview;
+            empty_gif;
+        }
+
+        location /write {
+            apikey_scope content:write;
+            empty_gif;
+        }
+    }
+}
+
+EOF
+
+my $port = $t->port(1);
+my ($worker) = $t->worker_pids;
+
+ok($worker, 'one worker') or BAIL_OUT('no worker');
+
+# Writes each [path, key] on its own connection while the worker is
+# stopped, then lets it go; returns the responses in the same order, and
+# how many script calls Redis ran for them.
+
+sub together {
+    my @reqs = @_;
+    my @socks;
+
+    my $calls = $t->redis_commandstats->{evalsha} // 0;
+
+    kill 'STOP', $worker;
+
+    for my $r (@reqs) {
+        my ($path, $key) = @$r;
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port")
+            or do { kill 'CONT', $worker; die "connect: $!\n" };
+        syswrite($s, "GET $path HTTP/1.0\r\nHost: localhost\r\n"
+                     . "X-API-Key: $key\r\n\r\n");
+        push @socks, $s;
+    }
+
+    kill 'CONT', $worker;
+
+    my @resp = map { [http_request($port, '', socket => $_)] } @socks;
+
+    return (\@resp, ($t->redis_commandstats->{evalsha} // 0) - $calls);
+}
+
+sub code_of {
+    my ($resp) = @_;
+    return $resp->[0] == 200 ? 'ok' : ($resp->[2] =~ /"code":"(\w+)"/)[0];
+}
+
+###############################################################################
+
+my $ok = $t->create_key(rate => '100r/s', burst => 100);
+my $revoked = $t->create_key(revoked => 1);
+my $expired = $t->create_key(expires_at => time - 60);
+my $reader = $t->create_key(scopes => ['content:read']);
+my $writer = $t->create_key(scopes => ['content:write'], env => 'preview');
+my $unknown = $t->raw_key;
+
+my @cases = (
+    ['/', $ok->{key}, 'ok'],
+    ['/', $unknown, 'invalid_api_key'],
+    ['/', $revoked->{key}, 'revoked_api_key'],
+    ['/', $expired->{key}, 'expired_api_key'],
+    ['/preview', $reader->{key}, 'environment_mismatch'],
+    ['/write', $reader->{key}, 'insufficient_scope'],
+    ['/write', $writer->{key}, 'ok'],
+    ['/preview', $writer->{key}, 'ok'],
+    ['/preview', $ok->{key}, 'environment_mismatch'],
+    ['/', $ok->{key}, 'ok'],
+);
+
+my ($resp, $calls) = together(map { [$_->[0], $_->[1]] } @cases);
+
+is($calls, 1, scalar(@cases) . ' checks in one pass: one script call');
+
+for my $i (0 .. $#cases) {
+    my ($path, undef, $want) = @{$cases[$i]};
+    is(code_of($resp->[$i]), $want, "check $i ($path): $want");
+}
+
+is($resp->[0][1]{'ratelimit-remaining'} + $resp->[9][1]{'ratelimit-remaining'},
+   99 + 98, 'two checks of one key in a call take a token each');
+
+###############################################################################
+
+# one key, burst 3, no refill to speak of: of 8 checks in one call, the
+# first 3 pass
+
+my $tight = $t->create_key(rate => '1r/m', burst => 3);
+
+($resp, $calls) = together(map { ['/', $tight->{key}] } 1 .. 8);
+
+is($calls, 1, '8 checks of one key: one script call');
+is(scalar(grep { $_->[0] == 200 } @$resp), 3, 'burst 3: 3 pass');
+is(scalar(grep { code_of($_) eq 'rate_limited' } @$resp), 5,
+   'the other 5 are rate_limited');
+ok(!grep({ !defined $_->[1]{'retry-after'} } grep { $_->[0] == 429 } @$resp),
+   'each 429 carries Retry-After');
+
+###############################################################################
+
+# more checks than one call carries are split over calls
+
+my $many = $t->create_key(rate => '1000r/s', burst => 1000);
+
+($resp, $calls) = together(map { ['/', $many->{key}] } 1 .. 100);
+
+is(scalar(grep { $_->[0] == 200 } @$resp), 100, '100 checks in one pass pass');
+is($calls, 2, 'in two script calls of at most 64 checks');
+
+my %left = map { $_->[1]{'ratelimit-remaining'} => 1 } @$resp;
+is(scalar(keys %left), 100, 'each took its own token');
+
+###############################################################################
+
+$t->log_contains_no($_->{key}) for $ok, $revoked, $expired, $reader, $writer;
+$t->error_log_clean;
+
+done_testing;
