@@ -18,8 +18,10 @@
  * ready together share one EVALSHA: Redis parses, looks up and starts the
  * script once for all of them, and the worker handles one reply.
  *
- * Batches come from the cycle pool and are kept on a free list; an item
- * lives in its batch until the batch's reply is handed out.
+ * Batches come from the heap and are kept on a free list for the life of
+ * the worker (a cycle pool would be freed under them by a reload of a
+ * single-process nginx); an item lives in its batch until the batch's
+ * reply is handed out.
  */
 
 struct ngx_http_apikey_redis_item_s {
@@ -89,8 +91,8 @@ ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
             ngx_http_apikey_redis_free = b->next;
 
         } else {
-            b = ngx_palloc(ngx_cycle->pool,
-                           sizeof(ngx_http_apikey_redis_batch_t));
+            b = ngx_alloc(sizeof(ngx_http_apikey_redis_batch_t),
+                          ngx_cycle->log);
             if (b == NULL) {
                 return NGX_ERROR;
             }

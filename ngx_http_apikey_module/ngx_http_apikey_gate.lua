@@ -16,6 +16,9 @@
 --
 -- Only an allowed request takes a token.  Checks run one after the other,
 -- so two of one key in a call take from the bucket as two calls would.
+-- A write Redis refuses (OOM, READONLY, NOREPLICAS, MISCONF) is that
+-- check's own error reply: it must not end the call and answer for the
+-- checks that write nothing, such as a revoked key's.
 -- Every redis.call costs more than the Lua around it: a check makes two
 -- (read the secret, write the bucket) and the call one TIME for all.
 -- Numbers never become strings through Lua's own float formatting (costly
@@ -62,7 +65,10 @@ local function check(key, want_env, want_scopes)
     end
 
     if rate == '0' then
-        redis.call('HSET', key, 'u', t[1])
+        local e = redis.pcall('HSET', key, 'u', t[1])
+        if type(e) == 'table' and e.err then
+            return e
+        end
         return {0, f[1]}
     end
 
@@ -83,7 +89,11 @@ local function check(key, want_env, want_scopes)
 
     tat = math.ceil(tat + step)
 
-    redis.call('HSET', key, 'b', string.format('%d', tat), 'u', t[1])
+    local e = redis.pcall('HSET', key, 'b', string.format('%d', tat),
+                          'u', t[1])
+    if type(e) == 'table' and e.err then
+        return e
+    end
 
     return {0, f[1], tat - us}
 end

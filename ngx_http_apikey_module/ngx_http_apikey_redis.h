@@ -22,6 +22,11 @@
 
 #define NGX_HTTP_APIKEY_REDIS_BATCH_ARGS 3
 
+#if (NGX_HTTP_APIKEY_REDIS_BATCH_MAX * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS + 3 \
+     > NGX_HTTP_APIKEY_REDIS_MAX_ARGS)
+#error a full batch must fit in one ngx_http_apikey_redis_eval()
+#endif
+
 
 typedef struct {
     ngx_str_t                      name;
@@ -86,8 +91,10 @@ ngx_uint_t ngx_http_apikey_redis_ready(void);
  * to Redis at the end of the pass as one ngx_http_apikey_redis_eval(),
  * KEYS the calls' keys and ARGV their arguments one call after the other;
  * the script answers with an array of one reply per call, and each
- * handler gets its own, under the contract above.  The arguments are
- * copied.  Returns as ngx_http_apikey_redis_eval() does.
+ * handler gets its own, under the contract above.  The bytes of the
+ * arguments must stay valid until the handler is called or the call is
+ * detached (the batch copies them when it is sent).  Returns as
+ * ngx_http_apikey_redis_eval() does.
  */
 ngx_int_t ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
     ngx_uint_t nargs, ngx_str_t *args, ngx_msec_t timeout,

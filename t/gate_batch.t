@@ -53,6 +53,12 @@ http {
             apikey_scope content:write;
             empty_gif;
         }
+
+        location /open {
+            apikey_fail_mode open;
+            add_header X-Status $apikey_status always;
+            empty_gif;
+        }
     }
 }
 
@@ -159,6 +165,36 @@ is($calls, 2, 'in two script calls of at most 64 checks');
 
 my %left = map { $_->[1]{'ratelimit-remaining'} => 1 } @$resp;
 is(scalar(keys %left), 100, 'each took its own token');
+
+###############################################################################
+
+# Redis refusing writes (here: no replica for min-replicas-to-write) fails
+# the checks that would write, each on its own; the others in the same call
+# keep their answers, also where the fail mode is open
+
+$t->redis('CONFIG', 'SET', 'min-replicas-to-write', '1');
+
+($resp, $calls) = together(['/open', $revoked->{key}], ['/open', $unknown],
+                           ['/open', $ok->{key}], ['/', $expired->{key}],
+                           ['/', $ok->{key}], ['/preview', $reader->{key}]);
+
+$t->redis('CONFIG', 'SET', 'min-replicas-to-write', '0');
+
+is($calls, 1, 'writes refused: 6 checks in one script call');
+is(code_of($resp->[0]), 'revoked_api_key', 'a revoked key is still 401');
+is(code_of($resp->[1]), 'invalid_api_key', 'an unknown key is still 401');
+is($resp->[2][0], 200, 'a good key on a fail-open location passes');
+is($resp->[2][1]{'x-status'}, 'unverified', 'as unverified');
+is(code_of($resp->[3]), 'expired_api_key', 'an expired key is still 401');
+is(code_of($resp->[4]), 'auth_unavailable',
+   'a good key on a fail-closed location: 503');
+is(code_of($resp->[5]), 'environment_mismatch',
+   'a key of another environment is still 403');
+like($t->error_log, qr/redis gate script failed: NOREPLICAS/,
+     'the refusal is logged');
+
+is(code_of((together(['/', $ok->{key}]))[0][0]), 'ok',
+   'writes allowed again: the good key passes');
 
 ###############################################################################
 
