@@ -8,15 +8,15 @@
 # alternate for several rounds, since a shared machine's speed drifts;
 # each round gives a ratio and the last line is their median.
 #
-#   BENCH_SECONDS   duration of each measured run (default 5)
-#   BENCH_ROUNDS    rounds of one bare and one gatekept run (default 5)
+#   BENCH_SECONDS   duration of each measured run (default 3)
+#   BENCH_ROUNDS    rounds of one bare and one gatekept run (default 9)
 #   BENCH_CONNS     wrk connections (default 64)
 
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-seconds=${BENCH_SECONDS:-5}
-rounds=${BENCH_ROUNDS:-5}
+seconds=${BENCH_SECONDS:-3}
+rounds=${BENCH_ROUNDS:-9}
 conns=${BENCH_CONNS:-64}
 keys=1000
 dir=$top/build/bench
