@@ -11,6 +11,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
+use IO::Select;
 use IO::Socket::INET;
 use Test::More;
 
@@ -57,6 +58,17 @@ http {
         location /open {
             apikey_fail_mode open;
             add_header X-Status $apikey_status always;
+            empty_gif;
+        }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT_2%% http2;
+        server_name localhost;
+
+        apikey on;
+
+        location / {
             empty_gif;
         }
     }
@@ -195,6 +207,80 @@ like($t->error_log, qr/redis gate script failed: NOREPLICAS/,
 
 is(code_of((together(['/', $ok->{key}]))[0][0]), 'ok',
    'writes allowed again: the good key passes');
+
+###############################################################################
+
+# A check whose request goes away while it is queued is left out of the
+# call: over HTTP/2 a client opens streams 1 and 3 and resets stream 1 in
+# the same read, so that stream 1's check is queued and detached before the
+# pass ends.  Stream 3 is answered; stream 1's key is never used.
+
+sub h2_frame {
+    my ($type, $flags, $stream, $payload) = @_;
+    my $len = length $payload;
+    return pack('CnCCN', $len >> 16, $len & 0xffff, $type, $flags, $stream)
+           . $payload;
+}
+
+# HPACK: GET, https, /, :authority localhost, x-api-key as literals
+sub h2_get {
+    my ($key) = @_;
+    return "\x82\x87\x84\x01\x09localhost"
+           . "\x00\x09x-api-key" . chr(length $key) . $key;
+}
+
+# reads frames until a HEADERS frame on the stream; returns its first
+# header byte (0x88 is :status 200), or undef after a bounded wait
+sub h2_status {
+    my ($s, $stream) = @_;
+    my $sel = IO::Select->new($s);
+    my $deadline = time + 10;
+    my $buf = '';
+
+    while ((my $left = $deadline - time) > 0) {
+        last unless $sel->can_read($left);
+        last unless sysread($s, $buf, 65536, length $buf);
+
+        my $p = 0;
+
+        while ($p + 9 <= length $buf) {
+            my ($l1, $l2, $type, undef, $id) =
+                unpack('CnCCN', substr($buf, $p, 9));
+            my $len = ($l1 << 16) | $l2;
+            last if $p + 9 + $len > length $buf;
+            return ord substr($buf, $p + 9, 1)
+                if $type == 1 && ($id & 0x7fffffff) == $stream;
+            $p += 9 + $len;
+        }
+    }
+
+    return undef;
+}
+
+my $gone = $t->create_key(rate => undef);
+my $kept = $t->create_key(rate => undef);
+
+for my $round (1 .. 3) {
+    kill 'STOP', $worker;
+
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $t->port(2))
+        or do { kill 'CONT', $worker; die "connect: $!\n" };
+
+    syswrite($s, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                 . h2_frame(4, 0, 0, '')
+                 . h2_frame(1, 0x5, 1, h2_get($gone->{key}))
+                 . h2_frame(1, 0x5, 3, h2_get($kept->{key}))
+                 . h2_frame(3, 0, 1, pack('N', 8)));
+
+    kill 'CONT', $worker;
+
+    is(h2_status($s, 3), 0x88, "HTTP/2 round $round: stream 3 gets 200");
+    close $s;
+}
+
+ok(defined $t->last_used($kept), 'the answered stream\'s key was used');
+ok(!defined $t->last_used($gone), 'the reset stream\'s check never ran');
+is(kill(0, $worker), 1, 'the worker lives');
 
 ###############################################################################
 
