@@ -40,6 +40,7 @@ struct ngx_http_apikey_redis_batch_s {
     ngx_uint_t                         nargs;
     ngx_msec_t                         timeout;
     ngx_uint_t                         n;
+    ngx_uint_t                         sent;      /* calls in the EVALSHA */
     ngx_http_apikey_redis_item_t       items[NGX_HTTP_APIKEY_REDIS_BATCH_MAX];
 };
 
@@ -189,6 +190,8 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
         args[n++] = item->args[0];
     }
 
+    b->sent = n;
+
     if (n == 0) {
         ngx_http_apikey_redis_batch_done(b, NULL);
         return;
@@ -225,22 +228,16 @@ ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
 {
     ngx_http_apikey_redis_batch_t *b = data;
 
-    ngx_uint_t                         i, n;
+    ngx_uint_t                         i;
     redisReply                        *rr;
     ngx_http_apikey_redis_item_t      *item;
     ngx_http_apikey_redis_handler_pt   handler;
 
     if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
 
-        n = 0;
-
-        for (i = 0; i < b->n; i++) {
-            if (b->items[i].handler) {
-                n = b->items[i].reply + 1;
-            }
-        }
-
-        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < n) {
+        if (reply->type != REDIS_REPLY_ARRAY
+            || reply->elements != b->sent)
+        {
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "unexpected reply of the redis \"%V\" script",
                           &b->script->name);

@@ -29,6 +29,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1])
 local us = now * 1000000 + t[2]
 
+-- writes fields of a secret and answers with reply, or with the error of
+-- a write Redis refused
+
+local function write(key, reply, ...)
+    local e = redis.pcall('HSET', key, ...)
+
+    if type(e) == 'table' then
+        return e
+    end
+
+    return reply
+end
+
 local function check(key, want_env, want_scopes)
     local f = redis.call('HMGET', key, 'g', 'b')
 
@@ -65,11 +78,7 @@ local function check(key, want_env, want_scopes)
     end
 
     if rate == '0' then
-        local e = redis.pcall('HSET', key, 'u', t[1])
-        if type(e) == 'table' and e.err then
-            return e
-        end
-        return {0, f[1]}
+        return write(key, {0, f[1]}, 'u', t[1])
     end
 
     -- GCRA, the token bucket kept as one number: b is the theoretical
@@ -89,13 +98,8 @@ local function check(key, want_env, want_scopes)
 
     tat = math.ceil(tat + step)
 
-    local e = redis.pcall('HSET', key, 'b', string.format('%d', tat),
-                          'u', t[1])
-    if type(e) == 'table' and e.err then
-        return e
-    end
-
-    return {0, f[1], tat - us}
+    return write(key, {0, f[1], tat - us},
+                 'b', string.format('%d', tat), 'u', t[1])
 end
 
 local out = {}
