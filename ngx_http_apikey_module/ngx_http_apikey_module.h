@@ -16,12 +16,105 @@
 #include "ngx_http_apikey_key.h"
 
 
+#define NGX_HTTP_APIKEY_FAIL_CLOSED     0
+#define NGX_HTTP_APIKEY_FAIL_OPEN       1
+
+#define NGX_HTTP_APIKEY_HEADERS_OFF     0x0001
+#define NGX_HTTP_APIKEY_HEADERS_DRAFT   0x0002
+#define NGX_HTTP_APIKEY_HEADERS_LEGACY  0x0004
+
+/* results, in the order of the checks; the script returns 0 to 6 */
+
+#define NGX_HTTP_APIKEY_OK              0
+#define NGX_HTTP_APIKEY_INVALID         1
+#define NGX_HTTP_APIKEY_REVOKED         2
+#define NGX_HTTP_APIKEY_EXPIRED         3
+#define NGX_HTTP_APIKEY_ENVIRONMENT     4
+#define NGX_HTTP_APIKEY_SCOPE           5
+#define NGX_HTTP_APIKEY_LIMITED         6
+#define NGX_HTTP_APIKEY_MISSING         7
+#define NGX_HTTP_APIKEY_UNAVAILABLE     8
+#define NGX_HTTP_APIKEY_UNVERIFIED      9
+
+#define NGX_HTTP_APIKEY_PENDING         1
+#define NGX_HTTP_APIKEY_DONE            2
+
+
+typedef struct {
+    ngx_flag_t                    enable;
+    ngx_str_t                     header;        /* as written */
+    ngx_str_t                     header_lc;
+    ngx_uint_t                    header_hash;
+    ngx_str_t                     www_authenticate;
+    ngx_flag_t                    bearer;
+    ngx_str_t                     environment;
+    ngx_str_t                     scopes;        /* " a b " */
+    ngx_uint_t                    fail_mode;
+    ngx_flag_t                    hide_header;
+    ngx_uint_t                    rate_headers;
+} ngx_http_apikey_loc_conf_t;
+
+
+typedef struct {
+    ngx_str_t                     status;
+    ngx_uint_t                    http_status;
+    ngx_str_t                     code;
+    ngx_str_t                     detail;
+} ngx_http_apikey_result_t;
+
+
+typedef struct {
+    ngx_uint_t                    state;
+    ngx_uint_t                    result;
+    ngx_http_request_t           *request;
+    ngx_http_apikey_loc_conf_t   *conf;
+    ngx_http_apikey_redis_item_t *item;
+    ngx_table_elt_t              *header;        /* where the key came */
+    ngx_str_t                     id;
+    ngx_str_t                     org;
+    ngx_str_t                     name;
+    ngx_str_t                     environment;
+    ngx_str_t                     prefix;
+    ngx_str_t                     scopes;        /* the key's, "a b" */
+    ngx_int_t                     rate;          /* the key's limit */
+    ngx_int_t                     per;
+    ngx_int_t                     burst_size;
+    ngx_int_t                     burst;         /* -1: no bucket used */
+    ngx_int_t                     remaining;
+    ngx_int_t                     reset;
+    ngx_int_t                     retry_after;
+    ngx_int_t                     window;
+    unsigned                      hidden:1;
+    unsigned                      rate_sent:1;
+} ngx_http_apikey_ctx_t;
+
+
 typedef struct {
     ngx_http_apikey_redis_conf_t   redis;
     ngx_flag_t                     enabled;   /* apikey_redis was given */
     ngx_flag_t                     used;      /* some location needs it */
 } ngx_http_apikey_main_conf_t;
 
+
+/* ngx_http_apikey_gate.c: the access handler and its decision */
+
+ngx_int_t ngx_http_apikey_gate_init(ngx_conf_t *cf,
+    ngx_http_apikey_main_conf_t *akmcf);
+ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
+
+
+/* ngx_http_apikey_reply.c: refusals, problem+json and rate headers */
+
+extern ngx_http_apikey_result_t  ngx_http_apikey_results[];
+
+ngx_int_t ngx_http_apikey_reply_init(ngx_conf_t *cf);
+
+/*
+ * Answers a refused check: the result's status and problem+json body,
+ * with WWW-Authenticate or Retry-After where the status calls for them.
+ */
+ngx_int_t ngx_http_apikey_refuse(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx);
 
 /*
  * Sends an application/problem+json response (RFC 9457) with the given
@@ -34,6 +127,13 @@ ngx_int_t ngx_http_apikey_send_problem(ngx_http_request_t *r,
 /* adds a response header; name is a literal that outlives the request */
 ngx_table_elt_t *ngx_http_apikey_add_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_str_t *value);
+
+/* ngx_http_apikey_variables.c */
+
+ngx_int_t ngx_http_apikey_add_variables(ngx_conf_t *cf);
+
+
+/* ngx_http_apikey_module.c */
 
 /*
  * Marks that a location needs Redis; fails with a clear message when no

@@ -1,0 +1,718 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_gate_scripts.h"
+
+
+static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
+static void ngx_http_apikey_done(void *data, redisReply *reply);
+static ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, u_char *data, size_t len);
+static void ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx,
+    int64_t ahead);
+static ngx_int_t ngx_http_apikey_seconds(double us);
+static void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf);
+static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
+    size_t len);
+static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx);
+static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
+    ngx_table_elt_t *h);
+static void ngx_http_apikey_cleanup(void *data);
+
+
+static ngx_http_apikey_script_t  ngx_http_apikey_gate_script = {
+    ngx_string("gate"),
+    { sizeof(ngx_http_apikey_gate_lua) - 1, ngx_http_apikey_gate_lua },
+    { 0 }
+};
+
+
+static ngx_int_t
+ngx_http_apikey_handler(ngx_http_request_t *r)
+{
+    u_char                        *p;
+    ngx_int_t                      rc;
+    ngx_str_t                      key, args[3];
+    ngx_http_cleanup_t            *cln;
+    ngx_http_apikey_ctx_t         *ctx;
+    ngx_http_apikey_loc_conf_t    *akcf;
+    ngx_http_apikey_main_conf_t   *akmcf;
+
+    akcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
+
+    if (!akcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_apikey_get_ctx(r);
+
+    if (ctx != NULL) {
+
+        /* resumed after the reply, or after an internal redirect */
+
+        if (ctx->state == NGX_HTTP_APIKEY_PENDING) {
+            return NGX_AGAIN;
+        }
+
+        if (ctx->conf != akcf) {
+            ngx_http_apikey_recheck(ctx, akcf);
+        }
+
+        return ngx_http_apikey_decide(r, ctx);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ctx->item = NULL;
+     *     ctx->header = NULL;
+     *     ctx->id = { 0, NULL };  (and the other strings)
+     *     ctx->hidden = 0;
+     *     ctx->rate_sent = 0;
+     */
+
+    ctx->request = r;
+    ctx->conf = akcf;
+    ctx->burst = -1;
+    ctx->state = NGX_HTTP_APIKEY_DONE;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_apikey_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
+
+    ctx->result = ngx_http_apikey_find_key(r, ctx, &key);
+
+    if (ctx->result != NGX_HTTP_APIKEY_OK) {
+        return ngx_http_apikey_decide(r, ctx);
+    }
+
+    if (!ngx_http_apikey_key_valid(key.data, key.len)) {
+        ctx->result = NGX_HTTP_APIKEY_INVALID;
+        return ngx_http_apikey_decide(r, ctx);
+    }
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    /* NS{<hash>}: only the hash of the key ever leaves nginx */
+
+    args[0].len = akmcf->redis.ns.len + NGX_HTTP_APIKEY_HASH_LEN + 2;
+    args[0].data = ngx_pnalloc(r->pool, args[0].len);
+    if (args[0].data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_cpymem(args[0].data, akmcf->redis.ns.data, akmcf->redis.ns.len);
+    *p++ = '{';
+
+    if (ngx_http_apikey_sha256_hex(p, key.data, key.len) != 0) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "SHA-256 failed");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p[NGX_HTTP_APIKEY_HASH_LEN] = '}';
+
+    args[1] = akcf->environment;
+    args[2] = akcf->scopes;
+
+    rc = ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 3, args,
+                                     akmcf->redis.timeout,
+                                     ngx_http_apikey_done, ctx, &ctx->item);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+        return ngx_http_apikey_decide(r, ctx);
+    }
+
+    ctx->state = NGX_HTTP_APIKEY_PENDING;
+
+    /* notice a client that leaves while Redis answers */
+
+    r->read_event_handler = ngx_http_test_reading;
+
+    return NGX_AGAIN;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_find_key(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
+    ngx_str_t *key)
+{
+    ngx_uint_t                   i, n;
+    ngx_list_part_t             *part;
+    ngx_table_elt_t             *h, *found;
+    ngx_http_apikey_loc_conf_t  *akcf;
+
+    akcf = ctx->conf;
+    found = NULL;
+    n = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != akcf->header_hash
+            || h[i].key.len != akcf->header_lc.len
+            || ngx_strncmp(h[i].lowcase_key, akcf->header_lc.data,
+                           akcf->header_lc.len)
+               != 0)
+        {
+            continue;
+        }
+
+        found = &h[i];
+        n++;
+    }
+
+    if (n > 1) {
+        return NGX_HTTP_APIKEY_INVALID;
+    }
+
+    if (found && found->value.len) {
+        ctx->header = found;
+        *key = found->value;
+        return NGX_HTTP_APIKEY_OK;
+    }
+
+    h = r->headers_in.authorization;
+
+    if (akcf->bearer && h != NULL
+        && h->value.len > sizeof("Bearer ") - 1
+        && ngx_strncasecmp(h->value.data, (u_char *) "Bearer ",
+                           sizeof("Bearer ") - 1)
+           == 0)
+    {
+        key->data = h->value.data + sizeof("Bearer ") - 1;
+        key->len = h->value.len - (sizeof("Bearer ") - 1);
+
+        while (key->len && *key->data == ' ') {
+            key->data++;
+            key->len--;
+        }
+
+        if (key->len) {
+            ctx->header = h;
+            return NGX_HTTP_APIKEY_OK;
+        }
+    }
+
+    return NGX_HTTP_APIKEY_MISSING;
+}
+
+
+static void
+ngx_http_apikey_done(void *data, redisReply *reply)
+{
+    ngx_http_apikey_ctx_t  *ctx = data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->item = NULL;
+    ctx->state = NGX_HTTP_APIKEY_DONE;
+
+    if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "apikey result:%ui id:\"%V\"", ctx->result, &ctx->id);
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
+    redisReply *reply)
+{
+    ngx_int_t     rc;
+    redisReply  **e;
+
+    if (reply == NULL) {
+        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+        return NGX_OK;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "redis gate script failed: %*s",
+                      (size_t) reply->len, reply->str);
+        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+        return NGX_OK;
+    }
+
+    e = reply->element;
+
+    if (reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1 || reply->elements > 3
+        || e[0]->type != REDIS_REPLY_INTEGER
+        || e[0]->integer < NGX_HTTP_APIKEY_OK
+        || e[0]->integer > NGX_HTTP_APIKEY_LIMITED)
+    {
+        goto unexpected;
+    }
+
+    ctx->result = (ngx_uint_t) e[0]->integer;
+
+    if (reply->elements == 1) {
+        if (ctx->result != NGX_HTTP_APIKEY_INVALID) {
+            goto unexpected;
+        }
+
+        return NGX_OK;
+    }
+
+    if (e[1]->type != REDIS_REPLY_STRING
+        || (reply->elements == 3 && e[2]->type != REDIS_REPLY_INTEGER))
+    {
+        goto unexpected;
+    }
+
+    rc = ngx_http_apikey_parse_gate(r, ctx, (u_char *) e[1]->str, e[1]->len);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        goto unexpected;
+    }
+
+    if (reply->elements == 3) {
+        ngx_http_apikey_bucket(ctx, e[2]->integer);
+    }
+
+    return NGX_OK;
+
+unexpected:
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "unexpected reply of the redis gate script");
+
+    ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The secret's "g" field (docs/data-model.md): a line of check values
+ * ending with the environment and the scopes, then id, org, prefix and
+ * name, one per line.
+ */
+
+static ngx_int_t
+ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
+    u_char *data, size_t len)
+{
+    u_char      *p, *last, *q;
+    ngx_int_t    n[3];
+    ngx_str_t   *lines[4];
+    ngx_uint_t   i;
+
+    lines[0] = &ctx->id;
+    lines[1] = &ctx->org;
+    lines[2] = &ctx->prefix;
+    lines[3] = &ctx->name;
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, data, len);
+    last = p + len;
+
+    /* rev exp grace rate per burst: nginx needs the last three */
+
+    for (i = 0; i < 6; i++) {
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            return NGX_DECLINED;
+        }
+
+        if (i >= 3) {
+            n[i - 3] = ngx_atoi(p, q - p);
+            if (n[i - 3] == NGX_ERROR) {
+                return NGX_DECLINED;
+            }
+        }
+
+        p = q + 1;
+    }
+
+    ctx->rate = n[0];
+    ctx->per = n[1];
+    ctx->burst_size = n[2];
+
+    q = ngx_strlchr(p, last, '\n');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ctx->environment.data = p;
+
+    p = ngx_strlchr(p, q, ' ');
+
+    if (p == NULL) {
+        ctx->environment.len = q - ctx->environment.data;
+
+    } else {
+        ctx->environment.len = p - ctx->environment.data;
+        ctx->scopes.data = p + 1;
+        ctx->scopes.len = q - p - 1;
+    }
+
+    for (i = 0; i < 4; i++) {
+        p = q + 1;
+
+        if (p > last) {
+            return NGX_DECLINED;
+        }
+
+        q = (i < 3) ? ngx_strlchr(p, last, '\n') : last;
+        if (q == NULL) {
+            return NGX_DECLINED;
+        }
+
+        lines[i]->data = p;
+        lines[i]->len = q - p;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The rate headers from the key's limit and how far (microseconds) the
+ * bucket's theoretical arrival time is ahead of now: the bucket holds
+ * burst - ahead / step tokens (docs/data-model.md).
+ */
+
+static void
+ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
+{
+    double  step, tokens;
+
+    if (ctx->rate <= 0 || ctx->per <= 0 || ctx->burst_size <= 0) {
+        return;
+    }
+
+    if (ahead < 0) {
+        ahead = 0;
+    }
+
+    step = (double) ctx->per * 1000000 / ctx->rate;
+    tokens = ctx->burst_size - ahead / step;
+
+    ctx->burst = ctx->burst_size;
+    ctx->remaining = (tokens > 0) ? (ngx_int_t) (tokens + 0.001) : 0;
+    ctx->reset = (ngx_int_t) ((ahead + 999999) / 1000000);
+    ctx->window = ngx_http_apikey_seconds(ctx->burst_size * step);
+
+    if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
+        ctx->retry_after = ngx_http_apikey_seconds(
+                                    ahead - (ctx->burst_size - 1) * step);
+        if (ctx->retry_after < 1) {
+            ctx->retry_after = 1;
+        }
+    }
+}
+
+
+/* whole seconds, rounded up, of a non-negative number of microseconds */
+
+static ngx_int_t
+ngx_http_apikey_seconds(double us)
+{
+    ngx_int_t  s;
+
+    us = us / 1000000 - 1e-9;
+
+    if (us <= 0) {
+        return 0;
+    }
+
+    s = (ngx_int_t) us;
+
+    return (s < us) ? s + 1 : s;
+}
+
+
+/*
+ * After an internal redirect the key is not checked again, but the new
+ * location may ask for another environment or more scopes: hold the key
+ * to them with what the first check learnt.
+ */
+
+static void
+ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf)
+{
+    u_char  *p, *last, *q;
+
+    ctx->conf = akcf;
+
+    if (ctx->result != NGX_HTTP_APIKEY_OK) {
+        return;
+    }
+
+    if (akcf->environment.len
+        && (akcf->environment.len != ctx->environment.len
+            || ngx_strncmp(akcf->environment.data, ctx->environment.data,
+                           akcf->environment.len)
+               != 0))
+    {
+        ctx->result = NGX_HTTP_APIKEY_ENVIRONMENT;
+        return;
+    }
+
+    p = akcf->scopes.data;
+    last = p + akcf->scopes.len;
+
+    while (p < last) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            q = last;
+        }
+
+        if (!ngx_http_apikey_has_scope(&ctx->scopes, p, q - p)) {
+            ctx->result = NGX_HTTP_APIKEY_SCOPE;
+            return;
+        }
+
+        p = q;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
+{
+    u_char  *p, *last, *q;
+
+    p = scopes->data;
+    last = p + scopes->len;
+
+    while (p < last) {
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            q = last;
+        }
+
+        if ((size_t) (q - p) == len && ngx_strncmp(p, scope, len) == 0) {
+            return 1;
+        }
+
+        p = q + 1;
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_decide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
+{
+    ngx_http_apikey_result_t    *res;
+    ngx_http_apikey_loc_conf_t  *akcf;
+
+    akcf = ctx->conf;
+
+    if (ctx->result == NGX_HTTP_APIKEY_UNAVAILABLE
+        && akcf->fail_mode == NGX_HTTP_APIKEY_FAIL_OPEN)
+    {
+        ctx->result = NGX_HTTP_APIKEY_UNVERIFIED;
+    }
+
+    res = &ngx_http_apikey_results[ctx->result];
+
+    if (res->http_status == 0) {
+
+        if (akcf->hide_header && ctx->header && !ctx->hidden) {
+            ctx->hidden = 1;
+
+            if (ngx_http_apikey_hide(r, ctx->header) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
+        return NGX_OK;
+    }
+
+    return ngx_http_apikey_refuse(r, ctx);
+}
+
+
+/*
+ * Takes the key's header out of the request so that no upstream sees it.
+ * The list is rebuilt without it: pointers from r->headers_in into the old
+ * parts stay valid, and the key's own header loses its pointer.
+ */
+
+static ngx_int_t
+ngx_http_apikey_hide(ngx_http_request_t *r, ngx_table_elt_t *h)
+{
+    ngx_uint_t        i;
+    ngx_list_t        old;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *e, *n;
+
+    old = r->headers_in.headers;
+
+    if (ngx_list_init(&r->headers_in.headers, r->pool, 20,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &old.part;
+    e = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            e = part->elts;
+            i = 0;
+        }
+
+        if (&e[i] == h) {
+            continue;
+        }
+
+        n = ngx_list_push(&r->headers_in.headers);
+        if (n == NULL) {
+            return NGX_ERROR;
+        }
+
+        *n = e[i];
+    }
+
+    if (r->headers_in.authorization == h) {
+        r->headers_in.authorization = NULL;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_http_apikey_ctx_t *
+ngx_http_apikey_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_cleanup_t     *cln;
+    ngx_http_apikey_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
+
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    /*
+     * an internal redirect clears module contexts, but the check was made
+     * and paid for: find it again through the request cleanup
+     */
+
+    for (cln = r->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_apikey_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
+            return ctx;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_apikey_cleanup(void *data)
+{
+    ngx_http_apikey_ctx_t  *ctx = data;
+
+    if (ctx->item) {
+        ngx_http_apikey_redis_batch_detach(ctx->item);
+        ctx->item = NULL;
+    }
+}
+
+ngx_int_t
+ngx_http_apikey_gate_init(ngx_conf_t *cf, ngx_http_apikey_main_conf_t *akmcf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_handler;
+
+    return ngx_http_apikey_redis_add_script(cf, &akmcf->redis,
+                                            &ngx_http_apikey_gate_script);
+}
