@@ -18,10 +18,11 @@
  * ready together share one EVALSHA: Redis parses, looks up and starts the
  * script once for all of them, and the worker handles one reply.
  *
- * Batches come from the heap and are kept on a free list for the life of
- * the worker (a cycle pool would be freed under them by a reload of a
- * single-process nginx); an item lives in its batch until the batch's
- * reply is handed out.
+ * Batches come from the heap (a cycle pool would be freed under them by a
+ * reload of a single-process nginx); a few are kept on a free list for
+ * the next passes, the rest of a burst go back to the heap, and all are
+ * freed when the worker exits.  An item lives in its batch until the
+ * batch's reply is handed out.
  */
 
 struct ngx_http_apikey_redis_item_s {
@@ -54,6 +55,7 @@ static void ngx_http_apikey_redis_batch_done(void *data, redisReply *reply);
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_queue;
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_last;
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_free;
+static ngx_uint_t                      ngx_http_apikey_redis_nfree;
 static ngx_event_t                     ngx_http_apikey_redis_flush_event;
 
 
@@ -90,6 +92,7 @@ ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
 
         if (b) {
             ngx_http_apikey_redis_free = b->next;
+            ngx_http_apikey_redis_nfree--;
 
         } else {
             b = ngx_alloc(sizeof(ngx_http_apikey_redis_batch_t),
@@ -221,7 +224,10 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
 }
 
 
-/* hands each call its own reply, then puts the batch on the free list */
+/*
+ * hands each call its own reply, then puts the batch on the free list, or
+ * back to the heap when the list holds enough for a busy pass
+ */
 
 static void
 ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
@@ -265,6 +271,38 @@ ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
         handler(item->data, rr);
     }
 
+    if (ngx_http_apikey_redis_nfree >= NGX_HTTP_APIKEY_REDIS_BATCH_FREE) {
+        ngx_free(b);
+        return;
+    }
+
     b->next = ngx_http_apikey_redis_free;
     ngx_http_apikey_redis_free = b;
+    ngx_http_apikey_redis_nfree++;
+}
+
+
+void
+ngx_http_apikey_redis_batch_exit(void)
+{
+    ngx_uint_t                      i;
+    ngx_http_apikey_redis_batch_t  *b, *next;
+    ngx_http_apikey_redis_batch_t  *lists[2];
+
+    /* the worker's requests are gone: queued calls have no one to answer */
+
+    lists[0] = ngx_http_apikey_redis_queue;
+    lists[1] = ngx_http_apikey_redis_free;
+
+    for (i = 0; i < 2; i++) {
+        for (b = lists[i]; b; b = next) {
+            next = b->next;
+            ngx_free(b);
+        }
+    }
+
+    ngx_http_apikey_redis_queue = NULL;
+    ngx_http_apikey_redis_last = NULL;
+    ngx_http_apikey_redis_free = NULL;
+    ngx_http_apikey_redis_nfree = 0;
 }

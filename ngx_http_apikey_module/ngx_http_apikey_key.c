@@ -187,12 +187,21 @@ ngx_http_apikey_key_valid(const unsigned char *key, size_t len)
 }
 
 
+/* the SHA-256 digest and context of the process, see below */
+
+static EVP_MD      *ngx_http_apikey_sha256_md;
+static EVP_MD_CTX  *ngx_http_apikey_sha256_ctx;
+
+
 int
 ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
     size_t len)
 {
-    static EVP_MD      *md;
-    static EVP_MD_CTX  *ctx;
+    EVP_MD      *md;
+    EVP_MD_CTX  *ctx;
+
+    md = ngx_http_apikey_sha256_md;
+    ctx = ngx_http_apikey_sha256_ctx;
 
     /*
      * Every gatekept request hashes a key: fetch the digest once and keep
@@ -207,13 +216,25 @@ ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
         if (md == NULL || ctx == NULL) {
             EVP_MD_free(md);
             EVP_MD_CTX_free(ctx);
-            md = NULL;
-            ctx = NULL;
             return -1;
         }
+
+        ngx_http_apikey_sha256_md = md;
+        ngx_http_apikey_sha256_ctx = ctx;
     }
 
     return ngx_http_apikey_digest_hex(dst, p, len, md, ctx);
+}
+
+
+void
+ngx_http_apikey_sha256_free(void)
+{
+    EVP_MD_CTX_free(ngx_http_apikey_sha256_ctx);
+    EVP_MD_free(ngx_http_apikey_sha256_md);
+
+    ngx_http_apikey_sha256_ctx = NULL;
+    ngx_http_apikey_sha256_md = NULL;
 }
 
 

@@ -22,6 +22,9 @@
 
 #define NGX_HTTP_APIKEY_REDIS_BATCH_ARGS 3
 
+/* batches kept for reuse between passes; more go back to the heap */
+#define NGX_HTTP_APIKEY_REDIS_BATCH_FREE 4
+
 #if (NGX_HTTP_APIKEY_REDIS_BATCH_MAX * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS + 3 \
      > NGX_HTTP_APIKEY_REDIS_MAX_ARGS)
 #error a full batch must fit in one ngx_http_apikey_redis_eval()
@@ -103,6 +106,9 @@ ngx_int_t ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
 
 /* the handler will not be called; safe to call once per call */
 void ngx_http_apikey_redis_batch_detach(ngx_http_apikey_redis_item_t *item);
+
+/* frees every batch; at worker exit, after the connection is freed */
+void ngx_http_apikey_redis_batch_exit(void);
 
 ngx_int_t ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_conf_t *rcf);
