@@ -13,6 +13,10 @@
 
 
 static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_subrequest_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_check(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx);
+static ngx_uint_t ngx_http_apikey_preflight(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
 static void ngx_http_apikey_done(void *data, redisReply *reply);
@@ -44,13 +48,9 @@ static ngx_http_apikey_script_t  ngx_http_apikey_gate_script = {
 static ngx_int_t
 ngx_http_apikey_handler(ngx_http_request_t *r)
 {
-    u_char                        *p;
-    ngx_int_t                      rc;
-    ngx_str_t                      key, args[3];
-    ngx_http_cleanup_t            *cln;
-    ngx_http_apikey_ctx_t         *ctx;
-    ngx_http_apikey_loc_conf_t    *akcf;
-    ngx_http_apikey_main_conf_t   *akmcf;
+    ngx_http_cleanup_t          *cln;
+    ngx_http_apikey_ctx_t       *ctx, *mctx;
+    ngx_http_apikey_loc_conf_t  *akcf;
 
     akcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
 
@@ -105,6 +105,54 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
 
     ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
 
+    if (r != r->main) {
+        mctx = ngx_http_apikey_get_ctx(r->main);
+
+        if (mctx != NULL && mctx->state == NGX_HTTP_APIKEY_DONE) {
+
+            /*
+             * the main request went through the gatekeeper: the
+             * subrequest reuses its verdict, held to this location's
+             * settings as after a redirect, and takes no second token
+             */
+
+            *ctx = *mctx;
+            ctx->request = r;
+            ctx->item = NULL;
+            ctx->header = NULL;
+            ctx->rate_sent = 0;
+
+            ngx_http_apikey_recheck(ctx, akcf);
+
+            return ngx_http_apikey_decide(r, ctx);
+        }
+    }
+
+    if (akcf->preflight == NGX_HTTP_APIKEY_PREFLIGHT_PASS
+        && r->method == NGX_HTTP_OPTIONS
+        && ngx_http_apikey_preflight(r))
+    {
+        ctx->result = NGX_HTTP_APIKEY_PREFLIGHT;
+        return ngx_http_apikey_decide(r, ctx);
+    }
+
+    return ngx_http_apikey_check(r, ctx);
+}
+
+
+/* sends the check of the request's key to Redis, or decides without it */
+
+static ngx_int_t
+ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
+{
+    u_char                       *p;
+    ngx_int_t                     rc;
+    ngx_str_t                     key, args[3];
+    ngx_http_apikey_loc_conf_t   *akcf;
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    akcf = ctx->conf;
+
     ctx->result = ngx_http_apikey_find_key(r, ctx, &key);
 
     if (ctx->result != NGX_HTTP_APIKEY_OK) {
@@ -157,9 +205,80 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
 
     /* notice a client that leaves while Redis answers */
 
-    r->read_event_handler = ngx_http_test_reading;
+    if (r == r->main) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * Subrequests (auth_request, SSI, mirror) skip the access phase: they
+ * are checked here, in the preaccess phase, where a pass lets the phase's
+ * other handlers run.
+ */
+
+static ngx_int_t
+ngx_http_apikey_subrequest_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_apikey_handler(r);
+
+    return (rc == NGX_OK) ? NGX_DECLINED : rc;
+}
+
+
+/* a CORS preflight: OPTIONS with Origin and Access-Control-Request-Method */
+
+static ngx_uint_t
+ngx_http_apikey_preflight(ngx_http_request_t *r)
+{
+    ngx_uint_t        i, found;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    found = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Origin") - 1
+            && ngx_strncmp(h[i].lowcase_key, "origin",
+                           sizeof("origin") - 1)
+               == 0)
+        {
+            found |= 1;
+
+        } else if (h[i].key.len == sizeof("Access-Control-Request-Method") - 1
+                   && ngx_strncmp(h[i].lowcase_key,
+                                  "access-control-request-method",
+                                  sizeof("access-control-request-method")
+                                  - 1)
+                      == 0)
+        {
+            found |= 2;
+        }
+    }
+
+    return found == 3;
 }
 
 
@@ -265,7 +384,9 @@ ngx_http_apikey_done(void *data, redisReply *reply)
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "apikey result:%ui id:\"%V\"", ctx->result, &ctx->id);
 
-    r->read_event_handler = ngx_http_block_reading;
+    if (r == r->main) {
+        r->read_event_handler = ngx_http_block_reading;
+    }
 
     ngx_http_core_run_phases(r);
     ngx_http_run_posted_requests(c);
@@ -461,12 +582,19 @@ ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
     ctx->reset = (ngx_int_t) ((ahead + 999999) / 1000000);
     ctx->window = ngx_http_apikey_seconds(ctx->burst_size * step);
 
+    /* one more token once ahead has come down to burst - remaining - 1 */
+
+    ctx->next = (ctx->remaining < ctx->burst_size)
+                ? ngx_http_apikey_seconds(
+                      ahead - (ctx->burst_size - ctx->remaining - 1) * step)
+                : 0;
+
     if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
-        ctx->retry_after = ngx_http_apikey_seconds(
-                                    ahead - (ctx->burst_size - 1) * step);
-        if (ctx->retry_after < 1) {
-            ctx->retry_after = 1;
+        if (ctx->next < 1) {
+            ctx->next = 1;
         }
+
+        ctx->retry_after = ctx->next;
     }
 }
 
@@ -503,6 +631,13 @@ ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
     u_char  *p, *last, *q;
 
     ctx->conf = akcf;
+
+    if (ctx->result == NGX_HTTP_APIKEY_UNVERIFIED
+        && akcf->fail_mode == NGX_HTTP_APIKEY_FAIL_CLOSED)
+    {
+        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+        return;
+    }
 
     if (ctx->result != NGX_HTTP_APIKEY_OK) {
         return;
@@ -675,9 +810,16 @@ ngx_http_apikey_get_ctx(ngx_http_request_t *r)
      * and paid for: find it again through the request cleanup
      */
 
-    for (cln = r->cleanup; cln; cln = cln->next) {
-        if (cln->handler == ngx_http_apikey_cleanup) {
-            ctx = cln->data;
+    for (cln = r->main->cleanup; cln; cln = cln->next) {
+        if (cln->handler != ngx_http_apikey_cleanup) {
+            continue;
+        }
+
+        /* cleanups are the main request's, subrequests' ones too */
+
+        ctx = cln->data;
+
+        if (ctx->request == r) {
             ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
             return ctx;
         }
@@ -712,6 +854,13 @@ ngx_http_apikey_gate_init(ngx_conf_t *cf, ngx_http_apikey_main_conf_t *akmcf)
     }
 
     *h = ngx_http_apikey_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_subrequest_handler;
 
     return ngx_http_apikey_redis_add_script(cf, &akmcf->redis,
                                             &ngx_http_apikey_gate_script);

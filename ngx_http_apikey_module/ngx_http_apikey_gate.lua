@@ -20,7 +20,8 @@
 -- check's own error reply: it must not end the call and answer for the
 -- checks that write nothing, such as a revoked key's.
 -- Every redis.call costs more than the Lua around it: a check makes two
--- (read the secret, write the bucket) and the call one TIME for all.
+-- (read the secret, write the bucket) and the call one TIME for all; a
+-- previous secret in rotation grace makes two more, for the key's bucket.
 -- Numbers never become strings through Lua's own float formatting (costly
 -- in Redis 7.0): the times written are TIME's own string and an integer
 -- formatted with %d.
@@ -29,8 +30,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1])
 local us = now * 1000000 + t[2]
 
--- writes fields of a secret and answers with reply, or with the error of
--- a write Redis refused
+-- writes fields of a secret and answers with reply (nil: nothing to
+-- answer yet), or with the error of a write Redis refused
 
 local function write(key, reply, ...)
     local e = redis.pcall('HSET', key, ...)
@@ -43,7 +44,7 @@ local function write(key, reply, ...)
 end
 
 local function check(key, want_env, want_scopes)
-    local f = redis.call('HMGET', key, 'g', 'b')
+    local f = redis.call('HMGET', key, 'g', 'b', 'c')
 
     if not f[1] then
         return {1}
@@ -85,6 +86,13 @@ local function check(key, want_env, want_scopes)
     -- arrival time in microseconds; the bucket holds
     -- burst - (b - now) / step tokens, one more every step microseconds
 
+    -- a key is one bucket: a previous secret in rotation grace draws from
+    -- the one kept with the current secret, c
+
+    if f[3] then
+        f[2] = redis.call('HGET', f[3], 'b')
+    end
+
     local step = per * 1000000 / rate
     local tat = tonumber(f[2]) or us
 
@@ -98,8 +106,18 @@ local function check(key, want_env, want_scopes)
 
     tat = math.ceil(tat + step)
 
-    return write(key, {0, f[1], tat - us},
-                 'b', string.format('%d', tat), 'u', t[1])
+    local b = string.format('%d', tat)
+
+    if f[3] then
+        local e = write(f[3], nil, 'b', b)
+        if e then
+            return e
+        end
+
+        return write(key, {0, f[1], tat - us}, 'u', t[1])
+    end
+
+    return write(key, {0, f[1], tat - us}, 'b', b, 'u', t[1])
 end
 
 local out = {}

@@ -41,6 +41,13 @@ static ngx_conf_enum_t  ngx_http_apikey_fail_modes[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_apikey_preflights[] = {
+    { ngx_string("pass"), NGX_HTTP_APIKEY_PREFLIGHT_PASS },
+    { ngx_string("check"), NGX_HTTP_APIKEY_PREFLIGHT_CHECK },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_http_apikey_commands[] = {
 
     { ngx_string("apikey_redis"),
@@ -98,6 +105,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apikey_loc_conf_t, fail_mode),
       &ngx_http_apikey_fail_modes },
+
+    { ngx_string("apikey_preflight"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_loc_conf_t, preflight),
+      &ngx_http_apikey_preflights },
 
     { ngx_string("apikey_hide_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -244,6 +258,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->enable = NGX_CONF_UNSET;
     conf->bearer = NGX_CONF_UNSET;
     conf->fail_mode = NGX_CONF_UNSET_UINT;
+    conf->preflight = NGX_CONF_UNSET_UINT;
     conf->hide_header = NGX_CONF_UNSET;
     conf->rate_headers = NGX_CONF_UNSET_UINT;
 
@@ -263,6 +278,8 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->bearer, prev->bearer, 0);
     ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
                               NGX_HTTP_APIKEY_FAIL_CLOSED);
+    ngx_conf_merge_uint_value(conf->preflight, prev->preflight,
+                              NGX_HTTP_APIKEY_PREFLIGHT_PASS);
     ngx_conf_merge_value(conf->hide_header, prev->hide_header, 1);
     ngx_conf_merge_uint_value(conf->rate_headers, prev->rate_headers,
                               NGX_HTTP_APIKEY_HEADERS_DRAFT
@@ -690,6 +707,14 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /*
+     * the cached time is still the master's from before it read the
+     * configuration, maybe seconds ago: timers armed from it would fire
+     * at the worker's first event
+     */
+
+    ngx_time_update();
+
     return ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis);
 }
 
@@ -698,4 +723,6 @@ static void
 ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_apikey_redis_exit_worker();
+    ngx_http_apikey_redis_batch_exit();
+    ngx_http_apikey_sha256_free();
 }

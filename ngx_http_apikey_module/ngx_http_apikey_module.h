@@ -19,6 +19,9 @@
 #define NGX_HTTP_APIKEY_FAIL_CLOSED     0
 #define NGX_HTTP_APIKEY_FAIL_OPEN       1
 
+#define NGX_HTTP_APIKEY_PREFLIGHT_PASS  0
+#define NGX_HTTP_APIKEY_PREFLIGHT_CHECK 1
+
 #define NGX_HTTP_APIKEY_HEADERS_OFF     0x0001
 #define NGX_HTTP_APIKEY_HEADERS_DRAFT   0x0002
 #define NGX_HTTP_APIKEY_HEADERS_LEGACY  0x0004
@@ -35,6 +38,7 @@
 #define NGX_HTTP_APIKEY_MISSING         7
 #define NGX_HTTP_APIKEY_UNAVAILABLE     8
 #define NGX_HTTP_APIKEY_UNVERIFIED      9
+#define NGX_HTTP_APIKEY_PREFLIGHT       10
 
 #define NGX_HTTP_APIKEY_PENDING         1
 #define NGX_HTTP_APIKEY_DONE            2
@@ -50,6 +54,7 @@ typedef struct {
     ngx_str_t                     environment;
     ngx_str_t                     scopes;        /* " a b " */
     ngx_uint_t                    fail_mode;
+    ngx_uint_t                    preflight;
     ngx_flag_t                    hide_header;
     ngx_uint_t                    rate_headers;
 } ngx_http_apikey_loc_conf_t;
@@ -81,7 +86,8 @@ typedef struct {
     ngx_int_t                     burst_size;
     ngx_int_t                     burst;         /* -1: no bucket used */
     ngx_int_t                     remaining;
-    ngx_int_t                     reset;
+    ngx_int_t                     reset;         /* s until full */
+    ngx_int_t                     next;          /* s until one more */
     ngx_int_t                     retry_after;
     ngx_int_t                     window;
     unsigned                      hidden:1;

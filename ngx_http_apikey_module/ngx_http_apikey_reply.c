@@ -41,7 +41,8 @@ ngx_http_apikey_result_t  ngx_http_apikey_results[] = {
     { ngx_string("unavailable"), NGX_HTTP_SERVICE_UNAVAILABLE,
       ngx_string("auth_unavailable"),
       ngx_string("The API key cannot be checked right now.") },
-    { ngx_string("unverified"), 0, ngx_null_string, ngx_null_string }
+    { ngx_string("unverified"), 0, ngx_null_string, ngx_null_string },
+    { ngx_string("preflight"), 0, ngx_null_string, ngx_null_string }
 };
 
 
@@ -52,16 +53,32 @@ ngx_int_t
 ngx_http_apikey_refuse(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 {
     u_char                    *p;
-    ngx_int_t                  rc;
-    ngx_str_t                  value;
+    ngx_int_t                  rc, seconds;
+    ngx_str_t                  value, *id, *prefix;
+    ngx_table_elt_t           *h;
     ngx_http_apikey_result_t  *res;
+
+    static ngx_str_t  empty = ngx_string("");
+    static ngx_str_t  bearer = ngx_string("Bearer");
+    static ngx_str_t  bearer_invalid =
+                                ngx_string("Bearer error=\"invalid_token\"");
 
     res = &ngx_http_apikey_results[ctx->result];
 
+    id = ctx->id.len ? &ctx->id : &empty;
+    prefix = ctx->prefix.len ? &ctx->prefix : &empty;
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "apikey refused: %V%s%V%s%V", &res->code,
-                  ctx->id.len ? ", key id " : "", &ctx->id,
-                  ctx->prefix.len ? ", prefix " : "", &ctx->prefix);
+                  id->len ? ", key id " : "", id,
+                  prefix->len ? ", prefix " : "", prefix);
+
+    /*
+     * the final status answers an "Expect: 100-continue": discarding the
+     * body must not invite the client to send it first
+     */
+
+    r->expect_tested = 1;
 
     rc = ngx_http_discard_request_body(r);
 
@@ -70,23 +87,43 @@ ngx_http_apikey_refuse(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     }
 
     if (res->http_status == NGX_HTTP_UNAUTHORIZED) {
-        if (ngx_http_apikey_add_header(r, "WWW-Authenticate",
+        h = ngx_http_apikey_add_header(r, "WWW-Authenticate",
                                        sizeof("WWW-Authenticate") - 1,
-                                       &ctx->conf->www_authenticate)
-            == NULL)
-        {
+                                       &ctx->conf->www_authenticate);
+        if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* what auth_request passes on from a subrequest's 401 */
+
+        r->headers_out.www_authenticate = h;
+
+        if (ctx->conf->bearer) {
+            value = (ctx->header != NULL
+                     && ctx->header == r->headers_in.authorization)
+                    ? bearer_invalid : bearer;
+
+            if (ngx_http_apikey_add_header(r, "WWW-Authenticate",
+                                           sizeof("WWW-Authenticate") - 1,
+                                           &value)
+                == NULL)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
     }
 
-    if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
+    seconds = (ctx->result == NGX_HTTP_APIKEY_LIMITED) ? ctx->retry_after
+              : (ctx->result == NGX_HTTP_APIKEY_UNAVAILABLE) ? 1 : 0;
+
+    if (seconds) {
         p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
         if (p == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         value.data = p;
-        value.len = ngx_sprintf(p, "%i", ctx->retry_after) - p;
+        value.len = ngx_http_apikey_itoa(p, seconds) - p;
 
         if (ngx_http_apikey_add_header(r, "Retry-After",
                                        sizeof("Retry-After") - 1, &value)
@@ -249,7 +286,7 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     /* every gatekept response pays for these: no ngx_sprintf() */
 
     p = ngx_pnalloc(r->pool, sizeof("\"default\";q=;w=\"default\";r=;t=") - 1
-                             + 7 * NGX_INT_T_LEN);
+                             + 8 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -269,10 +306,11 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     p = ngx_http_apikey_itoa(p, ctx->remaining);
     v[3].len = p - v[3].data;
     p = ngx_cpymem(p, ";t=", sizeof(";t=") - 1);
+    p = ngx_http_apikey_itoa(p, ctx->next);
+    v[1].len = p - v[1].data;
     v[4].data = p;
     p = ngx_http_apikey_itoa(p, ctx->reset);
     v[4].len = p - v[4].data;
-    v[1].len = p - v[1].data;
 
     for (i = first; i < last; i++) {
         if (ngx_http_apikey_add_header(r, (char *) names[i].data,

@@ -38,6 +38,9 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
     { ngx_string("apikey_prefix"), NULL, ngx_http_apikey_variable,
       offsetof(ngx_http_apikey_ctx_t, prefix), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("apikey_scopes"), NULL, ngx_http_apikey_variable,
+      offsetof(ngx_http_apikey_ctx_t, scopes), NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("apikey_rate_remaining"), NULL, ngx_http_apikey_variable,
       offsetof(ngx_http_apikey_ctx_t, remaining),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -86,8 +89,10 @@ ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         s = (ngx_str_t *) ((u_char *) ctx + data);
     }
 
+    /* an empty value still points somewhere: add_header copies it */
+
     v->len = s->len;
-    v->data = s->data;
+    v->data = s->len ? s->data : (u_char *) "";
     v->valid = 1;
     v->no_cacheable = 0;
     v->not_found = 0;

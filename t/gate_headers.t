@@ -138,9 +138,22 @@ is_deeply(rate_headers($r), {
 }, '1r/m burst-5 key: w=300, t=60');
 
 $r = get('/', 'X-API-Key' => $k->{key});
-is($r->[1]{'ratelimit'}, '"default";r=3;t=120',
-   '1r/m: second request, r=3, t rounded up to 120');
-is($r->[1]{'ratelimit-reset'}, 120, 'legacy reset 120');
+is($r->[1]{'ratelimit'}, '"default";r=3;t=60',
+   '1r/m: second request, r=3, t is the time to one more token (60)');
+is($r->[1]{'ratelimit-reset'}, 120, 'legacy reset: until full, 120');
+
+# on a 429, t is the time until more quota: Retry-After (draft 10)
+
+$k = $t->create_key(rate => '1r/m', burst => 3);
+get('/', 'X-API-Key' => $k->{key}) for 1 .. 3;
+$r = get('/', 'X-API-Key' => $k->{key});
+is($r->[0], 429, '1r/m burst-3: the fourth is 429');
+my ($t429) = ($r->[1]{'ratelimit'} // '') =~ /;t=(\d+)$/;
+ok(defined $t429 && $t429 == $r->[1]{'retry-after'} && $t429 >= 59,
+   '429: RateLimit t equals Retry-After')
+    or diag("RateLimit $r->[1]{'ratelimit'}, Retry-After $r->[1]{'retry-after'}");
+like($r->[1]{'ratelimit-reset'} // '', qr/^(179|180)$/,
+     '429: legacy RateLimit-Reset stays until full (180)');
 
 $k = $t->create_key(rate => '1r/m', burst => 1);
 is(get('/', 'X-API-Key' => $k->{key})->[0], 200, '1r/m burst-1: one passes');

@@ -38,7 +38,7 @@ our @EXPORT = qw(http_get http_request wait_for is_problem);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
 our $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-our $MODULE = "$ROOT/build/ngx_http_apikey_module.so";
+our $MODULE = $ENV{TEST_NGINX_MODULE} || "$ROOT/build/ngx_http_apikey_module.so";
 our $KEYTOOL = "$ROOT/build/apikey-key";
 
 # every wait in the harness is bounded by this many seconds
