@@ -77,8 +77,12 @@ for i, f in ipairs({'b', 'u'}) do
     end
 end
 
+-- the secret in grace draws from the new one's bucket ("c"): rotating
+-- never adds tokens
+
 if ends > 0 then
-    redis.call('HSET', cur, 'g', gate(v, ends, oldprefix))
+    redis.call('HSET', cur, 'g', gate(v, ends, oldprefix), 'c', KEYS[6])
+    redis.call('HDEL', cur, 'b')
     redis.call('PEXPIREAT', cur, (ends + 60) * 1000)
 end
 
