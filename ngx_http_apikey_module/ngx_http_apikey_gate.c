@@ -17,6 +17,8 @@ static ngx_int_t ngx_http_apikey_subrequest_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_check(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_uint_t ngx_http_apikey_preflight(ngx_http_request_t *r);
+static ngx_table_elt_t *ngx_http_apikey_header_in(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_uint_t *n);
 static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
 static void ngx_http_apikey_done(void *data, redisReply *reply);
@@ -239,11 +241,28 @@ ngx_http_apikey_subrequest_handler(ngx_http_request_t *r)
 static ngx_uint_t
 ngx_http_apikey_preflight(ngx_http_request_t *r)
 {
-    ngx_uint_t        i, found;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
+    ngx_uint_t  n;
 
-    found = 0;
+    static ngx_str_t  origin = ngx_string("origin");
+    static ngx_str_t  method = ngx_string("access-control-request-method");
+
+    return ngx_http_apikey_header_in(r, &origin, &n) != NULL
+           && ngx_http_apikey_header_in(r, &method, &n) != NULL;
+}
+
+
+/* the last request header of a lowercase name, and how many there are */
+
+static ngx_table_elt_t *
+ngx_http_apikey_header_in(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_uint_t *n)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    *n = 0;
 
     part = &r->headers_in.headers.part;
     h = part->elts;
@@ -260,25 +279,15 @@ ngx_http_apikey_preflight(ngx_http_request_t *r)
             i = 0;
         }
 
-        if (h[i].key.len == sizeof("Origin") - 1
-            && ngx_strncmp(h[i].lowcase_key, "origin",
-                           sizeof("origin") - 1)
-               == 0)
+        if (h[i].key.len == name->len
+            && ngx_strncmp(h[i].lowcase_key, name->data, name->len) == 0)
         {
-            found |= 1;
-
-        } else if (h[i].key.len == sizeof("Access-Control-Request-Method") - 1
-                   && ngx_strncmp(h[i].lowcase_key,
-                                  "access-control-request-method",
-                                  sizeof("access-control-request-method")
-                                  - 1)
-                      == 0)
-        {
-            found |= 2;
+            found = &h[i];
+            (*n)++;
         }
     }
 
-    return found == 3;
+    return found;
 }
 
 
@@ -286,42 +295,13 @@ static ngx_int_t
 ngx_http_apikey_find_key(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_str_t *key)
 {
-    ngx_uint_t                   i, n;
-    ngx_list_part_t             *part;
+    ngx_uint_t                   n;
     ngx_table_elt_t             *h, *found;
     ngx_http_apikey_loc_conf_t  *akcf;
 
     akcf = ctx->conf;
-    found = NULL;
-    n = 0;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != akcf->header_hash
-            || h[i].key.len != akcf->header_lc.len
-            || ngx_strncmp(h[i].lowcase_key, akcf->header_lc.data,
-                           akcf->header_lc.len)
-               != 0)
-        {
-            continue;
-        }
-
-        found = &h[i];
-        n++;
-    }
+    found = ngx_http_apikey_header_in(r, &akcf->header_lc, &n);
 
     if (n > 1) {
         return NGX_HTTP_APIKEY_INVALID;

@@ -249,7 +249,6 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
      *
      *     conf->header = { 0, NULL };
      *     conf->header_lc = { 0, NULL };
-     *     conf->header_hash = 0;
      *     conf->www_authenticate = { 0, NULL };
      *     conf->environment = { 0, NULL };
      *     conf->scopes = { 0, NULL };
@@ -291,13 +290,10 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (prev->header.data == NULL) {
             ngx_str_set(&prev->header, "X-API-Key");
             ngx_str_set(&prev->header_lc, "x-api-key");
-            prev->header_hash = ngx_hash_key(prev->header_lc.data,
-                                             prev->header_lc.len);
         }
 
         conf->header = prev->header;
         conf->header_lc = prev->header_lc;
-        conf->header_hash = prev->header_hash;
     }
 
     if (conf->www_authenticate.data == NULL) {
@@ -523,8 +519,7 @@ ngx_http_apikey_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    akcf->header_hash = ngx_hash_strlow(akcf->header_lc.data, value[1].data,
-                                        value[1].len);
+    ngx_strlow(akcf->header_lc.data, value[1].data, value[1].len);
 
     return NGX_CONF_OK;
 }

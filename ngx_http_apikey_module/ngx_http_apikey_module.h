@@ -48,7 +48,6 @@ typedef struct {
     ngx_flag_t                    enable;
     ngx_str_t                     header;        /* as written */
     ngx_str_t                     header_lc;
-    ngx_uint_t                    header_hash;
     ngx_str_t                     www_authenticate;
     ngx_flag_t                    bearer;
     ngx_str_t                     environment;
