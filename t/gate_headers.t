@@ -218,6 +218,26 @@ is_problem(get('/', 'Authorization' => "Bearer $k1->{key}"), 401,
 is_problem(get('/bearer', 'Authorization' => 'Basic dXNlcjpwYXNz'), 401,
            'missing_api_key', 'apikey_bearer on: Basic is no key');
 
+# 401 challenges: ApiKey, and with apikey_bearer on also Bearer (RFC 6750)
+
+sub challenges {
+    my $w = $_[0][1]{'www-authenticate'} // [];
+    return ref $w ? $w : [$w];
+}
+
+is_deeply(challenges(get('/bearer')),
+          ['ApiKey header="X-API-Key"', 'Bearer'],
+          'apikey_bearer on, no key: ApiKey and a plain Bearer challenge');
+is_deeply(challenges(get('/bearer', 'Authorization' => "Bearer $bad")),
+          ['ApiKey header="X-API-Key"', 'Bearer error="invalid_token"'],
+          'refused bearer key: Bearer error="invalid_token"');
+is_deeply(challenges(get('/bearer', 'X-API-Key' => $bad)),
+          ['ApiKey header="X-API-Key"', 'Bearer'],
+          'refused X-API-Key: the Bearer challenge has no error');
+is_deeply(challenges(get('/', 'Authorization' => "Bearer $bad")),
+          ['ApiKey header="X-API-Key"'],
+          'apikey_bearer off: no Bearer challenge');
+
 $r = get('/bearer', 'X-API-Key' => $k1->{key}, 'Authorization' => "Bearer $bad");
 is($r->[0], 200, 'header checked before the bearer: good header wins');
 

@@ -103,6 +103,7 @@ my ($st, $h, $body, $took) = gated($k->{key});
 is_problem([$st, $h, $body], 503, 'auth_unavailable',
            'Redis stopped: 503 auth_unavailable');
 is($h->{'x-status'}, 'unavailable', 'Redis stopped: $apikey_status unavailable');
+is($h->{'retry-after'}, 1, 'Redis stopped: 503 carries Retry-After: 1');
 
 my @took = map { (gated($k->{key}))[3] } 1 .. 10;
 note("fail fast: @took");

@@ -41,7 +41,7 @@ http {
 
         access_log access.log vars;
 
-        add_header X-Vars "$apikey_status|$apikey_id|$apikey_org|$apikey_name|$apikey_environment|$apikey_prefix|$apikey_rate_remaining" always;
+        add_header X-Vars "$apikey_status|$apikey_id|$apikey_org|$apikey_name|$apikey_environment|$apikey_prefix|$apikey_rate_remaining|$apikey_scopes" always;
 
         apikey on;
 
@@ -105,8 +105,9 @@ my $r = get('/', 'X-API-Key' => $ok->{key});
 is($r->[0], 200, 'valid key passes');
 is($r->[2], "id=$ok->{id}\n", 'upstream sees $apikey_id');
 is_deeply(vars($r), ['ok', $ok->{id}, 'acme', 'status test', 'production',
-                     $ok->{prefix}, 4],
-          'variables on a pass: status, id, org, name, env, prefix, remaining');
+                     $ok->{prefix}, 4, 'content:read content:write'],
+          'variables on a pass: status, id, org, name, env, prefix, '
+          . 'remaining, scopes');
 
 $r = get('/', 'x-api-key' => $ok->{key});
 is($r->[0], 200, 'header name is case-insensitive');
@@ -126,7 +127,7 @@ is_deeply([@{vars($r)}[0, 6]], ['ok', ''],
 $r = get('/');
 is_problem($r, 401, 'missing_api_key', 'no header: 401 missing_api_key');
 is(www_auth($r), 'ApiKey header="X-API-Key"', 'missing: WWW-Authenticate');
-is_deeply(vars($r), ['missing', '', '', '', '', '', ''],
+is_deeply(vars($r), ['missing', '', '', '', '', '', '', ''],
           'missing: $apikey_status missing, others empty');
 
 $r = get('/', 'X-API-Key' => '');
@@ -147,7 +148,7 @@ for my $case (@invalid) {
     $r = get('/', 'X-API-Key' => $key);
     is_problem($r, 401, 'invalid_api_key', "$what: 401 invalid_api_key");
     is(www_auth($r), 'ApiKey header="X-API-Key"', "$what: WWW-Authenticate");
-    is_deeply(vars($r), ['invalid', '', '', '', '', '', ''],
+    is_deeply(vars($r), ['invalid', '', '', '', '', '', '', ''],
               "$what: \$apikey_status invalid, others empty");
     $t->log_contains_no($key, $what) if length $key > 20;
 }
