@@ -220,7 +220,10 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
 
     if (rc != NGX_OK) {
         ngx_http_apikey_redis_batch_done(b, NULL);
+        return;
     }
+
+    ngx_http_apikey_redis_resend(op);
 }
 
 

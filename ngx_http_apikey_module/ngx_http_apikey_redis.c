@@ -22,18 +22,26 @@
 /*
  * An operation lives in the heap, not in a request pool: hiredis holds it
  * until the reply (or the connection's end) even when the request is gone.
- * It keeps its own copy of the arguments for the EVAL after NOSCRIPT.
+ * It keeps the command as sent, to send it again on a new connection, and
+ * its arguments for the EVAL after NOSCRIPT.  Between connections it
+ * waits in the worker's queue of operations to send.
  */
 
 struct ngx_http_apikey_redis_op_s {
     ngx_http_apikey_redis_handler_pt   handler;
     void                              *data;
     ngx_event_t                        timer;
+    ngx_queue_t                        queue;
     ngx_http_apikey_script_t          *script;
+    u_char                            *cmd;
+    size_t                             len;
     int                                argc;
     const char                       **argv;
     size_t                            *argvlen;
     unsigned                           retried:1;
+    unsigned                           resend:1;
+    unsigned                           resent:1;
+    unsigned                           queued:1;
 };
 
 
@@ -43,6 +51,9 @@ typedef struct {
     ngx_uint_t                         state;
     ngx_event_t                        connect_timer;
     ngx_event_t                        reconnect;
+    ngx_event_t                        resend;
+    ngx_queue_t                        waiting;   /* ops to send */
+    ngx_msec_t                         last_read;
     ngx_log_t                         *log;
     unsigned                           failed:1;
     unsigned                           exiting:1;
@@ -57,8 +68,10 @@ static void ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
 static void ngx_http_apikey_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_apikey_redis_reconnect(ngx_event_t *ev);
+static void ngx_http_apikey_redis_send_waiting(ngx_event_t *ev);
+static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_op_t *op);
 static void ngx_http_apikey_redis_lost(const redisAsyncContext *ac,
-    const char *reason);
+    const char *reason, ngx_uint_t failure);
 static void ngx_http_apikey_redis_reset(const char *reason);
 static void ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac,
     int status);
@@ -194,13 +207,23 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
         *p++ = '\r'; *p++ = '\n';
     }
 
+    op->cmd = cmd;
+    op->len = p - cmd;
+
     op->timer.handler = ngx_http_apikey_redis_op_timeout;
     op->timer.data = op;
     op->timer.log = rd->log;
 
-    if (redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply, op,
-                                   (const char *) cmd, p - cmd)
-        != REDIS_OK)
+    if (rd->ac == NULL) {
+
+        /* a working connection dropped: wait for the new one */
+
+        op->queued = 1;
+        ngx_queue_insert_tail(&rd->waiting, &op->queue);
+
+    } else if (redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply,
+                                          op, (const char *) cmd, p - cmd)
+               != REDIS_OK)
     {
         ngx_free(op);
         return NGX_DECLINED;
@@ -214,6 +237,11 @@ ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
 }
 
 
+/*
+ * Requests wait behind a connection that is being made, unless the last
+ * attempt failed: then they get the fail mode's answer until one works.
+ */
+
 ngx_uint_t
 ngx_http_apikey_redis_ready(void)
 {
@@ -221,8 +249,15 @@ ngx_http_apikey_redis_ready(void)
 
     rd = &ngx_http_apikey_redis;
 
-    return rd->ac != NULL
-           && (rd->state == NGX_HTTP_APIKEY_REDIS_READY || !rd->failed);
+    if (rd->conf == NULL) {
+        return 0;
+    }
+
+    if (rd->ac == NULL) {
+        return !rd->failed && rd->reconnect.timer_set;
+    }
+
+    return rd->state == NGX_HTTP_APIKEY_REDIS_READY || !rd->failed;
 }
 
 
@@ -234,6 +269,18 @@ ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op)
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
     }
+
+    if (op->queued) {
+        ngx_queue_remove(&op->queue);
+        ngx_free(op);
+    }
+}
+
+
+void
+ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op)
+{
+    op->resend = 1;
 }
 
 
@@ -260,6 +307,12 @@ ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
     rd->reconnect.data = rd;
     rd->reconnect.cancelable = 1;
 
+    rd->resend.handler = ngx_http_apikey_redis_send_waiting;
+    rd->resend.log = cycle->log;
+    rd->resend.data = rd;
+
+    ngx_queue_init(&rd->waiting);
+
     ngx_http_apikey_redis_connect();
 
     return NGX_OK;
@@ -269,8 +322,10 @@ ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
 void
 ngx_http_apikey_redis_exit_worker(void)
 {
-    redisAsyncContext        *ac;
-    ngx_http_apikey_redis_t  *rd;
+    ngx_queue_t                 *q;
+    redisAsyncContext           *ac;
+    ngx_http_apikey_redis_t     *rd;
+    ngx_http_apikey_redis_op_t  *op;
 
     rd = &ngx_http_apikey_redis;
 
@@ -288,12 +343,31 @@ ngx_http_apikey_redis_exit_worker(void)
         ngx_del_timer(&rd->reconnect);
     }
 
+    if (rd->resend.posted) {
+        ngx_delete_posted_event(&rd->resend);
+    }
+
     ac = rd->ac;
     rd->ac = NULL;
     rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
 
     if (ac) {
         redisAsyncFree(ac);
+    }
+
+    /* nobody is left to answer */
+
+    while (!ngx_queue_empty(&rd->waiting)) {
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
+
+        if (op->timer.timer_set) {
+            ngx_del_timer(&op->timer);
+        }
+
+        ngx_free(op);
     }
 }
 
@@ -331,6 +405,7 @@ ngx_http_apikey_redis_connect(void)
 
     if (ac->err) {
         rd->ac = ac;
+        rd->state = NGX_HTTP_APIKEY_REDIS_CONNECTING;
         ngx_http_apikey_redis_reset(ac->errstr);
         return;
     }
@@ -420,6 +495,10 @@ ngx_http_apikey_redis_connect(void)
 
     ngx_add_timer(&rd->connect_timer, rcf->timeout);
 
+    /* what waited for this connection goes out behind the handshake */
+
+    ngx_http_apikey_redis_send_waiting(&rd->resend);
+
     return;
 
 failed:
@@ -430,6 +509,8 @@ failed:
     if (!rd->exiting && !ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
     }
+
+    ngx_http_apikey_redis_send_waiting(&rd->resend);
 }
 
 
@@ -450,7 +531,8 @@ ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
 
     if (rr == NULL) {
         ngx_http_apikey_redis_lost(ac, ac->errstr[0] ? ac->errstr
-                                                     : "connection closed");
+                                                     : "connection closed",
+                                   1);
         return;
     }
 
@@ -498,6 +580,33 @@ ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
     op = privdata;
     rr = reply;
 
+    if (ac == ngx_http_apikey_redis.ac) {
+        ngx_http_apikey_redis.last_read = ngx_current_msec;
+    }
+
+    if (rr == NULL
+        && op->handler != NULL
+        && op->resend
+        && !op->resent
+        && !ngx_http_apikey_redis.exiting)
+    {
+        /*
+         * the connection is gone with the command: send it again on the
+         * next one, once (a check Redis ran before the drop may so take a
+         * second token, never let one more request through)
+         */
+
+        op->resent = 1;
+        op->queued = 1;
+        ngx_queue_insert_tail(&ngx_http_apikey_redis.waiting, &op->queue);
+
+        if (!ngx_http_apikey_redis.resend.posted) {
+            ngx_post_event(&ngx_http_apikey_redis.resend, &ngx_posted_events);
+        }
+
+        return;
+    }
+
     if (rr != NULL
         && op->handler != NULL
         && !op->retried
@@ -544,19 +653,40 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
     ngx_http_apikey_redis_op_t        *op;
     ngx_http_apikey_redis_handler_pt   handler;
 
+    ngx_http_apikey_redis_t  *rd;
+
     op = ev->data;
+    rd = &ngx_http_apikey_redis;
+
+    if (op->queued) {
+        ngx_queue_remove(&op->queue);
+        op->queued = 0;
+        ngx_http_apikey_redis_fail(op);
+        return;
+    }
 
     handler = op->handler;
     data = op->data;
     op->handler = NULL;
 
     /*
-     * A silent Redis is treated as a broken connection: everything waiting
-     * on it fails now (and frees op) instead of each request waiting out
-     * its own timeout, and a fresh connection is tried in the background.
+     * A slow reply fails its own request only (hiredis frees op when the
+     * reply comes).  A Redis from which nothing at all arrived for the
+     * timeout is treated as a broken connection: everything waiting on it
+     * fails now instead of each request waiting out its own timeout, and
+     * a fresh connection is tried in the background.
      */
 
-    ngx_http_apikey_redis_reset("command timed out");
+    if (rd->ac != NULL
+        && ngx_current_msec - rd->last_read >= rd->conf->timeout)
+    {
+        ngx_http_apikey_redis_reset("command timed out");
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "redis command on %V timed out",
+                      &rd->conf->address);
+    }
 
     if (handler) {
         handler(data, NULL);
@@ -585,20 +715,92 @@ ngx_http_apikey_redis_reconnect(ngx_event_t *ev)
 
 
 /*
- * hiredis found the connection broken and frees the context itself:
- * forget it and try again later.
+ * Sends the operations that waited for a connection, once one is being
+ * made; fails them when the last attempt failed.  Runs as a posted event
+ * too, after hiredis has finished with a connection that went away.
  */
 
 static void
-ngx_http_apikey_redis_lost(const redisAsyncContext *ac, const char *reason)
+ngx_http_apikey_redis_send_waiting(ngx_event_t *ev)
+{
+    ngx_queue_t                 *q;
+    ngx_http_apikey_redis_t     *rd;
+    ngx_http_apikey_redis_op_t  *op;
+
+    rd = &ngx_http_apikey_redis;
+
+    while (!ngx_queue_empty(&rd->waiting)) {
+
+        if (rd->ac == NULL && ngx_http_apikey_redis_ready()) {
+            return;     /* the reconnect timer will send them */
+        }
+
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
+        op->queued = 0;
+
+        if (rd->ac != NULL
+            && ngx_http_apikey_redis_ready()
+            && redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply,
+                                          op, (const char *) op->cmd, op->len)
+               == REDIS_OK)
+        {
+            continue;
+        }
+
+        ngx_http_apikey_redis_fail(op);
+    }
+}
+
+
+/* answers an operation no connection holds as failed, and frees it */
+
+static void
+ngx_http_apikey_redis_fail(ngx_http_apikey_redis_op_t *op)
+{
+    void                              *data;
+    ngx_http_apikey_redis_handler_pt   handler;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    handler = op->handler;
+    data = op->data;
+
+    ngx_free(op);
+
+    if (handler != NULL && !ngx_http_apikey_redis.exiting) {
+        handler(data, NULL);
+    }
+}
+
+
+/*
+ * The connection is gone: forget it.  A working connection that dropped
+ * (a killed client, a restart, a failover) is made again at once, and
+ * requests wait for it; after a failed attempt (or a silent Redis) they
+ * get the fail mode's answer and attempts go on in the background.
+ */
+
+static void
+ngx_http_apikey_redis_lost(const redisAsyncContext *ac, const char *reason,
+    ngx_uint_t failure)
 {
     ngx_uint_t                level;
+    ngx_msec_t                delay;
     ngx_http_apikey_redis_t  *rd;
 
     rd = &ngx_http_apikey_redis;
 
     if (ac != rd->ac) {
         return;
+    }
+
+    if (rd->state != NGX_HTTP_APIKEY_REDIS_READY) {
+        failure = 1;
     }
 
     rd->ac = NULL;
@@ -608,20 +810,39 @@ ngx_http_apikey_redis_lost(const redisAsyncContext *ac, const char *reason)
         ngx_del_timer(&rd->connect_timer);
     }
 
-    /* one error per outage; the retries that follow are informational */
+    if (failure) {
 
-    level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
+        /* one error per outage; the retries that follow are informational */
 
-    ngx_log_error(level, rd->log, 0,
-                  "redis connection to %V failed: %s",
-                  &rd->conf->address, reason);
+        level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
 
-    rd->failed = 1;
+        ngx_log_error(level, rd->log, 0,
+                      "redis connection to %V failed: %s",
+                      &rd->conf->address, reason);
 
-    if (!rd->exiting && !ngx_exiting && !ngx_terminate && !ngx_quit
-        && !rd->reconnect.timer_set)
-    {
-        ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
+        rd->failed = 1;
+        delay = NGX_HTTP_APIKEY_REDIS_RETRY;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "redis connection to %V lost: %s, reconnecting",
+                      &rd->conf->address, reason);
+
+        delay = 0;
+    }
+
+    if (rd->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (rd->reconnect.timer_set) {
+        ngx_del_timer(&rd->reconnect);
+    }
+
+    ngx_add_timer(&rd->reconnect, delay);
+
+    if (!ngx_queue_empty(&rd->waiting) && !rd->resend.posted) {
+        ngx_post_event(&rd->resend, &ngx_posted_events);
     }
 }
 
@@ -642,7 +863,7 @@ ngx_http_apikey_redis_reset(const char *reason)
         return;
     }
 
-    ngx_http_apikey_redis_lost(ac, reason);
+    ngx_http_apikey_redis_lost(ac, reason, 1);
 
     redisAsyncFree(ac);
 }
@@ -652,7 +873,7 @@ static void
 ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac, int status)
 {
     if (status != REDIS_OK) {
-        ngx_http_apikey_redis_lost(ac, ac->errstr);
+        ngx_http_apikey_redis_lost(ac, ac->errstr, 1);
     }
 }
 
@@ -661,7 +882,8 @@ static void
 ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac, int status)
 {
     ngx_http_apikey_redis_lost(ac, ac->errstr[0] ? ac->errstr
-                                                 : "connection closed");
+                                                 : "connection closed",
+                               0);
 }
 
 
@@ -671,6 +893,8 @@ ngx_http_apikey_redis_read_handler(ngx_event_t *ev)
     ngx_connection_t  *c;
 
     c = ev->data;
+
+    ngx_http_apikey_redis.last_read = ngx_current_msec;
 
     redisAsyncHandleRead(c->data);
 }

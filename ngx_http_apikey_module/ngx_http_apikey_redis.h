@@ -84,6 +84,12 @@ ngx_int_t ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
 /* the handler will not be called; safe to call once per operation */
 void ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op);
 
+/*
+ * Sends the operation again on the next connection if the one it went
+ * out on drops before the reply (once): for scripts that may run twice.
+ */
+void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op);
+
 /* whether ngx_http_apikey_redis_eval() would send now */
 ngx_uint_t ngx_http_apikey_redis_ready(void);
 
