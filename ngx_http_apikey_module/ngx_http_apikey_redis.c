@@ -53,7 +53,7 @@ typedef struct {
     ngx_event_t                        reconnect;
     ngx_event_t                        resend;
     ngx_queue_t                        waiting;   /* ops to send */
-    ngx_msec_t                         last_read;
+    ngx_msec_t                         last_reply;
     ngx_log_t                         *log;
     unsigned                           failed:1;
     unsigned                           exiting:1;
@@ -69,7 +69,8 @@ static void ngx_http_apikey_redis_op_timeout(ngx_event_t *ev);
 static void ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev);
 static void ngx_http_apikey_redis_reconnect(ngx_event_t *ev);
 static void ngx_http_apikey_redis_send_waiting(ngx_event_t *ev);
-static void ngx_http_apikey_redis_fail(ngx_http_apikey_redis_op_t *op);
+static void ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op,
+    redisReply *rr);
 static void ngx_http_apikey_redis_lost(const redisAsyncContext *ac,
     const char *reason, ngx_uint_t failure);
 static void ngx_http_apikey_redis_reset(const char *reason);
@@ -77,13 +78,6 @@ static void ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
-static void ngx_http_apikey_redis_read_handler(ngx_event_t *ev);
-static void ngx_http_apikey_redis_write_handler(ngx_event_t *ev);
-static void ngx_http_apikey_redis_add_read(void *privdata);
-static void ngx_http_apikey_redis_del_read(void *privdata);
-static void ngx_http_apikey_redis_add_write(void *privdata);
-static void ngx_http_apikey_redis_del_write(void *privdata);
-static void ngx_http_apikey_redis_cleanup(void *privdata);
 
 
 static ngx_http_apikey_redis_t  ngx_http_apikey_redis;
@@ -378,7 +372,6 @@ ngx_http_apikey_redis_connect(void)
     size_t                          n;
     ngx_uint_t                      i;
     const char                     *argv[3];
-    ngx_connection_t               *c;
     redisAsyncContext              *ac;
     ngx_http_apikey_script_t      **s;
     ngx_http_apikey_redis_t        *rd;
@@ -410,24 +403,10 @@ ngx_http_apikey_redis_connect(void)
         return;
     }
 
-    c = ngx_get_connection(ac->c.fd, rd->log);
-    if (c == NULL) {
+    if (ngx_http_apikey_redis_attach(ac, rd->log) != NGX_OK) {
         redisAsyncFree(ac);
         goto failed;
     }
-
-    c->data = ac;
-    c->read->handler = ngx_http_apikey_redis_read_handler;
-    c->write->handler = ngx_http_apikey_redis_write_handler;
-    c->read->log = rd->log;
-    c->write->log = rd->log;
-
-    ac->ev.data = c;
-    ac->ev.addRead = ngx_http_apikey_redis_add_read;
-    ac->ev.delRead = ngx_http_apikey_redis_del_read;
-    ac->ev.addWrite = ngx_http_apikey_redis_add_write;
-    ac->ev.delWrite = ngx_http_apikey_redis_del_write;
-    ac->ev.cleanup = ngx_http_apikey_redis_cleanup;
 
     redisAsyncSetConnectCallback(ac, ngx_http_apikey_redis_on_connect);
     redisAsyncSetDisconnectCallback(ac, ngx_http_apikey_redis_on_disconnect);
@@ -559,6 +538,7 @@ ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
     }
 
     rd->state = NGX_HTTP_APIKEY_REDIS_READY;
+    rd->last_reply = ngx_current_msec;
 
     if (rd->failed) {
         rd->failed = 0;
@@ -572,16 +552,14 @@ static void
 ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
-    void                              *data;
-    redisReply                        *rr;
-    ngx_http_apikey_redis_op_t        *op;
-    ngx_http_apikey_redis_handler_pt   handler;
+    redisReply                  *rr;
+    ngx_http_apikey_redis_op_t  *op;
 
     op = privdata;
     rr = reply;
 
     if (ac == ngx_http_apikey_redis.ac) {
-        ngx_http_apikey_redis.last_read = ngx_current_msec;
+        ngx_http_apikey_redis.last_reply = ngx_current_msec;
     }
 
     if (rr == NULL
@@ -631,18 +609,7 @@ ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
         rr = NULL;
     }
 
-    if (op->timer.timer_set) {
-        ngx_del_timer(&op->timer);
-    }
-
-    handler = op->handler;
-    data = op->data;
-
-    ngx_free(op);
-
-    if (handler != NULL && !ngx_http_apikey_redis.exiting) {
-        handler(data, rr);
-    }
+    ngx_http_apikey_redis_finish(op, rr);
 }
 
 
@@ -661,7 +628,7 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
     if (op->queued) {
         ngx_queue_remove(&op->queue);
         op->queued = 0;
-        ngx_http_apikey_redis_fail(op);
+        ngx_http_apikey_redis_finish(op, NULL);
         return;
     }
 
@@ -678,7 +645,7 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
      */
 
     if (rd->ac != NULL
-        && ngx_current_msec - rd->last_read >= rd->conf->timeout)
+        && ngx_current_msec - rd->last_reply >= rd->conf->timeout)
     {
         ngx_http_apikey_redis_reset("command timed out");
 
@@ -750,15 +717,18 @@ ngx_http_apikey_redis_send_waiting(ngx_event_t *ev)
             continue;
         }
 
-        ngx_http_apikey_redis_fail(op);
+        ngx_http_apikey_redis_finish(op, NULL);
     }
 }
 
 
-/* answers an operation no connection holds as failed, and frees it */
+/*
+ * answers an operation that no connection holds (any more) with the reply
+ * or, with NULL, as failed, and frees it
+ */
 
 static void
-ngx_http_apikey_redis_fail(ngx_http_apikey_redis_op_t *op)
+ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op, redisReply *rr)
 {
     void                              *data;
     ngx_http_apikey_redis_handler_pt   handler;
@@ -773,7 +743,7 @@ ngx_http_apikey_redis_fail(ngx_http_apikey_redis_op_t *op)
     ngx_free(op);
 
     if (handler != NULL && !ngx_http_apikey_redis.exiting) {
-        handler(data, NULL);
+        handler(data, rr);
     }
 }
 
@@ -884,117 +854,4 @@ ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac, int status)
     ngx_http_apikey_redis_lost(ac, ac->errstr[0] ? ac->errstr
                                                  : "connection closed",
                                0);
-}
-
-
-static void
-ngx_http_apikey_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    ngx_http_apikey_redis.last_read = ngx_current_msec;
-
-    redisAsyncHandleRead(c->data);
-}
-
-
-static void
-ngx_http_apikey_redis_write_handler(ngx_event_t *ev)
-{
-    ngx_connection_t  *c;
-
-    c = ev->data;
-
-    redisAsyncHandleWrite(c->data);
-}
-
-
-/*
- * hiredis reads at most one buffer per call, so reads are level-triggered:
- * with nginx's edge-triggered epoll a pipelined burst of replies larger
- * than one read would otherwise wait for the next packet.
- */
-
-static void
-ngx_http_apikey_redis_add_read(void *privdata)
-{
-    ngx_connection_t  *c = privdata;
-
-    if (!c->read->active) {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "adding the redis read event failed");
-        }
-    }
-}
-
-
-static void
-ngx_http_apikey_redis_del_read(void *privdata)
-{
-    ngx_connection_t  *c = privdata;
-
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-}
-
-
-static void
-ngx_http_apikey_redis_add_write(void *privdata)
-{
-    ngx_connection_t  *c = privdata;
-
-    if (!c->write->active) {
-        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-            != NGX_OK)
-        {
-            ngx_log_error(NGX_LOG_ALERT, c->log, 0,
-                          "adding the redis write event failed");
-        }
-    }
-}
-
-
-static void
-ngx_http_apikey_redis_del_write(void *privdata)
-{
-    ngx_connection_t  *c = privdata;
-
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-}
-
-
-/* hiredis closes the socket itself: release the nginx connection only */
-
-static void
-ngx_http_apikey_redis_cleanup(void *privdata)
-{
-    ngx_connection_t  *c = privdata;
-
-    if (c->read->active) {
-        ngx_del_event(c->read, NGX_READ_EVENT, 0);
-    }
-
-    if (c->write->active) {
-        ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
-    }
-
-    if (c->read->posted) {
-        ngx_delete_posted_event(c->read);
-    }
-
-    if (c->write->posted) {
-        ngx_delete_posted_event(c->write);
-    }
-
-    ngx_free_connection(c);
-
-    c->fd = (ngx_socket_t) -1;
 }

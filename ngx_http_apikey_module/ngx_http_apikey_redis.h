@@ -116,6 +116,14 @@ void ngx_http_apikey_redis_batch_detach(ngx_http_apikey_redis_item_t *item);
 /* frees every batch; at worker exit, after the connection is freed */
 void ngx_http_apikey_redis_batch_exit(void);
 
+/*
+ * ngx_http_apikey_redis_event.c: drives a hiredis context from nginx's
+ * event loop through a connection made for its socket; hiredis keeps and
+ * closes the socket
+ */
+ngx_int_t ngx_http_apikey_redis_attach(redisAsyncContext *ac,
+    ngx_log_t *log);
+
 ngx_int_t ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_conf_t *rcf);
 void ngx_http_apikey_redis_exit_worker(void);
