@@ -22,6 +22,8 @@ static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_apikey_redis_addr_t *addr);
 static char *ngx_http_apikey_header(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_environment(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -343,12 +345,10 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apikey_main_conf_t  *akmcf = conf;
 
-    u_char     *p;
-    size_t      len;
-    ngx_int_t   db;
-    ngx_str_t  *value, s;
-    ngx_url_t   u;
-    ngx_uint_t  i, seen, bit;
+    ngx_int_t                      db;
+    ngx_str_t                     *value, s;
+    ngx_uint_t                     i, seen, bit;
+    ngx_http_apikey_redis_addr_t   addr, *sa;
 
     if (akmcf->enabled) {
         return "is duplicate";
@@ -358,7 +358,19 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     akmcf->redis.address = value[1];
 
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+    if (value[1].len > 9 && ngx_strncmp(value[1].data, "sentinel:", 9) == 0) {
+        akmcf->redis.sentinel_name.len = value[1].len - 9;
+        akmcf->redis.sentinel_name.data = value[1].data + 9;
+
+        akmcf->redis.sentinels = ngx_array_create(cf->pool, 3,
+                                         sizeof(ngx_http_apikey_redis_addr_t));
+        if (akmcf->redis.sentinels == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (value[1].len > 5
+               && ngx_strncmp(value[1].data, "unix:", 5) == 0)
+    {
         akmcf->redis.path.len = value[1].len - 5;
         akmcf->redis.path.data = ngx_pnalloc(cf->pool,
                                              akmcf->redis.path.len + 1);
@@ -370,46 +382,14 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                     akmcf->redis.path.len + 1);
 
     } else {
-
-        /*
-         * hiredis resolves names with a blocking getaddrinfo(): resolve
-         * here, once, and hand it a numeric address
-         */
-
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = value[1];
-        u.default_port = 6379;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-            if (u.err) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "%s in \"%V\" of \"apikey_redis\"",
-                                   u.err, &u.url);
-            }
-
+        if (ngx_http_apikey_redis_address(cf, &value[1], &addr)
+            != NGX_CONF_OK)
+        {
             return NGX_CONF_ERROR;
         }
 
-        if (u.naddrs == 0 || u.uri.len) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid address \"%V\" in \"apikey_redis\"",
-                               &u.url);
-            return NGX_CONF_ERROR;
-        }
-
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                            NGX_SOCKADDR_STRLEN, 0);
-        p[len] = '\0';
-
-        akmcf->redis.host.data = p;
-        akmcf->redis.host.len = len;
-        akmcf->redis.port = u.port;
+        akmcf->redis.host = addr.host;
+        akmcf->redis.port = addr.port;
     }
 
     seen = 0;
@@ -449,6 +429,38 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             akmcf->redis.ns = s;
             bit = 8;
 
+        } else if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0
+                   && value[i].len > 18)
+        {
+            s.len = value[i].len - 18;
+            s.data = value[i].data + 18;
+            akmcf->redis.sentinel_password = s;
+            bit = 16;
+
+        } else if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0
+                   && value[i].len > 9)
+        {
+            if (akmcf->redis.sentinels == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "\"%V\" needs \"sentinel:NAME\" as the "
+                                   "address of \"apikey_redis\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            sa = ngx_array_push(akmcf->redis.sentinels);
+            if (sa == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            s.len = value[i].len - 9;
+            s.data = value[i].data + 9;
+
+            if (ngx_http_apikey_redis_address(cf, &s, sa) != NGX_CONF_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+
         } else {
             goto invalid;
         }
@@ -460,6 +472,20 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         seen |= bit;
+    }
+
+    if (akmcf->redis.sentinels && akmcf->redis.sentinels->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" of \"apikey_redis\" needs at least one "
+                           "\"sentinel=host:port\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (akmcf->redis.sentinel_password.len && !akmcf->redis.sentinels) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"sentinel_password=\" of \"apikey_redis\" "
+                           "needs \"sentinel:NAME\"");
+        return NGX_CONF_ERROR;
     }
 
     if (akmcf->redis.user.len && akmcf->redis.password.len == 0) {
@@ -478,6 +504,59 @@ invalid:
                        "invalid parameter \"%V\"", &value[i]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * host:port into a numeric address: hiredis resolves names with a
+ * blocking getaddrinfo(), so resolve here, once
+ */
+
+static char *
+ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
+    ngx_http_apikey_redis_addr_t *addr)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_url_t   u;
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url = *text;
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in \"%V\" of \"apikey_redis\"",
+                               u.err, &u.url);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 || u.uri.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid address \"%V\" in \"apikey_redis\"",
+                           &u.url);
+        return NGX_CONF_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
+                        NGX_SOCKADDR_STRLEN, 0);
+    p[len] = '\0';
+
+    addr->host.data = p;
+    addr->host.len = len;
+    addr->port = u.port;
+    addr->text = *text;
+
+    return NGX_CONF_OK;
 }
 
 

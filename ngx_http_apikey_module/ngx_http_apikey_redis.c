@@ -55,12 +55,23 @@ typedef struct {
     ngx_queue_t                        waiting;   /* ops to send */
     ngx_msec_t                         last_reply;
     ngx_log_t                         *log;
+
+    /* with Sentinel: the primary it named */
+    u_char                             host[NGX_SOCKADDR_STRLEN + 1];
+    in_port_t                          port;
+    ngx_uint_t                         replicas;
+
     unsigned                           failed:1;
     unsigned                           exiting:1;
+    unsigned                           known:1;        /* host and port */
+    unsigned                           discovering:1;
 } ngx_http_apikey_redis_t;
 
 
 static void ngx_http_apikey_redis_connect(void);
+static void ngx_http_apikey_redis_role(redisAsyncContext *ac, void *reply,
+    void *privdata);
+static ngx_uint_t ngx_http_apikey_redis_not_primary(redisReply *rr);
 static void ngx_http_apikey_redis_handshake(redisAsyncContext *ac,
     void *reply, void *privdata);
 static void ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
@@ -73,7 +84,8 @@ static void ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op,
     redisReply *rr);
 static void ngx_http_apikey_redis_lost(const redisAsyncContext *ac,
     const char *reason, ngx_uint_t failure);
-static void ngx_http_apikey_redis_reset(const char *reason);
+static void ngx_http_apikey_redis_reset(const char *reason,
+    ngx_uint_t failure);
 static void ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac,
     int status);
 static void ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac,
@@ -248,7 +260,7 @@ ngx_http_apikey_redis_ready(void)
     }
 
     if (rd->ac == NULL) {
-        return !rd->failed && rd->reconnect.timer_set;
+        return !rd->failed && (rd->reconnect.timer_set || rd->discovering);
     }
 
     return rd->state == NGX_HTTP_APIKEY_REDIS_READY || !rd->failed;
@@ -307,6 +319,10 @@ ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
 
     ngx_queue_init(&rd->waiting);
 
+    if (rcf->sentinel_name.len) {
+        ngx_http_apikey_sentinel_init(rcf, cycle->log);
+    }
+
     ngx_http_apikey_redis_connect();
 
     return NGX_OK;
@@ -328,6 +344,8 @@ ngx_http_apikey_redis_exit_worker(void)
     }
 
     rd->exiting = 1;
+
+    ngx_http_apikey_sentinel_exit();
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -382,7 +400,17 @@ ngx_http_apikey_redis_connect(void)
     rd = &ngx_http_apikey_redis;
     rcf = rd->conf;
 
-    if (rcf->path.len) {
+    if (rcf->sentinel_name.len) {
+
+        if (!rd->known) {
+            rd->discovering = 1;
+            ngx_http_apikey_sentinel_discover();
+            return;
+        }
+
+        ac = redisAsyncConnect((const char *) rd->host, rd->port);
+
+    } else if (rcf->path.len) {
         ac = redisAsyncConnectUnix((const char *) rcf->path.data);
 
     } else {
@@ -399,7 +427,7 @@ ngx_http_apikey_redis_connect(void)
     if (ac->err) {
         rd->ac = ac;
         rd->state = NGX_HTTP_APIKEY_REDIS_CONNECTING;
-        ngx_http_apikey_redis_reset(ac->errstr);
+        ngx_http_apikey_redis_reset(ac->errstr, 1);
         return;
     }
 
@@ -447,6 +475,14 @@ ngx_http_apikey_redis_connect(void)
                               2, argv, argvlen);
     }
 
+    if (rcf->sentinel_name.len) {
+        argv[0] = "ROLE";
+        argvlen[0] = sizeof("ROLE") - 1;
+
+        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_role, NULL,
+                              1, argv, argvlen);
+    }
+
     s = rcf->scripts.elts;
 
     for (i = 0; i < rcf->scripts.nelts; i++) {
@@ -468,7 +504,7 @@ ngx_http_apikey_redis_connect(void)
                               1, argv, argvlen)
         != REDIS_OK)
     {
-        ngx_http_apikey_redis_reset("cannot send the handshake");
+        ngx_http_apikey_redis_reset("cannot send the handshake", 1);
         return;
     }
 
@@ -523,7 +559,7 @@ ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
                       &rd->conf->address, (size_t) rr->len, rr->str);
 
         rd->failed = 1;
-        ngx_http_apikey_redis_reset("handshake failed");
+        ngx_http_apikey_redis_reset("handshake failed", 1);
         return;
     }
 
@@ -548,6 +584,149 @@ ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
 }
 
 
+/* ROLE, with Sentinel: a server that is no primary is never used */
+
+static void
+ngx_http_apikey_redis_role(redisAsyncContext *ac, void *reply,
+    void *privdata)
+{
+    redisReply               *rr;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+    rr = reply;
+
+    if (ac != rd->ac || rr == NULL) {
+        return;     /* the handshake's last reply handles a lost connection */
+    }
+
+    if (rr->type == REDIS_REPLY_ARRAY
+        && rr->elements == 3
+        && rr->element[0]->type == REDIS_REPLY_STRING
+        && rr->element[0]->len == sizeof("master") - 1
+        && ngx_strncmp(rr->element[0]->str, "master", 6) == 0)
+    {
+        rd->replicas = (rr->element[2]->type == REDIS_REPLY_ARRAY)
+                       ? rr->element[2]->elements : 0;
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                  "redis at %s:%d is no primary of \"%V\" (ROLE %*s)",
+                  rd->host, (int) rd->port, &rd->conf->sentinel_name,
+                  (size_t) (rr->type == REDIS_REPLY_ARRAY && rr->elements
+                            && rr->element[0]->type == REDIS_REPLY_STRING
+                            ? rr->element[0]->len : 0),
+                  rr->type == REDIS_REPLY_ARRAY && rr->elements
+                  ? rr->element[0]->str : "");
+
+    ngx_http_apikey_redis_reset("not the primary", 1);
+}
+
+
+/*
+ * READONLY or LOADING, in a reply or in an element of a batch's reply:
+ * with Sentinel, the server is no longer (or not yet) the primary
+ */
+
+static ngx_uint_t
+ngx_http_apikey_redis_not_primary(redisReply *rr)
+{
+    size_t       i;
+    redisReply  *e;
+
+    if (rr == NULL || ngx_http_apikey_redis.conf->sentinel_name.len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < (rr->type == REDIS_REPLY_ARRAY ? rr->elements : 1); i++) {
+        e = (rr->type == REDIS_REPLY_ARRAY) ? rr->element[i] : rr;
+
+        if (e->type == REDIS_REPLY_ERROR
+            && ((e->len >= 8 && ngx_strncmp(e->str, "READONLY", 8) == 0)
+                || (e->len >= 7 && ngx_strncmp(e->str, "LOADING", 7) == 0)))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+void
+ngx_http_apikey_redis_primary(u_char *host, size_t len, in_port_t port)
+{
+    ngx_uint_t                level;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    rd->discovering = 0;
+
+    if (rd->exiting) {
+        return;
+    }
+
+    if (host == NULL) {
+        level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, rd->log, 0,
+                      "redis: no sentinel of %V named its primary",
+                      &rd->conf->address);
+
+        rd->failed = 1;
+
+        if (!ngx_exiting && !ngx_terminate && !ngx_quit
+            && !rd->reconnect.timer_set)
+        {
+            ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
+        }
+
+        ngx_http_apikey_redis_send_waiting(&rd->resend);
+        return;
+    }
+
+    if (rd->port != port || ngx_strcmp(rd->host, host) != 0) {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "redis primary of \"%V\" is %s:%d",
+                      &rd->conf->sentinel_name, host, (int) port);
+
+        ngx_memcpy(rd->host, host, len + 1);
+        rd->port = port;
+    }
+
+    rd->known = 1;
+
+    ngx_http_apikey_redis_connect();
+}
+
+
+void
+ngx_http_apikey_redis_switch(u_char *host, size_t len, in_port_t port)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis;
+
+    if (rd->known && rd->port == port && ngx_strcmp(rd->host, host) == 0) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "redis primary of \"%V\" switched to %s:%d",
+                  &rd->conf->sentinel_name, host, (int) port);
+
+    /* the checks in flight on the old primary go to the new one */
+
+    ngx_http_apikey_redis_reset("the primary changed", 0);
+
+    ngx_memcpy(rd->host, host, len + 1);
+    rd->port = port;
+    rd->known = 1;
+}
+
+
 static void
 ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
     void *privdata)
@@ -560,6 +739,24 @@ ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
 
     if (ac == ngx_http_apikey_redis.ac) {
         ngx_http_apikey_redis.last_reply = ngx_current_msec;
+    }
+
+    if (ngx_http_apikey_redis_not_primary(rr)
+        && ac == ngx_http_apikey_redis.ac)
+    {
+        /*
+         * a failover made this server a replica, or it is loading: find
+         * the primary again, and send the command there
+         */
+
+        ngx_log_error(NGX_LOG_WARN, ngx_http_apikey_redis.log, 0,
+                      "redis at %s:%d answered as no primary of \"%V\"",
+                      ngx_http_apikey_redis.host,
+                      (int) ngx_http_apikey_redis.port,
+                      &ngx_http_apikey_redis.conf->sentinel_name);
+
+        ngx_http_apikey_redis_reset("not the primary", 0);
+        rr = NULL;
     }
 
     if (rr == NULL
@@ -647,7 +844,7 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
     if (rd->ac != NULL
         && ngx_current_msec - rd->last_reply >= rd->conf->timeout)
     {
-        ngx_http_apikey_redis_reset("command timed out");
+        ngx_http_apikey_redis_reset("command timed out", 1);
 
     } else {
         ngx_log_error(NGX_LOG_WARN, rd->log, 0,
@@ -664,7 +861,7 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
 static void
 ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev)
 {
-    ngx_http_apikey_redis_reset("connect timed out");
+    ngx_http_apikey_redis_reset("connect timed out", 1);
 }
 
 
@@ -775,6 +972,7 @@ ngx_http_apikey_redis_lost(const redisAsyncContext *ac, const char *reason,
 
     rd->ac = NULL;
     rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
+    rd->known = 0;     /* with Sentinel, ask again where the primary is */
 
     if (rd->connect_timer.timer_set) {
         ngx_del_timer(&rd->connect_timer);
@@ -820,7 +1018,7 @@ ngx_http_apikey_redis_lost(const redisAsyncContext *ac, const char *reason,
 /* we give up on the current connection: free it and try again later */
 
 static void
-ngx_http_apikey_redis_reset(const char *reason)
+ngx_http_apikey_redis_reset(const char *reason, ngx_uint_t failure)
 {
     redisAsyncContext        *ac;
     ngx_http_apikey_redis_t  *rd;
@@ -833,7 +1031,7 @@ ngx_http_apikey_redis_reset(const char *reason)
         return;
     }
 
-    ngx_http_apikey_redis_lost(ac, reason, 1);
+    ngx_http_apikey_redis_lost(ac, reason, failure);
 
     redisAsyncFree(ac);
 }

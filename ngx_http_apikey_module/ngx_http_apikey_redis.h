@@ -39,6 +39,13 @@ typedef struct {
 
 
 typedef struct {
+    ngx_str_t                      host;      /* numeric IP, NUL-terminated */
+    in_port_t                      port;
+    ngx_str_t                      text;      /* as written, for logs */
+} ngx_http_apikey_redis_addr_t;
+
+
+typedef struct {
     ngx_str_t                      address;   /* as written, for logs */
     ngx_str_t                      host;      /* numeric IP, NUL-terminated */
     ngx_str_t                      path;      /* unix socket, NUL-terminated */
@@ -47,6 +54,9 @@ typedef struct {
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      ns;
+    ngx_str_t                      sentinel_name;   /* "": no Sentinel */
+    ngx_array_t                   *sentinels;       /* of _redis_addr_t */
+    ngx_str_t                      sentinel_password;
     ngx_msec_t                     timeout;
     ngx_array_t                    scripts;   /* ngx_http_apikey_script_t * */
 } ngx_http_apikey_redis_conf_t;
@@ -123,6 +133,21 @@ void ngx_http_apikey_redis_batch_exit(void);
  */
 ngx_int_t ngx_http_apikey_redis_attach(redisAsyncContext *ac,
     ngx_log_t *log);
+
+/*
+ * ngx_http_apikey_redis_sentinel.c: asks the Sentinels for the primary
+ * and follows +switch-master; answers with the two functions below
+ */
+void ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
+    ngx_log_t *log);
+void ngx_http_apikey_sentinel_discover(void);
+void ngx_http_apikey_sentinel_exit(void);
+
+/* the primary a Sentinel named; host NULL: none of them answered */
+void ngx_http_apikey_redis_primary(u_char *host, size_t len, in_port_t port);
+
+/* a Sentinel announced a new primary */
+void ngx_http_apikey_redis_switch(u_char *host, size_t len, in_port_t port);
 
 ngx_int_t ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_conf_t *rcf);
