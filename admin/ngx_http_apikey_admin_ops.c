@@ -286,7 +286,7 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
 
     ctx->pending = 1;
 
-    rc = ngx_http_apikey_redis_eval(
+    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN,
                              &ngx_http_apikey_admin_scripts[ctx->operation],
                              a->nkeys, a->nargs, a->args, timeout,
                              ngx_http_apikey_admin_done, ctx,

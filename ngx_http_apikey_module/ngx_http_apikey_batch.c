@@ -214,7 +214,8 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
         }
     }
 
-    rc = ngx_http_apikey_redis_eval(b->script, n, k, args, b->timeout,
+    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, b->script,
+                                    n, k, args, b->timeout,
                                     ngx_http_apikey_redis_batch_done, b,
                                     ngx_cycle->log, &op);
 

@@ -79,14 +79,20 @@ typedef struct ngx_http_apikey_redis_item_s  ngx_http_apikey_redis_item_t;
 ngx_int_t ngx_http_apikey_redis_add_script(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_script_t *script);
 
+/* a worker's two connections: checks, and the admin API's calls */
+#define NGX_HTTP_APIKEY_REDIS_GATE       0
+#define NGX_HTTP_APIKEY_REDIS_ADMIN      1
+
 /*
- * Runs a script with EVALSHA (EVAL after NOSCRIPT) on the worker's
- * connection.  args[0 .. nkeys-1] are Redis keys, the rest ARGV.
+ * Runs a script with EVALSHA (EVAL after NOSCRIPT) on one of the worker's
+ * connections: a write there can be followed by WAIT without holding up
+ * the other.  args[0 .. nkeys-1] are Redis keys, the rest ARGV.
  * Returns NGX_OK when sent (the handler will be called), NGX_DECLINED
  * when Redis is known to be down (fail fast), NGX_ERROR on allocation
  * failure.  *op is set for ngx_http_apikey_redis_detach().
  */
-ngx_int_t ngx_http_apikey_redis_eval(ngx_http_apikey_script_t *script,
+ngx_int_t ngx_http_apikey_redis_eval(ngx_uint_t conn,
+    ngx_http_apikey_script_t *script,
     ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
     ngx_msec_t timeout, ngx_http_apikey_redis_handler_pt handler,
     void *data, ngx_log_t *log, ngx_http_apikey_redis_op_t **op);
@@ -100,8 +106,11 @@ void ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op);
  */
 void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op);
 
-/* whether ngx_http_apikey_redis_eval() would send now */
+/* whether ngx_http_apikey_redis_eval() would send a check now */
 ngx_uint_t ngx_http_apikey_redis_ready(void);
+
+/* the primary's replicas, as ROLE said on the last connection (Sentinel) */
+ngx_uint_t ngx_http_apikey_redis_replicas(void);
 
 /*
  * Queues one call of a batch script: a key and up to
