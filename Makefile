@@ -68,6 +68,19 @@ $(KEYTOOL): t/unit/apikey_key_cli.c ngx_http_apikey_module/ngx_http_apikey_key.c
 test: deps all
 	prove -r t/
 
+# the Node tools of the tests (t/package.json), when npm is there; a failed
+# install leaves nothing, and the tests that need them skip or say why
+
+NPM := $(shell command -v npm 2>/dev/null)
+
+ifneq ($(NPM),)
+test: t/node_modules
+endif
+
+t/node_modules: t/package-lock.json
+	npm ci --prefix t --no-audit --no-fund || rm -rf $@
+	@touch -c $@
+
 run: deps all
 	@t/run.sh start
 
