@@ -12,6 +12,10 @@
 #include "ngx_http_apikey_key.h"
 
 
+static ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
+    ngx_msec_t timeout, ngx_http_apikey_redis_op_t **opp);
+
+
 ngx_http_apikey_redis_t          ngx_http_apikey_redis[2];
 ngx_http_apikey_redis_primary_t  ngx_http_apikey_redis_primary_addr;
 
@@ -138,19 +142,83 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
     op->cmd = cmd;
     op->len = p - cmd;
 
+    return ngx_http_apikey_redis_send(op, timeout, opp);
+}
+
+
+/*
+ * WAIT 1 on the admin API's connection: after a change, until one replica
+ * has it, for at most half the timeout; the handler gets the number of
+ * replicas that acknowledged, as a reply
+ */
+
+ngx_int_t
+ngx_http_apikey_redis_wait(ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
+    ngx_http_apikey_redis_op_t **opp)
+{
+    u_char                      *p, ms[NGX_INT_T_LEN];
+    size_t                       n;
+    ngx_http_apikey_redis_t     *rd;
+    ngx_http_apikey_redis_op_t  *op;
+
+    rd = &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_ADMIN];
+
+    if (!ngx_http_apikey_redis_conn_ready(rd)) {
+        return NGX_DECLINED;
+    }
+
+    op = ngx_alloc(sizeof(ngx_http_apikey_redis_op_t)
+                   + sizeof("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$\r\n\r\n")
+                   + 2 * NGX_INT_T_LEN, log);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(op, sizeof(ngx_http_apikey_redis_op_t));
+
+    op->rd = rd;
+    op->handler = handler;
+    op->data = data;
+    op->retried = 1;        /* no script: nothing to send again as EVAL */
+
+    n = ngx_sprintf(ms, "%M", timeout / 2 ? timeout / 2 : 1) - ms;
+
+    op->cmd = (u_char *) (op + 1);
+
+    p = ngx_sprintf(op->cmd, "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%uz\r\n", n);
+    p = ngx_cpymem(p, ms, n);
+    *p++ = '\r'; *p++ = '\n';
+
+    op->len = p - op->cmd;
+
+    return ngx_http_apikey_redis_send(op, timeout, opp);
+}
+
+
+/* sends an op on its connection, or queues it for the one being made */
+
+static ngx_int_t
+ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
+    ngx_msec_t timeout, ngx_http_apikey_redis_op_t **opp)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = op->rd;
+
     op->timer.handler = ngx_http_apikey_redis_op_timeout;
     op->timer.data = op;
     op->timer.log = rd->log;
 
     if (rd->ac == NULL) {
 
-        /* a working connection dropped: wait for the new one */
+        /* a working connection dropped, or none was needed yet */
 
         op->queued = 1;
         ngx_queue_insert_tail(&rd->waiting, &op->queue);
 
     } else if (redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply,
-                                          op, (const char *) cmd, p - cmd)
+                                          op, (const char *) op->cmd, op->len)
                != REDIS_OK)
     {
         ngx_free(op);
@@ -417,4 +485,51 @@ ngx_http_apikey_redis_switch(u_char *host, size_t len, in_port_t port)
     ngx_memcpy(pa->host, host, len + 1);
     pa->port = port;
     pa->known = 1;
+}
+
+
+/* a deep copy of a reply in a pool, to read after the handler returned */
+
+redisReply *
+ngx_http_apikey_redis_copy(ngx_pool_t *pool, redisReply *rr)
+{
+    size_t       i;
+    redisReply  *c;
+
+    c = ngx_pcalloc(pool, sizeof(redisReply));
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->type = rr->type;
+    c->integer = rr->integer;
+
+    if (rr->str != NULL) {
+        c->len = rr->len;
+        c->str = ngx_pnalloc(pool, rr->len + 1);
+        if (c->str == NULL) {
+            return NULL;
+        }
+
+        ngx_memcpy(c->str, rr->str, rr->len);
+        c->str[rr->len] = '\0';
+    }
+
+    if (rr->elements) {
+        c->element = ngx_palloc(pool, rr->elements * sizeof(redisReply *));
+        if (c->element == NULL) {
+            return NULL;
+        }
+
+        for (i = 0; i < rr->elements; i++) {
+            c->element[i] = ngx_http_apikey_redis_copy(pool, rr->element[i]);
+            if (c->element[i] == NULL) {
+                return NULL;
+            }
+        }
+
+        c->elements = rr->elements;
+    }
+
+    return c;
 }

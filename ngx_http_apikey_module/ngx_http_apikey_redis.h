@@ -97,6 +97,18 @@ ngx_int_t ngx_http_apikey_redis_eval(ngx_uint_t conn,
     ngx_msec_t timeout, ngx_http_apikey_redis_handler_pt handler,
     void *data, ngx_log_t *log, ngx_http_apikey_redis_op_t **op);
 
+/*
+ * WAIT for one replica on the admin API's connection (at most half the
+ * timeout), after a change that must survive a failover.  Returns as
+ * ngx_http_apikey_redis_eval() does.
+ */
+ngx_int_t ngx_http_apikey_redis_wait(ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
+    ngx_http_apikey_redis_op_t **op);
+
+/* a reply copied into a pool, readable after the handler returned */
+redisReply *ngx_http_apikey_redis_copy(ngx_pool_t *pool, redisReply *rr);
+
 /* the handler will not be called; safe to call once per operation */
 void ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op);
 
