@@ -130,8 +130,10 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
         }
     }
 
+    /* the client's method: auth_request makes its subrequests GETs */
+
     if (akcf->preflight == NGX_HTTP_APIKEY_PREFLIGHT_PASS
-        && r->method == NGX_HTTP_OPTIONS
+        && r->main->method == NGX_HTTP_OPTIONS
         && ngx_http_apikey_preflight(r))
     {
         ctx->result = NGX_HTTP_APIKEY_PREFLIGHT;
@@ -704,6 +706,17 @@ ngx_http_apikey_decide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
             ctx->hidden = 1;
 
             if (ngx_http_apikey_hide(r, ctx->header) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            /*
+             * a subrequest's headers are a copy of the main request's:
+             * with auth_request the main request goes upstream too
+             */
+
+            if (r != r->main
+                && ngx_http_apikey_hide(r->main, ctx->header) != NGX_OK)
+            {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
         }
