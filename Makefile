@@ -18,7 +18,7 @@ SOURCES   := config $(wildcard ngx_http_apikey_module/*.[ch] \
                admin/*.lua.in)
 PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
              libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
-             perl curl wrk procps python3
+             perl curl wrk procps python3 redis-sentinel prometheus
 
 .PHONY: all deps test unit run stop bench clean
 

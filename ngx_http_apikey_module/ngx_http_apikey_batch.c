@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_redis.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 /*
@@ -42,6 +43,7 @@ struct ngx_http_apikey_redis_batch_s {
     ngx_msec_t                         timeout;
     ngx_uint_t                         n;
     ngx_uint_t                         sent;      /* calls in the EVALSHA */
+    uint64_t                           start;     /* us, for the metrics */
     ngx_http_apikey_redis_item_t       items[NGX_HTTP_APIKEY_REDIS_BATCH_MAX];
 };
 
@@ -214,6 +216,10 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
         }
     }
 
+    if (ngx_http_apikey_metrics) {
+        b->start = ngx_http_apikey_metrics_now();
+    }
+
     rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, b->script,
                                     n, k, args, b->timeout,
                                     ngx_http_apikey_redis_batch_done, b,
@@ -242,6 +248,11 @@ ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
     redisReply                        *rr;
     ngx_http_apikey_redis_item_t      *item;
     ngx_http_apikey_redis_handler_pt   handler;
+
+    if (reply != NULL && ngx_http_apikey_metrics && b->sent) {
+        ngx_http_apikey_metrics_call(b->sent,
+                                     ngx_http_apikey_metrics_now() - b->start);
+    }
 
     if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
 

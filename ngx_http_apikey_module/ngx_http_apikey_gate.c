@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_gate_scripts.h"
 
 
@@ -391,6 +392,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "redis gate script failed: %*s",
                       (size_t) reply->len, reply->str);
+        ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_REPLY]);
         ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
         return NGX_OK;
     }
@@ -442,6 +444,7 @@ unexpected:
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "unexpected reply of the redis gate script");
+    ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_REPLY]);
 
     ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
 
@@ -699,6 +702,13 @@ ngx_http_apikey_decide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     }
 
     res = &ngx_http_apikey_results[ctx->result];
+
+    /* the first decision counts: a redirect or a subrequest is no check */
+
+    if (!ctx->counted) {
+        ctx->counted = 1;
+        ngx_http_apikey_metric_add(checks[ctx->result]);
+    }
 
     if (res->http_status == 0) {
 

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 #define NGX_HTTP_APIKEY_SCOPE_MAX       64
@@ -107,6 +108,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apikey_loc_conf_t, fail_mode),
       &ngx_http_apikey_fail_modes },
+
+    { ngx_string("apikey_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_apikey_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
 
     { ngx_string("apikey_preflight"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,

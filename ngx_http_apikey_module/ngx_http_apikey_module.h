@@ -91,6 +91,7 @@ typedef struct {
     ngx_int_t                     window;
     unsigned                      hidden:1;
     unsigned                      rate_sent:1;
+    unsigned                      counted:1;
 } ngx_http_apikey_ctx_t;
 
 

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_redis_conn.h"
 #include "ngx_http_apikey_key.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 static ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
@@ -141,6 +142,8 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
 
     op->cmd = cmd;
     op->len = p - cmd;
+
+    ngx_http_apikey_metric_add(calls[conn]);
 
     return ngx_http_apikey_redis_send(op, timeout, opp);
 }
@@ -474,6 +477,8 @@ ngx_http_apikey_redis_switch(u_char *host, size_t len, in_port_t port)
                   "redis primary of \"%V\" switched to %s:%d",
                   &ngx_http_apikey_redis[0].conf->sentinel_name,
                   host, (int) port);
+
+    ngx_http_apikey_metric_add(failovers);
 
     /* the checks in flight on the old primary go to the new one */
 

@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_redis_conn.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 static void ngx_http_apikey_redis_handshake(redisAsyncContext *ac,
@@ -57,6 +58,10 @@ ngx_http_apikey_redis_connect(ngx_http_apikey_redis_t *rd)
 
     rcf = rd->conf;
     rd->idle = 0;
+
+    if (rd->connected) {
+        ngx_http_apikey_metric_add(reconnects);
+    }
 
     if (rcf->sentinel_name.len) {
 
@@ -238,6 +243,7 @@ ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
 
     rd->state = NGX_HTTP_APIKEY_REDIS_READY;
     rd->last_reply = ngx_current_msec;
+    rd->connected = 1;
 
     if (rd->failed) {
         rd->failed = 0;
@@ -348,6 +354,7 @@ ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
                       (int) ngx_http_apikey_redis_primary_addr.port,
                       &rd->conf->sentinel_name);
 
+        ngx_http_apikey_metric_add(failovers);
         ngx_http_apikey_redis_reset(rd, "not the primary", 0);
         rr = NULL;
     }
@@ -424,6 +431,8 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
     handler = op->handler;
     data = op->data;
     op->handler = NULL;
+
+    ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_TIMEOUT]);
 
     /*
      * A slow reply fails its own request only (hiredis frees op when the
@@ -574,6 +583,8 @@ ngx_http_apikey_redis_lost(ngx_http_apikey_redis_t *rd,
     if (failure) {
 
         /* one error per outage; the retries that follow are informational */
+
+        ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_CONNECTION]);
 
         level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
 

@@ -75,6 +75,7 @@ struct ngx_http_apikey_redis_s {
     unsigned                           failed:1;
     unsigned                           exiting:1;
     unsigned                           idle:1;    /* not connected yet */
+    unsigned                           connected:1;   /* once, at least */
     unsigned                           discovering:1;
 };
 

@@ -1,0 +1,73 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#ifndef _NGX_HTTP_APIKEY_METRICS_H_INCLUDED_
+#define _NGX_HTTP_APIKEY_METRICS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+
+#define NGX_HTTP_APIKEY_M_RESULTS        11   /* the gate's result codes */
+
+#define NGX_HTTP_APIKEY_M_TIMEOUT        0    /* kinds of Redis errors */
+#define NGX_HTTP_APIKEY_M_CONNECTION     1
+#define NGX_HTTP_APIKEY_M_REPLY          2
+#define NGX_HTTP_APIKEY_M_ERRORS         3
+
+#define NGX_HTTP_APIKEY_M_LATENCY        12   /* histogram buckets, +Inf */
+#define NGX_HTTP_APIKEY_M_BATCH          8
+
+#define NGX_HTTP_APIKEY_M_ROUTES         10   /* admin operations, none */
+#define NGX_HTTP_APIKEY_M_STATUSES       13
+
+
+/*
+ * The counters, in a shared memory zone: every worker adds to the same
+ * ones, and a reload that keeps the zone keeps them.
+ */
+
+typedef struct {
+    ngx_atomic_t                   checks[NGX_HTTP_APIKEY_M_RESULTS];
+    ngx_atomic_t                   calls[2];         /* gate, admin */
+    ngx_atomic_t                   errors[NGX_HTTP_APIKEY_M_ERRORS];
+    ngx_atomic_t                   reconnects;
+    ngx_atomic_t                   failovers;
+    ngx_atomic_t                   latency[NGX_HTTP_APIKEY_M_LATENCY];
+    ngx_atomic_t                   latency_us;       /* sum */
+    ngx_atomic_t                   batch[NGX_HTTP_APIKEY_M_BATCH];
+    ngx_atomic_t                   batch_checks;     /* sum */
+    ngx_atomic_t                   admin[NGX_HTTP_APIKEY_M_ROUTES]
+                                        [NGX_HTTP_APIKEY_M_STATUSES];
+} ngx_http_apikey_metrics_t;
+
+
+/* NULL without apikey_metrics: nothing is counted */
+extern ngx_http_apikey_metrics_t  *ngx_http_apikey_metrics;
+
+
+#define ngx_http_apikey_metric_add(field)                                     \
+    if (ngx_http_apikey_metrics) {                                            \
+        (void) ngx_atomic_fetch_add(&ngx_http_apikey_metrics->field, 1);      \
+    }
+
+
+char *ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* microseconds of a monotonic clock, for latencies */
+uint64_t ngx_http_apikey_metrics_now(void);
+
+/* a gate script call of n checks that took us microseconds */
+void ngx_http_apikey_metrics_call(ngx_uint_t n, uint64_t us);
+
+/* an admin request: its operation (or none) and status */
+void ngx_http_apikey_metrics_admin(ngx_uint_t route, ngx_uint_t status);
+
+
+#endif /* _NGX_HTTP_APIKEY_METRICS_H_INCLUDED_ */
