@@ -193,8 +193,8 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
     u_char                     *p;
     ngx_int_t                   rc;
     ngx_buf_t                  *b;
+    ngx_str_t                   type;
     ngx_uint_t                  i, k, seen;
-    ngx_chain_t                 out;
     ngx_atomic_uint_t           v, sum[NGX_HTTP_APIKEY_M_RESULTS];
     ngx_http_apikey_metrics_t  *m;
 
@@ -328,26 +328,10 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
     }
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
+    ngx_str_set(&type, "text/plain; version=0.0.4; charset=utf-8");
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_apikey_send_buf(r, NGX_HTTP_OK, &type, b);
 }
 
 

@@ -130,6 +130,13 @@ ngx_int_t ngx_http_apikey_refuse(ngx_http_request_t *r,
 ngx_int_t ngx_http_apikey_send_problem(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *code, ngx_str_t *detail);
 
+/*
+ * Sends b as the whole response with the status and content type; returns
+ * what the output filter returned, for ngx_http_finalize_request()
+ */
+ngx_int_t ngx_http_apikey_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_buf_t *b);
+
 /* adds a response header; name is a literal that outlives the request */
 ngx_table_elt_t *ngx_http_apikey_add_header(ngx_http_request_t *r,
     const char *name, size_t len, ngx_str_t *value);

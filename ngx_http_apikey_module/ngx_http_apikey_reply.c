@@ -146,11 +146,9 @@ ngx_int_t
 ngx_http_apikey_send_problem(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *code, ngx_str_t *detail)
 {
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_str_t     title;
-    ngx_chain_t   out;
+    size_t      len;
+    ngx_buf_t  *b;
+    ngx_str_t   title, type;
 
     switch (status) {
     case NGX_HTTP_BAD_REQUEST:
@@ -199,13 +197,27 @@ ngx_http_apikey_send_problem(ngx_http_request_t *r, ngx_uint_t status,
                           "{\"type\":\"about:blank\",\"title\":\"%V\","
                           "\"status\":%ui,\"code\":\"%V\",\"detail\":\"%V\"}",
                           &title, status, code, detail);
+
+    ngx_str_set(&type, "application/problem+json");
+
+    return ngx_http_apikey_send_buf(r, status, &type, b);
+}
+
+
+ngx_int_t
+ngx_http_apikey_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/problem+json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
     r->headers_out.content_type_lowcase = NULL;
 
     rc = ngx_http_send_header(r);
