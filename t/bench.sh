@@ -8,6 +8,10 @@
 # alternate for several rounds, since a shared machine's speed drifts;
 # each round gives a ratio and the last line is their median.
 #
+# A second nginx, the same but with apikey_metrics, runs the gatekept
+# location in the same rounds: its ratio to the first is what counting
+# costs the request path.
+#
 #   BENCH_SECONDS   duration of each measured run (default 3)
 #   BENCH_ROUNDS    rounds of one bare and one gatekept run (default 9)
 #   BENCH_CONNS     wrk connections (default 64)
@@ -25,7 +29,7 @@ keytool=$top/build/apikey-key
 . "$top/t/lib/servers.sh"
 
 stop() {
-    stop_pidfiles "$dir/nginx.pid" "$dir/redis.pid"
+    stop_pidfiles "$dir/nginx.pid" "$dir/m/nginx.pid" "$dir/redis.pid"
 }
 
 trap stop EXIT
@@ -36,6 +40,7 @@ mkdir -p "$dir"
 
 rport=$(free_port)
 hport=$(free_port)
+mport=$(free_port)
 
 start_redis "$dir" "$rport" --save '' --appendonly no
 
@@ -84,7 +89,15 @@ CONF
 
 /usr/sbin/nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
 
+mkdir -p "$dir/m"
+sed -e "s|$dir/nginx.pid|$dir/m/nginx.pid|" \
+    -e "s|127.0.0.1:$hport |127.0.0.1:$mport |" \
+    -e "s|location /bare { empty_gif; }|location = /metrics { apikey_metrics; }|" \
+    "$dir/nginx.conf" > "$dir/m/nginx.conf"
+/usr/sbin/nginx -p "$dir/m" -c "$dir/m/nginx.conf" -e "$dir/m/error.log"
+
 wait_for curl -sf -o /dev/null "http://127.0.0.1:$hport/bare"
+wait_for curl -sf -o /dev/null "http://127.0.0.1:$mport/metrics"
 wait_for test -s "$dir/nginx.pid"
 
 evalsha() {
@@ -97,11 +110,11 @@ commands() {
         | sed -n 's/^total_commands_processed:\([0-9]*\).*/\1/p' | tr -d '\r'
 }
 
-# prints "requests/s p50 p99 requests non2xx"
+# prints "requests/s p50 p99 requests non2xx"; a third argument: the port
 run() {
     local out
     out=$(wrk -t2 -c"$conns" -d"${1}s" --latency -s "$dir/keys.lua" \
-              "http://127.0.0.1:$hport/$2")
+              "http://127.0.0.1:${3:-$hport}/$2")
     echo "$out" > "$dir/wrk-$2.txt"
     awk '
         /Requests\/sec/ { rps = $2 }
@@ -123,6 +136,7 @@ echo "$rounds rounds of ${seconds}s bare + ${seconds}s gatekept," \
 printf '%-8s %-6s %12s %10s %10s\n' round "" "requests/s" "p50" "p99"
 
 ratios=
+mratios=
 e_sum=0
 c_sum=0
 n_sum=0
@@ -136,15 +150,22 @@ for round in $(seq 1 "$rounds"); do
     e1=$(evalsha)
     c1=$(commands)
 
-    if [ "$g_bad" != 0 ] || [ "$b_bad" != 0 ]; then
-        echo "non-2xx responses: bare $b_bad, gated $g_bad" >&2
+    read -r m_rps m_p50 m_p99 m_n m_bad <<< "$(run "$seconds" gated "$mport")"
+
+    if [ "$g_bad" != 0 ] || [ "$b_bad" != 0 ] || [ "$m_bad" != 0 ]; then
+        echo "non-2xx responses: bare $b_bad, gated $g_bad," \
+             "with metrics $m_bad" >&2
         exit 1
     fi
 
     printf '%-8s %-6s %12s %10s %10s\n' "$round" bare "$b_rps" "$b_p50" "$b_p99"
     printf '%-8s %-6s %12s %10s %10s\n' "$round" gated "$g_rps" "$g_p50" "$g_p99"
+    printf '%-8s %-6s %12s %10s %10s\n' "$round" metric "$m_rps" "$m_p50" \
+                                                   "$m_p99"
 
     ratios="$ratios $(awk -v g="$g_rps" -v b="$b_rps" 'BEGIN { print g / b }')"
+    mratios="$mratios $(awk -v m="$m_rps" -v g="$g_rps" \
+                            'BEGIN { print m / g }')"
     e_sum=$((e_sum + e1 - e0))
     c_sum=$((c_sum + c1 - c0))
     n_sum=$((n_sum + g_n))
@@ -156,9 +177,16 @@ awk -v e="$e_sum" -v c="$c_sum" -v n="$n_sum" 'BEGIN {
     printf "redis commands per gatekept request (with the script'"'"'s own): %.3f\n", c / n
 }'
 
+median() {
+    tr ' ' '\n' | grep . | sort -g \
+        | awk '{ r[NR] = $1 } END {
+                   m = (NR % 2) ? r[(NR + 1) / 2] \
+                                : (r[NR / 2] + r[NR / 2 + 1]) / 2
+                   printf "%.3f\n", m
+               }'
+}
+
 echo "round ratios:$ratios"
-echo "$ratios" | tr ' ' '\n' | grep . | sort -g \
-    | awk '{ r[NR] = $1 } END {
-               m = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-               printf "ratio: %.2f\n", m
-           }'
+echo "metrics round ratios (gatekept with apikey_metrics / without):$mratios"
+echo "metrics ratio: $(median <<< "$mratios")"
+printf 'ratio: %.2f\n' "$(median <<< "$ratios")"
