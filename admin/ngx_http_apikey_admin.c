@@ -414,6 +414,13 @@ ngx_http_apikey_admin_reject(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
+    /*
+     * the final status answers an "Expect: 100-continue": discarding the
+     * body must not invite the client to send it first
+     */
+
+    r->expect_tested = 1;
+
     rc = ngx_http_discard_request_body(r);
 
     if (rc != NGX_OK) {
@@ -1126,7 +1133,10 @@ ngx_http_apikey_admin_read_body(ngx_http_request_t *r, ngx_str_t *body)
         b = cl->buf;
 
         if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            if (b->last > b->pos) {
+                p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            }
+
             continue;
         }
 

@@ -53,6 +53,8 @@ static void ngx_http_apikey_admin_free_data(void *data);
 static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_location(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *location);
 static ngx_int_t ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
@@ -753,14 +755,81 @@ invalid:
 }
 
 
+/*
+ * The new key's URL: the admin location's own path, then
+ * "orgs/<org>/keys/<id>", never the request line (which may name another
+ * host, "//evil.example/...", or carry a "#").  A regular expression or
+ * exact location has no path of its own: the request's path up to its
+ * "/orgs/", normalised by nginx, escaped, with a single leading slash.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_location(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *location)
+{
+    u_char                    *p, *base;
+    size_t                     len;
+    ngx_str_t                  path;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (!clcf->exact_match && !clcf->named && !clcf->noname
+#if (NGX_PCRE)
+        && clcf->regex == NULL
+#endif
+        )
+    {
+        path = clcf->name;
+
+    } else {
+        path.data = r->uri.data;
+        p = ngx_strnstr(r->uri.data, "/orgs/", r->uri.len);
+        path.len = p ? (size_t) (p - r->uri.data) : 0;
+    }
+
+    while (path.len && path.data[0] == '/') {
+        path.data++;
+        path.len--;
+    }
+
+    if (path.len && path.data[path.len - 1] == '/') {
+        path.len--;
+    }
+
+    len = 1 + path.len
+          + 2 * ngx_escape_uri(NULL, path.data, path.len, NGX_ESCAPE_URI)
+          + sizeof("/orgs//keys/") - 1 + ctx->org.len + ctx->id.len;
+
+    base = ngx_pnalloc(r->pool, len);
+    if (base == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = base;
+    *p++ = '/';
+
+    if (path.len) {
+        p = (u_char *) ngx_escape_uri(p, path.data, path.len, NGX_ESCAPE_URI);
+        *p++ = '/';
+    }
+
+    p = ngx_sprintf(p, "orgs/%V/keys/%V", &ctx->org, &ctx->id);
+
+    location->data = base;
+    location->len = p - base;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    u_char      *p;
     json_t      *json;
     time_t       now, prev;
-    ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location, path;
+    ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location;
     ngx_int_t    rc;
     ngx_uint_t   status;
 
@@ -803,32 +872,10 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
         raw = &ctx->raw;
         status = NGX_HTTP_CREATED;
 
-        /*
-         * the path as the client sent it, still percent-encoded: the
-         * decoded r->uri could carry CR or LF into the header
-         */
-
-        path = r->unparsed_uri;
-
-        p = ngx_strlchr(path.data, path.data + path.len, '?');
-        if (p) {
-            path.len = p - path.data;
-        }
-
-        location.len = path.len + 1 + ctx->id.len;
-        location.data = ngx_pnalloc(r->pool, location.len);
-        if (location.data == NULL) {
-            json_decref(json);
-            return NGX_ERROR;
-        }
-
-        p = ngx_cpymem(location.data, path.data, path.len);
-        *p++ = '/';
-        ngx_memcpy(p, ctx->id.data, ctx->id.len);
-
-        if (ngx_http_apikey_add_header(r, "Location", sizeof("Location") - 1,
-                                       &location)
-            == NULL)
+        if (ngx_http_apikey_admin_location(r, ctx, &location) != NGX_OK
+            || ngx_http_apikey_add_header(r, "Location",
+                                          sizeof("Location") - 1, &location)
+               == NULL)
         {
             json_decref(json);
             return NGX_ERROR;

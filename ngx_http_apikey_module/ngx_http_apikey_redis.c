@@ -136,7 +136,11 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
         p = ngx_sprintf(p, "$%uz\r\n", args[i].len);
         op->argv[i + 3] = (const char *) p;
         op->argvlen[i + 3] = args[i].len;
-        p = ngx_cpymem(p, args[i].data, args[i].len);
+
+        if (args[i].len) {      /* an empty one may have no data at all */
+            p = ngx_cpymem(p, args[i].data, args[i].len);
+        }
+
         *p++ = '\r'; *p++ = '\n';
     }
 

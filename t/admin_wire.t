@@ -1,0 +1,157 @@
+#!/usr/bin/perl
+
+# The admin API on the wire with real clients' habits: a refusal never
+# sends "100 Continue" to an "Expect: 100-continue" request (an accepted
+# one does), and the Location of a new key is built from the location's
+# own path and the key id, never from the request line.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use IO::Select;
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(time);
+
+use ApiKey::Test;
+use ApiKey::Admin;
+
+my $t = ApiKey::Test->new;
+$t->run_redis;
+
+my $tok = write_tokens($t, ops => '*', acme => 'acme');
+
+$t->run_nginx(admin_config($t, server => <<'EOF'));
+        location ~ ^/v(\d+)/admin/ {
+            apikey_admin;
+        }
+EOF
+
+my $port = $t->port(1);
+my $auth = "Authorization: Bearer $tok->{ops}\r\n";
+
+# sends the head of a request with "Expect: 100-continue" and a body it
+# does not send; returns the first status line that comes back (bounded)
+
+sub first_line {
+    my ($head, $type, $length) = @_;
+
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+                                  Timeout => 5)
+        or die "connect: $!";
+
+    syswrite($s, $head . "Expect: 100-continue\r\n"
+                 . 'Content-Length: ' . ($length // 17) . "\r\n"
+                 . 'Content-Type: ' . ($type // 'application/json') . "\r\n"
+                 . "Connection: close\r\n\r\n");
+
+    my $sel = IO::Select->new($s);
+    my $deadline = time + 5;
+    my $buf = '';
+
+    while ($buf !~ /\r\n/ && time < $deadline) {
+        last unless $sel->can_read($deadline - time);
+        last unless sysread($s, $buf, 4096, length $buf);
+    }
+
+    my ($line) = $buf =~ /^([^\r\n]*)/;
+    return ($line // '', $s);
+}
+
+###############################################################################
+# Expect: 100-continue
+
+for my $case (
+    ['no token', "POST /admin/orgs/acme/keys HTTP/1.1\r\nHost: x\r\n", 401],
+    ['wrong org', "POST /admin/orgs/other/keys HTTP/1.1\r\nHost: x\r\n"
+                  . "Authorization: Bearer $tok->{acme}\r\n", 403],
+    ['no route', "POST /admin/orgs/acme/nothing HTTP/1.1\r\nHost: x\r\n"
+                 . $auth, 404],
+    ['wrong method', "PUT /admin/orgs/acme/keys HTTP/1.1\r\nHost: x\r\n"
+                     . $auth, 405],
+    ['unknown key id', "PATCH /admin/orgs/acme/keys/sk_live HTTP/1.1\r\n"
+                       . "Host: x\r\n" . $auth, 404])
+{
+    my ($what, $head, $status) = @$case;
+    my ($line) = first_line($head);
+
+    like($line, qr{^HTTP/1\.1 $status }, "$what: $status at once, "
+                                          . 'no 100 Continue first');
+}
+
+# 413 and 415 are decided from the headers alone
+
+for my $case (['too large', 'application/json', 70000, 413],
+              ['not JSON', 'text/plain', 17, 415])
+{
+    my ($what, $type, $length, $status) = @$case;
+    my ($line) = first_line("POST /admin/orgs/acme/keys HTTP/1.1\r\n"
+                            . "Host: x\r\n$auth", $type, $length);
+
+    like($line, qr{^HTTP/1\.1 $status }, "$what: $status at once, "
+                                           . 'no 100 Continue first');
+}
+
+# accepted: 100 Continue, then the body, then 201
+
+my ($line, $s) = first_line("POST /admin/orgs/acme/keys HTTP/1.1\r\n"
+                            . "Host: x\r\n$auth");
+is($line, 'HTTP/1.1 100 Continue', 'an accepted create gets 100 Continue');
+
+syswrite($s, '{"name":"expect"}');
+my ($st) = http_request($port, '', socket => $s);
+is($st, 201, 'and 201 once the body is sent');
+
+###############################################################################
+# Location
+
+sub create_at {
+    my ($target) = @_;
+
+    my $body = '{"name":"where"}';
+    my ($st, $h) = http_request($port,
+        "POST $target HTTP/1.1\r\nHost: x\r\n$auth"
+        . "Content-Type: application/json\r\n"
+        . 'Content-Length: ' . length($body) . "\r\nConnection: close\r\n\r\n"
+        . $body);
+
+    return ($st, $h->{location} // '');
+}
+
+my ($loc);
+
+($st, $loc) = create_at('/admin/orgs/acme/keys');
+is($st, 201, 'created');
+like($loc, qr{^/admin/orgs/acme/keys/k_[0-9A-Za-z]{22}$},
+     'Location: the location, orgs/<org>/keys/<id>');
+
+($st, $loc) = create_at('//evil.example/%2e%2e/admin/orgs/acme/keys');
+is($st, 201, 'created through //evil.example/%2e%2e/');
+like($loc, qr{^/admin/orgs/acme/keys/k_\w{22}$},
+     'Location names no other host') or diag($loc);
+
+($st, $loc) = create_at('/admin/orgs/acme/keys#frag');
+like($loc, qr{^/admin/orgs/acme/keys/k_\w{22}$},
+     'a "#" in the request line stays out of Location') or diag($loc);
+
+($st, $loc) = create_at('/admin//orgs/acme/keys?x=1');
+like($loc, qr{^/admin/orgs/acme/keys/k_\w{22}$},
+     'slashes and query of the request line stay out') or diag($loc);
+
+# a regex location has no path of its own: the request's, up to "/orgs/",
+# with one leading slash and escaped
+
+($st, $loc) = create_at('/v1/admin/orgs/acme/keys');
+like($loc, qr{^/v1/admin/orgs/acme/keys/k_\w{22}$},
+     'regex location: the path up to /orgs/') or diag($loc);
+
+($st, $loc) = create_at('/v1/admin/a%23b%3Fc/orgs/acme/keys');
+like($loc, qr{^/v1/admin/a%23b%3Fc/orgs/acme/keys/k_\w{22}$}i,
+     'regex location: "#" and "?" in the path stay escaped') or diag($loc);
+
+$t->error_log_clean;
+
+done_testing;
