@@ -151,7 +151,16 @@ typedef struct {
 } ngx_http_apikey_admin_ctx_t;
 
 
-/* ngx_http_apikey_admin.c */
+/*
+ * ngx_http_apikey_admin_conf.c: the module, its directives, the token file
+ * ngx_http_apikey_admin.c: the handler: authentication, routing, queries
+ * and bodies
+ */
+
+ngx_int_t ngx_http_apikey_admin_handler(ngx_http_request_t *r);
+
+
+/* ngx_http_apikey_admin_reply.c: errors and replies, shared validators */
 
 ngx_int_t ngx_http_apikey_admin_error(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_uint_t status, char *code,
@@ -164,17 +173,34 @@ ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);
 
-/* ngx_http_apikey_admin_ops.c */
+
+/* ngx_http_apikey_admin_ops.c: the script calls of each operation */
+
+extern ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[];
 
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
 ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 
-/* ngx_http_apikey_admin_json.c */
+
+/*
+ * ngx_http_apikey_admin_result.c: the response to a script's reply;
+ * NGX_AGAIN when a walk goes on
+ */
+
+ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+
+
+/* ngx_http_apikey_admin_json.c: request bodies, parsed strictly */
 
 ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
+
+
+/* ngx_http_apikey_admin_json_out.c: key objects, events, times */
+
 json_t *ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now);
 json_t *ngx_http_apikey_admin_event_json(u_char *p, size_t len);
 json_t *ngx_http_apikey_admin_time_json(time_t t);

@@ -1,0 +1,330 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_admin.h"
+
+
+#define NGX_HTTP_APIKEY_ADMIN_STRING  0
+#define NGX_HTTP_APIKEY_ADMIN_TIME    1
+#define NGX_HTTP_APIKEY_ADMIN_SCOPES  2
+#define NGX_HTTP_APIKEY_ADMIN_RATE    3
+#define NGX_HTTP_APIKEY_ADMIN_STATUS  4
+
+
+/* a member of the key object: its name, record field and kind */
+
+typedef struct {
+    const char                      *name;
+    ngx_uint_t                       field;
+    ngx_uint_t                       type;
+} ngx_http_apikey_admin_member_t;
+
+
+static const char *ngx_http_apikey_admin_status(ngx_str_t *f, time_t now);
+static json_t *ngx_http_apikey_admin_scopes_json(ngx_str_t *s);
+static json_t *ngx_http_apikey_admin_rate_json(ngx_str_t *f);
+static time_t ngx_http_apikey_admin_field_time(ngx_str_t *s);
+
+
+static ngx_http_apikey_admin_member_t  ngx_http_apikey_admin_key_members[] = {
+    { "id", NGX_HTTP_APIKEY_ADMIN_F_ID, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "org", NGX_HTTP_APIKEY_ADMIN_F_ORG, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "name", NGX_HTTP_APIKEY_ADMIN_F_NAME, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "description", NGX_HTTP_APIKEY_ADMIN_F_DESCRIPTION,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "prefix", NGX_HTTP_APIKEY_ADMIN_F_PREFIX, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "environment", NGX_HTTP_APIKEY_ADMIN_F_ENV,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "scopes", NGX_HTTP_APIKEY_ADMIN_F_SCOPES, NGX_HTTP_APIKEY_ADMIN_SCOPES },
+    { "rate_limit", 0, NGX_HTTP_APIKEY_ADMIN_RATE },
+    { "status", 0, NGX_HTTP_APIKEY_ADMIN_STATUS },
+    { "created_at", NGX_HTTP_APIKEY_ADMIN_F_CREATED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "created_by", NGX_HTTP_APIKEY_ADMIN_F_CREATED_BY,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "updated_at", NGX_HTTP_APIKEY_ADMIN_F_UPDATED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "last_used_at", NGX_HTTP_APIKEY_ADMIN_F_LAST_USED,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "expires_at", NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "revoked_at", NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { NULL, 0, 0 }
+};
+
+
+/* the key object of docs/admin-api.md; never the raw key or a hash */
+
+json_t *
+ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
+{
+    json_t                          *key, *v;
+    ngx_http_apikey_admin_member_t  *m;
+
+    key = json_object();
+    if (key == NULL) {
+        return NULL;
+    }
+
+    for (m = ngx_http_apikey_admin_key_members; m->name; m++) {
+
+        switch (m->type) {
+
+        case NGX_HTTP_APIKEY_ADMIN_STRING:
+            v = json_stringn(f[m->field].data ? (char *) f[m->field].data : "",
+                             f[m->field].len);
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_TIME:
+            v = ngx_http_apikey_admin_time_json(
+                                ngx_http_apikey_admin_field_time(&f[m->field]));
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_SCOPES:
+            v = ngx_http_apikey_admin_scopes_json(&f[m->field]);
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_RATE:
+            v = ngx_http_apikey_admin_rate_json(f);
+            break;
+
+        default: /* NGX_HTTP_APIKEY_ADMIN_STATUS */
+            v = json_string(ngx_http_apikey_admin_status(f, now));
+            break;
+        }
+
+        if (json_object_set_new(key, m->name, v) != 0) {
+            json_decref(key);
+            return NULL;
+        }
+    }
+
+    return key;
+}
+
+
+/* "revoked" if revoked, else "expired" once expires_at has passed */
+
+static const char *
+ngx_http_apikey_admin_status(ngx_str_t *f, time_t now)
+{
+    time_t  exp;
+
+    if (ngx_http_apikey_admin_field_time(
+                                     &f[NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT]))
+    {
+        return "revoked";
+    }
+
+    exp = ngx_http_apikey_admin_field_time(
+                                     &f[NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT]);
+
+    return (exp && now >= exp) ? "expired" : "active";
+}
+
+
+/* the record keeps scopes as JSON array text */
+
+static json_t *
+ngx_http_apikey_admin_scopes_json(ngx_str_t *s)
+{
+    json_t  *scopes;
+
+    if (s->len) {
+        scopes = json_loadb((const char *) s->data, s->len, 0, NULL);
+
+        if (json_is_array(scopes)) {
+            return scopes;
+        }
+
+        json_decref(scopes);
+    }
+
+    return json_array();
+}
+
+
+/* {"rate": "<N>r/s" or "<N>r/m", "burst": B}, or null when unlimited */
+
+static json_t *
+ngx_http_apikey_admin_rate_json(ngx_str_t *f)
+{
+    u_char     *p;
+    json_t     *rate;
+    ngx_int_t   n, per, burst;
+    u_char      buf[NGX_INT_T_LEN + sizeof("r/s")];
+
+    n = ngx_atoi(f[NGX_HTTP_APIKEY_ADMIN_F_RATE].data,
+                 f[NGX_HTTP_APIKEY_ADMIN_F_RATE].len);
+
+    if (n <= 0) {
+        return json_null();
+    }
+
+    per = ngx_atoi(f[NGX_HTTP_APIKEY_ADMIN_F_PER].data,
+                   f[NGX_HTTP_APIKEY_ADMIN_F_PER].len);
+    burst = ngx_atoi(f[NGX_HTTP_APIKEY_ADMIN_F_BURST].data,
+                     f[NGX_HTTP_APIKEY_ADMIN_F_BURST].len);
+
+    p = ngx_sprintf(buf, "%ir/%s", n, per == 60 ? "m" : "s");
+
+    rate = json_object();
+
+    if (rate == NULL
+        || json_object_set_new(rate, "rate",
+                               json_stringn((char *) buf, p - buf))
+           != 0
+        || json_object_set_new(rate, "burst",
+                               json_integer(burst > 0 ? burst : n))
+           != 0)
+    {
+        json_decref(rate);
+        return NULL;
+    }
+
+    return rate;
+}
+
+
+/* a stored event, {"at":<unix time>,...}, as the API shows it */
+
+json_t *
+ngx_http_apikey_admin_event_json(u_char *p, size_t len)
+{
+    int      rc;
+    json_t  *in, *out, *at, *actor, *action, *id;
+
+    in = json_loadb((const char *) p, len, 0, NULL);
+    if (in == NULL) {
+        return NULL;
+    }
+
+    at = json_object_get(in, "at");
+    actor = json_object_get(in, "actor");
+    action = json_object_get(in, "action");
+    id = json_object_get(in, "key_id");
+
+    if (!json_is_number(at) || !json_is_string(actor)
+        || !json_is_string(action) || !json_is_string(id))
+    {
+        json_decref(in);
+        return NULL;
+    }
+
+    out = json_object();
+
+    if (out != NULL) {
+        rc = json_object_set_new(out, "at",
+                 ngx_http_apikey_admin_time_json(
+                                       (time_t) json_number_value(at)));
+        rc |= json_object_set(out, "actor", actor);
+        rc |= json_object_set(out, "action", action);
+        rc |= json_object_set(out, "key_id", id);
+
+        if (rc != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+
+    json_decref(in);
+
+    return out;
+}
+
+
+/* RFC 3339 UTC with seconds; null for 0 */
+
+json_t *
+ngx_http_apikey_admin_time_json(time_t t)
+{
+    u_char    buf[sizeof("9999-12-31T23:59:59Z")];
+    ngx_tm_t  tm;
+
+    if (t <= 0) {
+        return json_null();
+    }
+
+    /* a hand-written record may hold anything: stay within four digits */
+
+    if (t > 253402300799) {
+        t = 253402300799;
+    }
+
+    ngx_gmtime(t, &tm);
+
+    return json_stringn((char *) buf,
+                        ngx_sprintf(buf, "%4d-%02d-%02dT%02d:%02d:%02dZ",
+                                    tm.ngx_tm_year, tm.ngx_tm_mon,
+                                    tm.ngx_tm_mday, tm.ngx_tm_hour,
+                                    tm.ngx_tm_min, tm.ngx_tm_sec)
+                        - buf);
+}
+
+
+/*
+ * Writes json compactly into r->pool.  With "raw", the raw key is added
+ * as a last member "key" by hand, so that it never passes through
+ * jansson's allocations, only through memory the caller wipes.
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
+    ngx_str_t *raw, ngx_str_t *out)
+{
+    u_char  *p;
+    size_t   size, len;
+
+    size = json_dumpb(json, NULL, 0, JSON_COMPACT);
+    if (size == 0) {
+        return NGX_ERROR;
+    }
+
+    len = size;
+
+    if (raw) {
+        len += sizeof(",\"key\":\"\"") - 1 + raw->len;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (json_dumpb(json, (char *) p, size, JSON_COMPACT) != size) {
+        return NGX_ERROR;
+    }
+
+    if (raw) {
+        /* replaces the closing "}" */
+        (void) ngx_sprintf(p + size - 1, ",\"key\":\"%V\"}", raw);
+    }
+
+    out->data = p;
+    out->len = len;
+
+    return NGX_OK;
+}
+
+
+static time_t
+ngx_http_apikey_admin_field_time(ngx_str_t *s)
+{
+    time_t  t;
+
+    if (s->len == 0) {
+        return 0;
+    }
+
+    t = ngx_atotm(s->data, s->len);
+
+    return (t == NGX_ERROR) ? 0 : t;
+}

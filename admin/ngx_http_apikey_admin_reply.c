@@ -1,0 +1,166 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_admin.h"
+
+
+/*
+ * Sets the error the request will be answered with; returns NGX_DECLINED
+ * so that validators can "return ngx_http_apikey_admin_error(...)".  The
+ * detail must stay plain ASCII without quotes or backslashes: it goes
+ * into the problem body as it is.
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_error(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_uint_t status, char *code,
+    const char *fmt, ...)
+{
+    u_char   *p, *last;
+    va_list   args;
+
+    ctx->err.status = status;
+    ctx->err.code.data = (u_char *) code;
+    ctx->err.code.len = ngx_strlen(code);
+
+    p = ngx_pnalloc(r->pool, 256);
+    if (p == NULL) {
+        ngx_str_set(&ctx->err.detail, "see the code");
+        return NGX_DECLINED;
+    }
+
+    va_start(args, fmt);
+    last = ngx_vslprintf(p, p + 256, fmt, args);
+    va_end(args);
+
+    ctx->err.detail.data = p;
+    ctx->err.detail.len = last - p;
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_str_t  value;
+
+    if (ctx->err.status == NGX_HTTP_UNAUTHORIZED) {
+        ngx_str_set(&value, "Bearer");
+
+        r->headers_out.www_authenticate =
+            ngx_http_apikey_add_header(r, "WWW-Authenticate",
+                                       sizeof("WWW-Authenticate") - 1, &value);
+
+        if (r->headers_out.www_authenticate == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_apikey_send_problem(r, ctx->err.status, &ctx->err.code,
+                                        &ctx->err.detail);
+}
+
+
+ngx_int_t
+ngx_http_apikey_admin_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* organization, key id, token and environment names */
+
+ngx_int_t
+ngx_http_apikey_admin_valid_name(u_char *p, size_t len)
+{
+    u_char  *last;
+
+    if (len == 0 || len > NGX_HTTP_APIKEY_ADMIN_SEGMENT_MAX) {
+        return 0;
+    }
+
+    for (last = p + len; p < last; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9')
+              || *p == '.' || *p == '_' || *p == '-'))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* "<N>r/s" or "<N>r/m", N from 1 to 1000000 */
+
+ngx_int_t
+ngx_http_apikey_admin_parse_rate(u_char *p, size_t len, ngx_uint_t *rate,
+    ngx_uint_t *per)
+{
+    ngx_int_t  n;
+
+    if (len < 4 || len > 10 || p[len - 3] != 'r' || p[len - 2] != '/') {
+        return NGX_ERROR;
+    }
+
+    if (p[len - 1] == 's') {
+        *per = 1;
+
+    } else if (p[len - 1] == 'm') {
+        *per = 60;
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    n = ngx_atoi(p, len - 3);
+
+    if (n < 1 || n > NGX_HTTP_APIKEY_ADMIN_RATE_MAX) {
+        return NGX_ERROR;
+    }
+
+    *rate = n;
+
+    return NGX_OK;
+}
