@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "ngx_http_apikey_admin.h"
+#include "ngx_http_apikey_metrics.h"
 
 
 #define NGX_HTTP_APIKEY_ADMIN_TOKEN_MAX  4096
@@ -428,6 +429,7 @@ ngx_http_apikey_admin_route(ngx_http_request_t *r,
 
         if (r->method == route->method) {
             ctx->operation = route->operation;
+            ctx->routed = 1;
             return NGX_OK;
         }
 
@@ -857,6 +859,29 @@ ngx_http_apikey_admin_read_body(ngx_http_request_t *r, ngx_str_t *body)
 
         p += n;
     }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apikey_admin_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx;
+
+    if (ngx_http_apikey_metrics == NULL) {
+        return NGX_OK;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_admin_module);
+
+    if (ctx == NULL) {
+        return NGX_OK;
+    }
+
+    ngx_http_apikey_metrics_admin(ctx->routed ? ctx->operation
+                                              : NGX_HTTP_APIKEY_M_ROUTES,
+                                  r->headers_out.status);
 
     return NGX_OK;
 }

@@ -148,6 +148,7 @@ typedef struct {
     int64_t                         seen;
 
     unsigned                        pending:1;
+    unsigned                        routed:1;   /* "operation" is set */
 } ngx_http_apikey_admin_ctx_t;
 
 
@@ -158,6 +159,7 @@ typedef struct {
  */
 
 ngx_int_t ngx_http_apikey_admin_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_apikey_admin_log_handler(ngx_http_request_t *r);
 
 
 /* ngx_http_apikey_admin_reply.c: errors and replies, shared validators */

@@ -19,6 +19,7 @@ typedef struct {
 } ngx_http_apikey_admin_main_conf_t;
 
 
+static ngx_int_t ngx_http_apikey_admin_init(ngx_conf_t *cf);
 static void *ngx_http_apikey_admin_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_apikey_admin_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_admin_merge_loc_conf(ngx_conf_t *cf,
@@ -114,7 +115,7 @@ static ngx_command_t  ngx_http_apikey_admin_commands[] = {
 
 static ngx_http_module_t  ngx_http_apikey_admin_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_apikey_admin_init,            /* postconfiguration */
 
     ngx_http_apikey_admin_create_main_conf, /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -151,6 +152,27 @@ static ngx_str_t  ngx_http_apikey_admin_default_envs[] = {
 static ngx_array_t  ngx_http_apikey_admin_default_environments = {
     ngx_http_apikey_admin_default_envs, 2, sizeof(ngx_str_t), 2, NULL
 };
+
+
+/* admin requests are counted for apikey_metrics when they are logged */
+
+static ngx_int_t
+ngx_http_apikey_admin_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_admin_log_handler;
+
+    return NGX_OK;
+}
 
 
 static void *

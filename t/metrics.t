@@ -13,11 +13,15 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 
 use ApiKey::Test;
+use ApiKey::Admin;
 
 my $t = ApiKey::Test->new;
 $t->run_redis;
 
-$t->run_nginx(<<'EOF');
+my $tok = write_tokens($t, ops => '*');
+my $tokens = ApiKey::Admin::tokens_file($t);
+
+$t->run_nginx(<<"EOF");
 
 %%TEST_GLOBALS%%
 load_module %%MODULE%%;
@@ -31,6 +35,7 @@ http {
     %%TEST_GLOBALS_HTTP%%
 
     apikey_redis %%REDIS%%;
+    apikey_admin_tokens $tokens;
 
     server {
         listen 127.0.0.1:%%PORT_1%%;
@@ -44,12 +49,17 @@ http {
         location = /metrics {
             apikey_metrics;
         }
+
+        location /admin/ {
+            apikey_admin;
+        }
     }
 }
 
 EOF
 
 my $port = $t->port(1);
+my $admin = ApiKey::Admin->new($t, $tok->{ops});
 
 sub get {
     my ($path, $key) = @_;
@@ -170,6 +180,19 @@ SKIP: {
             or diag($out);
     }
 }
+
+# admin requests, by operation and status
+
+$admin->create('acme-metrics', name => 'by the admin API');
+$admin->get('orgs/acme-metrics/keys');
+$admin->get('orgs/acme-metrics/nothing');
+$admin->get("orgs/acme-metrics/keys/$ok->{id}", token => 'wrong');
+
+$s = series((scrape())[2]);
+is_deeply([map { $s->{"apikey_admin_requests_total{$_}"} }
+           'route="create",status="201"', 'route="list",status="200"',
+           'route="none",status="404"', 'route="none",status="401"'],
+          [1, 1, 1, 1], 'admin requests by route and status');
 
 # a HUP reload keeps the zone and its counters
 
