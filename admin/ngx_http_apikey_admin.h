@@ -141,6 +141,9 @@ typedef struct {
     ngx_str_t                       out;
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
 
+    /* a change's reply, kept while WAIT runs */
+    redisReply                     *saved;
+
     /* the walk of a filtered list, one script call after another */
     json_t                         *data;
     ngx_str_t                       cursor_score;
@@ -149,6 +152,7 @@ typedef struct {
 
     unsigned                        pending:1;
     unsigned                        routed:1;   /* "operation" is set */
+    unsigned                        waited:1;   /* WAIT was sent */
 } ngx_http_apikey_admin_ctx_t;
 
 

@@ -50,6 +50,9 @@ static void ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
 static void ngx_http_apikey_admin_cleanup(void *data);
 static void ngx_http_apikey_admin_wipe(void *data);
 static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_wait(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static void ngx_http_apikey_admin_waited(void *data, redisReply *reply);
 
 
 #define ngx_http_apikey_admin_script(name)                                    \
@@ -603,6 +606,10 @@ ngx_http_apikey_admin_done(void *data, redisReply *reply)
 
     ngx_http_set_log_request(c->log, r);
 
+    if (ngx_http_apikey_admin_wait(r, ctx, reply) == NGX_OK) {
+        return;
+    }
+
     rc = ngx_http_apikey_admin_reply(r, ctx, reply);
 
     if (rc == NGX_AGAIN) {
@@ -617,6 +624,95 @@ ngx_http_apikey_admin_done(void *data, redisReply *reply)
 
         rc = ngx_http_apikey_admin_not_sent(r, ctx, rc);
     }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Under Sentinel, a revocation, a rotation or a delete is answered once a
+ * replica has it too (WAIT 1, bounded), so that a failover right after
+ * cannot bring back a key the API said was gone: the script's reply is
+ * kept meanwhile.  NGX_OK: WAIT was sent, ngx_http_apikey_admin_waited()
+ * answers.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_wait(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    ngx_int_t                     rc;
+    ngx_http_apikey_redis_op_t   *op;
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    if (ctx->waited
+        || reply == NULL
+        || (ctx->operation != NGX_HTTP_APIKEY_ADMIN_REVOKE
+            && ctx->operation != NGX_HTTP_APIKEY_ADMIN_ROTATE
+            && ctx->operation != NGX_HTTP_APIKEY_ADMIN_DELETE)
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements == 0
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len != 2
+        || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0
+        || ngx_http_apikey_redis_replicas() == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->saved = ngx_http_apikey_redis_copy(r->pool, reply);
+    if (ctx->saved == NULL) {
+        return NGX_DECLINED;
+    }
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    ctx->waited = 1;
+    ctx->pending = 1;
+
+    rc = ngx_http_apikey_redis_wait(akmcf->redis.timeout,
+                                    ngx_http_apikey_admin_waited, ctx,
+                                    r->connection->log, &op);
+    if (rc != NGX_OK) {
+        ctx->pending = 0;
+        return NGX_DECLINED;
+    }
+
+    if (ctx->pending) {
+        ctx->op = op;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_apikey_admin_waited(void *data, redisReply *reply)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
+
+    ngx_int_t            rc;
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ctx->op = NULL;
+    ctx->pending = 0;
+
+    ngx_http_set_log_request(c->log, r);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < 1)
+    {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "apikey admin: no replica confirmed the change of "
+                      "key \"%V\" in time", &ctx->id);
+    }
+
+    rc = ngx_http_apikey_admin_reply(r, ctx, ctx->saved);
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
