@@ -528,6 +528,10 @@ ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
     allowed = (ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST) ? 0x1f : 0x03;
     seen = 0;
 
+    if (r->args.len == 0) {
+        return NGX_OK;      /* r->args.data may be NULL */
+    }
+
     p = r->args.data;
     last = p + r->args.len;
 
