@@ -131,6 +131,7 @@ typedef struct {
     ngx_http_apikey_admin_token_t  *token;
     ngx_http_apikey_redis_op_t     *op;
     ngx_uint_t                      operation;
+    ngx_http_apikey_script_t       *script;    /* of the operation */
     ngx_str_t                       org;
     ngx_str_t                       id;
     ngx_http_apikey_admin_input_t   in;
@@ -181,8 +182,6 @@ ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
 
 
 /* ngx_http_apikey_admin_ops.c: the script calls of each operation */
-
-extern ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[];
 
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);

@@ -64,7 +64,7 @@ static void ngx_http_apikey_admin_waited(void *data, redisReply *reply);
 
 /* in the order of the NGX_HTTP_APIKEY_ADMIN_* operations */
 
-ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
+static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(create),
     ngx_http_apikey_admin_script(list),
     ngx_http_apikey_admin_script(get),
@@ -117,6 +117,8 @@ ngx_http_apikey_admin_run(ngx_http_request_t *r,
 
     cln->handler = ngx_http_apikey_admin_cleanup;
     cln->data = ctx;
+
+    ctx->script = &ngx_http_apikey_admin_scripts[ctx->operation];
 
     /* counted first: the reply handler may run before eval returns */
 
@@ -275,11 +277,10 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
 
     ctx->pending = 1;
 
-    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN,
-                             &ngx_http_apikey_admin_scripts[ctx->operation],
-                             a->nkeys, a->nargs, a->args, timeout,
-                             ngx_http_apikey_admin_done, ctx,
-                             r->connection->log, &op);
+    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN, ctx->script,
+                                    a->nkeys, a->nargs, a->args, timeout,
+                                    ngx_http_apikey_admin_done, ctx,
+                                    r->connection->log, &op);
 
     if (rc != NGX_OK) {
         ctx->pending = 0;

@@ -80,8 +80,7 @@ ngx_http_apikey_admin_reply(ngx_http_request_t *r,
 
             ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "apikey admin: the %V script found its new key id "
-                          "or secret in use",
-                          &ngx_http_apikey_admin_scripts[ctx->operation].name);
+                          "or secret in use", &ctx->script->name);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
 
         } else {
@@ -137,7 +136,7 @@ invalid:
 
     ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                   "apikey admin: unexpected reply from the %V script",
-                  &ngx_http_apikey_admin_scripts[ctx->operation].name);
+                  &ctx->script->name);
 
     return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -224,7 +223,7 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     if (ngx_http_apikey_admin_fields(reply->element[3], f) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apikey admin: unexpected key from the %V script",
-                      &ngx_http_apikey_admin_scripts[ctx->operation].name);
+                      &ctx->script->name);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -280,9 +279,8 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "apikey admin: %V %V/%V by \"%V\"",
-                  &ngx_http_apikey_admin_scripts[ctx->operation].name,
-                  &ctx->org, &f[NGX_HTTP_APIKEY_ADMIN_F_ID],
-                  &ctx->token->name);
+                  &ctx->script->name, &ctx->org,
+                  &f[NGX_HTTP_APIKEY_ADMIN_F_ID], &ctx->token->name);
 
     return ngx_http_apikey_admin_send_json(r, status, &ctx->out);
 }
