@@ -176,12 +176,6 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
     case NGX_HTTP_APIKEY_ADMIN_GET:
     case NGX_HTTP_APIKEY_ADMIN_DELETE:
 
-        rc = ngx_http_discard_request_body(r);
-
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
         if ((ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST
              || ctx->operation == NGX_HTTP_APIKEY_ADMIN_EVENTS)
             && ngx_http_apikey_admin_parse_query(r, ctx, alcf) != NGX_OK)
@@ -190,7 +184,13 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            return ngx_http_apikey_admin_send_error(r, ctx);
+            return ngx_http_apikey_admin_reject(r, ctx);
+        }
+
+        rc = ngx_http_discard_request_body(r);
+
+        if (rc != NGX_OK) {
+            return rc;
         }
 
         return ngx_http_apikey_admin_run(r, ctx);

@@ -73,7 +73,11 @@ for my $case (
     ['wrong method', "PUT /admin/orgs/acme/keys HTTP/1.1\r\nHost: x\r\n"
                      . $auth, 405],
     ['unknown key id', "PATCH /admin/orgs/acme/keys/sk_live HTTP/1.1\r\n"
-                       . "Host: x\r\n" . $auth, 404])
+                       . "Host: x\r\n" . $auth, 404],
+    ['bad query', "GET /admin/orgs/acme/keys?page=0 HTTP/1.1\r\n"
+                  . "Host: x\r\n" . $auth, 400],
+    ['unknown query', "GET /admin/orgs/acme/events?search=x HTTP/1.1\r\n"
+                      . "Host: x\r\n" . $auth, 400])
 {
     my ($what, $head, $status) = @$case;
     my ($line) = first_line($head);
