@@ -24,10 +24,21 @@ $t->run_redis;
 
 my $tok = write_tokens($t, ops => '*', acme => 'acme');
 
-$t->run_nginx(admin_config($t, server => <<'EOF'));
+# a second server keeps slashes as sent: its paths may start with "//"
+
+$t->run_nginx(admin_config($t, server => <<'EOF', http => <<'EOF'));
         location ~ ^/v(\d+)/admin/ {
             apikey_admin;
         }
+EOF
+    server {
+        listen 127.0.0.1:%%PORT_2%%;
+        merge_slashes off;
+
+        location ~ /z/admin/ {
+            apikey_admin;
+        }
+    }
 EOF
 
 my $port = $t->port(1);
@@ -113,10 +124,10 @@ is($st, 201, 'and 201 once the body is sent');
 # Location
 
 sub create_at {
-    my ($target) = @_;
+    my ($target, $at) = @_;
 
     my $body = '{"name":"where"}';
-    my ($st, $h) = http_request($port,
+    my ($st, $h) = http_request($at // $port,
         "POST $target HTTP/1.1\r\nHost: x\r\n$auth"
         . "Content-Type: application/json\r\n"
         . 'Content-Length: ' . length($body) . "\r\nConnection: close\r\n\r\n"
@@ -127,34 +138,54 @@ sub create_at {
 
 my ($loc);
 
-($st, $loc) = create_at('/admin/orgs/acme/keys');
-is($st, 201, 'created');
-like($loc, qr{^/admin/orgs/acme/keys/k_[0-9A-Za-z]{22}$},
-     'Location: the location, orgs/<org>/keys/<id>');
+# a prefix location's own path, whatever the request line held; a regex
+# location has no path of its own: the request's, up to "/orgs/", with
+# one leading slash and escaped
 
-($st, $loc) = create_at('//evil.example/%2e%2e/admin/orgs/acme/keys');
-is($st, 201, 'created through //evil.example/%2e%2e/');
-like($loc, qr{^/admin/orgs/acme/keys/k_\w{22}$},
-     'Location names no other host') or diag($loc);
+for my $case (
+    ['/admin/orgs/acme/keys', '/admin/',
+     'the location, orgs/<org>/keys/<id>'],
+    ['//evil.example/%2e%2e/admin/orgs/acme/keys', '/admin/',
+     '//evil.example/%2e%2e/ names no other host'],
+    ['/admin/orgs/acme/keys#frag', '/admin/',
+     'a "#" in the request line stays out'],
+    ['/admin//orgs/acme/keys?x=1', '/admin/',
+     'slashes and query of the request line stay out'],
+    ['/admin%2Forgs%2Facme/keys', '/admin/',
+     'percent-encoded slashes stay out'],
+    ['/%2F%2Fevil.example/%2e%2e/admin/orgs/acme/keys', '/admin/',
+     'an encoded //evil.example names no other host'],
+    ['/v1/admin/orgs/acme/keys', '/v1/admin/',
+     'regex location: the path up to /orgs/'],
+    ['/v1/admin/a%23b%3Fc/orgs/acme/keys', '/v1/admin/a%23b%3Fc/',
+     'regex location: "#" and "?" in the path stay escaped'])
+{
+    my ($target, $path, $what) = @$case;
 
-($st, $loc) = create_at('/admin/orgs/acme/keys#frag');
-like($loc, qr{^/admin/orgs/acme/keys/k_\w{22}$},
-     'a "#" in the request line stays out of Location') or diag($loc);
+    ($st, $loc) = create_at($target);
+    is($st, 201, "created through $target");
+    like($loc, qr{^\Q$path\Eorgs/acme/keys/k_[0-9A-Za-z]{22}$},
+         "Location: $what") or diag($loc);
+}
 
-($st, $loc) = create_at('/admin//orgs/acme/keys?x=1');
-like($loc, qr{^/admin/orgs/acme/keys/k_\w{22}$},
-     'slashes and query of the request line stay out') or diag($loc);
+# slashes kept as sent: the path up to "/orgs/" may start with "//", a
+# "%2F" or a backslash, which clients resolve as another host
 
-# a regex location has no path of its own: the request's, up to "/orgs/",
-# with one leading slash and escaped
+my $kept = $t->port(2);
 
-($st, $loc) = create_at('/v1/admin/orgs/acme/keys');
-like($loc, qr{^/v1/admin/orgs/acme/keys/k_\w{22}$},
-     'regex location: the path up to /orgs/') or diag($loc);
+for my $case (['//evil.example/z/admin/', 'slashes'],
+              ['/%2Fevil.example/z/admin/', 'an encoded slash'],
+              ['/%5Cevil.example/z/admin/', 'an encoded backslash'],
+              ['/\\evil.example/z/admin/', 'a backslash'])
+{
+    my ($base, $what) = @$case;
 
-($st, $loc) = create_at('/v1/admin/a%23b%3Fc/orgs/acme/keys');
-like($loc, qr{^/v1/admin/a%23b%3Fc/orgs/acme/keys/k_\w{22}$}i,
-     'regex location: "#" and "?" in the path stay escaped') or diag($loc);
+    ($st, $loc) = create_at("${base}orgs/acme/keys", $kept);
+    is($st, 201, "created under a path starting with $what");
+    like($loc, qr{^/(?![/\\])[^#?\\]*/z/admin/orgs/acme/keys/k_\w{22}$},
+         "$what: Location starts with one \"/\" and no backslash")
+        or diag($loc);
+}
 
 $t->error_log_clean;
 
