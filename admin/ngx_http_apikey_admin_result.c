@@ -22,7 +22,7 @@ static ngx_int_t ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, json_t *data, json_int_t total);
-static ngx_int_t ngx_http_apikey_admin_fields(redisReply *reply,
+static ngx_int_t ngx_http_apikey_admin_key_fields(redisReply *reply,
     ngx_str_t *f);
 static int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
@@ -220,7 +220,7 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     ngx_int_t    rc;
     ngx_uint_t   status;
 
-    if (ngx_http_apikey_admin_fields(reply->element[3], f) != NGX_OK) {
+    if (ngx_http_apikey_admin_key_fields(reply->element[3], f) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apikey admin: unexpected key from the %V script",
                       &ctx->script->name);
@@ -323,7 +323,7 @@ ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
 
     for (i = 0; i < list->elements; i++) {
 
-        if (ngx_http_apikey_admin_fields(list->element[i], f) != NGX_OK) {
+        if (ngx_http_apikey_admin_key_fields(list->element[i], f) != NGX_OK) {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                           "apikey admin: unexpected key from the list "
                           "script");
@@ -460,7 +460,7 @@ ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
 /* the 16 fields of a key; nil fields are { 0, NULL } */
 
 static ngx_int_t
-ngx_http_apikey_admin_fields(redisReply *reply, ngx_str_t *f)
+ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
 {
     size_t       i;
     redisReply  *e;
