@@ -5,6 +5,7 @@
 #   make run      install, build, start Redis and nginx on loopback (run/)
 #   make stop     stop what make run started
 #   make bench    throughput of a gatekept location against a bare one
+#   make check    the suite under ASan and UBSan, and the fuzz targets
 
 SHELL     := /bin/bash
 NGX_SRC   ?= /usr/share/nginx/src
@@ -20,13 +21,17 @@ PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
              libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
              perl curl wrk procps python3 redis-sentinel prometheus
 
-.PHONY: all deps test unit run stop bench clean
+CHECK_PACKAGES := clang libclang-rt-14-dev dpkg-dev
+
+.PHONY: all deps check-deps test unit run stop bench check clean
 
 all: $(MODULE) $(KEYTOOL)
 
-deps:
+deps check-deps: PKGS = $(if $(filter check-deps,$@),$(CHECK_PACKAGES),$(PACKAGES))
+
+deps check-deps:
 	@missing=; \
-	for p in $(PACKAGES); do \
+	for p in $(PKGS); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	        | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -86,6 +91,12 @@ run: deps all
 
 stop:
 	@t/run.sh stop
+
+# nginx from Debian's source with ASan and UBSan, the suite against it,
+# then the fuzz targets: t/check.sh
+
+check: deps check-deps all
+	@t/check.sh
 
 bench: deps all
 	@t/bench.sh
