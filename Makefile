@@ -6,6 +6,9 @@
 #   make stop     stop what make run started
 #   make bench    throughput of a gatekept location against a bare one
 #   make check    the suite under ASan and UBSan, and the fuzz targets
+#   make deb      the Debian package libnginx-mod-http-apikey, in build/deb/
+#   make package-test  install that package, use it, purge it (root; the
+#                 system's own nginx and dpkg: not part of make test)
 
 SHELL     := /bin/bash
 NGX_SRC   ?= /usr/share/nginx/src
@@ -104,3 +107,29 @@ bench: deps all
 
 clean:
 	rm -rf $(BUILD)
+
+# The Debian package: dpkg-buildpackage writes next to the source tree, so
+# it builds a copy in build/deb/src and its output lands in build/deb/.
+
+# redis-server, redis-tools, curl and perl are for make package-test.
+
+DEB_DIR      := $(BUILD)/deb
+DEB_PACKAGES := dpkg-dev debhelper build-essential nginx nginx-dev \
+                libhiredis-dev libjansson-dev libssl-dev lintian \
+                redis-server redis-tools curl perl
+
+.PHONY: deb-deps deb package-test
+
+deb-deps:
+	@$(MAKE) --no-print-directory deps PACKAGES='$(DEB_PACKAGES)'
+
+deb: deb-deps
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -c --exclude=./$(BUILD) --exclude=./run --exclude=./.git . \
+	    | tar -x -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --info $(DEB_DIR)/*.changes
+
+package-test: deb
+	t/package.sh
