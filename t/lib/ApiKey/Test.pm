@@ -729,8 +729,10 @@ sub worker_pids {
     for my $stat (glob '/proc/[0-9]*/stat') {
         open my $fh, '<', $stat or next;
         my $line = <$fh> // next;
-        # pid (comm) state ppid
-        push @pids, $1 if $line =~ /^(\d+) \(.*\) \S (\d+)/ && $2 == $master;
+        # pid (comm) state ppid; under the sanitizers the master may also
+        # have an llvm-symbolizer child, which is no worker
+        push @pids, $1 if $line =~ /^(\d+) \((.*)\) \S (\d+)/
+                          && $3 == $master && $2 eq 'nginx';
     }
 
     @pids = sort { $a <=> $b } @pids;
