@@ -75,6 +75,7 @@ redis.call('HSET', KEYS[6], 'g', gate(v, 0, v[5]))
 redis.call('ZADD', KEYS[2], ms, id)
 redis.call('ZADD', KEYS[3], ms, summary(v))
 redis.call('ZADD', KEYS[4], exp > 0 and exp or 'inf', id)
+changed(ns, ARGV[17])
 event(now, ARGV[16], 'created', id)
 
 return {'ok', '', now, reply(ns, v)}

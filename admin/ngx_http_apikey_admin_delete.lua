@@ -30,6 +30,7 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], v[1])
 redis.call('ZREM', KEYS[3], summary(v))
 redis.call('ZREM', KEYS[4], v[1])
+changed(ns, v[16], v[17])
 event(now, ARGV[3], 'deleted', v[1])
 
 return {'ok', ''}

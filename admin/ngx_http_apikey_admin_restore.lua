@@ -38,6 +38,7 @@ redis.call('HSET', KEYS[1], 'updated_at', now)
 v = record(KEYS[1])
 regate(ns, v)
 reindex(v, old, now)
+changed(ns, v[16], v[17])
 event(now, ARGV[3], 'restored', v[1])
 
 return {'ok', '', now, reply(ns, v)}

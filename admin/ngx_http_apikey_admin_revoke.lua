@@ -31,6 +31,7 @@ redis.call('HSET', KEYS[1], 'revoked_at', now, 'updated_at', now)
 v = record(KEYS[1])
 regate(ns, v)
 reindex(v, old, now)
+changed(ns, v[16], v[17])
 event(now, ARGV[3], 'revoked', v[1])
 
 return {'ok', '', now, reply(ns, v)}

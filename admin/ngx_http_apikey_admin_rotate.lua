@@ -34,6 +34,7 @@ local now = clock()
 local old = summary(v)
 local cur = secret(ns, v[16])
 local oldprefix = v[5]
+local oldcur, oldprev = v[16], v[17]
 local used = lastused(ns, v)
 local bucket = redis.call('HMGET', cur, 'b', 'u')
 local exp = tonumber(v[14]) or 0
@@ -87,6 +88,7 @@ if ends > 0 then
 end
 
 reindex(v, old, now)
+changed(ns, v[16], oldcur, oldprev)
 event(now, ARGV[3], 'rotated', v[1])
 
 return {'ok', '', now, reply(ns, v), ends}

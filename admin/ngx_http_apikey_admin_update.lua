@@ -92,6 +92,7 @@ end
 v = record(KEYS[1])
 regate(ns, v, has('r'))
 reindex(v, old, now)
+changed(ns, v[16], v[17])
 event(now, ARGV[3], 'updated', v[1])
 
 return {'ok', '', now, reply(ns, v)}

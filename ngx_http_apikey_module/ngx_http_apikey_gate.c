@@ -38,6 +38,8 @@ static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
     ngx_table_elt_t *h);
+static ngx_int_t ngx_http_apikey_local(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, ngx_uint_t offline);
 static void ngx_http_apikey_cleanup(void *data);
 
 
@@ -190,6 +192,22 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     p[NGX_HTTP_APIKEY_HASH_LEN] = '}';
 
+    if (akmcf->cache.shm_zone != NULL) {
+        ctx->hash = p;
+
+        rc = ngx_http_apikey_local(r, ctx, 0);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            return ngx_http_apikey_decide(r, ctx);
+        }
+
+        ctx->start = ngx_http_apikey_cache_now();
+    }
+
     args[1] = akcf->environment;
     args[2] = akcf->scopes;
 
@@ -202,7 +220,18 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     }
 
     if (rc == NGX_DECLINED) {
-        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+
+        /* Redis is known down: the replica answers for max_stale */
+
+        if (ctx->hash == NULL
+            || (rc = ngx_http_apikey_local(r, ctx, 1)) == NGX_DECLINED)
+        {
+            ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+
+        } else if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_apikey_decide(r, ctx);
     }
 
@@ -358,7 +387,10 @@ ngx_http_apikey_done(void *data, redisReply *reply)
     ctx->item = NULL;
     ctx->state = NGX_HTTP_APIKEY_DONE;
 
-    if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK) {
+    if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK
+        || (ctx->result == NGX_HTTP_APIKEY_UNAVAILABLE && ctx->hash != NULL
+            && ngx_http_apikey_local(r, ctx, 1) == NGX_ERROR))
+    {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         ngx_http_run_posted_requests(c);
         return;
@@ -380,8 +412,9 @@ static ngx_int_t
 ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply *reply)
 {
-    ngx_int_t     rc;
-    redisReply  **e;
+    ngx_int_t                     rc;
+    redisReply                  **e;
+    ngx_http_apikey_main_conf_t  *akmcf;
 
     if (reply == NULL) {
         ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
@@ -436,6 +469,12 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
     if (reply->elements == 3) {
         ngx_http_apikey_bucket(ctx, e[2]->integer);
+
+        if (ctx->hash != NULL) {
+            akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+            ngx_http_apikey_cache_note(&akmcf->cache, ctx->hash,
+                                       ctx->start + e[2]->integer);
+        }
     }
 
     return NGX_OK;
@@ -447,6 +486,78 @@ unexpected:
     ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_REPLY]);
 
     ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The replica's answer (apikey_cache), as the gate script would give it:
+ * NGX_OK with ctx->result and what the script would have told, or
+ * NGX_DECLINED, ctx untouched, when Redis must answer.  Online it
+ * answers everything but a key whose bucket may hold a token, and a key
+ * without a limit (its check records the last use); offline, with Redis
+ * unreachable, everything, from the instance's own buckets.
+ */
+
+static ngx_int_t
+ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
+    ngx_uint_t offline)
+{
+    int64_t                       ahead;
+    ngx_int_t                     rc;
+    ngx_str_t                     g;
+    ngx_uint_t                    result, limited;
+    ngx_http_apikey_ctx_t         local;
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    rc = ngx_http_apikey_cache_find(&akmcf->cache, r->pool, ctx->hash,
+                                    offline, &result, &g);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (result == NGX_HTTP_APIKEY_INVALID) {
+        ctx->result = result;
+        ngx_http_apikey_metric_add(replica_hits);
+        return NGX_OK;
+    }
+
+    local = *ctx;
+
+    rc = ngx_http_apikey_parse_gate(r, &local, g.data, g.len);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    local.result = result;
+
+    /* the environment and the scopes, as after a redirect */
+
+    ngx_http_apikey_recheck(&local, local.conf);
+
+    if (local.result == NGX_HTTP_APIKEY_OK && local.rate > 0) {
+        rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->hash, offline,
+                                        &limited, &ahead);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        if (limited) {
+            local.result = NGX_HTTP_APIKEY_LIMITED;
+        }
+
+        ngx_http_apikey_bucket(&local, ahead);
+
+    } else if (local.result == NGX_HTTP_APIKEY_OK && !offline) {
+        return NGX_DECLINED;
+    }
+
+    *ctx = local;
+
+    ngx_http_apikey_metric_add(replica_hits);
 
     return NGX_OK;
 }

@@ -42,6 +42,7 @@ typedef struct {
     ngx_atomic_t                   latency_us;       /* sum */
     ngx_atomic_t                   batch[NGX_HTTP_APIKEY_M_BATCH];
     ngx_atomic_t                   batch_checks;     /* sum */
+    ngx_atomic_t                   replica_hits;     /* apikey_cache */
     ngx_atomic_t                   admin[NGX_HTTP_APIKEY_M_ROUTES]
                                         [NGX_HTTP_APIKEY_M_STATUSES];
 } ngx_http_apikey_metrics_t;

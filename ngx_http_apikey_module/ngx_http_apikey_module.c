@@ -33,6 +33,8 @@ static char *ngx_http_apikey_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_rate_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
 static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
 
@@ -65,6 +67,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_apikey_main_conf_t, redis.timeout),
+      NULL },
+
+    { ngx_string("apikey_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_apikey_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("apikey"),
@@ -187,6 +196,12 @@ ngx_http_apikey_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (akmcf->cache.shm_zone != NULL
+        && ngx_http_apikey_cache_add_scripts(cf, &akmcf->redis) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return ngx_http_apikey_gate_init(cf, akmcf);
 }
 
@@ -218,6 +233,7 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
      */
 
     akmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
+    akmcf->cache.max_stale = NGX_CONF_UNSET_MSEC;
 
     return akmcf;
 }
@@ -229,6 +245,13 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_apikey_main_conf_t  *akmcf = conf;
 
     ngx_conf_init_msec_value(akmcf->redis.timeout, 100);
+    ngx_conf_init_msec_value(akmcf->cache.max_stale, 60000);
+
+    if (akmcf->cache.shm_zone != NULL && !akmcf->enabled) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_cache\" requires \"apikey_redis\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (akmcf->redis.timeout == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -797,13 +820,28 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 
     ngx_time_update();
 
-    return ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis);
+    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_cache_sync_init(cycle, &akmcf->cache,
+                                           &akmcf->redis);
+}
+
+
+static char *
+ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_main_conf_t  *akmcf = conf;
+
+    return ngx_http_apikey_cache_directive(cf, &akmcf->cache);
 }
 
 
 static void
 ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_apikey_cache_sync_exit();
     ngx_http_apikey_redis_exit_worker();
     ngx_http_apikey_redis_batch_exit();
     ngx_http_apikey_sha256_free();

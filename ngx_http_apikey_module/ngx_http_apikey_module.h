@@ -14,6 +14,7 @@
 
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_key.h"
+#include "ngx_http_apikey_cache.h"
 
 
 #define NGX_HTTP_APIKEY_FAIL_CLOSED     0
@@ -73,6 +74,8 @@ typedef struct {
     ngx_http_request_t           *request;
     ngx_http_apikey_loc_conf_t   *conf;
     ngx_http_apikey_redis_item_t *item;
+    u_char                       *hash;          /* hex, with apikey_cache */
+    int64_t                       start;         /* us, before the check */
     ngx_table_elt_t              *header;        /* where the key came */
     ngx_str_t                     id;
     ngx_str_t                     org;
@@ -97,6 +100,7 @@ typedef struct {
 
 typedef struct {
     ngx_http_apikey_redis_conf_t   redis;
+    ngx_http_apikey_cache_conf_t   cache;
     ngx_flag_t                     enabled;   /* apikey_redis was given */
     ngx_flag_t                     used;      /* some location needs it */
 } ngx_http_apikey_main_conf_t;

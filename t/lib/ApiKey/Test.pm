@@ -585,8 +585,9 @@ sub create_key {
     $self->redis('HSET', "${ns}key:$id", @record);
     $self->redis('ZADD', "${ns}org:$org:keys", int($now * 1000), $id);
     $self->redis('HSET', "$ns\{$hash\}", @secret);
+    $self->redis('XADD', "${ns}changes", '*', 'h', $hash);
     my $r = $self->redis('EXEC');
-    die "create_key: EXEC failed\n" unless ref $r eq 'ARRAY' && @$r == 3;
+    die "create_key: EXEC failed\n" unless ref $r eq 'ARRAY' && @$r == 4;
 
     return { key => $raw, id => $id, hash => $hash, org => $org,
              prefix => substr($raw, 0, 8), namespace => $ns };
@@ -607,6 +608,7 @@ sub update_key {
 
     $v[$at{$_}] = $set{$_} for keys %set;
     $self->redis('HSET', $secret, 'g', join(' ', @v) . "\n$identity");
+    $self->redis('XADD', "$k->{namespace}changes", '*', 'h', $k->{hash});
 }
 
 

@@ -1,0 +1,806 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_cache.h"
+
+
+static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_uint_t ngx_http_apikey_cache_current(
+    ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_cache_sh_t *sh,
+    ngx_uint_t offline);
+static ngx_int_t ngx_http_apikey_cache_unhex(u_char *dst, u_char *src,
+    size_t len);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
+    ngx_http_apikey_cache_t *cache, u_char *hash);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_bucket(
+    ngx_http_apikey_cache_t *cache, ngx_http_apikey_cache_node_t *node);
+static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *node);
+static ngx_int_t ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn,
+    u_char *p, u_char *last);
+static void ngx_http_apikey_cache_rbtree_insert_value(
+    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+
+
+char *
+ngx_http_apikey_cache_directive(ngx_conf_t *cf,
+    ngx_http_apikey_cache_conf_t *ccf)
+{
+    u_char                   *p;
+    ssize_t                   size;
+    ngx_str_t                *value, name, s;
+    ngx_uint_t                i;
+    ngx_http_apikey_cache_t  *cache;
+
+    if (ccf->shm_zone != NULL) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    name.len = 0;
+    size = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+
+            name.data = value[i].data + 5;
+
+            p = (u_char *) ngx_strchr(name.data, ':');
+
+            if (p == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone size \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            name.len = p - name.data;
+
+            s.data = p + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            size = ngx_parse_size(&s);
+
+            if (size == NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid zone size \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            if (size < (ssize_t) (8 * ngx_pagesize)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "zone \"%V\" is too small", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_stale=", 10) == 0) {
+
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+
+            ccf->max_stale = ngx_parse_time(&s, 0);
+
+            if (ccf->max_stale == (ngx_msec_t) NGX_ERROR) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid max_stale \"%V\"", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must have \"zone\" parameter",
+                           &value[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    cache = ngx_pcalloc(cf->pool, sizeof(ngx_http_apikey_cache_t));
+    if (cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ccf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                          &ngx_http_apikey_module);
+    if (ccf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ccf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    cache->name = name;
+    cache->size = size;
+
+    ccf->shm_zone->init = ngx_http_apikey_cache_init_zone;
+    ccf->shm_zone->data = cache;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_apikey_cache_t  *ocache = data;
+
+    size_t                    len;
+    ngx_http_apikey_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    if (ocache) {
+
+        /* a reload that kept the zone keeps the replica and goes on */
+
+        cache->sh = ocache->sh;
+        cache->shpool = ocache->shpool;
+        return NGX_OK;
+    }
+
+    cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        cache->sh = cache->shpool->data;
+        return NGX_OK;
+    }
+
+    cache->sh = ngx_slab_alloc(cache->shpool,
+                               sizeof(ngx_http_apikey_cache_sh_t));
+    if (cache->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(cache->sh, sizeof(ngx_http_apikey_cache_sh_t));
+
+    cache->shpool->data = cache->sh;
+
+    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
+                    ngx_http_apikey_cache_rbtree_insert_value);
+
+    ngx_memcpy(cache->sh->last, "0-0", sizeof("0-0"));
+
+    /* a zone too small is reported once, by the load, not per record */
+
+    cache->shpool->log_nomem = 0;
+
+    len = sizeof(" in apikey_cache zone \"\"") + shm_zone->shm.name.len;
+
+    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
+    if (cache->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(cache->shpool->log_ctx, " in apikey_cache zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    return NGX_OK;
+}
+
+
+int64_t
+ngx_http_apikey_cache_now(void)
+{
+    struct timeval  tv;
+
+    ngx_gettimeofday(&tv);
+
+    return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+
+/*
+ * Whether the replica may answer: online only while it follows the change
+ * log (a full load done, none running, a reply within the last second);
+ * offline, with Redis unreachable, for max_stale after the last reply.
+ */
+
+static ngx_uint_t
+ngx_http_apikey_cache_current(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_sh_t *sh, ngx_uint_t offline)
+{
+    uint64_t     now;
+    ngx_time_t  *tp;
+
+    if (!sh->loaded) {
+        return 0;
+    }
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    if (offline) {
+        return now <= sh->synced + ccf->max_stale;
+    }
+
+    return !sh->loading && now <= sh->synced + NGX_HTTP_APIKEY_CACHE_FRESH;
+}
+
+
+ngx_int_t
+ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_pool_t *pool, u_char *hex, ngx_uint_t offline, ngx_uint_t *result,
+    ngx_str_t *g)
+{
+    u_char                        hash[32];
+    time_t                        now;
+    ngx_int_t                     rc;
+    ngx_http_apikey_cache_t      *cache;
+    ngx_http_apikey_cache_node_t *cn;
+
+    cache = ccf->shm_zone->data;
+
+    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    now = ngx_time();
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (!ngx_http_apikey_cache_current(ccf, cache->sh, offline)) {
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    cn = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (cn == NULL) {
+
+        /* unknown: for sure only if every key fitted the zone */
+
+        if (cache->sh->missing) {
+            rc = NGX_DECLINED;
+
+        } else {
+            *result = NGX_HTTP_APIKEY_INVALID;
+        }
+
+        goto done;
+    }
+
+    if (cn->grace && now >= cn->grace) {
+        *result = NGX_HTTP_APIKEY_INVALID;
+        goto done;
+    }
+
+    if (cn->revoked) {
+        *result = NGX_HTTP_APIKEY_REVOKED;
+
+    } else if (cn->exp && now >= cn->exp) {
+        *result = NGX_HTTP_APIKEY_EXPIRED;
+
+    } else {
+        *result = NGX_HTTP_APIKEY_OK;
+    }
+
+    g->len = cn->len;
+    g->data = ngx_pnalloc(pool, cn->len);
+
+    if (g->data == NULL) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    ngx_memcpy(g->data, cn->g, cn->len);
+
+done:
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+    ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead)
+{
+    u_char                         hash[32];
+    double                         step;
+    int64_t                        now, tat;
+    ngx_int_t                      rc;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_node_t  *cn, *b;
+
+    cache = ccf->shm_zone->data;
+
+    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (cn == NULL || cn->rate == 0 || cn->per == 0 || cn->burst == 0) {
+        goto done;
+    }
+
+    b = ngx_http_apikey_cache_bucket(cache, cn);
+
+    if (b == NULL) {
+        if (!offline) {
+            goto done;
+        }
+
+        b = cn;
+    }
+
+    /* the gate script's GCRA (ngx_http_apikey_gate.lua) on the local clock */
+
+    now = ngx_http_apikey_cache_now();
+    step = (double) cn->per * 1000000 / cn->rate;
+
+    tat = b->tat;
+
+    if (tat < now) {
+        tat = now;
+    }
+
+    if (tat - now > (cn->burst - 1) * step + 1) {
+        *limited = 1;
+        *ahead = tat - now;
+        rc = NGX_OK;
+        goto done;
+    }
+
+    if (!offline) {
+
+        /* a token may be there: only Redis can take it */
+
+        goto done;
+    }
+
+    tat = (int64_t) ((double) tat + step + 0.999999);
+
+    b->tat = tat;
+
+    *limited = 0;
+    *ahead = tat - now;
+    rc = NGX_OK;
+
+done:
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * The bucket Redis reported, as a time on the local clock: the check ran
+ * no earlier than the time given, so the bucket is at least this far
+ * ahead, and nothing but an admin change (which reloads the record) can
+ * bring it back: a bucket it shows empty is empty.
+ */
+
+void
+ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+    int64_t tat)
+{
+    u_char                         hash[32];
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_node_t  *cn, *b;
+
+    cache = ccf->shm_zone->data;
+
+    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
+        return;
+    }
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (cn != NULL) {
+        b = ngx_http_apikey_cache_bucket(cache, cn);
+
+        if (b != NULL && b->tat < tat) {
+            b->tat = tat;
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* the record holding a secret's bucket: its own, or its current secret's */
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_bucket(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *cn)
+{
+    if (!cn->has_c) {
+        return cn;
+    }
+
+    return ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
+}
+
+
+void
+ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache)
+{
+    ngx_http_apikey_cache_sh_t  *sh;
+
+    sh = cache->sh;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (sh->loaded) {
+        sh->reloads++;
+    }
+
+    sh->gen++;
+    sh->loading = 1;
+    sh->missing = 0;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/*
+ * A secret's record as Redis has it now: g empty for a secret that is
+ * gone.  Returns NGX_DECLINED when it did not fit the zone.
+ */
+
+ngx_int_t
+ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
+    ngx_str_t *g, ngx_str_t *c)
+{
+    u_char                         hash[32], chash[32];
+    size_t                         size;
+    ngx_int_t                      rc;
+    ngx_uint_t                     has_c;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *cn, *old;
+
+    if (hex->len != 64
+        || ngx_http_apikey_cache_unhex(hash, hex->data, 64) != NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    has_c = (c->len == 64
+             && ngx_http_apikey_cache_unhex(chash, c->data, 64) == NGX_OK);
+
+    sh = cache->sh;
+    rc = NGX_OK;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    old = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (g->len == 0 || g->len > 65535) {
+        goto remove;
+    }
+
+    size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
+           + (has_c ? 32 : 0);
+
+    cn = ngx_slab_alloc_locked(cache->shpool, size);
+
+    if (cn == NULL) {
+        sh->missing++;
+        rc = NGX_DECLINED;
+        goto remove;
+    }
+
+    ngx_memcpy(cn->hash, hash, 32);
+    ngx_memcpy(cn->g, g->data, g->len);
+    cn->len = (u_short) g->len;
+    cn->has_c = has_c;
+
+    if (has_c) {
+        ngx_memcpy(cn->g + cn->len, chash, 32);
+    }
+
+    if (ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
+        != NGX_OK)
+    {
+        ngx_slab_free_locked(cache->shpool, cn);
+        goto remove;
+    }
+
+    cn->gen = sh->gen;
+    cn->tat = 0;
+
+    /* the bucket goes on unless the limit changed (Redis refilled it) */
+
+    if (old != NULL && old->rate == cn->rate && old->per == cn->per
+        && old->burst == cn->burst)
+    {
+        cn->tat = old->tat;
+    }
+
+    if (old != NULL) {
+        ngx_http_apikey_cache_delete(cache, old);
+    }
+
+    ngx_memcpy(&cn->node.key, hash, sizeof(ngx_rbtree_key_t));
+
+    ngx_rbtree_insert(&sh->rbtree, &cn->node);
+
+    sh->keys++;
+    sh->bytes += size;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+
+remove:
+
+    if (old != NULL) {
+        ngx_http_apikey_cache_delete(cache, old);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * A load is complete: records it did not see are gone from Redis, and the
+ * change log is followed from where it stood when the load began.
+ */
+
+void
+ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
+    size_t len, ngx_log_t *log)
+{
+    size_t                         chunk, avg;
+    ngx_uint_t                     keys, missing, bytes;
+    ngx_rbtree_node_t             *node, *next, *root, *sentinel;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    sh = cache->sh;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    root = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel); node; node = next) {
+            next = ngx_rbtree_next(&sh->rbtree, node);
+
+            cn = (ngx_http_apikey_cache_node_t *) node;
+
+            if (cn->gen != sh->gen) {
+                ngx_http_apikey_cache_delete(cache, cn);
+            }
+        }
+    }
+
+    if (len >= NGX_HTTP_APIKEY_CACHE_ID_LEN) {
+        len = NGX_HTTP_APIKEY_CACHE_ID_LEN - 1;
+    }
+
+    ngx_memcpy(sh->last, last, len);
+    sh->last[len] = '\0';
+
+    sh->loaded = 1;
+    sh->loading = 0;
+
+    keys = sh->keys;
+    missing = sh->missing;
+    bytes = sh->bytes;
+
+    if (missing == 0 || sh->warned) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
+    sh->warned = 1;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    /* the slab allocator rounds a record up to a power of two */
+
+    avg = keys ? bytes / keys : 256;
+
+    for (chunk = 8; chunk < avg; chunk <<= 1) { /* void */ }
+
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "apikey_cache zone \"%V\" is too small: %ui of %ui keys "
+                  "did not fit and are checked in Redis; about %uzk is "
+                  "needed", &cache->name, missing, keys + missing,
+                  ((keys + missing) * chunk * 5 / 4 + 64 * 1024) / 1024);
+}
+
+
+static void
+ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *cn)
+{
+    ngx_http_apikey_cache_sh_t  *sh;
+
+    sh = cache->sh;
+
+    ngx_rbtree_delete(&sh->rbtree, &cn->node);
+
+    sh->keys--;
+    sh->bytes -= offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
+                 + (cn->has_c ? 32 : 0);
+
+    ngx_slab_free_locked(cache->shpool, cn);
+}
+
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_lookup(ngx_http_apikey_cache_t *cache, u_char *hash)
+{
+    ngx_int_t                      rc;
+    ngx_rbtree_key_t               key;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    ngx_memcpy(&key, hash, sizeof(ngx_rbtree_key_t));
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        cn = (ngx_http_apikey_cache_node_t *) node;
+
+        rc = ngx_memcmp(hash, cn->hash, 32);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_apikey_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t            **p;
+    ngx_http_apikey_cache_node_t  *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            cn = (ngx_http_apikey_cache_node_t *) node;
+            cnt = (ngx_http_apikey_cache_node_t *) temp;
+
+            p = (ngx_memcmp(cn->hash, cnt->hash, 32) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* "rev exp grace rate per burst env ...": the values the checks need */
+
+static ngx_int_t
+ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn, u_char *p,
+    u_char *last)
+{
+    u_char      *q;
+    ngx_int_t    n[6];
+    ngx_uint_t   i;
+
+    for (i = 0; i < 6; i++) {
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            return NGX_ERROR;
+        }
+
+        n[i] = ngx_atoi(p, q - p);
+        if (n[i] == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        p = q + 1;
+    }
+
+    if (n[0] > 1 || n[3] > 0xffffffff || n[4] > 0xffffffff
+        || n[5] > 0xffffffff)
+    {
+        return NGX_ERROR;
+    }
+
+    cn->revoked = (n[0] == 1);
+    cn->exp = (time_t) n[1];
+    cn->grace = (time_t) n[2];
+    cn->rate = (uint32_t) n[3];
+    cn->per = (uint32_t) n[4];
+    cn->burst = (uint32_t) n[5];
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_unhex(u_char *dst, u_char *src, size_t len)
+{
+    u_char  c, v;
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        c = src[i];
+
+        if (c >= '0' && c <= '9') {
+            v = c - '0';
+
+        } else if (c >= 'a' && c <= 'f') {
+            v = c - 'a' + 10;
+
+        } else {
+            return NGX_ERROR;
+        }
+
+        if (i & 1) {
+            dst[i / 2] |= v;
+
+        } else {
+            dst[i / 2] = v << 4;
+        }
+    }
+
+    return NGX_OK;
+}

@@ -1,0 +1,42 @@
+-- apikey_cache: one slice of the load of every secret's gate record into
+-- an nginx replica (docs/data-model.md, "The change log").
+--
+-- KEYS[1]  NS changes: the change log
+-- ARGV     ns, SCAN cursor ("0" to begin), most keys to look at
+--
+-- Returns {cursor, position, hash, g, c, hash, g, c, ...}: the cursor of
+-- the next slice ("0": done); on the first slice the id of the change
+-- log's newest entry ("0-0": none), from which the replica follows it
+-- once loaded (a change during the load is applied again then); per
+-- secret its hash, its "g" and the hash its "c" names ("" for none).
+-- A slice looks at a few hundred keys, so it holds Redis for about a
+-- millisecond.
+
+local ns = ARGV[1]
+local out = {'0', ''}
+
+if ARGV[2] == '0' then
+    local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+    out[2] = e[1] and e[1][1] or '0-0'
+end
+
+local r = redis.call('SCAN', ARGV[2], 'MATCH',
+                     string.gsub(ns, '[%*%?%[%]\\]', '\\%0') .. '{*}',
+                     'COUNT', ARGV[3])
+out[1] = r[1]
+
+for _, k in ipairs(r[2]) do
+    local h = string.sub(k, #ns + 2, -2)
+
+    if #k == #ns + 66 and not string.find(h, '[^0-9a-f]') then
+        local f = redis.call('HMGET', k, 'g', 'c')
+
+        if f[1] then
+            out[#out + 1] = h
+            out[#out + 1] = f[1]
+            out[#out + 1] = f[2] and string.match(f[2], '{(%x+)}$') or ''
+        end
+    end
+end
+
+return out

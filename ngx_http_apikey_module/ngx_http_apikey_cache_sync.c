@@ -1,0 +1,500 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_cache_scripts.h"
+
+
+/*
+ * The reader: one worker of the instance (the first) loads the replica
+ * from Redis in slices and then follows the change log, polling it
+ * every NGX_HTTP_APIKEY_CACHE_POLL ms with one short script call on the
+ * worker's gatekeeper connection.  Nothing here blocks: each step is a
+ * reply handler that arms the timer of the next.
+ */
+
+
+#define NGX_HTTP_APIKEY_CACHE_POLL      20
+#define NGX_HTTP_APIKEY_CACHE_SLICE     "400"     /* keys a load slice scans */
+#define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a poll reads */
+
+
+typedef struct {
+    ngx_http_apikey_cache_conf_t  *ccf;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_redis_conf_t  *rcf;
+    ngx_event_t                    timer;
+    ngx_http_apikey_redis_op_t    *op;
+    ngx_log_t                     *log;
+    ngx_str_t                      stream;
+    u_char                         cursor[NGX_INT64_LEN + 1];
+    u_char                         start[NGX_HTTP_APIKEY_CACHE_ID_LEN];
+    size_t                         start_len;
+    ngx_uint_t                     keys;
+    unsigned                       loading:1;
+    unsigned                       failed:1;
+} ngx_http_apikey_cache_reader_t;
+
+
+static void ngx_http_apikey_cache_step(ngx_event_t *ev);
+static void ngx_http_apikey_cache_loaded(void *data, redisReply *reply);
+static void ngx_http_apikey_cache_followed(void *data, redisReply *reply);
+static ngx_int_t ngx_http_apikey_cache_send(
+    ngx_http_apikey_cache_reader_t *rd, ngx_http_apikey_script_t *script,
+    u_char *arg, size_t len, const char *n,
+    ngx_http_apikey_redis_handler_pt handler);
+static ngx_int_t ngx_http_apikey_cache_records(
+    ngx_http_apikey_cache_reader_t *rd, redisReply *reply, ngx_uint_t *n);
+static ngx_uint_t ngx_http_apikey_cache_mine(
+    ngx_http_apikey_cache_reader_t *rd, u_char *last, size_t len);
+static void ngx_http_apikey_cache_failed(ngx_http_apikey_cache_reader_t *rd,
+    const char *what, redisReply *reply);
+static void ngx_http_apikey_cache_next(ngx_http_apikey_cache_reader_t *rd,
+    ngx_msec_t delay);
+
+
+static ngx_http_apikey_script_t  ngx_http_apikey_cache_load_script = {
+    ngx_string("cache load"),
+    { sizeof(ngx_http_apikey_cache_load_lua) - 1,
+      ngx_http_apikey_cache_load_lua },
+    { 0 }
+};
+
+static ngx_http_apikey_script_t  ngx_http_apikey_cache_follow_script = {
+    ngx_string("cache follow"),
+    { sizeof(ngx_http_apikey_cache_follow_lua) - 1,
+      ngx_http_apikey_cache_follow_lua },
+    { 0 }
+};
+
+
+static ngx_http_apikey_cache_reader_t  ngx_http_apikey_cache_reader;
+
+
+ngx_int_t
+ngx_http_apikey_cache_add_scripts(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf)
+{
+    if (ngx_http_apikey_redis_add_script(cf, rcf,
+                                         &ngx_http_apikey_cache_load_script)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_redis_add_script(cf, rcf,
+                                          &ngx_http_apikey_cache_follow_script);
+}
+
+
+ngx_int_t
+ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
+    ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_redis_conf_t *rcf)
+{
+    ngx_http_apikey_cache_t         *cache;
+    ngx_http_apikey_cache_reader_t  *rd;
+
+    if (ccf->shm_zone == NULL || ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    rd = &ngx_http_apikey_cache_reader;
+    cache = ccf->shm_zone->data;
+
+    rd->ccf = ccf;
+    rd->cache = cache;
+    rd->rcf = rcf;
+    rd->log = cycle->log;
+
+    rd->stream.len = rcf->ns.len + sizeof("changes") - 1;
+    rd->stream.data = ngx_pnalloc(cycle->pool, rd->stream.len);
+    if (rd->stream.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(rd->stream.data, rcf->ns.data, rcf->ns.len),
+               "changes", sizeof("changes") - 1);
+
+    /*
+     * this worker is the reader from now on: one of a previous
+     * configuration, still finishing its requests, no longer applies
+     * what it reads
+     */
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+    cache->sh->reader = ngx_pid;
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    rd->timer.handler = ngx_http_apikey_cache_step;
+    rd->timer.data = rd;
+    rd->timer.log = cycle->log;
+    rd->timer.cancelable = 1;
+
+    ngx_add_timer(&rd->timer, 1);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_apikey_cache_sync_exit(void)
+{
+    ngx_http_apikey_cache_reader_t  *rd;
+
+    rd = &ngx_http_apikey_cache_reader;
+
+    if (rd->timer.timer_set) {
+        ngx_del_timer(&rd->timer);
+    }
+
+    if (rd->op) {
+        ngx_http_apikey_redis_detach(rd->op);
+        rd->op = NULL;
+    }
+}
+
+
+static void
+ngx_http_apikey_cache_step(ngx_event_t *ev)
+{
+    ngx_http_apikey_cache_reader_t *rd = ev->data;
+
+    u_char                      last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
+    size_t                      len;
+    ngx_int_t                   rc;
+    ngx_uint_t                  loaded;
+    ngx_http_apikey_cache_t    *cache;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate || rd->op) {
+        return;
+    }
+
+    cache = rd->cache;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (cache->sh->reader != ngx_pid) {
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
+    loaded = cache->sh->loaded && !cache->sh->loading;
+    len = ngx_strlen(cache->sh->last);
+    ngx_memcpy(last, cache->sh->last, len);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    if (!loaded || rd->loading) {
+
+        if (!rd->loading) {
+            ngx_http_apikey_cache_begin_load(cache);
+
+            rd->loading = 1;
+            rd->keys = 0;
+            rd->cursor[0] = '0';
+            rd->cursor[1] = '\0';
+
+            ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                          "apikey_cache zone \"%V\": loading",
+                          &cache->name);
+        }
+
+        rc = ngx_http_apikey_cache_send(rd, &ngx_http_apikey_cache_load_script,
+                                        rd->cursor, ngx_strlen(rd->cursor),
+                                        NGX_HTTP_APIKEY_CACHE_SLICE,
+                                        ngx_http_apikey_cache_loaded);
+
+    } else {
+        rc = ngx_http_apikey_cache_send(rd,
+                                        &ngx_http_apikey_cache_follow_script,
+                                        last, len,
+                                        NGX_HTTP_APIKEY_CACHE_ENTRIES,
+                                        ngx_http_apikey_cache_followed);
+    }
+
+    if (rc != NGX_OK) {
+
+        /* Redis is known down: try again later, from the start of a load */
+
+        rd->loading = 0;
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_apikey_cache_send(ngx_http_apikey_cache_reader_t *rd,
+    ngx_http_apikey_script_t *script, u_char *arg, size_t len,
+    const char *n, ngx_http_apikey_redis_handler_pt handler)
+{
+    ngx_str_t  args[4];
+
+    args[0] = rd->stream;
+    args[1] = rd->rcf->ns;
+    args[2].data = arg;
+    args[2].len = len;
+    args[3].data = (u_char *) n;
+    args[3].len = ngx_strlen(n);
+
+    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, script,
+                                      1, 4, args, rd->rcf->timeout, handler,
+                                      rd, rd->log, &rd->op);
+}
+
+
+static void
+ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
+{
+    ngx_http_apikey_cache_reader_t *rd = data;
+
+    size_t       len;
+    ngx_uint_t   n;
+    redisReply  *e;
+
+    rd->op = NULL;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len > NGX_INT64_LEN
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        /* begin again: a SCAN cursor means nothing on another server */
+
+        ngx_http_apikey_cache_failed(rd, "load", reply);
+        rd->loading = 0;
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        return;
+    }
+
+    rd->failed = 0;
+
+    e = reply->element[1];
+
+    if (rd->cursor[0] == '0' && rd->cursor[1] == '\0') {
+        len = ngx_min(e->len, NGX_HTTP_APIKEY_CACHE_ID_LEN - 1);
+        ngx_memcpy(rd->start, e->str, len);
+        rd->start_len = len;
+    }
+
+    if (ngx_http_apikey_cache_records(rd, reply, &n) != NGX_OK) {
+        rd->loading = 0;
+        return;
+    }
+
+    rd->keys += n;
+
+    e = reply->element[0];
+
+    ngx_memcpy(rd->cursor, e->str, e->len);
+    rd->cursor[e->len] = '\0';
+
+    if (!(e->len == 1 && e->str[0] == '0')) {
+        ngx_http_apikey_cache_next(rd, 1);
+        return;
+    }
+
+    rd->loading = 0;
+
+    ngx_http_apikey_cache_end_load(rd->cache, rd->start, rd->start_len,
+                                   rd->log);
+
+    (void) ngx_http_apikey_cache_mine(rd, NULL, 0);
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "apikey_cache zone \"%V\": %ui keys loaded, following "
+                  "the change log from %*s", &rd->cache->name, rd->keys,
+                  rd->start_len, rd->start);
+
+    ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+}
+
+
+static void
+ngx_http_apikey_cache_followed(void *data, redisReply *reply)
+{
+    ngx_http_apikey_cache_reader_t *rd = data;
+
+    ngx_uint_t   n;
+    redisReply  *e;
+
+    rd->op = NULL;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 1
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && reply->element[0]->len == 3
+        && ngx_strncmp(reply->element[0]->str, "gap", 3) == 0)
+    {
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "apikey_cache zone \"%V\": the change log has a gap "
+                      "(trimmed, or a new Redis), reloading",
+                      &rd->cache->name);
+
+        rd->loading = 0;
+
+        ngx_shmtx_lock(&rd->cache->shpool->mutex);
+        rd->cache->sh->loading = 1;
+        ngx_shmtx_unlock(&rd->cache->shpool->mutex);
+
+        ngx_http_apikey_cache_next(rd, 1);
+        return;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_http_apikey_cache_failed(rd, "follow", reply);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        return;
+    }
+
+    rd->failed = 0;
+
+    if (ngx_http_apikey_cache_records(rd, reply, &n) != NGX_OK) {
+        return;
+    }
+
+    e = reply->element[1];
+
+    if (!ngx_http_apikey_cache_mine(rd, (u_char *) e->str, e->len)) {
+        return;
+    }
+
+    /* a full read: more entries may wait */
+
+    ngx_http_apikey_cache_next(rd, n ? 1 : NGX_HTTP_APIKEY_CACHE_POLL);
+}
+
+
+/*
+ * Applies the (hash, g, c) triples after the first two elements; stops
+ * (NGX_DECLINED) when another worker has become the reader.
+ */
+
+static ngx_int_t
+ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
+    redisReply *reply, ngx_uint_t *n)
+{
+    ngx_str_t     hex, g, c;
+    ngx_uint_t    i;
+    redisReply  **e;
+
+    e = reply->element;
+    *n = 0;
+
+    if (!ngx_http_apikey_cache_mine(rd, NULL, 0)) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 2; i + 2 < reply->elements; i += 3) {
+
+        if (e[i]->type != REDIS_REPLY_STRING
+            || e[i + 1]->type != REDIS_REPLY_STRING
+            || e[i + 2]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        hex.data = (u_char *) e[i]->str;
+        hex.len = e[i]->len;
+        g.data = (u_char *) e[i + 1]->str;
+        g.len = e[i + 1]->len;
+        c.data = (u_char *) e[i + 2]->str;
+        c.len = e[i + 2]->len;
+
+        (void) ngx_http_apikey_cache_apply(rd->cache, &hex, &g, &c);
+
+        (*n)++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether this worker is still the reader; if so, marks the replica in
+ * step with Redis now, at the position given (NULL: unchanged).
+ */
+
+static ngx_uint_t
+ngx_http_apikey_cache_mine(ngx_http_apikey_cache_reader_t *rd, u_char *last,
+    size_t len)
+{
+    ngx_uint_t                   mine;
+    ngx_time_t                  *tp;
+    ngx_http_apikey_cache_sh_t  *sh;
+
+    sh = rd->cache->sh;
+
+    ngx_shmtx_lock(&rd->cache->shpool->mutex);
+
+    mine = (sh->reader == ngx_pid);
+
+    if (mine) {
+        tp = ngx_timeofday();
+        sh->synced = (uint64_t) tp->sec * 1000 + tp->msec;
+
+        if (last != NULL && len < NGX_HTTP_APIKEY_CACHE_ID_LEN) {
+            ngx_memcpy(sh->last, last, len);
+            sh->last[len] = '\0';
+        }
+    }
+
+    ngx_shmtx_unlock(&rd->cache->shpool->mutex);
+
+    return mine;
+}
+
+
+static void
+ngx_http_apikey_cache_failed(ngx_http_apikey_cache_reader_t *rd,
+    const char *what, redisReply *reply)
+{
+    if (rd->failed) {
+        return;
+    }
+
+    rd->failed = 1;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "apikey_cache zone \"%V\": %s failed: %*s",
+                      &rd->cache->name, what, (size_t) reply->len,
+                      reply->str);
+        return;
+    }
+
+    if (reply != NULL) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "apikey_cache zone \"%V\": unexpected reply to %s",
+                      &rd->cache->name, what);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                  "apikey_cache zone \"%V\": %s failed: redis unreachable, "
+                  "answering from the replica for max_stale",
+                  &rd->cache->name, what);
+}
+
+
+static void
+ngx_http_apikey_cache_next(ngx_http_apikey_cache_reader_t *rd,
+    ngx_msec_t delay)
+{
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    ngx_add_timer(&rd->timer, delay);
+}
