@@ -2,31 +2,19 @@
 -- change log (docs/data-model.md, "The change log").
 --
 -- KEYS[1]  NS changes
--- ARGV     ns, the id of the last entry applied ("0-0": the log was
---          empty at the load), most entries to read
+-- ARGV     ns, the id of the last entry applied, most entries to read
 --
 -- Returns {"gap"} when the log cannot be followed from there: the entry
 -- is no longer in it (trimmed away, or a new log after Redis restarted
--- empty or a failover lost it), or, from "0-0", entries were removed.
+-- empty or a failover lost it).
 -- Else {"ok", position, hash, g, c, ...}: the new position, and the
 -- current gate record of every secret the entries name ("" for a secret
 -- that is gone), as the load gives them.
 
 local ns, last = ARGV[1], ARGV[2]
 
-if last ~= '0-0' then
-    if #redis.call('XRANGE', KEYS[1], last, last) == 0 then
-        return {'gap'}
-    end
-
-elseif redis.call('EXISTS', KEYS[1]) == 1 then
-    local info = redis.call('XINFO', 'STREAM', KEYS[1])
-
-    for i = 1, #info, 2 do
-        if info[i] == 'max-deleted-entry-id' and info[i + 1] ~= '0-0' then
-            return {'gap'}
-        end
-    end
+if #redis.call('XRANGE', KEYS[1], last, last) == 0 then
+    return {'gap'}
 end
 
 local out = {'ok', last}
@@ -36,10 +24,10 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. last, '+',
                               'COUNT', ARGV[3])) do
     out[2] = e[1]
 
-    for i = 2, #e[2], 2 do
-        local h = e[2][i]
+    for i = 1, #e[2], 2 do
+        local h = e[2][i + 1]
 
-        if not seen[h] then
+        if e[2][i] == 'h' and not seen[h] then
             seen[h] = true
 
             local f = redis.call('HMGET', ns .. '{' .. h .. '}', 'g', 'c')

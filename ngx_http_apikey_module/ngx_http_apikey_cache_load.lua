@@ -6,7 +6,7 @@
 --
 -- Returns {cursor, position, hash, g, c, hash, g, c, ...}: the cursor of
 -- the next slice ("0": done); on the first slice the id of the change
--- log's newest entry ("0-0": none), from which the replica follows it
+-- log's newest entry, from which the replica follows it
 -- once loaded (a change during the load is applied again then); per
 -- secret its hash, its "g" and the hash its "c" names ("" for none).
 -- A slice looks at a few hundred keys, so it holds Redis for about a
@@ -15,9 +15,14 @@
 local ns = ARGV[1]
 local out = {'0', ''}
 
+-- the position is an entry that exists: an empty log gets one, which
+-- the followers skip, so that a trim or a new log past it shows
+
 if ARGV[2] == '0' then
     local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-    out[2] = e[1] and e[1][1] or '0-0'
+    out[2] = e[1] and e[1][1]
+             or redis.call('XADD', KEYS[1], 'MAXLEN', '~', 100000, '*',
+                           'load', '1')
 end
 
 local r = redis.call('SCAN', ARGV[2], 'MATCH',

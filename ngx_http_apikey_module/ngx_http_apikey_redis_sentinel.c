@@ -12,8 +12,11 @@
 
 
 /*
- * Redis Sentinel, per worker: asks the configured Sentinels in turn for
- * the primary's address (SENTINEL get-master-addr-by-name), and keeps a
+ * Redis Sentinel, per worker: asks every configured Sentinel in turn
+ * for the primary (SENTINEL MASTER) and follows the one that knows the
+ * latest failover (the highest config-epoch): a Sentinel that has not
+ * yet heard of a failover still names the old primary, which, restarted,
+ * says it is a primary until the Sentinels convert it.  It keeps a
  * subscription to one of them for +switch-master.  Every call is made on
  * hiredis's async API driven by nginx's events, with nginx timers for the
  * timeouts, like the connection to the primary itself.
@@ -31,6 +34,12 @@ typedef struct {
     ngx_uint_t                         asked;     /* the Sentinel it asks */
     ngx_uint_t                         good;      /* the last that answered */
     ngx_event_t                        timer;
+
+    u_char                             host[NGX_SOCKADDR_STRLEN + 1];
+    size_t                             hlen;      /* 0: no answer yet */
+    in_port_t                          port;
+    int64_t                            epoch;
+    ngx_uint_t                         best;
 
     redisAsyncContext                 *sub;       /* +switch-master */
     ngx_uint_t                         subbed;
@@ -143,6 +152,8 @@ ngx_http_apikey_sentinel_discover(void)
         return;
     }
 
+    st->hlen = 0;
+
     ngx_http_apikey_sentinel_ask(0);
 }
 
@@ -159,7 +170,22 @@ ngx_http_apikey_sentinel_ask(ngx_uint_t n)
     st = &ngx_http_apikey_sentinel;
 
     if (n == st->conf->sentinels->nelts) {
-        ngx_http_apikey_redis_primary(NULL, 0, 0);
+
+        /* every Sentinel asked: the latest primary any of them knows */
+
+        if (st->hlen == 0) {
+            ngx_http_apikey_redis_primary(NULL, 0, 0);
+            return;
+        }
+
+        st->good = st->best;
+
+        if (st->sub == NULL && !st->resubscribe.timer_set) {
+            st->subbed = st->good;
+            ngx_http_apikey_sentinel_subscribe(&st->resubscribe);
+        }
+
+        ngx_http_apikey_redis_primary(st->host, st->hlen, st->port);
         return;
     }
 
@@ -178,8 +204,8 @@ ngx_http_apikey_sentinel_ask(ngx_uint_t n)
 
     argv[0] = "SENTINEL";
     argvlen[0] = sizeof("SENTINEL") - 1;
-    argv[1] = "get-master-addr-by-name";
-    argvlen[1] = sizeof("get-master-addr-by-name") - 1;
+    argv[1] = "MASTER";
+    argvlen[1] = sizeof("MASTER") - 1;
     argv[2] = (const char *) st->conf->sentinel_name.data;
     argvlen[2] = st->conf->sentinel_name.len;
 
@@ -217,10 +243,10 @@ static void
 ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
     void *privdata)
 {
-    u_char                       host[NGX_SOCKADDR_STRLEN + 1];
-    size_t                       hlen;
+    int64_t                      epoch;
     in_port_t                    port;
-    redisReply                  *rr;
+    ngx_uint_t                   i;
+    redisReply                  *rr, *f, *v, *ip, *pt;
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
@@ -240,30 +266,56 @@ ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
         return;
     }
 
-    if (rr->type != REDIS_REPLY_ARRAY
-        || rr->elements != 2
-        || rr->element[0]->type != REDIS_REPLY_STRING
-        || rr->element[1]->type != REDIS_REPLY_STRING
-        || rr->element[0]->len > NGX_SOCKADDR_STRLEN)
+    /* SENTINEL MASTER: field, value, field, value ... */
+
+    ip = NULL;
+    pt = NULL;
+    epoch = -1;
+
+    for (i = 0; rr->type == REDIS_REPLY_ARRAY && i + 1 < rr->elements;
+         i += 2)
     {
+        f = rr->element[i];
+        v = rr->element[i + 1];
+
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (f->len == 2 && ngx_strncmp(f->str, "ip", 2) == 0) {
+            ip = v;
+
+        } else if (f->len == 4 && ngx_strncmp(f->str, "port", 4) == 0) {
+            pt = v;
+
+        } else if (f->len == 12
+                   && ngx_strncmp(f->str, "config-epoch", 12) == 0)
+        {
+            epoch = ngx_atoi((u_char *) v->str, v->len);
+        }
+    }
+
+    if (ip == NULL || pt == NULL || ip->len > NGX_SOCKADDR_STRLEN) {
         ngx_http_apikey_sentinel_next(rr->type == REDIS_REPLY_ERROR
                                       ? rr->str : "no primary of that name");
         return;
     }
 
-    hlen = rr->element[0]->len;
-    ngx_memcpy(host, rr->element[0]->str, hlen);
-    host[hlen] = '\0';
-
-    port = (in_port_t) ngx_atoi((u_char *) rr->element[1]->str,
-                                rr->element[1]->len);
+    port = (in_port_t) ngx_atoi((u_char *) pt->str, pt->len);
 
     if (port == 0 || port == (in_port_t) NGX_ERROR) {
         ngx_http_apikey_sentinel_next("a bad port");
         return;
     }
 
-    st->good = (st->good + st->asked) % st->conf->sentinels->nelts;
+    if (st->hlen == 0 || epoch > st->epoch) {
+        ngx_memcpy(st->host, ip->str, ip->len);
+        st->host[ip->len] = '\0';
+        st->hlen = ip->len;
+        st->port = port;
+        st->epoch = epoch;
+        st->best = (st->good + st->asked) % st->conf->sentinels->nelts;
+    }
 
     if (st->timer.timer_set) {
         ngx_del_timer(&st->timer);
@@ -272,12 +324,7 @@ ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
     st->ask = NULL;
     redisAsyncFree(ac);
 
-    if (st->sub == NULL && !st->resubscribe.timer_set) {
-        st->subbed = st->good;
-        ngx_http_apikey_sentinel_subscribe(&st->resubscribe);
-    }
-
-    ngx_http_apikey_redis_primary(host, hlen, port);
+    ngx_http_apikey_sentinel_ask(st->asked + 1);
 }
 
 
