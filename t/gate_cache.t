@@ -118,32 +118,46 @@ ok(abs(($again[-1][1]{'ratelimit-reset'} // -9)
    'RateLimit-Reset within a second of it');
 
 ###############################################################################
-# revoke through A, then B refuses: p99 over 100 revocations
+# revoke through A, then B refuses: p99 over 100 revocations.  B checks a
+# key its replica holds valid in Redis, so a revocation shows at once; a
+# restore shows once B's replica has followed the change log: that is
+# the replica's lag, measured too
 
-my (@lag, $late);
+my (@revoke, @restore, $late);
+
+sub lag {
+    my ($key, $want) = @_;
+    my $t0 = time;
+    my $done = wait_for(5, sub { (gate($pb, $key))[0] == $want });
+    return $done ? time - $t0 : 5;
+}
 
 for my $i (1 .. 100) {
     my $key = $adm->create('acme', name => "lag $i", rate_limit => undef);
 
-    my $ok = wait_for(5, sub { (gate($pb, $key->{key}))[0] == 200 });
-    $late++ unless $ok;
+    wait_for(5, sub { (gate($pb, $key->{key}))[0] == 200 }) or $late++;
 
-    my $r = $adm->post("orgs/acme/keys/$key->{id}/revoke", undef);
-    my $t0 = time;
+    $adm->post("orgs/acme/keys/$key->{id}/revoke", undef);
+    push @revoke, lag($key->{key}, 401);
 
-    my $done = wait_for(5, sub { (gate($pb, $key->{key}))[0] == 401 });
-    push @lag, $done ? time - $t0 : 5;
+    sleep 0.1;
+
+    $adm->post("orgs/acme/keys/$key->{id}/restore", undef);
+    push @restore, lag($key->{key}, 200);
 }
 
-@lag = sort { $a <=> $b } @lag;
-my $p99 = $lag[98];
-my $p50 = $lag[49];
+@revoke = sort { $a <=> $b } @revoke;
+@restore = sort { $a <=> $b } @restore;
 
 ok(!$late, 'each new key passed at B');
-ok($lag[-1] < 1, 'every revocation was refused at B within 1 s')
-    or diag("worst $lag[-1] s");
-note(sprintf 'revocation seen at B: p50 %.1f ms, p99 %.1f ms, max %.1f ms',
-             $p50 * 1000, $p99 * 1000, $lag[-1] * 1000);
+ok($revoke[98] <= 0.1, 'revocations refused at B within 100 ms at p99')
+    or diag("p99 $revoke[98] s");
+ok($restore[-1] < 1, 'every restore seen at B within 1 s')
+    or diag("worst $restore[-1] s");
+note(sprintf 'revocation at B: p50 %.1f ms, p99 %.1f ms; replica lag '
+             . '(restore): p50 %.1f ms, p99 %.1f ms, max %.1f ms',
+             map { $_ * 1000 } $revoke[49], $revoke[98], $restore[49],
+                               $restore[98], $restore[-1]);
 
 ###############################################################################
 # the change log trimmed past the reader: B reloads
