@@ -20,6 +20,8 @@ static ngx_int_t ngx_http_apikey_metrics_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_http_apikey_metrics_handler(ngx_http_request_t *r);
 static u_char *ngx_http_apikey_metrics_family(u_char *p, const char *name,
     const char *type, const char *help);
+static u_char *ngx_http_apikey_metrics_replica(ngx_http_request_t *r,
+    u_char *p, ngx_http_apikey_metrics_t *m);
 static u_char *ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
     ngx_atomic_t *buckets, ngx_uint_t n, const char **le, ngx_atomic_uint_t sum,
     ngx_uint_t micro);
@@ -214,7 +216,7 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b = ngx_create_temp_buf(r->pool, 4096 + NGX_HTTP_APIKEY_M_ROUTES
+    b = ngx_create_temp_buf(r->pool, 6144 + NGX_HTTP_APIKEY_M_ROUTES
                                             * NGX_HTTP_APIKEY_M_STATUSES * 96);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -294,6 +296,8 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
                          NGX_HTTP_APIKEY_M_BATCH, ngx_http_apikey_batch_le,
                          m->batch_checks, 0);
 
+    p = ngx_http_apikey_metrics_replica(r, p, m);
+
     p = ngx_http_apikey_metrics_family(p, "apikey_admin_requests_total",
                          "counter",
                          "Admin API requests, by operation and status.");
@@ -332,6 +336,79 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
     ngx_str_set(&type, "text/plain; version=0.0.4; charset=utf-8");
 
     return ngx_http_apikey_send_buf(r, NGX_HTTP_OK, &type, b);
+}
+
+
+/* apikey_cache: the instance's replica, when there is one */
+
+static u_char *
+ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
+    ngx_http_apikey_metrics_t *m)
+{
+    uint64_t                      now, synced;
+    ngx_uint_t                    keys, bytes, missing, reloads, loaded;
+    ngx_time_t                   *tp;
+    ngx_http_apikey_cache_t      *cache;
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    if (akmcf->cache.shm_zone == NULL) {
+        return p;
+    }
+
+    cache = akmcf->cache.shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    keys = cache->sh->keys;
+    bytes = cache->sh->bytes;
+    missing = cache->sh->missing;
+    reloads = cache->sh->reloads;
+    loaded = cache->sh->loaded;
+    synced = cache->sh->synced;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_keys", "gauge",
+                         "Secrets held by the apikey_cache replica.");
+    p = ngx_sprintf(p, "apikey_replica_keys %ui\n", keys);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_bytes", "gauge",
+                         "Bytes of the records the replica holds.");
+    p = ngx_sprintf(p, "apikey_replica_bytes %ui\n", bytes);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_missing_keys",
+                         "gauge",
+                         "Secrets that did not fit the zone, checked in "
+                         "Redis.");
+    p = ngx_sprintf(p, "apikey_replica_missing_keys %ui\n", missing);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_lag_seconds",
+                         "gauge",
+                         "Time since the replica last heard from Redis "
+                         "(-1 before the first load).");
+    p = loaded
+        ? ngx_sprintf(p, "apikey_replica_lag_seconds %uL.%03uL\n",
+                      (now > synced ? now - synced : 0) / 1000,
+                      (now > synced ? now - synced : 0) % 1000)
+        : ngx_sprintf(p, "apikey_replica_lag_seconds -1\n");
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_reloads_total",
+                         "counter",
+                         "Reloads of the replica after a gap in the change "
+                         "log.");
+    p = ngx_sprintf(p, "apikey_replica_reloads_total %ui\n", reloads);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_hits_total",
+                         "counter",
+                         "Checks the replica answered without Redis.");
+    p = ngx_sprintf(p, "apikey_replica_hits_total %uA\n", m->replica_hits);
+
+    return p;
 }
 
 
