@@ -254,7 +254,7 @@
 
         m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)/.exec(iso);
 
-        return m ? m[1] + ' ' + m[2] + ' UTC' : iso;
+        return m ? m[1] + ' ' + m[2] : iso;
     }
 
 
@@ -360,7 +360,13 @@
     }
 
 
+    /* the raw key leaves the page before its dialog is shut */
+
     function closeDialog(d) {
+        if (d.id === 'secret-dialog') {
+            wipeSecret();
+        }
+
         if (d.open) {
             d.close();
         }
@@ -608,11 +614,11 @@
             el('td', { 'data-label': 'Rate limit', 'class': 'nowrap',
                        text: rateText(k.rate_limit) }),
             el('td', { 'data-label': 'Status' }, statusNode(k.status)),
-            el('td', { 'data-label': 'Created', 'class': 'nowrap' },
+            el('td', { 'data-label': 'Created (UTC)', 'class': 'nowrap' },
                timeCell(k.created_at, '')),
-            el('td', { 'data-label': 'Last used', 'class': 'nowrap' },
+            el('td', { 'data-label': 'Last used (UTC)', 'class': 'nowrap' },
                timeCell(k.last_used_at, 'never')),
-            el('td', { 'data-label': 'Expires', 'class': 'nowrap' },
+            el('td', { 'data-label': 'Expires (UTC)', 'class': 'nowrap' },
                timeCell(k.expires_at, 'never')));
     }
 
@@ -661,7 +667,7 @@
 
             events.forEach(function (e) {
                 body.appendChild(el('tr', null,
-                    el('td', { 'data-label': 'When', 'class': 'nowrap' },
+                    el('td', { 'data-label': 'When (UTC)', 'class': 'nowrap' },
                        timeCell(e.at, '')),
                     el('td', { 'data-label': 'Actor', text: e.actor }),
                     el('td', { 'data-label': 'Action', text: e.action }),
@@ -938,7 +944,7 @@
 
     function showKey(k) {
         state.key = k;
-        state.granularity = 'hour';
+        setGranularity('hour');
         fillKey(k);
         openDialog($('key-dialog'), $('key-edit'));
         loadUsage();
@@ -957,12 +963,12 @@
                                             text: 'none' })],
             ['Scopes', scopesNode(k.scopes)],
             ['Rate limit', rateText(k.rate_limit)],
-            ['Created', el('span', null, timeCell(k.created_at, ''),
-                           ' by ' + k.created_by)],
-            ['Updated', timeCell(k.updated_at, '')],
-            ['Last used', timeCell(k.last_used_at, 'never')],
-            ['Expires', timeCell(k.expires_at, 'never')],
-            ['Revoked', timeCell(k.revoked_at, 'no')]
+            ['Created (UTC)', el('span', null, timeCell(k.created_at, ''),
+                                 ' by ' + k.created_by)],
+            ['Updated (UTC)', timeCell(k.updated_at, '')],
+            ['Last used (UTC)', timeCell(k.last_used_at, 'never')],
+            ['Expires (UTC)', timeCell(k.expires_at, 'never')],
+            ['Revoked (UTC)', timeCell(k.revoked_at, 'no')]
         ];
 
         say('key-title', k.name);
@@ -1090,7 +1096,7 @@
                                        + nk.prefix + '\u2026).', raw,
                                        until ? 'The previous key keeps '
                                                + 'working until '
-                                               + when(until) + '.'
+                                               + when(until) + ' UTC.'
                                              : 'The previous key no '
                                                + 'longer works.');
                             raw = null;
@@ -1142,7 +1148,7 @@
         $('edit-rate-burst').value = rl ? rl.burst : '';
 
         $('edit-expiry-kind').options[0].textContent = 'Keep as it is ('
-            + (k.expires_at ? when(k.expires_at) : 'never') + ')';
+            + (k.expires_at ? when(k.expires_at) + ' UTC' : 'never') + ')';
 
         syncRate('edit');
         syncExpiry('edit');
@@ -1219,7 +1225,6 @@
         state.granularity = g;
         $('usage-hour').setAttribute('aria-pressed', String(g === 'hour'));
         $('usage-day').setAttribute('aria-pressed', String(g === 'day'));
-        loadUsage();
     }
 
 
@@ -1346,7 +1351,7 @@
             var g = svg('g', {});
 
             g.appendChild(svg('title', {
-                text: (when(b.at) || b.at) + ': allowed ' + b.allowed
+                text: (when(b.at) || b.at) + ' UTC: allowed ' + b.allowed
                       + ', rate limited ' + b.rate_limited + ', refused '
                       + b.refused
             }));
@@ -1460,9 +1465,11 @@
         $('key-delete').addEventListener('click', onDelete);
         $('usage-hour').addEventListener('click', function () {
             setGranularity('hour');
+            loadUsage();
         });
         $('usage-day').addEventListener('click', function () {
             setGranularity('day');
+            loadUsage();
         });
 
         Array.prototype.forEach.call(dialogs, function (d) {
@@ -1472,6 +1479,14 @@
                         closeDialog(d);
                     });
                 });
+
+            /* Escape: "cancel" comes before the dialog is shut */
+
+            d.addEventListener('cancel', function () {
+                if (d.id === 'secret-dialog') {
+                    wipeSecret();
+                }
+            });
 
             d.addEventListener('close', function () {
                 if (d.id === 'secret-dialog') {
