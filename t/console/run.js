@@ -144,11 +144,21 @@ async function run(browser) {
 
     const text = (sel) => page.$eval(sel, (e) => e.textContent.trim());
     const isOpen = (id) => page.$eval('#' + id, (d) => d.open);
-    const active = () => page.evaluate(() => {
-        const a = document.activeElement;
-        return a ? (a.id || a.getAttribute('data-key-id')
-                    || a.textContent.trim()) : null;
-    });
+    /* focus may move in a "close" event, a task after the dialog shut */
+
+    const focusIs = async (want) => {
+        try {
+            await page.waitForFunction((w) => {
+                const a = document.activeElement;
+                return a && (a.id || a.getAttribute('data-key-id')
+                             || a.textContent.trim()) === w;
+            }, { timeout: WAIT }, want);
+            return true;
+
+        } catch (e) {
+            return false;
+        }
+    };
 
     const waitOpen = (id) => page.waitForSelector('#' + id + '[open]');
     const waitClosed = (id) => page.waitForFunction(
@@ -232,7 +242,7 @@ async function run(browser) {
               /You will not see it again/.test(
                   await text('#secret-warning')));
         check(title + ': the dialog has the focus on the key',
-              (await active()) === 'secret-value');
+              await focusIs('secret-value'));
         return raw;
     }
 
@@ -296,7 +306,7 @@ async function run(browser) {
     await page.keyboard.press('Enter');
     await waitOpen('create-dialog');
     check('the create dialog has the focus on its name field',
-          (await active()) === 'create-name');
+          await focusIs('create-name'));
 
     await page.keyboard.type('console key');
     await page.type('#create-description', 'made by t/console.t');
@@ -330,7 +340,7 @@ async function run(browser) {
 
     await closeSecret();
     await nowhere(raw1, 'after the create dialog closed');
-    check('focus is back on "New key"', (await active()) === 'new-key');
+    check('focus is back on "New key"', await focusIs('new-key'));
 
     check('the gate lets the new key through (200)',
           (await gate(raw1)) === 200);
@@ -358,7 +368,7 @@ async function run(browser) {
 
     await openKey(id);
     check('the key dialog has the focus on its first action',
-          (await active()) === 'key-edit');
+          await focusIs('key-edit'));
 
     await page.waitForSelector('#usage-chart[data-state]');
 
@@ -417,7 +427,7 @@ async function run(browser) {
     await page.keyboard.press('Escape');
     await waitClosed('edit-dialog');
     check('Escape closes the edit dialog, focus back on "Edit"',
-          (await active()) === 'key-edit');
+          await focusIs('key-edit'));
 
     /* rotate with grace: the new key is shown once */
 
@@ -465,7 +475,7 @@ async function run(browser) {
     await page.click('#key-delete');
     await waitOpen('confirm-dialog');
     check('the delete confirmation has the focus on Cancel',
-          (await active()) === 'Cancel');
+          await focusIs('Cancel'));
     await confirm('Delete');
     await waitClosed('key-dialog');
     await waitInfo(/ 0 keys/);
@@ -675,7 +685,7 @@ async function run(browser) {
     await page.keyboard.press('Escape');
     await waitClosed('key-dialog');
     check('Escape closes it and the focus is back on the key',
-          (await active()) === made[5].id);
+          await focusIs(made[5].id));
 
     /* a key with usage: the chart is SVG made by the script */
 
