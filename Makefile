@@ -19,10 +19,11 @@ KEYTOOL   := $(BUILD)/apikey-key
 CFLAGS_M  := -g -O2 -fPIC -Wall -Wextra -Werror -Wno-unused-parameter
 SOURCES   := config $(wildcard ngx_http_apikey_module/*.[ch] \
                ngx_http_apikey_module/*.lua admin/*.[ch] admin/*.lua \
-               admin/*.lua.in)
+               admin/*.lua.in admin/console/*)
 PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
              libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
-             perl curl wrk procps python3 redis-sentinel prometheus
+             perl curl wrk procps python3 redis-sentinel prometheus \
+             chromium
 
 CHECK_PACKAGES := clang libclang-rt-14-dev dpkg-dev
 
@@ -48,10 +49,11 @@ deps check-deps:
 # nginx's configure runs from its own tree: configure a private copy of
 # Debian's nginx-dev sources with the flags Debian's nginx was built with.
 # The Lua scripts (and admin/*.lua.in, the library config puts in front
-# of the admin scripts) become a header at configure time, so they count
-# here.
+# of the admin scripts) and the console's files become headers at
+# configure time, so they count here.
 
-$(BUILD)/nginx/objs/Makefile: $(filter config %.lua %.lua.in,$(SOURCES)) \
+$(BUILD)/nginx/objs/Makefile: $(filter config %.lua %.lua.in admin/console/%,\
+                                        $(SOURCES)) \
                               $(NGX_SRC)/conf_flags
 	rm -rf $(BUILD)/nginx
 	mkdir -p $(BUILD)

@@ -105,6 +105,16 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
 
+    /* the console's files take no token: they come before the API */
+
+    if (alcf->console) {
+        rc = ngx_http_apikey_admin_console_handler(r);
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_admin_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

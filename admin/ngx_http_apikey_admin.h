@@ -80,6 +80,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                      enable;
+    ngx_flag_t                      console;
     ngx_array_t                    *tokens;    /* of the token file */
     ngx_str_t                       prefix;
     ngx_array_t                    *environments;
@@ -165,6 +166,14 @@ typedef struct {
 
 ngx_int_t ngx_http_apikey_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_apikey_admin_log_handler(ngx_http_request_t *r);
+
+
+/*
+ * ngx_http_apikey_admin_console.c: the web console's files; NGX_DECLINED
+ * for a path that is none of them
+ */
+
+ngx_int_t ngx_http_apikey_admin_console_handler(ngx_http_request_t *r);
 
 
 /* ngx_http_apikey_admin_reply.c: errors and replies, shared validators */

@@ -38,6 +38,8 @@ static char *ngx_http_apikey_admin_check_prefix(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_apikey_admin_check_ttl(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_apikey_admin_check_console(ngx_conf_t *cf, void *post,
+    void *data);
 
 
 static ngx_conf_post_handler_pt  ngx_http_apikey_admin_prefix_post =
@@ -45,6 +47,9 @@ static ngx_conf_post_handler_pt  ngx_http_apikey_admin_prefix_post =
 
 static ngx_conf_post_handler_pt  ngx_http_apikey_admin_ttl_post =
     ngx_http_apikey_admin_check_ttl;
+
+static ngx_conf_post_handler_pt  ngx_http_apikey_admin_console_post =
+    ngx_http_apikey_admin_check_console;
 
 static ngx_conf_num_bounds_t  ngx_http_apikey_admin_max_keys_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000000
@@ -59,6 +64,13 @@ static ngx_command_t  ngx_http_apikey_admin_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("apikey_admin_console"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_apikey_admin_loc_conf_t, console),
+      &ngx_http_apikey_admin_console_post },
 
     { ngx_string("apikey_admin_tokens"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -212,6 +224,7 @@ ngx_http_apikey_admin_create_loc_conf(ngx_conf_t *cf)
      *     conf->prefix = { 0, NULL };
      */
 
+    conf->console = NGX_CONF_UNSET;
     conf->tokens = NGX_CONF_UNSET_PTR;
     conf->environments = NGX_CONF_UNSET_PTR;
     conf->rate = NGX_CONF_UNSET_UINT;
@@ -232,6 +245,7 @@ ngx_http_apikey_admin_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_apikey_admin_loc_conf_t *prev = parent;
     ngx_http_apikey_admin_loc_conf_t *conf = child;
 
+    ngx_conf_merge_value(conf->console, prev->console, 0);
     ngx_conf_merge_ptr_value(conf->tokens, prev->tokens, NULL);
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "ak");
     ngx_conf_merge_ptr_value(conf->environments, prev->environments,
@@ -251,6 +265,16 @@ ngx_http_apikey_admin_merge_loc_conf(ngx_conf_t *cf, void *parent,
     }
 
     if (!conf->enable) {
+
+        /* a location inside the admin one serves neither */
+
+        if (conf->console && conf->console != prev->console) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"apikey_admin_console\" requires "
+                               "\"apikey_admin\"");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 
@@ -685,6 +709,30 @@ ngx_http_apikey_admin_check_ttl(ngx_conf_t *cf, void *post, void *data)
 
     if (*tp <= 0 || *tp > NGX_HTTP_APIKEY_ADMIN_TTL_MAX) {
         return "must be from 1s to 100y";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the console's files are found under the location's own path */
+
+static char *
+ngx_http_apikey_admin_check_console(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_flag_t  *fp = data;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (*fp && (clcf->exact_match || clcf->named || clcf->noname
+#if (NGX_PCRE)
+                || clcf->regex
+#endif
+                ))
+    {
+        return "needs a prefix location";
     }
 
     return NGX_CONF_OK;

@@ -93,7 +93,8 @@ build() {
     local stamp=$check/configured f
 
     for f in "$top/config" "$top"/ngx_http_apikey_module/*.lua \
-             "$top"/admin/*.lua "$top"/admin/*.lua.in "$0"
+             "$top"/admin/*.lua "$top"/admin/*.lua.in "$top"/admin/console/* \
+             "$0"
     do
         [ -f "$stamp" ] && [ "$f" -nt "$stamp" ] && rm -f "$stamp"
     done

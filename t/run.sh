@@ -78,9 +78,11 @@ http {
             proxy_pass http://127.0.0.1:$bport/;
         }
 
-        # the admin API: bearer tokens from run/admin-tokens
+        # the admin API: bearer tokens from run/admin-tokens; the web
+        # console at /admin/ itself
         location /admin/ {
             apikey_admin;
+            apikey_admin_console on;
             apikey_admin_tokens $dir/admin-tokens;
         }
     }
@@ -107,6 +109,8 @@ cat <<TXT
 
 Redis on 127.0.0.1:$rport (AOF in run/), nginx on $base.
 Admin token (printed once; its hash is in run/admin-tokens): $token
+
+Web console: $base/admin/  (paste the token, organization acme)
 
 A session to paste:
 

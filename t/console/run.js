@@ -1,0 +1,790 @@
+'use strict';
+
+/*
+ * Drives the web console in headless Chromium (puppeteer-core from
+ * t/node_modules) against a running nginx, as t/console.t starts it.
+ * Writes one JSON object per line on stdout: {"ok": bool, "name": ...,
+ * "diag": ...} per check, {"secret": raw} for each raw key it saw (the
+ * Perl side looks for them in the logs), {"done": true} at the end.
+ *
+ *   CONSOLE_URL     the console, e.g. http://127.0.0.1:PORT/admin/
+ *   CONSOLE_TOKEN   an admin token for every organization
+ *   CONSOLE_GATE    a gatekept location, e.g. http://127.0.0.1:PORT/api/
+ *   CONSOLE_SHOTS   where the screenshots go
+ *   CHROMIUM        the browser (default /usr/bin/chromium)
+ *   CONSOLE_WAIT    the bound of every wait, in ms (default 15000)
+ */
+
+const fs = require('fs');
+const http = require('http');
+const path = require('path');
+const puppeteer = require('puppeteer-core');
+
+const URL_ = process.env.CONSOLE_URL;
+const TOKEN = process.env.CONSOLE_TOKEN;
+const GATE = process.env.CONSOLE_GATE;
+const SHOTS = process.env.CONSOLE_SHOTS;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = Number(process.env.CONSOLE_WAIT || 15000);
+
+const ORG = 'acme';
+const DEMO = 'demo';
+const XSS = '<img src=x onerror=alert(1)>';
+
+let failed = 0;
+const secrets = [];
+
+
+function out(obj) {
+    process.stdout.write(JSON.stringify(obj) + '\n');
+}
+
+
+function check(name, cond, diag) {
+    if (!cond) {
+        failed++;
+    }
+
+    out({ ok: !!cond, name: name, diag: cond ? undefined : diag });
+    return !!cond;
+}
+
+
+function secret(raw) {
+    secrets.push(raw);
+    out({ secret: raw });
+}
+
+
+/* a request to the gatekept location with a key: its status */
+
+function gate(key) {
+    return new Promise((resolve) => {
+        const req = http.get(GATE, { headers: { 'X-API-Key': key },
+                                     timeout: WAIT }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+        });
+
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', (e) => resolve('error: ' + e.message));
+    });
+}
+
+
+/* the admin API from here, to set up data the test does not click */
+
+async function api(method, rel, body) {
+    const res = await fetch(new URL(rel, URL_), {
+        method: method,
+        headers: Object.assign({ Authorization: 'Bearer ' + TOKEN },
+                               body ? { 'Content-Type': 'application/json' }
+                                    : {}),
+        body: body ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(WAIT)
+    });
+    const text = await res.text();
+
+    if (!res.ok) {
+        throw new Error(method + ' ' + rel + ': ' + res.status + ' ' + text);
+    }
+
+    return text ? JSON.parse(text) : null;
+}
+
+
+async function main() {
+    const browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        timeout: WAIT,
+        protocolTimeout: WAIT * 2,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+               '--no-first-run', '--no-default-browser-check',
+               '--disable-extensions', '--disable-sync',
+               '--disable-background-networking', '--lang=en-US']
+    });
+
+    try {
+        await run(browser);
+
+    } finally {
+        await browser.close();
+    }
+}
+
+
+async function run(browser) {
+    const page = await browser.newPage();
+    const alerts = [];
+    const pageErrors = [];
+
+    page.setDefaultTimeout(WAIT);
+    await page.setViewport({ width: 1280, height: 860 });
+
+    await browser.defaultBrowserContext().overridePermissions(
+        new URL(URL_).origin, ['clipboard-read', 'clipboard-write',
+                               'clipboard-sanitized-write']);
+
+    page.on('dialog', async (d) => {
+        alerts.push(d.type() + ': ' + d.message());
+        await d.dismiss();
+    });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+
+    /* every CSP violation the page sees, from the first script on */
+
+    await page.evaluateOnNewDocument(() => {
+        window.__csp = [];
+        document.addEventListener('securitypolicyviolation', (e) => {
+            window.__csp.push({ directive: e.violatedDirective,
+                                blocked: e.blockedURI, sample: e.sample });
+        });
+    });
+
+    const text = (sel) => page.$eval(sel, (e) => e.textContent.trim());
+    const isOpen = (id) => page.$eval('#' + id, (d) => d.open);
+    /* focus may move in a "close" event, a task after the dialog shut */
+
+    const focusIs = async (want) => {
+        try {
+            await page.waitForFunction((w) => {
+                const a = document.activeElement;
+                return a && (a.id || a.getAttribute('data-key-id')
+                             || a.textContent.trim()) === w;
+            }, { timeout: WAIT }, want);
+            return true;
+
+        } catch (e) {
+            return false;
+        }
+    };
+
+    const waitOpen = (id) => page.waitForSelector('#' + id + '[open]');
+    const waitClosed = (id) => page.waitForFunction(
+        (i) => !document.getElementById(i).open, {}, id);
+
+    /* the page's info line once a list has loaded */
+
+    const waitInfo = (re) => page.waitForFunction(
+        (src) => new RegExp(src).test(
+            document.getElementById('page-info').textContent),
+        {}, re.source);
+
+    const rowNames = () => page.$$eval('#keys-body tr td:first-child',
+        (tds) => tds.map((td) => td.textContent));
+
+    const rowStatus = (id) => page.$eval(
+        '#keys-body tr[data-key-id="' + id + '"] .badge',
+        (b) => b.textContent);
+
+    /* no raw key in the document, in form values, or in storage */
+
+    async function nowhere(raw, when) {
+        const found = await page.evaluate((r) => {
+            const where = [];
+            const values = Array.from(document.querySelectorAll(
+                'input, textarea, output')).map((e) => e.value);
+            const store = (s) => Array.from({ length: s.length },
+                (_, i) => s.key(i) + '=' + s.getItem(s.key(i))).join('\n');
+
+            if (document.documentElement.outerHTML.includes(r)) {
+                where.push('document');
+            }
+
+            if (document.body.innerText.includes(r)) {
+                where.push('visible text');
+            }
+
+            if (values.some((v) => v && v.includes(r))) {
+                where.push('a form value');
+            }
+
+            if (store(localStorage).includes(r)) {
+                where.push('localStorage');
+            }
+
+            if (store(sessionStorage).includes(r)) {
+                where.push('sessionStorage');
+            }
+
+            return where;
+        }, raw);
+
+        check('the raw key is nowhere in the page ' + when,
+              found.length === 0, 'found in: ' + found.join(', '));
+    }
+
+    async function openKey(id) {
+        await page.click('#keys-body button[data-key-id="' + id + '"]');
+        await waitOpen('key-dialog');
+    }
+
+    async function confirm(okText) {
+        await waitOpen('confirm-dialog');
+        check('the confirmation names its action',
+              (await text('#confirm-ok')) === okText);
+        await page.click('#confirm-ok');
+        await waitClosed('confirm-dialog');
+    }
+
+    async function readSecret(title) {
+        await waitOpen('secret-dialog');
+        await page.waitForFunction(() =>
+            document.getElementById('secret-value').textContent.length > 0);
+
+        const raw = await text('#secret-value');
+
+        secret(raw);
+        check(title + ': the dialog shows a raw key of the right shape',
+              /^ak_[0-9A-Za-z]{49}$/.test(raw), raw.length + ' characters');
+        check(title + ': the dialog says it is shown once',
+              /You will not see it again/.test(
+                  await text('#secret-warning')));
+        check(title + ': the dialog has the focus on the key',
+              await focusIs('secret-value'));
+        return raw;
+    }
+
+    async function closeSecret() {
+        await page.click('#secret-done');
+        await waitClosed('secret-dialog');
+    }
+
+    /* -------------------------------------------------------------- */
+    /* the page and its headers */
+
+    const resp = await page.goto(URL_, { waitUntil: 'load' });
+    const csp = resp.headers()['content-security-policy'] || '';
+
+    check('the console loads (200)', resp.status() === 200, resp.status());
+    check('the page carries the strict CSP',
+          /default-src 'none'/.test(csp) && /script-src 'self'/.test(csp)
+          && !/unsafe-inline/.test(csp), csp);
+
+    await page.waitForSelector('#login:not([hidden])');
+    check('without a token the console asks for one',
+          await page.$eval('#app', (e) => e.hidden));
+
+    /* a wrong token: the API's detail is shown */
+
+    await page.type('#login-org', ORG);
+    await page.type('#token', 'not-a-token');
+    await page.click('#login-form button[type="submit"]');
+    await page.waitForFunction(() =>
+        document.getElementById('login-error').textContent.length > 0);
+
+    const loginError = await text('#login-error');
+
+    check('a refused token shows the problem detail',
+          /a valid admin bearer token is required/.test(loginError),
+          loginError);
+
+    /* the token, typed with the keyboard */
+
+    await page.focus('#token');
+    await page.keyboard.type(TOKEN);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#app:not([hidden])');
+    await waitInfo(/0 keys/);
+
+    check('the console opens on the organization',
+          /acme/.test(await text('#keys-heading')));
+
+    const storage = await page.evaluate(() => ({
+        session: sessionStorage.getItem('apikey-console-token'),
+        local: localStorage.length
+    }));
+
+    check('the token is kept in sessionStorage', storage.session === TOKEN);
+    check('nothing is kept in localStorage', storage.local === 0);
+
+    /* -------------------------------------------------------------- */
+    /* create, with the keyboard from "New key" */
+
+    await page.focus('#new-key');
+    await page.keyboard.press('Enter');
+    await waitOpen('create-dialog');
+    check('the create dialog has the focus on its name field',
+          await focusIs('create-name'));
+
+    await page.keyboard.type('console key');
+    await page.type('#create-description', 'made by t/console.t');
+    await page.type('#create-environment', 'production');
+    await page.type('#create-scopes', 'content:read, content:purge');
+    await page.select('#create-rate-kind', 'custom');
+    await page.$eval('#create-rate-n', (e) => { e.value = ''; });
+    await page.type('#create-rate-n', '10');
+    await page.type('#create-rate-burst', '20');
+    await page.select('#create-expiry-kind', 'days');
+    await page.$eval('#create-expiry-days', (e) => { e.value = ''; });
+    await page.type('#create-expiry-days', '30');
+
+    if (SHOTS) {
+        await page.screenshot({ path: path.join(SHOTS, 'create-dialog.png') });
+    }
+
+    await page.click('#create-form button[type="submit"]');
+
+    const raw1 = await readSecret('create');
+
+    await page.click('#copy-secret');
+    await page.waitForFunction(() => /Copied|Selected/.test(
+        document.getElementById('copy-status').textContent));
+
+    const clip = await page.evaluate(() =>
+        navigator.clipboard.readText().catch((e) => 'error: ' + e));
+
+    check('"Copy key" puts the key on the clipboard', clip === raw1,
+          clip && clip.slice(0, 12));
+
+    await closeSecret();
+    await nowhere(raw1, 'after the create dialog closed');
+    check('focus is back on "New key"', await focusIs('new-key'));
+
+    check('the gate lets the new key through (200)',
+          (await gate(raw1)) === 200);
+
+    await page.waitForFunction((n) => Array.from(
+        document.querySelectorAll('#keys-body button[data-key-id]'))
+        .some((b) => b.textContent === n), {}, 'console key');
+
+    const id = await page.$eval('#keys-body tr', (tr) =>
+        tr.getAttribute('data-key-id'));
+    const cells = await page.$eval('#keys-body tr', (tr) =>
+        Array.from(tr.cells).map((c) => c.textContent.trim()));
+
+    check('the table shows name, prefix, environment, scopes, rate, status',
+          cells[0] === 'console key' && cells[1] === raw1.slice(0, 8) + '\u2026'
+          && cells[2] === 'production'
+          && /content:read/.test(cells[3]) && /content:purge/.test(cells[3])
+          && cells[4] === '10r/s, burst 20' && cells[5] === 'active'
+          && /^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(cells[6])
+          && /^\d{4}-\d\d-\d\d \d\d:\d\d$/.test(cells[8]),
+          JSON.stringify(cells));
+
+    /* -------------------------------------------------------------- */
+    /* the key dialog: usage, edit */
+
+    await openKey(id);
+    check('the key dialog has the focus on its first action',
+          await focusIs('key-edit'));
+
+    await page.waitForSelector('#usage-chart[data-state]');
+
+    const usage = await page.$eval('#usage-chart', (e) =>
+        e.getAttribute('data-state'));
+    const usageText = await text('#usage-status');
+
+    if (usage === 'unavailable') {
+        check('without a usage route the dialog says "usage not available"',
+              /^Usage not available/.test(usageText), usageText);
+
+    } else {
+        check('the usage chart is drawn with SVG',
+              usage === 'empty' || await page.$('#usage-chart svg rect')
+                                   !== null, usage + ': ' + usageText);
+    }
+
+    await page.click('#usage-day');
+    await page.waitForFunction(() => document.getElementById('usage-day')
+        .getAttribute('aria-pressed') === 'true');
+
+    await page.click('#key-edit');
+    await waitOpen('edit-dialog');
+    await page.$eval('#edit-name', (e) => { e.value = ''; });
+    await page.type('#edit-name', 'console key (edited)');
+    await page.$eval('#edit-scopes', (e) => { e.value = ''; });
+    await page.type('#edit-scopes', 'content:read');
+    await page.$eval('#edit-rate-n', (e) => { e.value = ''; });
+    await page.type('#edit-rate-n', '7');
+    await page.click('#edit-form button[type="submit"]');
+    await waitClosed('edit-dialog');
+    await page.waitForFunction(() => document.getElementById('key-title')
+        .textContent === 'console key (edited)');
+
+    const edited = await api('GET', 'orgs/' + ORG + '/keys/' + id);
+
+    check('edit changes name, scopes and rate through the API',
+          edited.name === 'console key (edited)'
+          && edited.scopes.join() === 'content:read'
+          && edited.rate_limit.rate === '7r/s'
+          && edited.description === 'made by t/console.t',
+          JSON.stringify(edited));
+
+    /* an API error is shown with its detail */
+
+    await page.click('#key-edit');
+    await waitOpen('edit-dialog');
+    await page.$eval('#edit-scopes', (e) => { e.value = ''; });
+    await page.type('#edit-scopes', 'Not A Scope');
+    await page.click('#edit-form button[type="submit"]');
+    await page.waitForFunction(() =>
+        document.getElementById('edit-error').textContent.length > 0);
+    check('a refused edit shows the API\'s detail',
+          /scopes must be/.test(await text('#edit-error')),
+          await text('#edit-error'));
+    await page.keyboard.press('Escape');
+    await waitClosed('edit-dialog');
+    check('Escape closes the edit dialog, focus back on "Edit"',
+          await focusIs('key-edit'));
+
+    /* rotate with grace: the new key is shown once */
+
+    await page.click('#key-rotate');
+    await waitOpen('confirm-dialog');
+    check('the rotate confirmation offers a grace period',
+          await page.$eval('#confirm-grace', (e) => !e.hidden));
+    await page.select('#grace', '0');
+    await confirm('Rotate');
+
+    const raw2 = await readSecret('rotate');
+
+    check('rotation shows a new key', raw2 !== raw1);
+    await closeSecret();
+    await nowhere(raw2, 'after the rotate dialog closed');
+    await nowhere(raw1, 'after the rotation');
+
+    check('after rotation without grace the old key is refused (401)',
+          (await gate(raw1)) === 401);
+    check('and the new key passes (200)', (await gate(raw2)) === 200);
+
+    /* revoke, restore */
+
+    await page.click('#key-revoke');
+    await confirm('Revoke');
+    await page.waitForSelector('#key-restore:not([hidden])');
+    check('after revoke the gate refuses the key (401)',
+          (await gate(raw2)) === 401);
+    await page.waitForFunction((i) => {
+        const b = document.querySelector('#keys-body tr[data-key-id="' + i
+                                         + '"] .badge');
+        return b && b.textContent === 'revoked';
+    }, {}, id);
+    check('the table shows the key revoked',
+          (await rowStatus(id)) === 'revoked');
+
+    await page.click('#key-restore');
+    await confirm('Restore');
+    await page.waitForSelector('#key-revoke:not([hidden])');
+    check('after restore the gate lets the key through (200)',
+          (await gate(raw2)) === 200);
+
+    /* delete: the confirmation starts on "Cancel" */
+
+    await page.click('#key-delete');
+    await waitOpen('confirm-dialog');
+    check('the delete confirmation has the focus on Cancel',
+          await focusIs('Cancel'));
+    await confirm('Delete');
+    await waitClosed('key-dialog');
+    await waitInfo(/ 0 keys/);
+    check('after delete the gate refuses the key (401)',
+          (await gate(raw2)) === 401);
+    check('after delete the key is gone from the table',
+          (await page.$('#keys-body tr[data-key-id="' + id + '"]')) === null);
+
+    /* -------------------------------------------------------------- */
+    /* a name that is HTML stays text */
+
+    await page.click('#new-key');
+    await waitOpen('create-dialog');
+    await page.type('#create-name', XSS);
+    await page.click('#create-form button[type="submit"]');
+    await readSecret('create of a key named like HTML');
+    await closeSecret();
+    await waitInfo(/ 1 key$/);
+
+    const xss = await page.$eval('#keys-body tr', (tr) => ({
+        text: tr.cells[0].textContent,
+        imgs: tr.querySelectorAll('img').length
+    }));
+
+    check('a key named ' + XSS + ' is shown as text',
+          xss.text === XSS && xss.imgs === 0, JSON.stringify(xss));
+
+    /* the event log */
+
+    await page.click('#tab-events');
+    await page.waitForSelector('#events-view:not([hidden])');
+    await page.waitForFunction(() =>
+        document.querySelectorAll('#events-body tr').length > 0);
+
+    const actions = await page.$$eval('#events-body tr td:nth-child(3)',
+        (tds) => tds.map((td) => td.textContent));
+
+    check('the event log lists every change, newest first',
+          actions.join(' ') === 'created deleted restored revoked rotated '
+                                + 'updated created',
+          actions.join(' '));
+
+    await page.click('#tab-keys');
+    await page.waitForSelector('#keys-view:not([hidden])');
+
+    /* -------------------------------------------------------------- */
+    /* search, filters and pages over 45 keys */
+
+    for (let i = 1; i <= 45; i++) {
+        await api('POST', 'orgs/' + ORG + '/keys', {
+            name: 'paging key ' + String(i).padStart(2, '0'),
+            environment: i <= 5 ? 'preview' : 'production'
+        }).then((k) => secret(k.key));
+    }
+
+    const seven = await api('GET', 'orgs/' + ORG
+                            + '/keys?search=paging%20key%2007');
+
+    await api('POST', 'orgs/' + ORG + '/keys/' + seven.data[0].id
+              + '/revoke');
+
+    await page.type('#search', 'paging');
+    await page.keyboard.press('Enter');
+    await waitInfo(/^Page 1 of 3 \u00b7 45 keys$/);
+
+    let names = await rowNames();
+
+    check('search: page 1 has 20 keys, newest first',
+          names.length === 20 && names[0] === 'paging key 45'
+          && names[19] === 'paging key 26', names.join(', '));
+    check('"Previous page" is disabled on page 1',
+          await page.$eval('#prev', (b) => b.disabled));
+
+    await page.click('#next');
+    await waitInfo(/^Page 2 of 3/);
+    names = await rowNames();
+    check('page 2: keys 25 to 06', names.length === 20
+          && names[0] === 'paging key 25' && names[19] === 'paging key 06',
+          names.join(', '));
+
+    await page.click('#next');
+    await waitInfo(/^Page 3 of 3/);
+    names = await rowNames();
+    check('page 3: the last 5 keys', names.join() === ['05', '04', '03', '02',
+          '01'].map((n) => 'paging key ' + n).join(), names.join(', '));
+    check('"Next page" is disabled on the last page',
+          await page.$eval('#next', (b) => b.disabled));
+
+    await page.click('#prev');
+    await waitInfo(/^Page 2 of 3/);
+    check('"Previous page" goes back', (await rowNames())[0]
+          === 'paging key 25');
+
+    await page.select('#status-filter', 'revoked');
+    await waitInfo(/^Page 1 of 1 \u00b7 1 key$/);
+    check('status filter: the one revoked key',
+          (await rowNames()).join() === 'paging key 07');
+
+    await page.select('#status-filter', '');
+    await page.select('#env-filter', 'preview');
+    await waitInfo(/^Page 1 of 1 \u00b7 5 keys$/);
+    check('environment filter: the 5 preview keys',
+          (await rowNames()).length === 5);
+
+    await page.select('#env-filter', '');
+    await page.$eval('#search', (e) => { e.value = ''; });
+    await page.focus('#search');
+    await page.keyboard.press('Enter');
+    await waitInfo(/46 keys$/);
+
+    /* -------------------------------------------------------------- */
+    /* the CSP: injected inline script and handlers do not run */
+
+    await page.evaluate(() => {
+        const s = document.createElement('script');
+        const d = document.createElement('div');
+
+        s.textContent = 'window.__inline = 1;';
+        document.body.appendChild(s);
+
+        d.id = 'injected';
+        d.innerHTML = '<img src="data:," onerror="window.__handler = 1">'
+                      + '<img src="x" onerror="window.__handler = 1">';
+        document.body.appendChild(d);
+    });
+
+    await page.waitForFunction(() => window.__csp.filter((v) =>
+        /^script-src/.test(v.directive)).length >= 2);
+
+    const injected = await page.evaluate(() => ({
+        inline: window.__inline, handler: window.__handler,
+        csp: window.__csp
+    }));
+
+    check('an injected inline script does not run', !injected.inline);
+    check('an injected inline event handler does not run',
+          !injected.handler);
+    check('the CSP reports the inline script as a violation',
+          injected.csp.some((v) => /^script-src/.test(v.directive)
+                                   && v.blocked === 'inline'),
+          JSON.stringify(injected.csp));
+
+    await page.evaluate(() => document.getElementById('injected').remove());
+
+    /* -------------------------------------------------------------- */
+    /* a table for the screenshots, in its own organization */
+
+    const demo = [
+        { name: 'WordPress purge plugin', scopes: ['content:read',
+          'content:purge'], rate_limit: { rate: '10r/s', burst: 20 },
+          description: 'purges the CDN on publish', expires_in: 7776000 },
+        { name: 'Mobile app (iOS)', scopes: ['content:read'] },
+        { name: 'Partner feed: Northwind', environment: 'preview',
+          scopes: ['feed:read'], rate_limit: { rate: '120r/m' } },
+        { name: 'CI deploy bot', scopes: ['deploy:write'],
+          rate_limit: null },
+        { name: 'Old reporting job', scopes: ['reports:read'] },
+        { name: 'Search indexer', scopes: ['content:read', 'search:write'],
+          rate_limit: { rate: '50r/s', burst: 100 } }
+    ];
+    const made = [];
+
+    for (const k of demo) {
+        const r = await api('POST', 'orgs/' + DEMO + '/keys', k);
+        secret(r.key);
+        made.push(r);
+    }
+
+    await gate(made[1].key);
+    await gate(made[5].key);
+    await api('POST', 'orgs/' + DEMO + '/keys/' + made[4].id + '/revoke');
+
+    await page.$eval('#org', (e) => { e.value = ''; });
+    await page.type('#org', DEMO);
+    await page.keyboard.press('Enter');
+    await waitInfo(/6 keys$/);
+    check('the organization picker switches to another organization',
+          /demo/.test(await text('#keys-heading')));
+    check('and remembers it in sessionStorage', (await page.evaluate(() =>
+          sessionStorage.getItem('apikey-console-org'))) === DEMO);
+
+    await page.evaluate(() => { document.getElementById('notice')
+                                .textContent = ''; });
+
+    if (SHOTS) {
+        await page.screenshot({ path: path.join(SHOTS, 'keys-table.png') });
+    }
+
+    /* keyboard only: Tab to a key, Enter opens it, Escape goes back */
+
+    await page.focus('#new-key');
+
+    let reached = null;
+
+    for (let i = 0; i < 12 && !reached; i++) {
+        await page.keyboard.press('Tab');
+        reached = await page.evaluate(() =>
+            document.activeElement.getAttribute('data-key-id'));
+    }
+
+    check('Tab reaches the first key of the table', reached === made[5].id,
+          reached);
+    await page.keyboard.press('Enter');
+    await waitOpen('key-dialog');
+    check('Enter opens the key', (await text('#key-title'))
+          === 'Search indexer');
+    await page.keyboard.press('Escape');
+    await waitClosed('key-dialog');
+    check('Escape closes it and the focus is back on the key',
+          await focusIs(made[5].id));
+
+    /* a key with usage: the chart is SVG made by the script */
+
+    await openKey(made[0].id);
+    await page.waitForSelector('#usage-chart[data-state="chart"]');
+
+    const chart = await page.evaluate(() => ({
+        bars: document.querySelectorAll('#usage-chart svg rect').length,
+        legend: Array.from(document.querySelectorAll('#usage-chart li'))
+            .map((li) => li.textContent),
+        label: document.querySelector('#usage-chart svg')
+            .getAttribute('role')
+    }));
+
+    check('the usage chart draws a bar for each bucket and count',
+          chart.bars >= 24 && chart.label === 'img', JSON.stringify(chart));
+    check('the chart\'s legend gives the totals',
+          /^Allowed: \d+$/.test(chart.legend[0])
+          && /^Rate limited: \d+$/.test(chart.legend[1])
+          && /^Refused: \d+$/.test(chart.legend[2]),
+          chart.legend.join('; '));
+
+    if (SHOTS) {
+        await page.screenshot({ path: path.join(SHOTS, 'key-dialog.png') });
+    }
+
+    await page.keyboard.press('Escape');
+    await waitClosed('key-dialog');
+
+    /* phone width: no sideways scrolling, rows become cards */
+
+    await page.setViewport({ width: 390, height: 844, isMobile: true,
+                             hasTouch: true });
+    await page.waitForFunction(() => window.innerWidth === 390);
+
+    const phone = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        width: window.innerWidth,
+        row: getComputedStyle(document.querySelector('#keys-body tr'))
+             .display
+    }));
+
+    check('at phone width nothing scrolls sideways',
+          phone.scroll <= phone.width, JSON.stringify(phone));
+    check('at phone width each key is a card', phone.row === 'block',
+          phone.row);
+
+    if (SHOTS) {
+        await page.screenshot({ path: path.join(SHOTS, 'keys-phone.png') });
+    }
+
+    await page.setViewport({ width: 1280, height: 860 });
+
+    /* -------------------------------------------------------------- */
+    /* forget the token */
+
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])');
+    check('"Forget token" removes it from sessionStorage',
+          (await page.evaluate(() =>
+              sessionStorage.getItem('apikey-console-token'))) === null);
+
+    for (const raw of secrets) {
+        const seen = await page.evaluate((r) =>
+            document.documentElement.outerHTML.includes(r)
+            || JSON.stringify(sessionStorage).includes(r)
+            || JSON.stringify(localStorage).includes(r), raw);
+
+        if (seen) {
+            check('no raw key left in the page or storage', false,
+                  raw.slice(0, 8));
+        }
+    }
+
+    check('no alert or other JavaScript dialog fired', alerts.length === 0,
+          alerts.join('; '));
+    check('no uncaught JavaScript error', pageErrors.length === 0,
+          pageErrors.join('; '));
+}
+
+
+const deadline = setTimeout(() => {
+    check('the browser test finished in time', false,
+          'still running after ' + (WAIT * 20) + ' ms');
+    process.exit(1);
+}, WAIT * 20);
+
+main().then(() => {
+    clearTimeout(deadline);
+    out({ done: true, failed: failed });
+    process.exit(failed ? 1 : 0);
+
+}, (e) => {
+    clearTimeout(deadline);
+    check('the browser test ran to its end', false,
+          String(e && e.stack || e));
+    process.exit(1);
+});
+
+if (SHOTS) {
+    fs.mkdirSync(SHOTS, { recursive: true });
+}
