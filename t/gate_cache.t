@@ -26,7 +26,8 @@ $t->run_redis;
 my $tok = write_tokens($t, ops => '*');
 
 my $cache = 'apikey_cache zone=keys:4m max_stale=3s;';
-my $conf_a = admin_config($t, http => $cache);
+my $conf_a = admin_config($t, http => $cache,
+                          server => 'location = /metrics { apikey_metrics; }');
 (my $conf_b = $conf_a) =~ s/%%PORT_1%%/%%PORT_2%%/g;
 
 ###############################################################################
@@ -93,6 +94,34 @@ is_deeply(\%st, { 401 => 200 }, '200 unknown keys: 401 each');
 is(scalar @asked, 0, 'and not one Redis command names them')
     or diag($asked[0]);
 ok($seen =~ /evalsha/i, 'while the replica kept polling the change log');
+
+# the replica's metrics
+
+my (undef, undef, $metrics) = http_get($pb, '/metrics');
+my %m = $metrics =~ /^(apikey_replica_\w+) (\S+)$/mg;
+
+ok(($m{apikey_replica_hits_total} // 0) >= 200, 'replica hits counted')
+    or diag($metrics);
+ok(($m{apikey_replica_keys} // 0) >= 2, 'replica keys');
+ok(($m{apikey_replica_bytes} // 0) > 100 * $m{apikey_replica_keys},
+   'replica bytes');
+is($m{apikey_replica_missing_keys}, 0, 'none missing');
+ok(defined $m{apikey_replica_lag_seconds}
+   && $m{apikey_replica_lag_seconds} >= 0
+   && $m{apikey_replica_lag_seconds} < 1, 'lag under a second');
+
+SKIP: {
+    my $promtool = ApiKey::Test::which('promtool')
+        or skip('promtool (Debian package prometheus) is not installed', 1);
+
+    my $file = $t->dir . '/metrics.txt';
+    open my $fh, '>', $file or die $!;
+    print $fh $metrics;
+    close $fh;
+
+    my $out = `$promtool check metrics < $file 2>&1`;
+    is($?, 0, 'promtool check metrics passes with the replica') or diag($out);
+}
 
 ###############################################################################
 # a key over its limit: 429 from the replica until the next token
