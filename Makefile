@@ -105,6 +105,7 @@ check: deps check-deps all
 
 bench: deps all
 	@t/bench.sh
+	@t/bench_cache.sh
 	@t/bench_admin.sh
 
 clean:
