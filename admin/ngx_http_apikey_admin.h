@@ -33,8 +33,14 @@
 #define NGX_HTTP_APIKEY_ADMIN_ID_LEN         24
 #define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       24
 
-/* index entries a filtered list walks per script call */
-#define NGX_HTTP_APIKEY_ADMIN_WALK           10000
+/*
+ * index entries a list walks per script call (about a third of a
+ * millisecond of Redis), and how a worker paces its slices while it has
+ * gatekeeper checks to send (ngx_http_apikey_admin_ops.c)
+ */
+#define NGX_HTTP_APIKEY_ADMIN_WALK           250
+#define NGX_HTTP_APIKEY_ADMIN_WALK_PAUSE     3          /* ms */
+#define NGX_HTTP_APIKEY_ADMIN_WALK_BUSY      100        /* ms */
 
 
 /* operations */
@@ -151,8 +157,11 @@ typedef struct {
     ngx_str_t                       cursor_score;
     ngx_str_t                       cursor_member;
     int64_t                         seen;
+    ngx_queue_t                     queue;     /* waiting for its turn */
 
     unsigned                        pending:1;
+    unsigned                        queued:1;
+    unsigned                        walking:1; /* its slice is in Redis */
     unsigned                        routed:1;   /* "operation" is set */
     unsigned                        waited:1;   /* WAIT was sent */
 } ngx_http_apikey_admin_ctx_t;

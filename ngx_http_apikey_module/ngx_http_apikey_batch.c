@@ -54,6 +54,10 @@ static void ngx_http_apikey_redis_batch_send(
 static void ngx_http_apikey_redis_batch_done(void *data, redisReply *reply);
 
 
+/* when the worker last sent gatekeeper checks to Redis */
+ngx_msec_t  ngx_http_apikey_redis_gate_sent;
+
+
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_queue;
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_last;
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_free;
@@ -219,6 +223,8 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
     if (ngx_http_apikey_metrics) {
         b->start = ngx_http_apikey_metrics_now();
     }
+
+    ngx_http_apikey_redis_gate_sent = ngx_current_msec;
 
     rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, b->script,
                                     n, k, args, b->timeout,

@@ -144,6 +144,9 @@ ngx_int_t ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
 /* the handler will not be called; safe to call once per call */
 void ngx_http_apikey_redis_batch_detach(ngx_http_apikey_redis_item_t *item);
 
+/* when the worker last sent gatekeeper checks (ngx_current_msec) */
+extern ngx_msec_t  ngx_http_apikey_redis_gate_sent;
+
 /* frees every batch; at worker exit, after the connection is freed */
 void ngx_http_apikey_redis_batch_exit(void);
 
