@@ -174,6 +174,7 @@ ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
 static ngx_queue_t   ngx_http_apikey_admin_walks;
 static ngx_uint_t    ngx_http_apikey_admin_walking;
 static ngx_event_t   ngx_http_apikey_admin_walk_event;
+static ngx_connection_t  ngx_http_apikey_admin_walk_conn;
 
 
 static ngx_uint_t
@@ -189,6 +190,11 @@ ngx_http_apikey_admin_take_turn(ngx_http_apikey_admin_ctx_t *ctx)
                                             ngx_http_apikey_admin_next_walk;
         ngx_http_apikey_admin_walk_event.log = ngx_cycle->log;
         ngx_http_apikey_admin_walk_event.cancelable = 1;
+
+        /* nginx's debug log reads a timer's data as a connection */
+        ngx_http_apikey_admin_walk_conn.fd = (ngx_socket_t) -1;
+        ngx_http_apikey_admin_walk_event.data =
+                                            &ngx_http_apikey_admin_walk_conn;
     }
 
     if (ngx_http_apikey_admin_walking
