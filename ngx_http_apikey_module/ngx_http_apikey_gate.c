@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_metrics.h"
+#include "ngx_http_apikey_tally.h"
 #include "ngx_http_apikey_gate_scripts.h"
 
 
@@ -495,9 +496,10 @@ unexpected:
  * The replica's answer (apikey_cache), as the gate script would give it:
  * NGX_OK with ctx->result and what the script would have told, or
  * NGX_DECLINED, ctx untouched, when Redis must answer.  Online it
- * answers everything but a key whose bucket may hold a token, and a key
- * without a limit (its check records the last use); offline, with Redis
- * unreachable, everything, from the instance's own buckets.
+ * answers everything but a key whose bucket may hold a token; offline,
+ * with Redis unreachable, everything, from the instance's own buckets.
+ * What Redis would have recorded of the check (use, last use) goes to the
+ * worker's tally.
  */
 
 static ngx_int_t
@@ -550,16 +552,35 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         }
 
         ngx_http_apikey_bucket(&local, ahead);
-
-    } else if (local.result == NGX_HTTP_APIKEY_OK && !offline) {
-        return NGX_DECLINED;
     }
 
     *ctx = local;
 
+    /* what the gate script would have recorded: use, last use */
+
+    ngx_http_apikey_tally_add(ctx->hash,
+                              (ctx->result == NGX_HTTP_APIKEY_OK)
+                              ? NGX_HTTP_APIKEY_TALLY_ALLOWED
+                              : (ctx->result == NGX_HTTP_APIKEY_LIMITED)
+                                ? NGX_HTTP_APIKEY_TALLY_LIMITED
+                                : NGX_HTTP_APIKEY_TALLY_REFUSED);
+
     ngx_http_apikey_metric_add(replica_hits);
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
+    ngx_http_apikey_main_conf_t *akmcf)
+{
+    if (akmcf->cache.shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_apikey_tally_init(cycle, &akmcf->redis,
+                                      &ngx_http_apikey_gate_script);
 }
 
 

@@ -43,7 +43,25 @@ local function write(key, reply, ...)
     return reply
 end
 
+-- the tally of checks an nginx replica answered (apikey_cache,
+-- ngx_http_apikey_tally.c), with the checks: environment "\1", scopes
+-- "allowed limited refused"; an allowed one records the last use
+
+local function tally(key, counts)
+    local a = string.match(counts, '^(%d+)')
+
+    if a and a ~= '0' and redis.call('EXISTS', key) == 1 then
+        return write(key, {1}, 'u', t[1])
+    end
+
+    return {1}
+end
+
 local function check(key, want_env, want_scopes)
+    if want_env == '\1' then
+        return tally(key, want_scopes)
+    end
+
     local f = redis.call('HMGET', key, 'g', 'b', 'c')
 
     if not f[1] then

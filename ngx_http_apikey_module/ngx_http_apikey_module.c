@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_tally.h"
 #include "ngx_http_apikey_metrics.h"
 
 
@@ -820,7 +821,9 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 
     ngx_time_update();
 
-    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis) != NGX_OK) {
+    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis) != NGX_OK
+        || ngx_http_apikey_gate_init_worker(cycle, akmcf) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -842,6 +845,7 @@ static void
 ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_apikey_cache_sync_exit();
+    ngx_http_apikey_tally_exit();
     ngx_http_apikey_redis_exit_worker();
     ngx_http_apikey_redis_batch_exit();
     ngx_http_apikey_sha256_free();

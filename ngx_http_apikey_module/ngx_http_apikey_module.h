@@ -111,6 +111,8 @@ typedef struct {
 ngx_int_t ngx_http_apikey_gate_init(ngx_conf_t *cf,
     ngx_http_apikey_main_conf_t *akmcf);
 ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
+    ngx_http_apikey_main_conf_t *akmcf);
 
 
 /* ngx_http_apikey_reply.c: refusals, problem+json and rate headers */
