@@ -14,14 +14,23 @@
 -- Codes, in the order the checks run: 0 ok, 1 invalid, 2 revoked,
 -- 3 expired, 4 environment mismatch, 5 insufficient scope, 6 limited.
 --
+-- Each check of a known key (every code but 1) is counted in the key's
+-- usage for the current UTC hour (docs/data-model.md): allowed (0),
+-- limited (6) or refused (2 to 5).  The counts of a call are added up
+-- as it goes and written at its end, one HINCRBY per key and kind, so
+-- that a key hammered within one call costs one.  A count Redis refuses
+-- to write is lost, never the check's answer.
+--
 -- Only an allowed request takes a token.  Checks run one after the other,
 -- so two of one key in a call take from the bucket as two calls would.
 -- A write Redis refuses (OOM, READONLY, NOREPLICAS, MISCONF) is that
 -- check's own error reply: it must not end the call and answer for the
 -- checks that write nothing, such as a revoked key's.
 -- Every redis.call costs more than the Lua around it: a check makes two
--- (read the secret, write the bucket) and the call one TIME for all; a
--- previous secret in rotation grace makes two more, for the key's bucket.
+-- (read the secret, write the bucket) and the call one TIME for all and
+-- one HINCRBY per key and kind counted (and an EXPIREAT when that makes
+-- a new field); a previous secret in rotation grace makes two more, for
+-- the key's bucket.
 -- Numbers never become strings through Lua's own float formatting (costly
 -- in Redis 7.0): the times written are TIME's own string and an integer
 -- formatted with %d.
@@ -29,6 +38,20 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local us = now * 1000000 + t[2]
+
+-- usage keys NS usage:{<id>}:<day>, fields <hour><kind>: the namespace is
+-- that of the secrets, NS{<64 hex>}; a day's hash expires 90 days after
+-- the day began
+
+local day = math.floor(now / 86400)
+local hour = string.format('%02d', math.floor((now - day * 86400) / 3600))
+local uns = string.sub(KEYS[1] or '', 1, -67) .. 'usage:{'
+local uday = '}:' .. string.format('%d', day)
+local uend = string.format('%d', (day + 90) * 86400)
+local letters = {'a', 'l', 'r'}
+local kinds = {[0] = 1, 3, 3, 3, 3, 3, 2}
+local counts = {}
+local ukeys = {}
 
 -- writes fields of a secret and answers with reply (nil: nothing to
 -- answer yet), or with the error of a write Redis refused
@@ -120,10 +143,52 @@ local function check(key, want_env, want_scopes)
     return write(key, {0, f[1], tat - us}, 'b', b, 'u', t[1])
 end
 
+-- counts a check of the key whose gate field is g, answered with code
+
+local function count(g, code)
+    local id = string.match(g, '\n([^\n]+)')
+
+    if not id then
+        return
+    end
+
+    local k = uns .. id .. uday
+    local c = counts[k]
+
+    if not c then
+        c = {0, 0, 0}
+        counts[k] = c
+        ukeys[#ukeys + 1] = k
+    end
+
+    c[kinds[code]] = c[kinds[code]] + 1
+end
+
 local out = {}
 
 for i = 1, #KEYS do
-    out[i] = check(KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+    local r = check(KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+
+    out[i] = r
+
+    if r[2] then
+        count(r[2], r[1])
+    end
+end
+
+-- a field just made (its count is this call's) may be the day's first:
+-- the hash gets its expiry then
+
+for _, k in ipairs(ukeys) do
+    for i = 1, 3 do
+        local n = counts[k][i]
+
+        if n > 0 and redis.pcall('HINCRBY', k, hour .. letters[i],
+                                 string.format('%d', n)) == n
+        then
+            redis.pcall('EXPIREAT', k, uend)
+        end
+    end
 end
 
 return out
