@@ -175,29 +175,74 @@ is_deeply(counts(usage($exp->{id})->{json}{total}), [0, 0, 1],
           'an expired key\'s request is refused');
 
 ###############################################################################
-# in Redis: one hash per key and day, with an expiry at most 90 days away
+# in Redis: the hour's counts wait in the secret that holds the key's
+# bucket; the first count of a later hour moves them to the key's usage
+# hash of their day, which expires 90 days after the day began
 
-my @ukeys = sort @{$t->redis('KEYS', 'apikey:usage:*')};
 my $day = int(now() / 86400);
+my $h = int(now() / 3600);
 
-ok(scalar @ukeys, 'usage keys exist');
+sub secret_of { 'apikey:{' . $t->key_hash($_[0]{key}) . '}' }
 
-for my $uk (@ukeys) {
-    like($uk, qr/^apikey:usage:\{k_[0-9A-Za-z]{22}\}:\d+$/,
-         "$uk: NS usage:{<id>}:<day>");
-    my ($d) = $uk =~ /:(\d+)$/;
-    my $ttl = $t->redis('TTL', $uk);
-    ok($ttl > 0 && $ttl <= 90 * 86400, "$uk: TTL $ttl, at most 90 days");
-    is($t->redis('EXPIRETIME', $uk), ($d + 90) * 86400,
-       "$uk: expires 90 days after its day began");
-}
+is_deeply($t->redis('HMGET', secret_of($k), qw(h a l r)), [$h, 3, 2, 4],
+          'the current hour\'s counts in the secret: h, a, l, r')
+    if $h == int($t1 / 3600);
+
+is_deeply($t->redis('KEYS', 'apikey:usage:*'), [],
+          'no usage hash before an hour is over');
+
+my $fl = $ops->create('acme', name => 'flushed', rate_limit => undef);
+my $fls = secret_of($fl);
+my $yday = $day - 1;
+my $yh = $yday * 24 + 10;
+
+$t->redis('HSET', $fls, h => $yh, a => 5, l => 1, r => 2);
+
+$u = usage($fl->{id}, 'granularity=day')->{json};
+is_deeply([@{counts($u->{data}[-2])}, @{counts($u->{total})}],
+          [5, 1, 2, 5, 1, 2], 'counts pending from yesterday are read');
+
+is(req('/api/', $fl->{key}), 200, 'a request in a later hour');
+
+my $uk = "apikey:usage:\{$fl->{id}\}:$yday";
+
+is_deeply({ @{$t->redis('HGETALL', $uk)} }, { '10a' => 5, '10l' => 1,
+                                              '10r' => 2 },
+          'moves them to NS usage:{<id>}:<day>, fields <hour><kind>');
+is_deeply($t->redis('HMGET', $fls, qw(h a l r)), [$h, 1, 0, 0],
+          'and starts the hour\'s anew');
+
+my $ttl = $t->redis('TTL', $uk);
+ok($ttl > 0 && $ttl <= 90 * 86400, "the usage hash's TTL $ttl: at most 90 "
+   . 'days');
+is($t->redis('EXPIRETIME', $uk), ($yday + 90) * 86400,
+   'it expires 90 days after its day began');
+
+$u = usage($fl->{id}, 'granularity=day')->{json};
+is_deeply([@{counts($u->{data}[-2])}, @{counts($u->{data}[-1])}],
+          [5, 1, 2, 1, 0, 0], 'yesterday and today, by day');
+$u = usage($fl->{id}, 'from=' . rfc3339($yh * 3600) . '&to='
+           . rfc3339($yh * 3600 + 3600))->{json};
+is_deeply(counts($u->{data}[0]), [5, 1, 2], 'and at 10:00 yesterday');
+
+# counts older than 90 days are dropped
+
+my $stale = $ops->create('acme', name => 'stale', rate_limit => undef);
+$t->redis('HSET', secret_of($stale), h => ($day - 95) * 24, a => 7);
+
+is(req('/api/', $stale->{key}), 200, 'a key last used 95 days ago');
+is_deeply($t->redis('KEYS', "apikey:usage:\{$stale->{id}\}:*"), [],
+          'keeps no counts of then');
+is_deeply(counts(usage($stale->{id}, 'granularity=day')->{json}{total}),
+          [1, 0, 0], 'only the new one');
 
 my $dump = $t->redis_dump;
 unlike(join("\n", grep { /usage/ } split /\n/, $dump),
        qr/ak_[0-9A-Za-z]{20}|[0-9a-f]{64}/, 'no raw key or hash in usage');
 
 ###############################################################################
-# a call of many checks of one key: one HINCRBY per kind
+# a call of many checks of one key: allowed ones cost no command more,
+# refused ones one HINCRBY for the call
 
 my ($worker) = $t->worker_pids;
 my $many = $ops->create('acme', name => 'batched', rate_limit => undef);
@@ -220,17 +265,35 @@ sub together {
     return map { (http_request($port, '', socket => $_))[0] } @socks;
 }
 
+sub did {
+    my ($before, $after) = @_;
+    my %d = map { $_ => ($after->{$_} // 0) - ($before->{$_} // 0) }
+            grep { ($after->{$_} // 0) != ($before->{$_} // 0)
+                   && $_ ne 'info' } keys %$after;
+    return \%d;
+}
+
 my $stats = $t->redis_commandstats;
 my @pass = together(('/api/') x 6, ('/write/') x 2);
 my $after = $t->redis_commandstats;
 
 is(scalar(grep { $_ == 200 } @pass), 6, '6 allowed in one pass');
 is(scalar(grep { $_ == 403 } @pass), 2, '2 refused in it');
-is($after->{evalsha} - $stats->{evalsha}, 1, 'in one script call');
-is($after->{hincrby} - ($stats->{hincrby} // 0), 2,
-   'which counts them with one HINCRBY per kind');
-is_deeply(counts(usage($many->{id})->{json}{total}), [6, 0, 2],
-          'all counted');
+is_deeply(did($stats, $after),
+          { evalsha => 1, time => 1, hmget => 8, hset => 7, hincrby => 1 },
+          'one call: a read per check, a write per allowed check, one to '
+          . 'start the hour\'s counts, one HINCRBY for the refused');
+
+$stats = $after;
+@pass = together(('/api/') x 6, ('/write/') x 2);
+$after = $t->redis_commandstats;
+
+is_deeply(did($stats, $after),
+          { evalsha => 1, time => 1, hmget => 8, hset => 6, hincrby => 1 },
+          'then: the allowed checks write what they wrote without counting');
+is_deeply([map { @{counts($_->{json}{total})} } usage($many->{id})],
+          [12, 0, 4], 'all counted');
+
 
 ###############################################################################
 # from, to and the buckets, on counts of past days
@@ -362,8 +425,10 @@ is_deeply(counts(usage($k->{id})->{json}{total}),
           [3 + grep({ $_ == 200 } @st), 2 + grep({ $_ == 429 } @st), 4],
           'and count for the same key');
 
-ok(scalar @{$t->redis('KEYS', "apikey:usage:\{$k->{id}\}:*")},
-   'the key has usage');
+is_deeply($t->redis('HMGET', secret_of($k), qw(h a l r)), [(undef) x 4],
+          'the counts left the secret in grace');
+is($t->redis('HGET', secret_of($n), 'r'), 4, 'for the new one');
+$t->redis('HSET', "apikey:usage:\{$k->{id}\}:$yday", '03a', 1);
 is($ops->delete($path)->{status}, 204, 'delete');
 is_deeply($t->redis('KEYS', "apikey:usage:\{$k->{id}\}:*"), [],
           'its usage is gone');
@@ -377,8 +442,7 @@ is($ops->delete("orgs/acme/keys/$old->{id}")->{status}, 204,
    'delete a key with 90 days of usage');
 is_deeply($t->redis('KEYS', "apikey:usage:\{$old->{id}\}:*"), [],
           'all of it is gone');
-ok(scalar @{$t->redis('KEYS', "apikey:usage:\{$many->{id}\}:*")},
-   'other keys keep theirs');
+ok($t->redis('EXISTS', $uk), 'other keys keep theirs');
 
 ###############################################################################
 
