@@ -46,8 +46,8 @@ local us = now * 1000000 + t[2]
 
 -- usage: the hour (Unix time / 3600) this call counts in; the prefix of
 -- the usage hashes, NS usage:{, with the namespace of the secrets,
--- NS{<64 hex>}; the limited (2) and refused (3) checks counted per secret,
--- to be added at the end, in the order of "homes"
+-- NS{<64 hex>}; per secret, the limited ([2]) and refused ([3]) checks
+-- counted, to be added at the end, in the order of "homes"
 
 local hour = string.format('%d', math.floor(now / 3600))
 local uns = string.sub(KEYS[1] or '', 1, -67) .. 'usage:{'
@@ -70,7 +70,7 @@ end
 -- the secret home, whose counts are of hour h (nil: none yet), starts
 -- this hour's: those of hour h go to the usage hash of its day, which
 -- expires 90 days after the day began (counts older than that are
--- dropped); nothing changes if Redis refuses a write
+-- dropped); if Redis refuses the move, they stay for the next check
 
 local function rollover(home, g, h)
     local id = string.match(g, '\n([^\n]+)')
