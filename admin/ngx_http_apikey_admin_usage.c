@@ -52,7 +52,10 @@ ngx_http_apikey_admin_usage_query(ngx_http_request_t *r,
                                            "day");
     }
 
-    t = ngx_http_apikey_admin_parse_time(value->data, value->len);
+    /* "from" without "=" has no value, and its data is NULL */
+
+    t = value->len ? ngx_http_apikey_admin_parse_time(value->data, value->len)
+                   : NGX_ERROR;
 
     if (t == NGX_ERROR) {
         return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,

@@ -377,6 +377,8 @@ my $bad = qr/RFC 3339/;
 for my $c (['granularity=week', qr/granularity/], ['granularity=', qr/gran/],
            ['granularity=Hour', qr/granularity must be hour or day/],
            ['from=yesterday', qr/^from must be an $bad/], ['from=', $bad],
+           ['from', $bad], ['to', qr/^to must be an $bad/],
+           ['granularity', qr/granularity/],
            ['from=2026-02-30T00:00:00Z', $bad], ['to=2026-11-22', qr/^to /],
            ['from=2026-11-22T10:00:00', $bad],
            ["from=$y&to=$y", qr/before/],
