@@ -273,6 +273,8 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
                                           + (time_t) ctx->in.buckets
                                             * ctx->in.span)
                                          / 86400);
+        ngx_http_apikey_admin_arg_fmt(a, "%s", (ctx->in.span == 3600)
+                                               ? "hour" : "day");
         break;
 
     default: /* revoke, delete */

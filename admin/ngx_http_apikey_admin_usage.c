@@ -302,8 +302,9 @@ ngx_http_apikey_admin_counts_json(time_t start, int64_t *n)
 
 
 /*
- * Adds a day's fields, <hour><kind> ("00a" to "23r") and a count, to the
- * buckets they fall in; NGX_ERROR if a field is not of that form.
+ * Adds a day's fields, <hour><kind> ("00a" to "23r") or the day's <kind>
+ * ("a", "l", "r"), and a count, to the buckets they fall in; NGX_ERROR if
+ * a field is not of that form.
  */
 
 static ngx_int_t
@@ -327,19 +328,26 @@ ngx_http_apikey_admin_add_day(ngx_http_apikey_admin_ctx_t *ctx, time_t day,
         name = fields->element[i];
         value = fields->element[i + 1];
 
-        if (name->type != REDIS_REPLY_STRING || name->len != 3
+        if (name->type != REDIS_REPLY_STRING
+            || (name->len != 3 && name->len != 1)
             || value->type != REDIS_REPLY_STRING)
         {
             rc = NGX_ERROR;
             continue;
         }
 
+        /* a day's total, "a", "l" or "r", counts in daily answers only */
+
+        if (name->len == 1 && ctx->in.span != NGX_HTTP_APIKEY_ADMIN_DAY) {
+            continue;
+        }
+
         f = name->str;
 
-        hour = ngx_atoi((u_char *) f, 2);
+        hour = (name->len == 1) ? 0 : ngx_atoi((u_char *) f, 2);
         n = ngx_atoi((u_char *) value->str, value->len);
 
-        switch (f[2]) {
+        switch (f[name->len - 1]) {
         case 'a':
             k = 0;
             break;

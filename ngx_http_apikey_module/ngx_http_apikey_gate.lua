@@ -82,10 +82,15 @@ local function rollover(home, g, h)
         local k = uns .. id .. '}:' .. string.format('%d', day)
         local f = string.format('%02d', tonumber(h) - day * 24)
 
+        -- the hour's field, and the day's total, which a daily answer
+        -- reads alone
+
         for i, kind in ipairs({'a', 'l', 'r'}) do
             if c[i] and c[i] ~= '0'
-               and type(redis.pcall('HINCRBY', k, f .. kind, c[i]))
-                   == 'table'
+               and (type(redis.pcall('HINCRBY', k, f .. kind, c[i]))
+                    == 'table'
+                    or type(redis.pcall('HINCRBY', k, kind, c[i]))
+                       == 'table')
             then
                 return
             end

@@ -207,8 +207,10 @@ is(req('/api/', $fl->{key}), 200, 'a request in a later hour');
 my $uk = "apikey:usage:\{$fl->{id}\}:$yday";
 
 is_deeply({ @{$t->redis('HGETALL', $uk)} }, { '10a' => 5, '10l' => 1,
-                                              '10r' => 2 },
-          'moves them to NS usage:{<id>}:<day>, fields <hour><kind>');
+                                              '10r' => 2, a => 5, l => 1,
+                                              r => 2 },
+          'moves them to NS usage:{<id>}:<day>, fields <hour><kind> and '
+          . 'the day\'s <kind>');
 is_deeply($t->redis('HMGET', $fls, qw(h a l r)), [$h, 1, 0, 0],
           'and starts the hour\'s anew');
 
@@ -319,9 +321,10 @@ my $old = $ops->create('acme', name => 'old');
 my $base = "apikey:usage:\{$old->{id}\}:";
 my ($d2, $d1, $d89) = ($day - 2, $day - 1, $day - 89);
 
-$t->redis('HSET', "$base$d2", '05a', 7, '05l', 1, '23r', 2);
-$t->redis('HSET', "$base$d1", '00a', 4, '13l', 3);
-$t->redis('HSET', "$base$d89", '12a', 5);
+$t->redis('HSET', "$base$d2", '05a', 7, '05l', 1, '23r', 2, a => 7, l => 1,
+          r => 2);
+$t->redis('HSET', "$base$d1", '00a', 4, '13l', 3, a => 4, l => 3);
+$t->redis('HSET', "$base$d89", '12a', 5, a => 5);
 
 sub at { rfc3339($_[0] * 86400 + ($_[1] // 0) * 3600 + ($_[2] // 0) * 60) }
 
@@ -447,7 +450,7 @@ is_deeply(counts(usage($k->{id})->{json}{total}),
 is_deeply($t->redis('HMGET', secret_of($k), qw(h a l r)), [(undef) x 4],
           'the counts left the secret in grace');
 is($t->redis('HGET', secret_of($n), 'r'), 4, 'for the new one');
-$t->redis('HSET', "apikey:usage:\{$k->{id}\}:$yday", '03a', 1);
+$t->redis('HSET', "apikey:usage:\{$k->{id}\}:$yday", '03a', 1, a => 1);
 is($ops->delete($path)->{status}, 204, 'delete');
 is_deeply($t->redis('KEYS', "apikey:usage:\{$k->{id}\}:*"), [],
           'its usage is gone');
