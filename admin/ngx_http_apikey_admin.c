@@ -78,6 +78,9 @@ static ngx_http_apikey_admin_route_t  ngx_http_apikey_admin_routes[] = {
     { ngx_string("/orgs/{org}/keys/{id}/rotate"), NGX_HTTP_POST,
       ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_ROTATE },
 
+    { ngx_string("/orgs/{org}/keys/{id}/usage"), NGX_HTTP_GET,
+      ngx_string("GET"), NGX_HTTP_APIKEY_ADMIN_USAGE },
+
     { ngx_string("/orgs/{org}/events"), NGX_HTTP_GET, ngx_string("GET"),
       NGX_HTTP_APIKEY_ADMIN_EVENTS },
 
@@ -91,6 +94,9 @@ static ngx_str_t  ngx_http_apikey_admin_query_names[] = {
     ngx_string("search"),
     ngx_string("status"),
     ngx_string("environment"),
+    ngx_string("from"),
+    ngx_string("to"),
+    ngx_string("granularity"),
     ngx_null_string
 };
 
@@ -183,12 +189,16 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
 
     case NGX_HTTP_APIKEY_ADMIN_LIST:
     case NGX_HTTP_APIKEY_ADMIN_EVENTS:
+    case NGX_HTTP_APIKEY_ADMIN_USAGE:
     case NGX_HTTP_APIKEY_ADMIN_GET:
     case NGX_HTTP_APIKEY_ADMIN_DELETE:
 
         if ((ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST
-             || ctx->operation == NGX_HTTP_APIKEY_ADMIN_EVENTS)
-            && ngx_http_apikey_admin_parse_query(r, ctx, alcf) != NGX_OK)
+             || ctx->operation == NGX_HTTP_APIKEY_ADMIN_EVENTS
+             || ctx->operation == NGX_HTTP_APIKEY_ADMIN_USAGE)
+            && (ngx_http_apikey_admin_parse_query(r, ctx, alcf) != NGX_OK
+                || (ctx->operation == NGX_HTTP_APIKEY_ADMIN_USAGE
+                    && ngx_http_apikey_admin_usage_range(r, ctx) != NGX_OK)))
         {
             if (ctx->err.status == 0) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -533,9 +543,22 @@ ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
     ctx->in.page = 1;
     ctx->in.per_page = NGX_HTTP_APIKEY_ADMIN_PER_PAGE;
 
-    /* events take only page and per_page */
+    /* events take only page and per_page, usage only from, to, granularity */
 
-    allowed = (ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST) ? 0x1f : 0x03;
+    switch (ctx->operation) {
+
+    case NGX_HTTP_APIKEY_ADMIN_LIST:
+        allowed = 0x1f;
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_USAGE:
+        allowed = 0xe0;
+        break;
+
+    default:
+        allowed = 0x03;
+    }
+
     seen = 0;
 
     if (r->args.len == 0) {
@@ -734,7 +757,7 @@ ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
                                            "status must be active, revoked "
                                            "or expired");
 
-    default: /* environment */
+    case 4: /* environment */
 
         env = alcf->environments->elts;
 
@@ -751,6 +774,9 @@ ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
                                            "invalid_query",
                                            "environment must be one of "
                                            "apikey_environments");
+
+    default: /* from, to, granularity */
+        return ngx_http_apikey_admin_usage_query(r, ctx, which - 5, value);
     }
 }
 

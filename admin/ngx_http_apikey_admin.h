@@ -33,6 +33,12 @@
 #define NGX_HTTP_APIKEY_ADMIN_ID_LEN         24
 #define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       24
 
+/* usage: days kept, most buckets per answer, buckets by default */
+#define NGX_HTTP_APIKEY_ADMIN_USAGE_DAYS     90
+#define NGX_HTTP_APIKEY_ADMIN_USAGE_HOURS    744
+#define NGX_HTTP_APIKEY_ADMIN_USAGE_DEF_HOURS  24
+#define NGX_HTTP_APIKEY_ADMIN_USAGE_DEF_DAYS   30
+
 /*
  * index entries a list walks per script call (about a third of a
  * millisecond of Redis), and how a worker paces its slices while it has
@@ -54,6 +60,7 @@
 #define NGX_HTTP_APIKEY_ADMIN_ROTATE         6
 #define NGX_HTTP_APIKEY_ADMIN_DELETE         7
 #define NGX_HTTP_APIKEY_ADMIN_EVENTS         8
+#define NGX_HTTP_APIKEY_ADMIN_USAGE          9
 
 
 /* the fields of a key as the scripts return them */
@@ -115,6 +122,10 @@ typedef struct {
     ngx_str_t                       env_filter;
     ngx_uint_t                      page;
     ngx_uint_t                      per_page;
+    time_t                          from;          /* usage */
+    time_t                          to;
+    time_t                          span;          /* 3600 or 86400 */
+    ngx_uint_t                      buckets;
 
     unsigned                        has_name:1;
     unsigned                        has_description:1;
@@ -123,6 +134,8 @@ typedef struct {
     unsigned                        has_rate:1;
     unsigned                        has_expires_at:1;
     unsigned                        has_expires_in:1;
+    unsigned                        has_from:1;
+    unsigned                        has_to:1;
 } ngx_http_apikey_admin_input_t;
 
 
@@ -220,6 +233,20 @@ ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
+time_t ngx_http_apikey_admin_parse_time(u_char *p, size_t len);
+
+
+/*
+ * ngx_http_apikey_admin_usage.c: the usage query, its range, the answer
+ * from the days the script read
+ */
+
+ngx_int_t ngx_http_apikey_admin_usage_query(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_uint_t which, ngx_str_t *value);
+ngx_int_t ngx_http_apikey_admin_usage_range(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *days);
 
 
 /* ngx_http_apikey_admin_json_out.c: key objects, events, times */

@@ -1,4 +1,5 @@
--- Deletes a key for good: its record, index entries and every secret.
+-- Deletes a key for good: its record, index entries, every secret and its
+-- usage.
 --
 -- KEYS[1] NS key:<id>            KEYS[2] NS org:<org>:keys
 -- KEYS[3] NS org:<org>:idx       KEYS[4] NS org:<org>:active
@@ -27,6 +28,7 @@ for i = 16, 17 do
 end
 
 redis.call('DEL', KEYS[1])
+redis.call('DEL', unpack(usagekeys(ns, v[1], now)))
 redis.call('ZREM', KEYS[2], v[1])
 redis.call('ZREM', KEYS[3], summary(v))
 redis.call('ZREM', KEYS[4], v[1])

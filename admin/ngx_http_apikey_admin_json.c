@@ -48,7 +48,6 @@ static ngx_int_t ngx_http_apikey_admin_field_grace(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apikey_admin_text(ngx_http_request_t *r,
     json_t *value, ngx_uint_t min, ngx_uint_t max, ngx_uint_t newlines,
     ngx_str_t *dst);
-static time_t ngx_http_apikey_admin_parse_time(u_char *p, size_t len);
 static ngx_int_t ngx_http_apikey_admin_digits(u_char *p, size_t n);
 static ngx_str_t *ngx_http_apikey_admin_printable(ngx_http_request_t *r,
     const char *name);
@@ -685,9 +684,12 @@ ngx_http_apikey_admin_text(ngx_http_request_t *r, json_t *value,
 }
 
 
-/* RFC 3339: 2030-01-31T12:00:00Z, fractions and offsets allowed */
+/*
+ * RFC 3339: 2030-01-31T12:00:00Z, fractions and offsets allowed;
+ * NGX_ERROR if invalid
+ */
 
-static time_t
+time_t
 ngx_http_apikey_admin_parse_time(u_char *p, size_t len)
 {
     u_char     *last;

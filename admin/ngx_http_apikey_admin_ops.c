@@ -77,7 +77,8 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(restore),
     ngx_http_apikey_admin_script(rotate),
     ngx_http_apikey_admin_script(delete),
-    ngx_http_apikey_admin_script(events)
+    ngx_http_apikey_admin_script(events),
+    ngx_http_apikey_admin_script(usage)
 };
 
 
@@ -392,6 +393,20 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
         ngx_http_apikey_admin_arg_num(a, (int64_t) (ctx->in.page - 1)
                                          * ctx->in.per_page);
         ngx_http_apikey_admin_arg_num(a, ctx->in.per_page);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_USAGE:
+        ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
+        a->nkeys = 1;
+        ngx_http_apikey_admin_arg(a, a->ns);
+        ngx_http_apikey_admin_arg(a, &ctx->org);
+        ngx_http_apikey_admin_arg_num(a, ctx->in.from / 86400);
+        ngx_http_apikey_admin_arg_num(a, (ctx->in.from - 1
+                                          + (time_t) ctx->in.buckets
+                                            * ctx->in.span)
+                                         / 86400);
+        ngx_http_apikey_admin_arg_fmt(a, "%s", (ctx->in.span == 3600)
+                                               ? "hour" : "day");
         break;
 
     default: /* revoke, delete */

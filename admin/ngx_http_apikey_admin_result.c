@@ -124,6 +124,13 @@ ngx_http_apikey_admin_reply(ngx_http_request_t *r,
 
         return ngx_http_apikey_admin_send_events(r, ctx, reply);
 
+    case NGX_HTTP_APIKEY_ADMIN_USAGE:
+        if (reply->elements != 3 || e[2]->type != REDIS_REPLY_ARRAY) {
+            goto invalid;
+        }
+
+        return ngx_http_apikey_admin_send_usage(r, ctx, e[2]);
+
     default:
         if (reply->elements < 4 || e[3]->type != REDIS_REPLY_ARRAY) {
             goto invalid;

@@ -36,7 +36,7 @@ local cur = secret(ns, v[16])
 local oldprefix = v[5]
 local oldcur, oldprev = v[16], v[17]
 local used = lastused(ns, v)
-local bucket = redis.call('HMGET', cur, 'b', 'u')
+local bucket = redis.call('HMGET', cur, 'b', 'u', 'h', 'a', 'l', 'r')
 local exp = tonumber(v[14]) or 0
 local grace = tonumber(ARGV[5])
 local ends = 0
@@ -70,9 +70,10 @@ v = record(KEYS[1])
 
 redis.call('HSET', KEYS[6], 'g', gate(v, 0, v[5]))
 
--- the new secret goes on from the old one's bucket and last use
+-- the new secret goes on from the old one's bucket, last use and usage
+-- counts of the hour
 
-for i, f in ipairs({'b', 'u'}) do
+for i, f in ipairs({'b', 'u', 'h', 'a', 'l', 'r'}) do
     if bucket[i] then
         redis.call('HSET', KEYS[6], f, bucket[i])
     end
@@ -83,7 +84,7 @@ end
 
 if ends > 0 then
     redis.call('HSET', cur, 'g', gate(v, ends, oldprefix), 'c', KEYS[6])
-    redis.call('HDEL', cur, 'b')
+    redis.call('HDEL', cur, 'b', 'h', 'a', 'l', 'r')
     redis.call('PEXPIREAT', cur, (ends + 60) * 1000)
 end
 

@@ -14,6 +14,16 @@
 -- Codes, in the order the checks run: 0 ok, 1 invalid, 2 revoked,
 -- 3 expired, 4 environment mismatch, 5 insufficient scope, 6 limited.
 --
+-- Each check of a known key (every code but 1) is counted for the key's
+-- usage (docs/data-model.md): allowed (0), limited (6) or refused (2 to
+-- 5).  The counts of the current hour wait in the fields h, a, l and r of
+-- the secret that holds the key's bucket: an allowed check writes a with
+-- the fields it writes anyway, so it costs no command more; the limited
+-- and refused ones of a call cost one HINCRBY per secret and kind.  The
+-- first count of a new hour moves the last hour's counts to the key's
+-- usage hash of that day.  A count Redis refuses to write is lost, never
+-- the check's answer.
+--
 -- Only an allowed request takes a token.  Checks run one after the other,
 -- so two of one key in a call take from the bucket as two calls would.
 -- A write Redis refuses (OOM, READONLY, NOREPLICAS, MISCONF) is that
@@ -22,6 +32,10 @@
 -- Every redis.call costs more than the Lua around it: a check makes two
 -- (read the secret, write the bucket) and the call one TIME for all; a
 -- previous secret in rotation grace makes two more, for the key's bucket.
+-- Counting adds a HINCRBY per secret and kind of limited and refused
+-- checks in a call, and once an hour per secret a few commands to move
+-- the counts; Lua's pattern matching and tables, which cost about as
+-- much as a command, are kept out of the allowed check.
 -- Numbers never become strings through Lua's own float formatting (costly
 -- in Redis 7.0): the times written are TIME's own string and an integer
 -- formatted with %d.
@@ -29,6 +43,16 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local us = now * 1000000 + t[2]
+
+-- usage: the hour (Unix time / 3600) this call counts in; the prefix of
+-- the usage hashes, NS usage:{, with the namespace of the secrets,
+-- NS{<64 hex>}; per secret, the limited ([2]) and refused ([3]) checks
+-- counted, to be added at the end, in the order of "homes"
+
+local hour = string.format('%d', math.floor(now / 3600))
+local uns = string.sub(KEYS[1] or '', 1, -67) .. 'usage:{'
+local later = {}
+local homes = {}
 
 -- writes fields of a secret and answers with reply (nil: nothing to
 -- answer yet), or with the error of a write Redis refused
@@ -43,14 +67,105 @@ local function write(key, reply, ...)
     return reply
 end
 
+-- the secret home, whose counts are of hour h (nil: none yet), starts
+-- this hour's: those of hour h go to the usage hash of its day, which
+-- expires 90 days after the day began (counts older than that are
+-- dropped); if Redis refuses the move, they stay for the next check
+
+local function rollover(home, g, h)
+    local id = string.match(g, '\n([^\n]+)')
+    local day = math.floor((tonumber(h) or 0) / 24)
+    local ends = (day + 90) * 86400
+
+    if id and ends > now then
+        local c = redis.call('HMGET', home, 'a', 'l', 'r')
+        local k = uns .. id .. '}:' .. string.format('%d', day)
+        local f = string.format('%02d', tonumber(h) - day * 24)
+
+        -- the hour's field, and the day's total, which a daily answer
+        -- reads alone
+
+        for i, kind in ipairs({'a', 'l', 'r'}) do
+            if c[i] and c[i] ~= '0'
+               and (type(redis.pcall('HINCRBY', k, f .. kind, c[i]))
+                    == 'table'
+                    or type(redis.pcall('HINCRBY', k, kind, c[i]))
+                       == 'table')
+            then
+                return
+            end
+        end
+
+        redis.pcall('EXPIREAT', k, string.format('%d', ends))
+    end
+
+    redis.pcall('HSET', home, 'h', hour, 'a', '0', 'l', '0', 'r', '0')
+end
+
+-- counts a limited (i = 2) or refused (i = 3) check, and answers with
+-- reply: the counts, like the key's bucket, are with the current secret
+-- c when this one is in rotation grace
+
+local function count(key, f, reply, i)
+    local home, h = key, f[4]
+
+    if f[3] then
+        home = f[3]
+        -- f.home: f[4] and f[5] were read from c already
+        h = f.home and f[4] or redis.call('HGET', home, 'h')
+    end
+
+    if h ~= hour then
+        rollover(home, f[1], h)
+    end
+
+    local c = later[home]
+
+    if not c then
+        c = {0, 0, 0}
+        later[home] = c
+        homes[#homes + 1] = home
+    end
+
+    c[i] = c[i] + 1
+
+    return reply
+end
+
 -- the tally of checks an nginx replica answered (apikey_cache,
--- ngx_http_apikey_tally.c), with the checks: environment "\1", scopes
--- "allowed limited refused"; an allowed one records the last use
+-- ngx_http_apikey_tally.c), sent with the checks: environment "\1",
+-- scopes "allowed limited refused".  The counts go where the checks'
+-- would have; an allowed one records the last use.
 
 local function tally(key, counts)
-    local a = string.match(counts, '^(%d+)')
+    local n = {string.match(counts, '^(%d+) (%d+) (%d+)$')}
+    local f = redis.call('HMGET', key, 'g', 'c', 'h')
+    local home = key
 
-    if a and a ~= '0' and redis.call('EXISTS', key) == 1 then
+    if not n[1] or not f[1] then
+        return {1}
+    end
+
+    if f[2] then
+        home = f[2]
+        f[3] = redis.call('HGET', home, 'h')
+
+        if redis.call('EXISTS', home) == 0 then
+            return {1}
+        end
+    end
+
+    if f[3] ~= hour then
+        rollover(home, f[1], f[3])
+    end
+
+    for i, kind in ipairs({'a', 'l', 'r'}) do
+        if n[i] ~= '0' then
+            redis.pcall('HINCRBY', home, kind, n[i])
+        end
+    end
+
+    if n[1] ~= '0' then
         return write(key, {1}, 'u', t[1])
     end
 
@@ -62,7 +177,7 @@ local function check(key, want_env, want_scopes)
         return tally(key, want_scopes)
     end
 
-    local f = redis.call('HMGET', key, 'g', 'b', 'c')
+    local f = redis.call('HMGET', key, 'g', 'b', 'c', 'h', 'a')
 
     if not f[1] then
         return {1}
@@ -76,40 +191,64 @@ local function check(key, want_env, want_scopes)
     end
 
     if rev == '1' then
-        return {2, f[1]}
+        return count(key, f, {2, f[1]}, 3)
     end
 
     if exp ~= '0' and now >= tonumber(exp) then
-        return {3, f[1]}
+        return count(key, f, {3, f[1]}, 3)
     end
 
     if want_env ~= '' and want_env ~= env then
-        return {4, f[1]}
+        return count(key, f, {4, f[1]}, 3)
     end
 
     if want_scopes ~= '' then
         scopes = ' ' .. scopes .. ' '
         for s in string.gmatch(want_scopes, '%S+') do
             if not string.find(scopes, ' ' .. s .. ' ', 1, true) then
-                return {5, f[1]}
+                return count(key, f, {5, f[1]}, 3)
             end
         end
     end
 
+    -- a key is one bucket: a previous secret in rotation grace draws from
+    -- the one kept with the current secret, c, and counts there
+
+    local home = key
+
+    if f[3] then
+        home = f[3]
+        f[2], f[4], f[5] = unpack(redis.call('HMGET', home, 'b', 'h', 'a'))
+        f.home = true
+    end
+
+    -- an allowed check counts with the write it makes anyway: a, read
+    -- with the secret, is this hour's count once h is this hour
+
+    if f[4] ~= hour then
+        rollover(home, f[1], f[4])
+        f[4] = hour
+        f[5] = '0'
+    end
+
+    local a = string.format('%d', (tonumber(f[5]) or 0) + 1)
+
     if rate == '0' then
-        return write(key, {0, f[1]}, 'u', t[1])
+        if f[3] then
+            local e = write(f[3], nil, 'a', a)
+            if e then
+                return e
+            end
+
+            return write(key, {0, f[1]}, 'u', t[1])
+        end
+
+        return write(key, {0, f[1]}, 'u', t[1], 'a', a)
     end
 
     -- GCRA, the token bucket kept as one number: b is the theoretical
     -- arrival time in microseconds; the bucket holds
     -- burst - (b - now) / step tokens, one more every step microseconds
-
-    -- a key is one bucket: a previous secret in rotation grace draws from
-    -- the one kept with the current secret, c
-
-    if f[3] then
-        f[2] = redis.call('HGET', f[3], 'b')
-    end
 
     local step = per * 1000000 / rate
     local tat = tonumber(f[2]) or us
@@ -119,7 +258,7 @@ local function check(key, want_env, want_scopes)
     end
 
     if tat - us > (burst - 1) * step + 1 then
-        return {6, f[1], tat - us}
+        return count(key, f, {6, f[1], tat - us}, 2)
     end
 
     tat = math.ceil(tat + step)
@@ -127,7 +266,7 @@ local function check(key, want_env, want_scopes)
     local b = string.format('%d', tat)
 
     if f[3] then
-        local e = write(f[3], nil, 'b', b)
+        local e = write(f[3], nil, 'b', b, 'a', a)
         if e then
             return e
         end
@@ -135,13 +274,25 @@ local function check(key, want_env, want_scopes)
         return write(key, {0, f[1], tat - us}, 'u', t[1])
     end
 
-    return write(key, {0, f[1], tat - us}, 'b', b, 'u', t[1])
+    return write(key, {0, f[1], tat - us}, 'b', b, 'u', t[1], 'a', a)
 end
 
 local out = {}
 
 for i = 1, #KEYS do
     out[i] = check(KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+end
+
+for _, home in ipairs(homes) do
+    local c = later[home]
+
+    if c[2] > 0 then
+        redis.pcall('HINCRBY', home, 'l', string.format('%d', c[2]))
+    end
+
+    if c[3] > 0 then
+        redis.pcall('HINCRBY', home, 'r', string.format('%d', c[3]))
+    end
 end
 
 return out

@@ -51,7 +51,7 @@ static const char  *ngx_http_apikey_batch_le[] = {
 
 static const char  *ngx_http_apikey_routes[] = {
     "create", "list", "get", "update", "revoke", "restore", "rotate",
-    "delete", "events", "none"
+    "delete", "events", "usage", "none"
 };
 
 static ngx_uint_t  ngx_http_apikey_statuses[] = {
