@@ -147,6 +147,70 @@ ok(abs(($again[-1][1]{'ratelimit-reset'} // -9)
    'RateLimit-Reset within a second of it');
 
 ###############################################################################
+# what the replica answers is counted as Redis would have: usage and the
+# last use, sent with the checks once a second
+
+my $u1 = $adm->create('acme', name => 'unlimited counted', rate_limit => undef);
+my $u2 = $adm->create('acme', name => 'limited counted',
+                      rate_limit => { rate => '1r/m', burst => 2 });
+my $u3 = $adm->create('acme', name => 'revoked counted', rate_limit => undef);
+$adm->post("orgs/acme/keys/$u3->{id}/revoke", undef);
+
+ok(wait_for(5, sub { (gate($pb, $u3->{key}))[0] == 401
+                     && (gate($pb, $u1->{key}))[0] == 200 }),
+   'B knows the keys to count');
+
+# what the wait above sent, once its tally is in: the totals no longer
+# change over more than the tally's second
+
+sub totals {
+    my ($id) = @_;
+    my $tot = $adm->get("orgs/acme/keys/$id/usage")->{json}{total};
+    return join ' ', map { $tot->{$_} // '-' } qw(allowed rate_limited refused);
+}
+
+my ($seen_u1, $seen_u3);
+ok(wait_for(10, sub {
+       my ($a1, $a3) = (totals($u1->{id}), totals($u3->{id}));
+       sleep 1.2;
+       ($seen_u1, $seen_u3) = (totals($u1->{id}), totals($u3->{id}));
+       $a1 eq $seen_u1 && $a3 eq $seen_u3;
+   }), 'the counts of the wait are in');
+$seen_u1 = { allowed => (split ' ', $seen_u1)[0] };
+$seen_u3 = { refused => (split ' ', $seen_u3)[2] };
+
+$t->monitor_start;
+my @codes = map { (gate($pb, $u1->{key}))[0] } 1 .. 5;
+push @codes, map { (gate($pb, $u2->{key}))[0] } 1 .. 10;
+push @codes, map { (gate($pb, $u3->{key}))[0] } 1 .. 3;
+my $mon = $t->monitor_stop;
+
+is_deeply(\@codes, [(200) x 5, 200, 200, (429) x 8, (401) x 3],
+          'answers: 5 unlimited, 2 + 8 limited, 3 revoked');
+unlike($mon, qr/\Q$u1->{key}\E|"\Q@{[ $t->key_hash($u1->{key}) ]}\E"/,
+       'the unlimited key was answered without a check in Redis');
+
+my %want = (
+    $u1->{id} => [$seen_u1->{allowed} + 5, 0, 0],
+    $u2->{id} => [2, 8, 0],
+    $u3->{id} => [0, 0, $seen_u3->{refused} + 3],
+);
+my %got;
+
+ok(wait_for(5, sub {
+       for my $id (keys %want) {
+           my $tot = $adm->get("orgs/acme/keys/$id/usage")->{json}{total};
+           $got{$id} = [map { $tot->{$_} } qw(allowed rate_limited refused)];
+       }
+       !grep { "@{$got{$_}}" ne "@{$want{$_}}" } keys %want;
+   }), 'usage counts every check, answered by the replica or by Redis')
+    or diag(join "\n", map { "$_: want @{$want{$_}}, got @{$got{$_}}" }
+                          keys %want);
+
+ok($adm->get("orgs/acme/keys/$u1->{id}")->{json}{last_used_at},
+   'the unlimited key has a last use');
+
+###############################################################################
 # revoke through A, then B refuses: p99 over 100 revocations.  B checks a
 # key its replica holds valid in Redis, so a revocation shows at once; a
 # restore shows once B's replica has followed the change log: that is
