@@ -40,11 +40,11 @@
 #define NGX_HTTP_APIKEY_ADMIN_USAGE_DEF_DAYS   30
 
 /*
- * index entries a list walks per script call (about a third of a
+ * index entries a list walks per script call (about a
  * millisecond of Redis), and how a worker paces its slices while it has
  * gatekeeper checks to send (ngx_http_apikey_admin_ops.c)
  */
-#define NGX_HTTP_APIKEY_ADMIN_WALK           250
+#define NGX_HTTP_APIKEY_ADMIN_WALK           800
 #define NGX_HTTP_APIKEY_ADMIN_WALK_PAUSE     3          /* ms */
 #define NGX_HTTP_APIKEY_ADMIN_WALK_BUSY      100        /* ms */
 
