@@ -177,15 +177,6 @@ awk -v e="$e_sum" -v c="$c_sum" -v n="$n_sum" 'BEGIN {
     printf "redis commands per gatekept request (with the script'"'"'s own): %.3f\n", c / n
 }'
 
-median() {
-    tr ' ' '\n' | grep . | sort -g \
-        | awk '{ r[NR] = $1 } END {
-                   m = (NR % 2) ? r[(NR + 1) / 2] \
-                                : (r[NR / 2] + r[NR / 2 + 1]) / 2
-                   printf "%.3f\n", m
-               }'
-}
-
 echo "round ratios:$ratios"
 echo "metrics round ratios (gatekept with apikey_metrics / without):$mratios"
 echo "metrics ratio: $(median <<< "$mratios")"

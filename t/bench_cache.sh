@@ -171,20 +171,11 @@ for round in $(seq 1 "$rounds"); do
     done
 done
 
-median() {
-    tr ' ' '\n' | grep . | sort -g \
-        | awk '{ r[NR] = $1 } END {
-                   m = (NR % 2) ? r[(NR + 1) / 2] \
-                                : (r[NR / 2] + r[NR / 2 + 1]) / 2
-                   printf "%.2f\n", m
-               }'
-}
-
 echo "ratio to bare (median), without and with apikey_cache:"
 
 for kind in valid limited malformed unknown; do
-    printf '  %-10s %s  %s\n' "$kind" "$(median <<< "${plain[$kind]}")" \
-           "$(median <<< "${cached[$kind]}")"
+    printf '  %-10s %s  %s\n' "$kind" "$(median %.2f <<< "${plain[$kind]}")" \
+           "$(median %.2f <<< "${cached[$kind]}")"
 done
 
 if grep -q '\[\(alert\|crit\|emerg\)\]' "$dir"/*/error.log; then

@@ -1,6 +1,6 @@
 # Shell helpers for make run and make bench: free loopback ports, a private
-# Redis, bounded waits, and stopping what was started by pid.  Sourced by
-# t/run.sh, t/bench.sh and t/bench_admin.sh.
+# Redis, bounded waits, stopping what was started by pid, and the median of
+# a benchmark's rounds.  Sourced by t/run.sh and the t/bench*.sh scripts.
 
 # a port nobody listens on now
 free_port() {
@@ -45,4 +45,15 @@ stop_pidfiles() {
         done
         rm -f "$f"
     done
+}
+
+# median [FORMAT]: the median of the numbers on stdin (space or newline
+# separated), printed with FORMAT (default %.3f)
+median() {
+    tr ' ' '\n' | grep . | sort -g \
+        | awk -v f="${1:-%.3f}" '{ r[NR] = $1 } END {
+                   m = (NR % 2) ? r[(NR + 1) / 2] \
+                                : (r[NR / 2] + r[NR / 2 + 1]) / 2
+                   printf f "\n", m
+               }'
 }
