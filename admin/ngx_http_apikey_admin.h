@@ -172,9 +172,14 @@ typedef struct {
     int64_t                         seen;
     ngx_queue_t                     queue;     /* waiting for its turn */
 
+    /* the rebuild of the org's admin indexes that goes first, if needed */
+    ngx_str_t                       reindex_cursor;
+
     unsigned                        pending:1;
     unsigned                        queued:1;
     unsigned                        walking:1; /* its slice is in Redis */
+    unsigned                        reindexing:1;  /* a slice is in Redis */
+    unsigned                        reindexed:1;   /* the indexes are right */
     unsigned                        routed:1;   /* "operation" is set */
     unsigned                        waited:1;   /* WAIT was sent */
 } ngx_http_apikey_admin_ctx_t;

@@ -45,7 +45,6 @@ local total, budget = tonumber(ARGV[9]), tonumber(ARGV[10])
 local skip = 0
 
 if after == '' then
-    sync(ns, KEYS[1], KEYS[2], KEYS[3], now)
     after = '+inf'
 
 else

@@ -27,6 +27,13 @@ typedef struct {
 
 static ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+static ngx_uint_t ngx_http_apikey_admin_needs_index(
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
+static ngx_int_t ngx_http_apikey_admin_reindex(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_main_conf_t *akmcf);
+static ngx_int_t ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_uint_t ngx_http_apikey_admin_take_turn(
     ngx_http_apikey_admin_ctx_t *ctx);
 static void ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx);
@@ -78,8 +85,14 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(rotate),
     ngx_http_apikey_admin_script(delete),
     ngx_http_apikey_admin_script(events),
-    ngx_http_apikey_admin_script(usage)
+    ngx_http_apikey_admin_script(usage),
+    ngx_http_apikey_admin_script(reindex)
 };
+
+#define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT  10
+
+/* key records one rebuild call reads: under a millisecond of Redis */
+#define NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET  "25"
 
 
 ngx_int_t
@@ -312,6 +325,10 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
     a->pool = r->pool;
     a->ns = &akmcf->redis.ns;
 
+    if (!ctx->reindexed && ngx_http_apikey_admin_needs_index(ctx, alcf)) {
+        return ngx_http_apikey_admin_reindex(r, ctx, a, akmcf);
+    }
+
     switch (ctx->operation) {
     case NGX_HTTP_APIKEY_ADMIN_CREATE:
         if (ngx_http_apikey_admin_create_args(r, ctx, a) != NGX_OK) {
@@ -439,6 +456,130 @@ ngx_http_apikey_admin_eval(ngx_http_request_t *r,
     if (ctx->pending) {
         ctx->op = op;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Whether the operation reads the organization's admin indexes: a
+ * filtered list (at the start of its walk), and a change that counts
+ * active keys against apikey_max_keys.  Those first bring the indexes in
+ * step with the records (ngx_http_apikey_admin_reindex.lua), in slices.
+ */
+
+static ngx_uint_t
+ngx_http_apikey_admin_needs_index(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_loc_conf_t *alcf)
+{
+    switch (ctx->operation) {
+
+    case NGX_HTTP_APIKEY_ADMIN_LIST:
+        return (ctx->in.search.len || ctx->in.status.len
+                || ctx->in.env_filter.len)
+               && ctx->cursor_score.len == 0;
+
+    case NGX_HTTP_APIKEY_ADMIN_CREATE:
+    case NGX_HTTP_APIKEY_ADMIN_UPDATE:
+    case NGX_HTTP_APIKEY_ADMIN_RESTORE:
+        return alcf->max_keys > 0;
+
+    default:
+        return 0;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_reindex(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_main_conf_t *akmcf)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    budget;
+    ngx_http_apikey_redis_op_t  *op;
+
+    ngx_str_set(&budget, NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET);
+
+    ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
+    a->nkeys = 3;
+    ngx_http_apikey_admin_arg(a, a->ns);
+    ngx_http_apikey_admin_arg(a, &ctx->reindex_cursor);
+    ngx_http_apikey_admin_arg(a, &budget);
+
+    if (a->failed) {
+        ngx_http_apikey_admin_end_turn(ctx);
+        return NGX_ERROR;
+    }
+
+    ctx->pending = 1;
+    ctx->reindexing = 1;
+
+    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN,
+                  &ngx_http_apikey_admin_scripts[
+                                        NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT],
+                  a->nkeys, a->nargs, a->args, akmcf->redis.timeout,
+                  ngx_http_apikey_admin_done, ctx, r->connection->log, &op);
+
+    if (rc != NGX_OK) {
+        ctx->pending = 0;
+        ctx->reindexing = 0;
+        ngx_http_apikey_admin_end_turn(ctx);
+        return rc;
+    }
+
+    if (ctx->pending) {
+        ctx->op = op;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a rebuild slice's reply: NGX_OK to go on (the next slice or the op) */
+
+static ngx_int_t
+ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    redisReply  **e;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        if (reply != NULL) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "apikey admin: the index rebuild failed%s%*s",
+                          reply->type == REDIS_REPLY_ERROR ? ": " : "",
+                          reply->type == REDIS_REPLY_ERROR
+                          ? (size_t) reply->len : (size_t) 0,
+                          reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+        }
+
+        return NGX_DECLINED;
+    }
+
+    e = reply->element;
+
+    if (reply->elements == 2 && e[0]->len == 4
+        && ngx_strncmp(e[0]->str, "more", 4) == 0
+        && e[1]->type == REDIS_REPLY_STRING && e[1]->len > 0
+        && e[1]->len <= NGX_INT64_LEN)
+    {
+        ctx->reindex_cursor.data = ngx_pnalloc(r->pool, e[1]->len);
+        if (ctx->reindex_cursor.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->reindex_cursor.data, e[1]->str, e[1]->len);
+        ctx->reindex_cursor.len = e[1]->len;
+
+        return NGX_OK;
+    }
+
+    ctx->reindexed = 1;
 
     return NGX_OK;
 }
@@ -764,6 +905,25 @@ ngx_http_apikey_admin_done(void *data, redisReply *reply)
     ngx_http_set_log_request(c->log, r);
 
     ngx_http_apikey_admin_end_turn(ctx);
+
+    if (ctx->reindexing) {
+        ctx->reindexing = 0;
+
+        rc = ngx_http_apikey_admin_reindexed(r, ctx, reply);
+
+        if (rc == NGX_OK) {
+            rc = ngx_http_apikey_admin_eval(r, ctx);
+
+            if (rc == NGX_OK) {
+                return;
+            }
+        }
+
+        ngx_http_finalize_request(r, ngx_http_apikey_admin_not_sent(r, ctx,
+                                          rc == NGX_DECLINED ? rc : NGX_ERROR));
+        ngx_http_run_posted_requests(c);
+        return;
+    }
 
     if (ngx_http_apikey_admin_wait(r, ctx, reply) == NGX_OK) {
         return;
