@@ -221,6 +221,25 @@ ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
 
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
+/*
+ * Builds the operation's script call and sends it (NGX_OK: the reply
+ * handler runs; NGX_DECLINED: Redis is down; NGX_ERROR), and the answer
+ * when it could not be sent, for ngx_http_finalize_request()
+ */
+ngx_int_t ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+
+/*
+ * ngx_http_apikey_admin_walk.c: a worker's list walks take turns, one
+ * slice in Redis at a time; take_turn says whether ctx may send now (else
+ * it is queued and sent, through ngx_http_apikey_admin_eval(), in its
+ * turn); end_turn when its slice is answered or its request gone
+ */
+ngx_uint_t ngx_http_apikey_admin_take_turn(ngx_http_apikey_admin_ctx_t *ctx);
+void ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx);
+
 ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 

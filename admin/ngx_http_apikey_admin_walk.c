@@ -1,0 +1,133 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_admin.h"
+
+
+static void ngx_http_apikey_admin_next_walk(ngx_event_t *ev);
+
+
+/*
+ * A worker sends one list slice at a time: the searches its clients run
+ * together take turns, one slice each.  While the worker is sending
+ * gatekeeper checks (it did within NGX_HTTP_APIKEY_ADMIN_WALK_BUSY), it
+ * leaves Redis to them for NGX_HTTP_APIKEY_ADMIN_WALK_PAUSE after each
+ * slice, so that walks take about a quarter of Redis's time per worker
+ * and a check waits behind one slice (about a millisecond) at most; on a
+ * quiet worker slices follow one another.
+ */
+
+static ngx_queue_t   ngx_http_apikey_admin_walks;
+static ngx_uint_t    ngx_http_apikey_admin_walking;
+static ngx_event_t   ngx_http_apikey_admin_walk_event;
+static ngx_connection_t  ngx_http_apikey_admin_walk_conn;
+
+
+ngx_uint_t
+ngx_http_apikey_admin_take_turn(ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_queue_t  *q;
+
+    q = &ngx_http_apikey_admin_walks;
+
+    if (q->next == NULL) {
+        ngx_queue_init(q);
+        ngx_http_apikey_admin_walk_event.handler =
+                                            ngx_http_apikey_admin_next_walk;
+        ngx_http_apikey_admin_walk_event.log = ngx_cycle->log;
+        ngx_http_apikey_admin_walk_event.cancelable = 1;
+
+        /* nginx's debug log reads a timer's data as a connection */
+        ngx_http_apikey_admin_walk_conn.fd = (ngx_socket_t) -1;
+        ngx_http_apikey_admin_walk_event.data =
+                                            &ngx_http_apikey_admin_walk_conn;
+    }
+
+    if (ngx_http_apikey_admin_walking
+        || ngx_http_apikey_admin_walk_event.timer_set
+        || ngx_http_apikey_admin_walk_event.posted
+        || !ngx_queue_empty(q))
+    {
+        ngx_queue_insert_tail(q, &ctx->queue);
+        ctx->queued = 1;
+        return 0;
+    }
+
+    ngx_http_apikey_admin_walking = 1;
+    ctx->walking = 1;
+
+    return 1;
+}
+
+
+/* the slice in Redis is done (or its request gone): a pause, then the next */
+
+void
+ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx)
+{
+    if (!ctx->walking) {
+        return;
+    }
+
+    ctx->walking = 0;
+    ngx_http_apikey_admin_walking = 0;
+
+    if (ngx_current_msec - ngx_http_apikey_redis_gate_sent
+        < NGX_HTTP_APIKEY_ADMIN_WALK_BUSY)
+    {
+        ngx_add_timer(&ngx_http_apikey_admin_walk_event,
+                      NGX_HTTP_APIKEY_ADMIN_WALK_PAUSE);
+
+    } else if (!ngx_queue_empty(&ngx_http_apikey_admin_walks)) {
+        ngx_post_event(&ngx_http_apikey_admin_walk_event, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_apikey_admin_next_walk(ngx_event_t *ev)
+{
+    ngx_int_t                     rc;
+    ngx_queue_t                  *q;
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_apikey_admin_ctx_t  *ctx;
+
+    if (ngx_http_apikey_admin_walking
+        || ngx_queue_empty(&ngx_http_apikey_admin_walks))
+    {
+        return;
+    }
+
+    q = ngx_queue_head(&ngx_http_apikey_admin_walks);
+    ngx_queue_remove(q);
+
+    ctx = ngx_queue_data(q, ngx_http_apikey_admin_ctx_t, queue);
+    ctx->queued = 0;
+    ctx->pending = 0;
+
+    ngx_http_apikey_admin_walking = 1;
+    ctx->walking = 1;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    rc = ngx_http_apikey_admin_eval(r, ctx);
+
+    if (rc == NGX_OK) {
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_apikey_admin_not_sent(r, ctx, rc));
+    ngx_http_run_posted_requests(c);
+}
