@@ -2,9 +2,10 @@
 
 # Keys written behind the admin API (an import) are not in the admin
 # indexes: a filtered list and a change counted against apikey_max_keys
-# first rebuild them from the records, in slices of 25 records
-# chained by nginx, so that no script call holds Redis (and the
-# gatekeeper) for long, whatever the size of the organization.
+# first rebuild them from the records, in slices of 25 records chained by
+# nginx, so that no script call holds Redis (and the gatekeeper) for long,
+# whatever the size of the organization: the calls are counted here, and
+# timed by make bench (t/bench_admin.sh).
 
 use strict;
 use warnings;
@@ -52,8 +53,10 @@ my @us = sort { $a <=> $b }
 
 ok(@us >= $n / 25, "the rebuild took at least " . $n / 25 . " calls")
     or diag(scalar @us);
-ok($us[int(@us * 0.99)] <= 2000, 'each held Redis no more than 2 ms at p99')
-    or diag("p99 $us[int(@us * 0.99)] us, longest $us[-1] us");
+
+# how long each call holds Redis is a benchmark figure (make bench:
+# t/bench_admin.sh, goal 2 ms); here it is only shown
+
 note(sprintf 'rebuild and search: %d calls, median %d us, p99 %d us, '
              . 'longest %d us', scalar @us, $us[int(@us / 2)],
              $us[int(@us * 0.99)], $us[-1]);

@@ -185,6 +185,34 @@ redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 10000 > /dev/null
 echo "a search walks in $scripts script calls; the longest held Redis" \
      "${longest} ms"
 
+# the rebuild of the organization's admin indexes after an import: the
+# indexes deleted, one search rebuilds them first, 25 records a call
+
+redis-cli -p "$rport" DEL "apikey:org:$org:idx" "apikey:org:$org:active" \
+    > /dev/null
+redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 0 > /dev/null
+redis-cli -p "$rport" CONFIG SET slowlog-max-len 100000 > /dev/null
+redis-cli -p "$rport" SLOWLOG RESET > /dev/null
+start=$(date +%s%N)
+curl -s -o /dev/null -H "Authorization: Bearer $token" \
+    "$base/keys?search=nothing+here"
+rebuild_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+rlongest=$(redis-cli -p "$rport" SLOWLOG GET 100000 \
+           | awk '$0 == "EVALSHA" && prev ~ /^[0-9]+$/ && prev + 0 > m {
+                      m = prev + 0 }
+                  { prev = $0 } END { printf "%.1f", m / 1000 }')
+rcalls=$(redis-cli -p "$rport" SLOWLOG LEN)
+redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 10000 > /dev/null
+
+echo "index rebuild after an import, then the search: ${rebuild_ms} ms," \
+     "$rcalls Redis commands; the longest held Redis ${rlongest} ms (goal 2)"
+
+for v in "$longest" "$rlongest"; do
+    if awk -v m="$v" 'BEGIN { exit !(m > 2) }'; then
+        fails=$((fails + 1))
+    fi
+done
+
 # the gatekeeper while searches run back to back
 
 {
