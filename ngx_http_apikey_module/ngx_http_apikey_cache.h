@@ -62,7 +62,6 @@ typedef struct {
     ngx_uint_t                     missing;      /* did not fit the zone */
     ngx_uint_t                     reloads;
     uint64_t                       synced;       /* ms, last reply */
-    uint64_t                       changed;      /* ms, last entry applied */
     ngx_pid_t                      reader;
     u_char                         last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     unsigned                       loaded:1;     /* a load completed */

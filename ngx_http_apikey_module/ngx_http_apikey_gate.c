@@ -26,8 +26,8 @@ static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
 static void ngx_http_apikey_done(void *data, redisReply *reply);
 static ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, redisReply *reply);
-static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_request_t *r,
-    ngx_http_apikey_ctx_t *ctx, u_char *data, size_t len);
+static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx,
+    u_char *data, size_t len);
 static void ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx,
     int64_t ahead);
 static ngx_int_t ngx_http_apikey_seconds(double us);
@@ -413,7 +413,7 @@ static ngx_int_t
 ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply *reply)
 {
-    ngx_int_t                     rc;
+    u_char                       *p;
     redisReply                  **e;
     ngx_http_apikey_main_conf_t  *akmcf;
 
@@ -458,13 +458,16 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         goto unexpected;
     }
 
-    rc = ngx_http_apikey_parse_gate(r, ctx, (u_char *) e[1]->str, e[1]->len);
+    /* the identity is kept for variables and logs: out of hiredis's reply */
 
-    if (rc == NGX_ERROR) {
+    p = ngx_pnalloc(r->pool, e[1]->len);
+    if (p == NULL) {
         return NGX_ERROR;
     }
 
-    if (rc == NGX_DECLINED) {
+    ngx_memcpy(p, e[1]->str, e[1]->len);
+
+    if (ngx_http_apikey_parse_gate(ctx, p, e[1]->len) != NGX_OK) {
         goto unexpected;
     }
 
@@ -529,9 +532,10 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
     local = *ctx;
 
-    rc = ngx_http_apikey_parse_gate(r, &local, g.data, g.len);
-    if (rc != NGX_OK) {
-        return rc;
+    /* g is the replica's copy, in the request's pool */
+
+    if (ngx_http_apikey_parse_gate(&local, g.data, g.len) != NGX_OK) {
+        return NGX_DECLINED;
     }
 
     local.result = result;
@@ -587,12 +591,13 @@ ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
 /*
  * The secret's "g" field (docs/data-model.md): a line of check values
  * ending with the environment and the scopes, then id, org, prefix and
- * name, one per line.
+ * name, one per line; parsed in place (ctx points into data, which must
+ * live as long as the request).
  */
 
 static ngx_int_t
-ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
-    u_char *data, size_t len)
+ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
+    size_t len)
 {
     u_char      *p, *last, *q;
     ngx_int_t    n[3];
@@ -604,12 +609,7 @@ ngx_http_apikey_parse_gate(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     lines[2] = &ctx->prefix;
     lines[3] = &ctx->name;
 
-    p = ngx_pnalloc(r->pool, len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, data, len);
+    p = data;
     last = p + len;
 
     /* rev exp grace rate per burst: nginx needs the last three */
