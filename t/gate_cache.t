@@ -176,8 +176,8 @@ ok(wait_for(10, sub {
        ($seen_u1, $seen_u3) = (totals($u1->{id}), totals($u3->{id}));
        $a1 eq $seen_u1 && $a3 eq $seen_u3;
    }), 'the counts of the wait are in');
-$seen_u1 = { allowed => (split ' ', $seen_u1)[0] };
-$seen_u3 = { refused => (split ' ', $seen_u3)[2] };
+my @seen_u1 = split ' ', $seen_u1;
+my @seen_u3 = split ' ', $seen_u3;
 
 $t->monitor_start;
 my @codes = map { (gate($pb, $u1->{key}))[0] } 1 .. 5;
@@ -191,9 +191,10 @@ unlike($mon, qr/\Q$u1->{key}\E|"\Q@{[ $t->key_hash($u1->{key}) ]}\E"/,
        'the unlimited key was answered without a check in Redis');
 
 my %want = (
-    $u1->{id} => [$seen_u1->{allowed} + 5, 0, 0],
+    $u1->{id} => [$seen_u1[0] + 5, 0, 0],
     $u2->{id} => [2, 8, 0],
-    $u3->{id} => [0, 0, $seen_u3->{refused} + 3],
+    # before B's replica had the revocation, u3 may have passed there
+    $u3->{id} => [$seen_u3[0], 0, $seen_u3[2] + 3],
 );
 my %got;
 
@@ -211,10 +212,10 @@ ok($adm->get("orgs/acme/keys/$u1->{id}")->{json}{last_used_at},
    'the unlimited key has a last use');
 
 ###############################################################################
-# revoke through A, then B refuses: p99 over 100 revocations.  B checks a
-# key its replica holds valid in Redis, so a revocation shows at once; a
-# restore shows once B's replica has followed the change log: that is
-# the replica's lag, measured too
+# revoke through A, then B refuses: p99 over 100 revocations.  These keys
+# have no limit, so B answers them from its replica: a revocation and a
+# restore show once B's replica has followed the change log, the
+# replica's lag
 
 my (@revoke, @restore, $late);
 
