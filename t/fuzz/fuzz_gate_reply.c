@@ -22,7 +22,10 @@ static int ngx_http_apikey_fuzz_huge(const uint8_t *data, size_t size);
 static ngx_log_t  ngx_http_apikey_fuzz_log;
 
 
-/* an array or bulk header over 1 MiB (or 1M elements) */
+/*
+ * an array or bulk header over 1 MiB (or 1M elements) anywhere: hiredis
+ * finds headers after a bulk's payload too, not only after a newline
+ */
 
 static int
 ngx_http_apikey_fuzz_huge(const uint8_t *data, size_t size)
@@ -32,9 +35,7 @@ ngx_http_apikey_fuzz_huge(const uint8_t *data, size_t size)
 
     for (i = 0; i < size; i++) {
 
-        if ((data[i] != '*' && data[i] != '$')
-            || (i > 0 && data[i - 1] != '\n'))
-        {
+        if (data[i] != '*' && data[i] != '$') {
             continue;
         }
 
