@@ -17,10 +17,6 @@ static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_uint_t ngx_http_apikey_cache_current(
     ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_cache_sh_t *sh,
     ngx_uint_t offline);
-static ngx_int_t ngx_http_apikey_cache_unhex(u_char *dst, u_char *src,
-    size_t len);
-static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
-    ngx_http_apikey_cache_t *cache, u_char *hash);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_bucket(
     ngx_http_apikey_cache_t *cache, ngx_http_apikey_cache_node_t *node);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
@@ -181,6 +177,8 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_http_apikey_cache_rbtree_insert_value);
 
+    ngx_queue_init(&cache->sh->leases);
+
     ngx_memcpy(cache->sh->last, "0-0", sizeof("0-0"));
 
     /* a zone too small is reported once, by the load, not per record */
@@ -318,7 +316,8 @@ done:
 
 ngx_int_t
 ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
-    ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead)
+    ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
+    ngx_http_apikey_lease_ask_t *ask)
 {
     u_char                         hash[32];
     double                         step;
@@ -328,6 +327,8 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
     ngx_http_apikey_cache_node_t  *cn, *b;
 
     cache = ccf->shm_zone->data;
+
+    ask->want = 0;
 
     if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
         return NGX_DECLINED;
@@ -353,10 +354,18 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
         b = cn;
     }
 
-    /* the gate script's GCRA (ngx_http_apikey_gate.lua) on the local clock */
-
     now = ngx_http_apikey_cache_now();
     step = (double) cn->per * 1000000 / cn->rate;
+
+    if (b->lease != NULL
+        && ngx_http_apikey_lease_spend(ccf, b, now, step, ahead) == NGX_OK)
+    {
+        *limited = 0;
+        rc = NGX_OK;
+        goto done;
+    }
+
+    /* the gate script's GCRA (ngx_http_apikey_gate.lua) on the local clock */
 
     tat = b->tat;
 
@@ -373,7 +382,11 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
 
     if (!offline) {
 
-        /* a token may be there: only Redis can take it */
+        /* a token may be there: only Redis can take it, maybe with more */
+
+        if (ccf->lease) {
+            ngx_http_apikey_lease_ask(ccf, b, now, ask);
+        }
 
         goto done;
     }
@@ -531,6 +544,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
 
     cn->gen = sh->gen;
     cn->tat = 0;
+    cn->lease = NULL;
 
     /* the bucket goes on unless the limit changed (Redis refilled it) */
 
@@ -541,6 +555,10 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     }
 
     if (old != NULL) {
+
+        /* a change ends the lease: its tokens go back, or with the limit */
+
+        ngx_http_apikey_lease_move(cache, old, cn);
         ngx_http_apikey_cache_delete(cache, old);
     }
 
@@ -646,6 +664,10 @@ ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
 
     sh = cache->sh;
 
+    if (cn->lease != NULL) {
+        ngx_http_apikey_lease_free(cache, cn);
+    }
+
     ngx_rbtree_delete(&sh->rbtree, &cn->node);
 
     sh->keys--;
@@ -656,7 +678,7 @@ ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
 }
 
 
-static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_lookup(ngx_http_apikey_cache_t *cache, u_char *hash)
 {
     ngx_int_t                      rc;
@@ -775,7 +797,7 @@ ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn, u_char *p,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_apikey_cache_unhex(u_char *dst, u_char *src, size_t len)
 {
     u_char  c, v;

@@ -33,11 +33,46 @@
 typedef struct {
     ngx_shm_zone_t                *shm_zone;     /* NULL: no apikey_cache */
     ngx_msec_t                     max_stale;
+    ngx_msec_t                     lease;        /* 0: apikey_rate_lease off */
+    ngx_msec_t                     timeout;      /* apikey_redis_timeout */
 } ngx_http_apikey_cache_conf_t;
 
 
+typedef struct ngx_http_apikey_cache_node_s  ngx_http_apikey_cache_node_t;
+
+
+/*
+ * Tokens the instance took from a key's Redis bucket at once
+ * (apikey_rate_lease, ngx_http_apikey_lease.c), kept with the record that
+ * holds the key's bucket while the key has some, or had lately.
+ */
+
 typedef struct {
+    ngx_queue_t                    queue;        /* in sh->leases */
+    ngx_http_apikey_cache_node_t  *node;
+    int64_t                        until;        /* us: the lease ends */
+    uint64_t                       asked;        /* ms: a lease asked for */
+    uint32_t                       epoch;        /* of the record's change */
+    uint32_t                       tokens;       /* not spent */
+    uint32_t                       back;         /* to give back */
+} ngx_http_apikey_lease_t;
+
+
+/* the lease a check asks Redis for: want 0 for none */
+
+typedef struct {
+    uint32_t                       want;         /* tokens, this one's too */
+    uint32_t                       back;
+    uint32_t                       epoch;
+    uint32_t                       rate;         /* the limit taken under */
+    uint32_t                       per;
+    uint32_t                       burst;
+} ngx_http_apikey_lease_ask_t;
+
+
+struct ngx_http_apikey_cache_node_s {
     ngx_rbtree_node_t              node;         /* key: the hash's start */
+    ngx_http_apikey_lease_t       *lease;
     int64_t                        tat;          /* bucket, us; 0: none */
     time_t                         exp;
     time_t                         grace;
@@ -50,7 +85,7 @@ typedef struct {
     unsigned                       revoked:1;
     unsigned                       has_c:1;      /* c follows g */
     u_char                         g[1];         /* then c, 32 bytes */
-} ngx_http_apikey_cache_node_t;
+};
 
 
 typedef struct {
@@ -63,6 +98,9 @@ typedef struct {
     ngx_uint_t                     reloads;
     uint64_t                       synced;       /* ms, last reply */
     ngx_pid_t                      reader;
+    ngx_queue_t                    leases;
+    uint32_t                       epoch;        /* changes of records */
+    uint64_t                       swept;        /* ms, the last sweep */
     u_char                         last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     unsigned                       loaded:1;     /* a load completed */
     unsigned                       loading:1;
@@ -94,27 +132,60 @@ ngx_int_t ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
 /*
  * The bucket of a secret the replica found valid: NGX_OK with *limited
  * and *ahead (us) when the replica can answer, NGX_DECLINED when Redis
- * must.  Online it answers only a bucket known to be empty; offline it
- * takes a token from the instance's own bucket.
+ * must.  A token leased to the instance is spent first; past those,
+ * online it answers only a bucket known to be empty, and declines with
+ * the lease to ask Redis for in *ask (want 0: none); offline it takes a
+ * token from the instance's own bucket.
  */
 ngx_int_t ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hex, ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead);
+    u_char *hex, ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
+    ngx_http_apikey_lease_ask_t *ask);
 
 /* what Redis said of a secret's bucket at a time not after its check */
 void ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hex, int64_t tat);
 
+/*
+ * What Redis answered a check that asked for a lease: n tokens taken (0
+ * when it took none), this request's one among them.
+ */
+void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
+    u_char *hex, ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n);
+
 /* microseconds of the wall clock */
 int64_t ngx_http_apikey_cache_now(void);
 
 
-/* ngx_http_apikey_cache.c, for the reader */
+/* ngx_http_apikey_cache.c, for the reader and the leases */
+
+ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
+    ngx_http_apikey_cache_t *cache, u_char *hash);
+ngx_int_t ngx_http_apikey_cache_unhex(u_char *dst, u_char *src, size_t len);
 
 void ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache);
 ngx_int_t ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache,
     ngx_str_t *hex, ngx_str_t *g, ngx_str_t *c);
 void ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache,
     u_char *last, size_t len, ngx_log_t *log);
+
+
+/* ngx_http_apikey_lease.c, with the zone locked */
+
+ngx_int_t ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_node_t *b, int64_t now, double step,
+    int64_t *ahead);
+void ngx_http_apikey_lease_ask(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_node_t *b, int64_t now,
+    ngx_http_apikey_lease_ask_t *ask);
+void ngx_http_apikey_lease_move(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *old, ngx_http_apikey_cache_node_t *cn);
+void ngx_http_apikey_lease_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *cn);
+
+/* the sweep of ended leases, in every worker */
+ngx_int_t ngx_http_apikey_lease_init_worker(ngx_cycle_t *cycle,
+    ngx_http_apikey_cache_conf_t *ccf);
+void ngx_http_apikey_lease_exit(void);
 
 
 /* ngx_http_apikey_cache_sync.c: the reader, in one worker */

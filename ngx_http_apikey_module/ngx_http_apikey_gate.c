@@ -155,7 +155,7 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 {
     u_char                       *p;
     ngx_int_t                     rc;
-    ngx_str_t                     key, args[3];
+    ngx_str_t                     key, args[4];
     ngx_http_apikey_loc_conf_t   *akcf;
     ngx_http_apikey_main_conf_t  *akmcf;
 
@@ -211,8 +211,22 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     args[1] = akcf->environment;
     args[2] = akcf->scopes;
+    args[3].len = 0;
 
-    rc = ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 3, args,
+    if (ctx->lease.want) {
+        args[3].data = ngx_pnalloc(r->pool, 5 * NGX_INT32_LEN + 4);
+        if (args[3].data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        args[3].len = ngx_sprintf(args[3].data, "%uD %uD %uD/%uD/%uD",
+                                  ctx->lease.want, ctx->lease.back,
+                                  ctx->lease.rate, ctx->lease.per,
+                                  ctx->lease.burst)
+                      - args[3].data;
+    }
+
+    rc = ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 4, args,
                                      akmcf->redis.timeout,
                                      ngx_http_apikey_done, ctx, &ctx->item);
 
@@ -223,6 +237,11 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     if (rc == NGX_DECLINED) {
 
         /* Redis is known down: the replica answers for max_stale */
+
+        if (ctx->lease.want) {
+            ngx_http_apikey_lease_grant(&akmcf->cache, ctx->hash,
+                                        &ctx->lease, 0);
+        }
 
         if (ctx->hash == NULL
             || (rc = ngx_http_apikey_local(r, ctx, 1)) == NGX_DECLINED)
@@ -377,8 +396,10 @@ ngx_http_apikey_done(void *data, redisReply *reply)
 {
     ngx_http_apikey_ctx_t  *ctx = data;
 
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_apikey_main_conf_t  *akmcf;
 
     r = ctx->request;
     c = r->connection;
@@ -388,7 +409,15 @@ ngx_http_apikey_done(void *data, redisReply *reply)
     ctx->item = NULL;
     ctx->state = NGX_HTTP_APIKEY_DONE;
 
-    if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK
+    rc = ngx_http_apikey_read_reply(r, ctx, reply);
+
+    if (ctx->lease.want) {
+        akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+        ngx_http_apikey_lease_grant(&akmcf->cache, ctx->hash, &ctx->lease,
+                                    ctx->leased);
+    }
+
+    if (rc != NGX_OK
         || (ctx->result == NGX_HTTP_APIKEY_UNAVAILABLE && ctx->hash != NULL
             && ngx_http_apikey_local(r, ctx, 1) == NGX_ERROR))
     {
@@ -414,6 +443,8 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply *reply)
 {
     u_char                       *p;
+    double                        held;
+    int64_t                       ahead;
     redisReply                  **e;
     ngx_http_apikey_main_conf_t  *akmcf;
 
@@ -434,7 +465,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1 || reply->elements > 3
+        || reply->elements < 1 || reply->elements > 4
         || e[0]->type != REDIS_REPLY_INTEGER
         || e[0]->integer < NGX_HTTP_APIKEY_OK
         || e[0]->integer > NGX_HTTP_APIKEY_LIMITED)
@@ -453,7 +484,10 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     }
 
     if (e[1]->type != REDIS_REPLY_STRING
-        || (reply->elements == 3 && e[2]->type != REDIS_REPLY_INTEGER))
+        || (reply->elements >= 3 && e[2]->type != REDIS_REPLY_INTEGER)
+        || (reply->elements == 4
+            && (e[3]->type != REDIS_REPLY_INTEGER || e[3]->integer < 1
+                || e[3]->integer > (long long) ctx->lease.want)))
     {
         goto unexpected;
     }
@@ -471,8 +505,24 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         goto unexpected;
     }
 
-    if (reply->elements == 3) {
-        ngx_http_apikey_bucket(ctx, e[2]->integer);
+    if (reply->elements >= 3) {
+        ahead = e[2]->integer;
+
+        if (reply->elements == 4) {
+            ctx->leased = (ngx_uint_t) e[3]->integer;
+        }
+
+        if (ctx->leased > 1 && ctx->rate > 0) {
+
+            /* the tokens leased past this request's count as the bucket's */
+
+            held = (ctx->leased - 1) * (double) ctx->per * 1000000
+                   / ctx->rate;
+
+            ahead = (held < (double) ahead) ? ahead - (int64_t) held : 0;
+        }
+
+        ngx_http_apikey_bucket(ctx, ahead);
 
         if (ctx->hash != NULL) {
             akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
@@ -546,7 +596,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
     if (local.result == NGX_HTTP_APIKEY_OK && local.rate > 0) {
         rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->hash, offline,
-                                        &limited, &ahead);
+                                        &limited, &ahead, &ctx->lease);
         if (rc != NGX_OK) {
             return rc;
         }
@@ -583,8 +633,14 @@ ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
-    return ngx_http_apikey_tally_init(cycle, &akmcf->redis,
-                                      &ngx_http_apikey_gate_script);
+    if (ngx_http_apikey_tally_init(cycle, &akmcf->redis,
+                                   &ngx_http_apikey_gate_script)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_lease_init_worker(cycle, &akmcf->cache);
 }
 
 

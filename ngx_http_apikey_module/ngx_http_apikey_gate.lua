@@ -3,14 +3,19 @@
 -- go to Redis together as one call of this script.
 --
 -- KEYS[i]       NS{<sha256 of the key>}: the secret hash of check i
--- ARGV[2i - 1]  environment the location of check i requires, "" for any
--- ARGV[2i]      scopes it requires, space-separated, "" for none
+-- ARGV[3i - 2]  environment the location of check i requires, "" for any
+-- ARGV[3i - 1]  scopes it requires, space-separated, "" for none
+-- ARGV[3i]      the lease (apikey_rate_lease), "" for none: "want back
+--               rate/per/burst", tokens asked for (this request's among
+--               them), tokens of an ended lease given back, and the limit
+--               they were taken under
 --
 -- Returns one reply per check, in order: {1} for an unknown key,
--- {code, g} when no bucket was consulted, else {code, g, ahead}: g is the
--- secret's gate field, for nginx to read the key's identity and limit
--- from, and ahead how far (microseconds) the bucket's theoretical arrival
--- time is past now, from which nginx works out the rate headers.
+-- {code, g} when no bucket was consulted, else {code, g, ahead}, and
+-- {0, g, ahead, n} when a lease was asked for and n tokens were taken: g
+-- is the secret's gate field, for nginx to read the key's identity and
+-- limit from, and ahead how far (microseconds) the bucket's theoretical
+-- arrival time is past now, from which nginx works out the rate headers.
 -- Codes, in the order the checks run: 0 ok, 1 invalid, 2 revoked,
 -- 3 expired, 4 environment mismatch, 5 insufficient scope, 6 limited.
 --
@@ -24,7 +29,10 @@
 -- usage hash of that day.  A count Redis refuses to write is lost, never
 -- the check's answer.
 --
--- Only an allowed request takes a token.  Checks run one after the other,
+-- Only an allowed request takes a token, or, asking for a lease, up to as
+-- many as it wants of those the bucket holds; tokens given back return to
+-- the bucket unless its limit changed since they were taken (then Redis
+-- refilled it, and they are dropped).  Checks run one after the other,
 -- so two of one key in a call take from the bucket as two calls would.
 -- A write Redis refuses (OOM, READONLY, NOREPLICAS, MISCONF) is that
 -- check's own error reply: it must not end the call and answer for the
@@ -132,14 +140,39 @@ local function count(key, f, reply, i)
     return reply
 end
 
+-- tokens of an ended lease go back to the bucket of home (limit lim, as
+-- "rate/per/burst"): b moves back by their worth, unless the limit they
+-- were taken under is no longer the key's
+
+local function give_back(home, g, back, lim)
+    local rate, per, burst = string.match(g, '^%d %d+ %d+ (%d+) (%d+) (%d+)')
+    local b = tonumber(redis.call('HGET', home, 'b'))
+
+    if not b or not rate or rate == '0'
+       or lim ~= rate .. '/' .. per .. '/' .. burst
+    then
+        return
+    end
+
+    b = b - tonumber(back) * per * 1000000 / rate
+
+    if b < us then
+        b = us
+    end
+
+    redis.pcall('HSET', home, 'b', string.format('%d', math.ceil(b)))
+end
+
 -- the tally of checks an nginx replica answered (apikey_cache,
 -- ngx_http_apikey_tally.c), sent with the checks: environment "\1",
--- scopes "allowed limited refused".  The counts go where the checks'
--- would have; an allowed one records the last use.
+-- scopes "allowed limited refused", lease "0 back rate/per/burst" or "".
+-- The counts go where the checks' would have, the tokens given back to
+-- the key's bucket; an allowed one records the last use, written at most
+-- once a second.
 
-local function tally(key, counts)
+local function tally(key, counts, lease)
     local n = {string.match(counts, '^(%d+) (%d+) (%d+)$')}
-    local f = redis.call('HMGET', key, 'g', 'c', 'h')
+    local f = redis.call('HMGET', key, 'g', 'c', 'h', 'u')
     local home = key
 
     if not n[1] or not f[1] then
@@ -155,6 +188,16 @@ local function tally(key, counts)
         end
     end
 
+    local back, lim = string.match(lease, '^%d+ (%d+) (%S+)$')
+
+    if back and back ~= '0' then
+        give_back(home, f[1], back, lim)
+    end
+
+    if n[1] == '0' and n[2] == '0' and n[3] == '0' then
+        return {1}
+    end
+
     if f[3] ~= hour then
         rollover(home, f[1], f[3])
     end
@@ -165,16 +208,16 @@ local function tally(key, counts)
         end
     end
 
-    if n[1] ~= '0' then
+    if n[1] ~= '0' and f[4] ~= t[1] then
         return write(key, {1}, 'u', t[1])
     end
 
     return {1}
 end
 
-local function check(key, want_env, want_scopes)
+local function check(key, want_env, want_scopes, lease)
     if want_env == '\1' then
-        return tally(key, want_scopes)
+        return tally(key, want_scopes, lease)
     end
 
     local f = redis.call('HMGET', key, 'g', 'b', 'c', 'h', 'a')
@@ -252,18 +295,55 @@ local function check(key, want_env, want_scopes)
 
     local step = per * 1000000 / rate
     local tat = tonumber(f[2]) or us
+    local want, back, lim
+
+    if lease ~= '' then
+        want, back, lim = string.match(lease, '^(%d+) (%d+) (%S+)$')
+        want = tonumber(want)
+
+        if back and back ~= '0' and f[2]
+           and lim == rate .. '/' .. per .. '/' .. burst
+        then
+            tat = tat - tonumber(back) * step
+        else
+            back = nil
+        end
+    end
 
     if tat < us then
         tat = us
     end
 
     if tat - us > (burst - 1) * step + 1 then
+        if back then
+            write(home, nil, 'b', string.format('%d', math.ceil(tat)))
+        end
+
         return count(key, f, {6, f[1], tat - us}, 2)
     end
 
-    tat = math.ceil(tat + step)
+    -- a lease: as many of the tokens the bucket holds as asked for
+
+    local n = 1
+
+    if want and want > 1 then
+        n = math.floor((burst * step - (tat - us) + 1) / step)
+
+        if n > want then
+            n = want
+        elseif n < 1 then
+            n = 1
+        end
+    end
+
+    tat = math.ceil(tat + n * step)
 
     local b = string.format('%d', tat)
+    local reply = {0, f[1], tat - us}
+
+    if want then
+        reply[4] = n
+    end
 
     if f[3] then
         local e = write(f[3], nil, 'b', b, 'a', a)
@@ -271,16 +351,16 @@ local function check(key, want_env, want_scopes)
             return e
         end
 
-        return write(key, {0, f[1], tat - us}, 'u', t[1])
+        return write(key, reply, 'u', t[1])
     end
 
-    return write(key, {0, f[1], tat - us}, 'b', b, 'u', t[1], 'a', a)
+    return write(key, reply, 'b', b, 'u', t[1], 'a', a)
 end
 
 local out = {}
 
 for i = 1, #KEYS do
-    out[i] = check(KEYS[i], ARGV[2 * i - 1], ARGV[2 * i])
+    out[i] = check(KEYS[i], ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i])
 end
 
 for _, home in ipairs(homes) do

@@ -34,6 +34,8 @@ static char *ngx_http_apikey_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_rate_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_rate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
@@ -73,6 +75,13 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
     { ngx_string("apikey_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_apikey_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("apikey_rate_lease"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_apikey_rate_lease,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -235,6 +244,7 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
 
     akmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
     akmcf->cache.max_stale = NGX_CONF_UNSET_MSEC;
+    akmcf->cache.lease = NGX_CONF_UNSET_MSEC;
 
     return akmcf;
 }
@@ -247,6 +257,15 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_msec_value(akmcf->redis.timeout, 100);
     ngx_conf_init_msec_value(akmcf->cache.max_stale, 60000);
+    ngx_conf_init_msec_value(akmcf->cache.lease, 0);
+
+    akmcf->cache.timeout = akmcf->redis.timeout;
+
+    if (akmcf->cache.lease && akmcf->cache.shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_rate_lease\" requires \"apikey_cache\"");
+        return NGX_CONF_ERROR;
+    }
 
     if (akmcf->cache.shm_zone != NULL && !akmcf->enabled) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -841,9 +860,44 @@ ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* apikey_rate_lease off | TIME */
+
+static char *
+ngx_http_apikey_rate_lease(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_apikey_main_conf_t  *akmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (akmcf->cache.lease != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        akmcf->cache.lease = 0;
+        return NGX_CONF_OK;
+    }
+
+    akmcf->cache.lease = ngx_parse_time(&value[1], 0);
+
+    if (akmcf->cache.lease == (ngx_msec_t) NGX_ERROR
+        || akmcf->cache.lease == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static void
 ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_apikey_lease_exit();
     ngx_http_apikey_cache_sync_exit();
     ngx_http_apikey_tally_exit();
     ngx_http_apikey_redis_exit_worker();

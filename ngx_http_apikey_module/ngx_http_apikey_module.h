@@ -76,6 +76,8 @@ typedef struct {
     ngx_http_apikey_redis_item_t *item;
     u_char                       *hash;          /* hex, with apikey_cache */
     int64_t                       start;         /* us, before the check */
+    ngx_http_apikey_lease_ask_t   lease;         /* asked of Redis */
+    ngx_uint_t                    leased;        /* tokens Redis took */
     ngx_table_elt_t              *header;        /* where the key came */
     ngx_str_t                     id;
     ngx_str_t                     org;

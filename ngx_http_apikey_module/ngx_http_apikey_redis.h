@@ -15,12 +15,12 @@
 #include <hiredis/async.h>
 
 
-#define NGX_HTTP_APIKEY_REDIS_MAX_ARGS   256
+#define NGX_HTTP_APIKEY_REDIS_MAX_ARGS   260
 
 /* most checks in one batch: what one call holds Redis for stays short */
 #define NGX_HTTP_APIKEY_REDIS_BATCH_MAX  64
 
-#define NGX_HTTP_APIKEY_REDIS_BATCH_ARGS 3
+#define NGX_HTTP_APIKEY_REDIS_BATCH_ARGS 4
 
 /* batches kept for reuse between passes; more go back to the heap */
 #define NGX_HTTP_APIKEY_REDIS_BATCH_FREE 4

@@ -18,8 +18,9 @@
  * summed in the worker and sent once a second as calls of the gate
  * script's "tally" form (ngx_http_apikey_gate.lua), which go to Redis in
  * the same script calls as the checks of that moment.  An allowed one
- * also records the key's last use.  Counts wait while Redis is
- * unreachable and go when it is back.
+ * also records the key's last use.  Tokens of ended leases go back to
+ * their buckets the same way.  Counts wait while Redis is unreachable and
+ * go when it is back.
  *
  * Two tables: one counts while the other's calls are under way.
  */
@@ -30,10 +31,17 @@
 #define NGX_HTTP_APIKEY_TALLY_INTERVAL  1000
 
 
+#define NGX_HTTP_APIKEY_TALLY_BACK      3
+
+
 typedef struct {
-    ngx_str_t                       args[3];   /* NS{<hash>}, "\1", counts */
-    ngx_uint_t                      n[3];
+    ngx_str_t                       args[4];   /* NS{<hash>}, "\1", counts,
+                                                  lease */
+    ngx_uint_t                      n[4];
+    uint32_t                        lim[3];    /* of the tokens given back */
     u_char                          counts[3 * NGX_INT_T_LEN + 3];
+    u_char                          lease[NGX_INT_T_LEN + 3
+                                          + 3 * NGX_INT32_LEN + 2];
     ngx_http_apikey_redis_item_t   *item;
     struct ngx_http_apikey_tally_s *table;
 } ngx_http_apikey_tally_slot_t;
@@ -48,7 +56,7 @@ typedef struct ngx_http_apikey_tally_s {
 
 
 static void ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind,
-    ngx_uint_t n);
+    ngx_uint_t n, uint32_t *lim);
 static ngx_http_apikey_tally_t *ngx_http_apikey_tally_counting(void);
 static void ngx_http_apikey_tally_flush(ngx_event_t *ev);
 static void ngx_http_apikey_tally_done(void *data, redisReply *reply);
@@ -110,12 +118,20 @@ ngx_http_apikey_tally_init(ngx_cycle_t *cycle,
 void
 ngx_http_apikey_tally_add(u_char *hex, ngx_uint_t kind)
 {
-    ngx_http_apikey_tally_add_n(hex, kind, 1);
+    ngx_http_apikey_tally_add_n(hex, kind, 1, NULL);
+}
+
+
+void
+ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, uint32_t *lim)
+{
+    ngx_http_apikey_tally_add_n(hex, NGX_HTTP_APIKEY_TALLY_BACK, n, lim);
 }
 
 
 static void
-ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n)
+ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n,
+    uint32_t *lim)
 {
     u_char                        *key;
     size_t                         klen;
@@ -125,7 +141,7 @@ ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n)
 
     t = ngx_http_apikey_tally_counting();
 
-    if (t == NULL || kind > 2) {
+    if (t == NULL || kind > NGX_HTTP_APIKEY_TALLY_BACK) {
         return;
     }
 
@@ -175,6 +191,17 @@ ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n)
                    != 0)
         {
             continue;
+        }
+
+        if (kind == NGX_HTTP_APIKEY_TALLY_BACK) {
+
+            /* tokens taken under another limit are dropped */
+
+            if (s->n[kind] && ngx_memcmp(s->lim, lim, sizeof(s->lim)) != 0) {
+                s->n[kind] = 0;
+            }
+
+            ngx_memcpy(s->lim, lim, sizeof(s->lim));
         }
 
         s->n[kind] += n;
@@ -249,7 +276,15 @@ ngx_http_apikey_tally_flush(ngx_event_t *ev)
                                      s->n[1], s->n[2])
                          - s->counts;
 
-        rc = ngx_http_apikey_redis_batch(ngx_http_apikey_tally_script, 3,
+        s->args[3].data = s->lease;
+        s->args[3].len = s->n[NGX_HTTP_APIKEY_TALLY_BACK]
+                         ? (size_t) (ngx_sprintf(s->lease, "0 %ui %uD/%uD/%uD",
+                                         s->n[NGX_HTTP_APIKEY_TALLY_BACK],
+                                         s->lim[0], s->lim[1], s->lim[2])
+                                     - s->lease)
+                         : 0;
+
+        rc = ngx_http_apikey_redis_batch(ngx_http_apikey_tally_script, 4,
                                          s->args,
                                          ngx_http_apikey_tally_timeout,
                                          ngx_http_apikey_tally_done, s,
@@ -298,9 +333,7 @@ ngx_http_apikey_tally_done(void *data, redisReply *reply)
     /* recorded (or lost with the call): the slot counts afresh */
 
     s->args[0].len = 0;
-    s->n[0] = 0;
-    s->n[1] = 0;
-    s->n[2] = 0;
+    ngx_memzero(s->n, sizeof(s->n));
     t->used--;
 
     if (--t->pending == 0 && t->used) {
@@ -334,18 +367,16 @@ ngx_http_apikey_tally_clear(ngx_http_apikey_tally_t *t)
             continue;
         }
 
-        for (k = 0; k < 3; k++) {
+        for (k = 0; k < 4; k++) {
             if (s->n[k]) {
                 ngx_http_apikey_tally_add_n(s->args[0].data
                                             + ngx_http_apikey_tally_ns.len
-                                            + 1, k, s->n[k]);
+                                            + 1, k, s->n[k], s->lim);
             }
         }
 
         s->args[0].len = 0;
-        s->n[0] = 0;
-        s->n[1] = 0;
-        s->n[2] = 0;
+        ngx_memzero(s->n, sizeof(s->n));
     }
 
     t->used = 0;

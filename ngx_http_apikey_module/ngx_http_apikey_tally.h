@@ -26,6 +26,13 @@ ngx_int_t ngx_http_apikey_tally_init(ngx_cycle_t *cycle,
 /* a check of the secret (lowercase hex hash) the replica answered */
 void ngx_http_apikey_tally_add(u_char *hex, ngx_uint_t kind);
 
+/*
+ * Tokens of an ended lease (ngx_http_apikey_lease.c) for Redis to give
+ * back to the secret's bucket, if its limit is still lim (rate, per,
+ * burst).
+ */
+void ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, uint32_t *lim);
+
 void ngx_http_apikey_tally_exit(void);
 
 
