@@ -400,9 +400,18 @@ sub wrk_wait {
 {
     my $k = lease_key('exact', '1000r/s', 100);
 
+    my $c0 = $t->redis_commandstats->{evalsha} // 0;
+    my $i0 = time;
+    sleep 1;
+    my $idle = (($t->redis_commandstats->{evalsha} // 0) - $c0) / (time - $i0);
+    my $e0 = $t->redis_commandstats->{evalsha} // 0;
+    my $h0 = time;
+
     my @w = (wrk_start($k->{key}, 10, $pa, threads => 2, conns => 4),
              wrk_start($k->{key}, 10, $pb, threads => 2, conns => 4));
     my $w = wrk_wait(@w);
+    my $gate = ($t->redis_commandstats->{evalsha} // 0) - $e0
+               - $idle * (time - $h0);
 
     my $l = settled($k->{id});
     my @l = map { @$_ } values %$l;
@@ -418,10 +427,10 @@ sub wrk_wait {
 
     my $figures = sprintf 'elapsed %.3f s; allowed %d (A %d, B %d); bound '
         . '%.0f; requests %d (%.0f r/s offered, least in a second %d); '
-        . 'statuses %s; wrk: %s',
+        . 'statuses %s; gate calls about %.0f (%.2f per request); wrk: %s',
         $elapsed, $allowed, count_as('ok', @{$l->{nginx}}),
         count_as('ok', @{$l->{b}}), $bound, scalar @l, @l / ($elapsed || 1),
-        $least, statuses(@l),
+        $least, statuses(@l), $gate, $gate / (@l || 1),
         join(' ', map { "$_=" . ($w->{$_} // 0) } qw(200 429 other errors));
     note("exact: $figures");
 
@@ -533,6 +542,7 @@ sub wrk_wait {
     # the pollers run before the revocation
     sleep 0.2;
 
+    my $sent = time;
     my $r = $adm->post("orgs/acme/keys/$k->{id}/revoke", undef);
     my $t0 = time;
 
@@ -562,7 +572,8 @@ sub wrk_wait {
             or diag(defined $ms ? sprintf('%.1f ms', $ms)
                                 : "not refused in 8 s ($n requests)");
         note(sprintf 'revocation: %s refused %.1f ms after the admin reply '
-                     . '(%d polls)', $name, $ms // -1, $n // 0);
+                     . '(which took %.1f ms; %d polls)', $name, $ms // -1,
+                     ($t0 - $sent) * 1000, $n // 0);
 
         my @inst = @{$l->{$inst}};
         my ($vis) = sort { $a <=> $b }
@@ -670,7 +681,7 @@ sub wrk_wait {
     wrk_wait(@w);
     my $mon = $t->monitor_stop;
 
-    my (@writes, %per_second, %per_value);
+    my (@writes, %per_second, %per_value, %lines);
     my $calls = 0;
 
     for (split /\n/, $mon) {
@@ -691,8 +702,10 @@ sub wrk_wait {
 
     my @twice = grep { $per_second{$_} > 1 } sort keys %per_second;
     my @again = grep { $per_value{$_} > 1 } sort keys %per_value;
-    my $figures = sprintf '%d calls named the key; %d writes of u (Redis '
-        . 'second:value): %s', $calls, scalar @writes, "@writes";
+    my $figures = sprintf '%d calls named the key; %d writes of u; per '
+        . 'Redis second: %s; per value written: %s', $calls, scalar @writes,
+        join(' ', map { "$_:$per_second{$_}" } sort keys %per_second),
+        join(' ', map { "$_:$per_value{$_}" } sort keys %per_value);
     note("last use: $figures");
 
     ok(@writes >= 2, 'last use: u was written while the key was used')
@@ -797,8 +810,8 @@ sub clients {
 }
 
 ###############################################################################
-# redis killed: requests one after the other at A and B for 0.3 s, under
-# the rate, so both hold a lease; Redis is stopped; wrk hammers A and B
+# redis killed: requests one after the other at A and B for 0.3 s, 300 r/s
+# each, under the rate, so both hold a lease; Redis is stopped; wrk hammers A and B
 # for 2 s.  What passes at an instance after the stop is bounded by its
 # leased tokens (one lease, 100), the replica's per-instance fallback
 # bucket (burst 100) and the rate over the time since; the answers are
@@ -808,8 +821,10 @@ sub clients {
     my $k = lease_key('redis killed', '1000r/s', 100);
     my %pre;
 
-    my $until = time + 0.3;
-    while (time < $until) {
+    my $s0 = time;
+    for my $i (0 .. 89) {
+        my $due = $s0 + $i / 300;
+        sleep($due - time) if $due > time;
         $pre{(gate($_, $k->{key}))[0]}++ for $pa, $pb;
     }
 
