@@ -904,7 +904,7 @@ sub clients {
     }
 
     ok($sum <= $sum_bound, 'redis killed: allowed at both <= the sum of bounds')
-        or diag("allowed $sum, bound $sum_bound");
+        or diag(sprintf "allowed %d, bound %.0f", $sum, $sum_bound);
     note(sprintf 'redis killed: before the stop %s; Redis took %.0f ms to '
                  . 'stop; allowed after it %d, bound %.0f',
                  join(' ', map { "$_=$pre{$_}" } sort keys %pre),
