@@ -157,6 +157,7 @@ sub lease_key {
                          rate_limit => { rate => $rate, burst => $burst });
     $k->{hash} = $t->key_hash($k->{key});
     $k->{namespace} = 'apikey:';
+    $k->{from} = { map { $_ => (-s log_file($_)) || 0 } qw(nginx b) };
     push @made, $k;
 
     # both replicas know the key: a location that requires a scope no key
@@ -170,17 +171,22 @@ sub lease_key {
     return $k;
 }
 
-# the access log lines of a key at an instance:
-# [{st, as (apikey_status), start, end}]
+# the access log lines of a key at an instance, read from where the log
+# ended when the key was made: [{st, as (apikey_status), start, end}]
+
+sub log_file { $t->prefix($_[0]) . '/lease.log' }
 
 sub lines_of {
-    my ($name, $id) = @_;
+    my ($name, $k) = @_;
     my @l;
 
-    for (split /\n/, $t->read_file('lease.log', $name)) {
-        next if index($_, $id) != 0;
-        my ($kid, $st, $as, $msec, $rt) = split ' ';
-        next unless defined $rt && $kid eq $id;
+    open my $fh, '<', log_file($name) or return [];
+    seek $fh, $k->{from}{$name} // 0, 0;
+
+    while (my $line = <$fh>) {
+        next if index($line, $k->{id}) != 0;
+        my ($kid, $st, $as, $msec, $rt) = split ' ', $line;
+        next unless defined $rt && $kid eq $k->{id};
         push @l, { st => $st, as => $as, end => $msec, start => $msec - $rt };
     }
 
@@ -191,12 +197,12 @@ sub lines_of {
 # returns them per instance
 
 sub settled {
-    my ($id) = @_;
+    my ($k) = @_;
     my ($n, %l) = (-1);
 
     wait_for(10, sub {
         my $before = $n;
-        %l = map { $_ => lines_of($_, $id) } qw(nginx b);
+        %l = map { $_ => lines_of($_, $k) } qw(nginx b);
         $n = sum0(map { scalar @$_ } values %l);
         return 1 if $n == $before;
         sleep 0.2;
@@ -357,7 +363,7 @@ sub wrk_wait {
                 split /\n/, $mon;
     my $gate = $evalsha - $idle * $elapsed;
 
-    my $l = settled($k->{id});
+    my $l = settled($k);
     my @l = map { @$_ } values %$l;
     my ($start, $end, $window) = window(@l);
     my $allowed = count_as('ok', @l);
@@ -413,7 +419,7 @@ sub wrk_wait {
     my $gate = ($t->redis_commandstats->{evalsha} // 0) - $e0
                - $idle * (time - $h0);
 
-    my $l = settled($k->{id});
+    my $l = settled($k);
     my @l = map { @$_ } values %$l;
     my ($start, $end, $elapsed) = window(@l);
     my $allowed = count_as('ok', @l);
@@ -469,7 +475,7 @@ sub wrk_wait {
     my $w = wrk_wait(@w);
     my $mon = $t->monitor_stop;
 
-    my $l = settled($k->{id});
+    my $l = settled($k);
     my @l = map { @$_ } values %$l;
     my ($start, $end, $elapsed) = window(@l);
     my $allowed = count_as('ok', @l);
@@ -518,7 +524,7 @@ sub wrk_wait {
              wrk_start($k->{key}, 4, $pb, threads => 1, conns => 2));
 
     ok(wait_for(5, sub {
-           !grep { !count_as('ok', @{lines_of($_, $k->{id})}) } qw(nginx b)
+           !grep { !count_as('ok', @{lines_of($_, $k)}) } qw(nginx b)
        }), 'revocation: both instances let the key through first');
 
     my @polls;
@@ -554,7 +560,7 @@ sub wrk_wait {
     # the EVALSHA calls of 0.5 s of hammer (gate calls and change-log
     # polls) are a small fraction of the requests: leases answer them
 
-    my %log = map { $_ => $t->prefix($_) . '/lease.log' } qw(nginx b);
+    my %log = map { $_ => log_file($_) } qw(nginx b);
     my %o0 = map { $_ => -s $log{$_} } keys %log;
     my $e0 = $t->redis_commandstats->{evalsha} // 0;
     sleep 0.5;
@@ -586,13 +592,13 @@ sub wrk_wait {
 
     for my $p (@polls) {
         my $rd = $p->[1];
-        my ($first, $n) = split ' ', join('', <$rd>) // '';
-        push @seen, [$first, $n];
+        my ($first, $n) = split ' ', join('', <$rd>);
+        push @seen, [$first // '-', $n // 0];
     }
 
     $t->wait_children(map { $_->[0] } @polls);
     my $w = wrk_wait(@w);
-    my $l = settled($k->{id});
+    my $l = settled($k);
 
     for my $i (0, 1) {
         my $name = (qw(A B))[$i];
@@ -750,7 +756,7 @@ sub wrk_wait {
         or diag("seconds with more: @twice; $figures");
     ok(!@again, 'last use: no second written twice') or diag($figures);
 
-    my $l = settled($k->{id});
+    my $l = settled($k);
     my $last_ok = max(map { $_->{end} } grep { $_->{as} eq 'ok' }
                       map { @$_ } values %$l) // 0;
     my $u;
@@ -821,7 +827,7 @@ sub clients {
     my $k = lease_key('usage', '1000r/s', 100);
 
     my $n = clients($k->{key}, 1, $pa, $pa, $pb, $pb);
-    my $l = settled($k->{id});
+    my $l = settled($k);
     my @l = map { @$_ } values %$l;
 
     my $want = join ' ', map { $n->{$_} // 0 } 200, 429;
@@ -871,7 +877,7 @@ sub clients {
     my @w = (wrk_start($k->{key}, 2, $pa, threads => 1, conns => 2),
              wrk_start($k->{key}, 2, $pb, threads => 1, conns => 2));
     my $w = wrk_wait(@w);
-    my $l = settled($k->{id});
+    my $l = settled($k);
 
     my ($sum, $sum_bound) = (0, 0);
 
