@@ -41,8 +41,10 @@
 # outwards.
 #
 # TEST_APIKEY_LEASE=off (or another value) runs the same file with that
-# lease setting (off: the "leases used" group must fail);
-# TEST_APIKEY_LEASE=none leaves the directive out (and the config group).
+# lease setting: with off, "leases used" and the revocation's "answered
+# from leased tokens" must fail; with 1s (a 5r/s key's lease is then 5),
+# "per request" must.  TEST_APIKEY_LEASE=none leaves the directive out
+# (and the config group).
 
 use strict;
 use warnings;
