@@ -26,8 +26,8 @@
  */
 
 
-#define NGX_HTTP_APIKEY_TALLY_SLOTS     1024       /* a power of two */
-#define NGX_HTTP_APIKEY_TALLY_FULL      768
+#define NGX_HTTP_APIKEY_TALLY_SLOTS     4096       /* a power of two */
+#define NGX_HTTP_APIKEY_TALLY_FULL      3072
 #define NGX_HTTP_APIKEY_TALLY_INTERVAL  1000
 
 
