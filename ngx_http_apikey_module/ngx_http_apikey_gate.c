@@ -443,6 +443,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply *reply)
 {
     u_char                       *p;
+    double                        held;
     int64_t                       ahead;
     redisReply                  **e;
     ngx_http_apikey_main_conf_t  *akmcf;
@@ -515,8 +516,10 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
             /* the tokens leased past this request's count as the bucket's */
 
-            ahead -= (int64_t) ((ctx->leased - 1) * (double) ctx->per
-                                * 1000000 / ctx->rate);
+            held = (ctx->leased - 1) * (double) ctx->per * 1000000
+                   / ctx->rate;
+
+            ahead = (held < (double) ahead) ? ahead - (int64_t) held : 0;
         }
 
         ngx_http_apikey_bucket(ctx, ahead);

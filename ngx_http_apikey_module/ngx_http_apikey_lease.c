@@ -84,6 +84,7 @@ ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_node_t *b, int64_t now, double step,
     int64_t *ahead)
 {
+    double                    held;
     int64_t                   a;
     ngx_http_apikey_lease_t  *l;
 
@@ -95,9 +96,10 @@ ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
 
     l->tokens--;
 
-    a = b->tat - now - (int64_t) (l->tokens * step);
+    a = b->tat - now;
+    held = l->tokens * step;
 
-    *ahead = (a > 0) ? a : 0;
+    *ahead = (held < (double) a) ? a - (int64_t) held : 0;
 
     return NGX_OK;
 }

@@ -110,6 +110,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ctx->conf = akcf;
     ctx->burst = -1;
 
+    /* a check that asked for a lease: replies of three and four elements */
+
+    ctx->lease.want = 100;
+
     if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK) {
         abort();    /* only an allocation failure may stop it */
     }
