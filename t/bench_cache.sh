@@ -25,9 +25,11 @@
 # of the lease run before given back.  The report at the end gives the
 # medians over the rounds, with the targets of the lease mode (issue 9):
 # ratio to bare >= 0.9 for every kind, calls/req <= 0.02 for valid keys.
-# A miss is reported, not an error; the exit status is 1 only for nginx
-# alerts.  Every run's figures are in build/bench-cache/runs.tsv, the
-# commandstats in build/bench-cache/stats/.
+# A miss is reported, not an error; so are runs whose answers are not
+# what their kind should get (with the instance's checks by status, from
+# apikey_metrics, to tell which); the exit status is 1 only for nginx
+# alerts.  Every run's figures are in build/bench-cache/runs.tsv, its
+# commandstats and wrk output in build/bench-cache/stats/.
 #
 #   BENCH_SECONDS       duration of each measured run (default 3)
 #   BENCH_CACHE_ROUNDS  rounds (default 3)
@@ -89,24 +91,33 @@ LUA
 
 echo "seeding $keys keys"
 
-: > "$dir/seed.redis"
-: > "$dir/valid.txt"
-: > "$dir/unknown.txt"
+# the keys, generated a few at a time (a process each); their secret
+# hashes (SHA-256, hex) in one python3, checked against the key tool's
 
-for i in $(seq 1 $keys); do
-    k=$($keytool gen ak)
-    h=$($keytool hash "$k")
-    printf 'HSET apikey:{%s} g "0 0 0 1000000 1 1000000 production\\nk_bench%04d\\nbench\\n%s\\nbench %d"\n' \
-        "$h" "$i" "${k:0:8}" "$i" >> "$dir/seed.redis"
-    echo "$k" >> "$dir/valid.txt"
-    $keytool gen ak >> "$dir/unknown.txt"
-done
+seq 1 $((2 * keys + 1)) | xargs -P4 -I{} "$keytool" gen ak > "$dir/keys.txt"
+head -n "$keys" "$dir/keys.txt" > "$dir/valid.txt"
+sed -n "$((keys + 1)),$((2 * keys))p" "$dir/keys.txt" > "$dir/unknown.txt"
+tail -n 1 "$dir/keys.txt" > "$dir/limited.txt"
 
-k=$($keytool gen ak)
-h=$($keytool hash "$k")
+sha256() {
+    python3 -c 'import hashlib, sys
+for k in sys.stdin:
+    print(hashlib.sha256(k.strip().encode()).hexdigest())'
+}
+
+k=$(head -n 1 "$dir/valid.txt")
+if [ "$(sha256 <<< "$k")" != "$($keytool hash "$k")" ]; then
+    echo "the key tool's hash is not SHA-256 of the key" >&2
+    exit 1
+fi
+
+sha256 < "$dir/valid.txt" | paste -d ' ' - "$dir/valid.txt" \
+    | awk '{ printf "HSET apikey:{%s} g \"0 0 0 1000000 1 1000000 production\\nk_bench%04d\\nbench\\n%s\\nbench %d\"\n", $1, NR, substr($2, 1, 8), NR }' \
+    > "$dir/seed.redis"
+
+k=$(cat "$dir/limited.txt")
 printf 'HSET apikey:{%s} g "0 0 0 1 60 1 production\\nk_limited\\nbench\\n%s\\nlimited"\n' \
-    "$h" "${k:0:8}" >> "$dir/seed.redis"
-echo "$k" > "$dir/limited.txt"
+    "$(sha256 <<< "$k")" "${k:0:8}" >> "$dir/seed.redis"
 
 # the right length and alphabet, a wrong checksum
 echo "ak_${k:3:-1}$([ "${k: -1}" = A ] && echo B || echo A)" \
@@ -226,10 +237,8 @@ run() {
 }
 
 echo "warming up"
-for kind in $kinds; do
-    for m in $modes; do
-        run 1 "$kind" "${port[$m]}" gated "warmup-$kind-$m" > /dev/null
-    done
+for m in $modes; do
+    run 1 valid "${port[$m]}" gated "warmup-$m" > /dev/null
 done
 
 if [ "$lease" = off ]; then
@@ -273,13 +282,17 @@ for round in $(seq 1 "$rounds"); do
             rps[$m]=$r
 
             # what each run should answer: 2xx, but 4xx for gatekept
-            # requests of other keys than valid ones
+            # requests of other keys than valid ones (the limited key
+            # may get a token a minute)
             if [ "$m" = bare ] || [ "$kind" = valid ]; then
-                want=0
+                want=0 least=0
+            elif [ "$kind" = limited ]; then
+                want=$n least=$((n - 1))
             else
-                want=$n
+                want=$n least=$n
             fi
-            if [ "$bad" != "$want" ] || [ "$err" != 0 ] || [ "$n" = 0 ]; then
+            if [ "$bad" -gt "$want" ] || [ "$bad" -lt "$least" ] \
+               || [ "$err" != 0 ] || [ "$n" = 0 ]; then
                 warnings="$warnings
   round $round, $kind, $m: $n requests, $bad not 2xx (expected $want), $err socket errors; checks: $(cat "$dir/stats/$round-$kind-$m.checks")"
             fi
