@@ -75,6 +75,22 @@ local function write(key, reply, ...)
     return reply
 end
 
+-- an allowed check's writes to the secret it used (f, as read): the last
+-- use, u, only when its second changed, so the checks of a busy key do
+-- not all write it
+
+local function allow(key, f, reply, ...)
+    if f[6] ~= t[1] then
+        return write(key, reply, 'u', t[1], ...)
+    end
+
+    if select('#', ...) == 0 then
+        return reply
+    end
+
+    return write(key, reply, ...)
+end
+
 -- the secret home, whose counts are of hour h (nil: none yet), starts
 -- this hour's: those of hour h go to the usage hash of its day, which
 -- expires 90 days after the day began (counts older than that are
@@ -220,7 +236,7 @@ local function check(key, want_env, want_scopes, lease)
         return tally(key, want_scopes, lease)
     end
 
-    local f = redis.call('HMGET', key, 'g', 'b', 'c', 'h', 'a')
+    local f = redis.call('HMGET', key, 'g', 'b', 'c', 'h', 'a', 'u')
 
     if not f[1] then
         return {1}
@@ -283,10 +299,10 @@ local function check(key, want_env, want_scopes, lease)
                 return e
             end
 
-            return write(key, {0, f[1]}, 'u', t[1])
+            return allow(key, f, {0, f[1]})
         end
 
-        return write(key, {0, f[1]}, 'u', t[1], 'a', a)
+        return allow(key, f, {0, f[1]}, 'a', a)
     end
 
     -- GCRA, the token bucket kept as one number: b is the theoretical
@@ -351,10 +367,10 @@ local function check(key, want_env, want_scopes, lease)
             return e
         end
 
-        return write(key, reply, 'u', t[1])
+        return allow(key, f, reply)
     end
 
-    return write(key, reply, 'b', b, 'u', t[1], 'a', a)
+    return allow(key, f, reply, 'b', b, 'a', a)
 end
 
 local out = {}
