@@ -329,6 +329,7 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
     cache = ccf->shm_zone->data;
 
     ask->want = 0;
+    ask->sibling = 0;
 
     if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
         return NGX_DECLINED;

@@ -58,10 +58,16 @@ typedef struct {
 } ngx_http_apikey_lease_t;
 
 
-/* the lease a check asks Redis for: want 0 for none */
+/*
+ * The lease a check asks Redis for: want 0 for none; a sibling, a check
+ * sent while another of the instance asks for the key's lease, wants
+ * none but may spend that lease's tokens when Redis finds the bucket
+ * empty.
+ */
 
 typedef struct {
     uint32_t                       want;         /* tokens, this one's too */
+    uint32_t                       sibling;
     uint32_t                       back;
     uint32_t                       epoch;
     uint32_t                       rate;         /* the limit taken under */
@@ -151,6 +157,13 @@ void ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf,
  */
 void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hex, ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n);
+
+/*
+ * A token the instance holds of the secret's lease, for a sibling Redis
+ * found no token for: NGX_OK with *ahead, or NGX_DECLINED.
+ */
+ngx_int_t ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf,
+    u_char *hex, int64_t *ahead);
 
 /* microseconds of the wall clock */
 int64_t ngx_http_apikey_cache_now(void);

@@ -39,6 +39,8 @@ static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
     ngx_table_elt_t *h);
+static void ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_cache_conf_t *ccf);
 static ngx_int_t ngx_http_apikey_local(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, ngx_uint_t offline);
 static void ngx_http_apikey_cleanup(void *data);
@@ -213,7 +215,7 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     args[2] = akcf->scopes;
     args[3].len = 0;
 
-    if (ctx->lease.want) {
+    if (ctx->lease.want || ctx->lease.sibling) {
         args[3].data = ngx_pnalloc(r->pool, 5 * NGX_INT32_LEN + 4);
         if (args[3].data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -528,6 +530,12 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
             akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
             ngx_http_apikey_cache_note(&akmcf->cache, ctx->hash,
                                        ctx->start + e[2]->integer);
+
+            if (ctx->lease.sibling
+                && ctx->result == NGX_HTTP_APIKEY_LIMITED)
+            {
+                ngx_http_apikey_sibling(ctx, &akmcf->cache);
+            }
         }
     }
 
@@ -542,6 +550,32 @@ unexpected:
     ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
 
     return NGX_OK;
+}
+
+
+/*
+ * A check sent while its instance asked for the key's lease found the
+ * bucket empty, maybe emptied by that lease: it passes with a token of
+ * the lease if the instance has one by now.  Redis counted nothing of it
+ * (ngx_http_apikey_gate.lua): the tally counts what it is answered.
+ */
+
+static void
+ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_cache_conf_t *ccf)
+{
+    int64_t  ahead;
+
+    if (ngx_http_apikey_lease_take(ccf, ctx->hash, &ahead) == NGX_OK) {
+        ctx->result = NGX_HTTP_APIKEY_OK;
+        ctx->retry_after = 0;
+        ngx_http_apikey_bucket(ctx, ahead);
+    }
+
+    ngx_http_apikey_tally_add(ctx->hash,
+                              (ctx->result == NGX_HTTP_APIKEY_OK)
+                              ? NGX_HTTP_APIKEY_TALLY_ALLOWED
+                              : NGX_HTTP_APIKEY_TALLY_LIMITED);
 }
 
 

@@ -7,8 +7,9 @@
 -- ARGV[3i - 1]  scopes it requires, space-separated, "" for none
 -- ARGV[3i]      the lease (apikey_rate_lease), "" for none: "want back
 --               rate/per/burst", tokens asked for (this request's among
---               them), tokens of an ended lease given back, and the limit
---               they were taken under
+--               them; 0 for a check sent while another asks for the
+--               key's lease), tokens of an ended lease given back, and
+--               the limit they were taken under
 --
 -- Returns one reply per check, in order: {1} for an unknown key,
 -- {code, g} when no bucket was consulted, else {code, g, ahead}, and
@@ -335,6 +336,14 @@ local function check(key, want_env, want_scopes, lease)
             write(home, nil, 'b', string.format('%d', math.ceil(tat)))
         end
 
+        -- a check sent while its instance asks for a lease (want 0) may
+        -- find the bucket emptied by that lease: nginx gives it a leased
+        -- token if it can, and counts it as what it answers
+
+        if want == 0 then
+            return {6, f[1], tat - us}
+        end
+
         return count(key, f, {6, f[1], tat - us}, 2)
     end
 
@@ -357,7 +366,7 @@ local function check(key, want_env, want_scopes, lease)
     local b = string.format('%d', tat)
     local reply = {0, f[1], tat - us}
 
-    if want then
+    if want and want > 1 then
         reply[4] = n
     end
 

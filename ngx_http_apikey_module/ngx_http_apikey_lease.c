@@ -150,6 +150,10 @@ ngx_http_apikey_lease_ask(ngx_http_apikey_cache_conf_t *ccf,
         ngx_queue_insert_tail(&cache->sh->leases, &l->queue);
 
     } else if (l->asked && ms - l->asked < ccf->timeout) {
+        ask->sibling = 1;
+        ask->rate = b->rate;
+        ask->per = b->per;
+        ask->burst = b->burst;
         return;
     }
 
@@ -212,6 +216,43 @@ ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+ngx_int_t
+ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+    int64_t *ahead)
+{
+    u_char                         hash[32];
+    ngx_int_t                      rc;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    cache = ccf->shm_zone->data;
+
+    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (cn != NULL && cn->has_c) {
+        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
+    }
+
+    if (cn != NULL && cn->lease != NULL && cn->rate && cn->per) {
+        rc = ngx_http_apikey_lease_spend(ccf, cn, ngx_http_apikey_cache_now(),
+                                         (double) cn->per * 1000000
+                                         / cn->rate, ahead);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
 }
 
 

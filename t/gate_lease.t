@@ -25,6 +25,8 @@
 #                 falling as the instance spends, Retry-After on a 429;
 #   last use:     last_used_at within 60 s, and at most one write of u per
 #                 second whatever number of calls;
+#   siblings:     checks sent while a lease whose size is the whole
+#                 burst is asked for pass with its tokens, no 429s;
 #   usage:        the usage route counts leased requests as allowed;
 #   redis killed: with leases held, Redis stopped: what passes is bounded
 #                 by a lease, the fallback bucket and the rate, per
@@ -777,6 +779,26 @@ sub wrk_wait {
     my $got = $adm->get("orgs/acme/keys/$k->{id}")->{json}{last_used_at};
     ok(defined $got, 'last use: the admin API shows last_used_at')
         or diag('none');
+}
+
+###############################################################################
+# siblings: a 100000r/s burst-1000 key's lease is its whole bucket (min(0.1
+# * 100000, 1000)), and wrk on A cannot come near its rate.  The checks
+# sent while a lease is being asked for find the bucket emptied by that
+# lease: they must pass with its tokens, not get 429s.  Without that,
+# every renewal refused the checks in flight beside it.
+
+{
+    my $k = lease_key('siblings', '100000r/s', 1000);
+    my $w = wrk_wait(wrk_start($k->{key}, 2, $pa, threads => 2, conns => 16));
+
+    ok(!$w->{failed} && $w->{requests} > 2000, 'siblings: wrk ran')
+        or diag($w->{text});
+    is($w->{429} // 0, 0, 'siblings: no 429 under the rate, with leases '
+                          . 'renewed under load')
+        or diag("of $w->{requests} requests: $w->{text}");
+    is(($w->{other} // 0) + ($w->{401} // 0) + ($w->{503} // 0), 0,
+       'siblings: nothing but 200');
 }
 
 ###############################################################################
