@@ -889,6 +889,10 @@ ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
 {
     u_char  *p, *last, *q;
 
+    if (scopes->len == 0) {
+        return 0;
+    }
+
     p = scopes->data;
     last = p + scopes->len;
 
