@@ -240,20 +240,15 @@ ngx_http_apikey_cache_current(ngx_http_apikey_cache_conf_t *ccf,
 
 ngx_int_t
 ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_pool_t *pool, u_char *hex, ngx_uint_t offline, ngx_uint_t *result,
+    ngx_pool_t *pool, u_char *hash, ngx_uint_t offline, ngx_uint_t *result,
     ngx_str_t *g)
 {
-    u_char                        hash[32];
     time_t                        now;
     ngx_int_t                     rc;
     ngx_http_apikey_cache_t      *cache;
     ngx_http_apikey_cache_node_t *cn;
 
     cache = ccf->shm_zone->data;
-
-    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
-        return NGX_DECLINED;
-    }
 
     now = ngx_time();
     rc = NGX_OK;
@@ -315,11 +310,10 @@ done:
 
 
 ngx_int_t
-ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
     ngx_http_apikey_lease_ask_t *ask)
 {
-    u_char                         hash[32];
     double                         step;
     int64_t                        now, tat;
     ngx_int_t                      rc;
@@ -330,10 +324,6 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
 
     ask->want = 0;
     ask->sibling = 0;
-
-    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
-        return NGX_DECLINED;
-    }
 
     rc = NGX_DECLINED;
 
@@ -416,18 +406,13 @@ done:
  */
 
 void
-ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     int64_t tat)
 {
-    u_char                         hash[32];
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_node_t  *cn, *b;
 
     cache = ccf->shm_zone->data;
-
-    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
-        return;
-    }
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 

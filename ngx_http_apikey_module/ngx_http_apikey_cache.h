@@ -126,13 +126,16 @@ char *ngx_http_apikey_cache_directive(ngx_conf_t *cf,
     ngx_http_apikey_cache_conf_t *ccf);
 
 /*
- * The replica's answer for a secret (lowercase hex hash): NGX_OK with
+ * The functions below name a secret by its hash, the 32 bytes of SHA-256
+ * (the gate keeps it with the hex form, ctx->bin).
+ *
+ * The replica's answer for a secret: NGX_OK with
  * *result INVALID, REVOKED, EXPIRED or OK and, unless INVALID, its "g"
  * copied into the pool; NGX_DECLINED when Redis must answer (the replica
  * is not current, or, "offline", too stale for Redis being unreachable).
  */
 ngx_int_t ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_pool_t *pool, u_char *hex, ngx_uint_t offline, ngx_uint_t *result,
+    ngx_pool_t *pool, u_char *hash, ngx_uint_t offline, ngx_uint_t *result,
     ngx_str_t *g);
 
 /*
@@ -144,26 +147,26 @@ ngx_int_t ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
  * token from the instance's own bucket.
  */
 ngx_int_t ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hex, ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
+    u_char *hash, ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
     ngx_http_apikey_lease_ask_t *ask);
 
 /* what Redis said of a secret's bucket at a time not after its check */
 void ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hex, int64_t tat);
+    u_char *hash, int64_t tat);
 
 /*
  * What Redis answered a check that asked for a lease: n tokens taken (0
  * when it took none), this request's one among them.
  */
 void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hex, ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n);
+    u_char *hash, ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n);
 
 /*
  * A token the instance holds of the secret's lease, for a sibling Redis
  * found no token for: NGX_OK with *ahead, or NGX_DECLINED.
  */
 ngx_int_t ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hex, int64_t *ahead);
+    u_char *hash, int64_t *ahead);
 
 /* microseconds of the wall clock */
 int64_t ngx_http_apikey_cache_now(void);

@@ -198,6 +198,10 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     if (akmcf->cache.shm_zone != NULL) {
         ctx->hash = p;
 
+        if (ngx_http_apikey_cache_unhex(ctx->bin, p, 64) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         rc = ngx_http_apikey_local(r, ctx, 0);
 
         if (rc == NGX_ERROR) {
@@ -241,7 +245,7 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
         /* Redis is known down: the replica answers for max_stale */
 
         if (ctx->lease.want) {
-            ngx_http_apikey_lease_grant(&akmcf->cache, ctx->hash,
+            ngx_http_apikey_lease_grant(&akmcf->cache, ctx->bin,
                                         &ctx->lease, 0);
         }
 
@@ -415,7 +419,7 @@ ngx_http_apikey_done(void *data, redisReply *reply)
 
     if (ctx->lease.want) {
         akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-        ngx_http_apikey_lease_grant(&akmcf->cache, ctx->hash, &ctx->lease,
+        ngx_http_apikey_lease_grant(&akmcf->cache, ctx->bin, &ctx->lease,
                                     ctx->leased);
     }
 
@@ -528,7 +532,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
         if (ctx->hash != NULL) {
             akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-            ngx_http_apikey_cache_note(&akmcf->cache, ctx->hash,
+            ngx_http_apikey_cache_note(&akmcf->cache, ctx->bin,
                                        ctx->start + e[2]->integer);
 
             if (ctx->lease.sibling
@@ -566,7 +570,7 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
 {
     int64_t  ahead;
 
-    if (ngx_http_apikey_lease_take(ccf, ctx->hash, &ahead) == NGX_OK) {
+    if (ngx_http_apikey_lease_take(ccf, ctx->bin, &ahead) == NGX_OK) {
         ctx->result = NGX_HTTP_APIKEY_OK;
         ctx->retry_after = 0;
         ngx_http_apikey_bucket(ctx, ahead);
@@ -602,7 +606,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
-    rc = ngx_http_apikey_cache_find(&akmcf->cache, r->pool, ctx->hash,
+    rc = ngx_http_apikey_cache_find(&akmcf->cache, r->pool, ctx->bin,
                                     offline, &result, &g);
     if (rc != NGX_OK) {
         return rc;
@@ -629,7 +633,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_recheck(&local, local.conf);
 
     if (local.result == NGX_HTTP_APIKEY_OK && local.rate > 0) {
-        rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->hash, offline,
+        rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->bin, offline,
                                         &limited, &ahead, &ctx->lease);
         if (rc != NGX_OK) {
             return rc;

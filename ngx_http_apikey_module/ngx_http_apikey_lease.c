@@ -179,19 +179,14 @@ ngx_http_apikey_lease_ask(ngx_http_apikey_cache_conf_t *ccf,
 
 
 void
-ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n)
 {
-    u_char                         hash[32];
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_lease_t       *l;
     ngx_http_apikey_cache_node_t  *cn;
 
     cache = ccf->shm_zone->data;
-
-    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
-        return;
-    }
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -220,19 +215,14 @@ ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
 
 
 ngx_int_t
-ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hex,
+ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     int64_t *ahead)
 {
-    u_char                         hash[32];
     ngx_int_t                      rc;
     ngx_http_apikey_cache_t       *cache;
     ngx_http_apikey_cache_node_t  *cn;
 
     cache = ccf->shm_zone->data;
-
-    if (ngx_http_apikey_cache_unhex(hash, hex, 64) != NGX_OK) {
-        return NGX_DECLINED;
-    }
 
     rc = NGX_DECLINED;
 

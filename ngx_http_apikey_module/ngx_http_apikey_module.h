@@ -75,6 +75,7 @@ typedef struct {
     ngx_http_apikey_loc_conf_t   *conf;
     ngx_http_apikey_redis_item_t *item;
     u_char                       *hash;          /* hex, with apikey_cache */
+    u_char                        bin[32];       /* the same, as bytes */
     int64_t                       start;         /* us, before the check */
     ngx_http_apikey_lease_ask_t   lease;         /* asked of Redis */
     ngx_uint_t                    leased;        /* tokens Redis took */
