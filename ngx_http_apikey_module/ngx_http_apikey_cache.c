@@ -241,17 +241,18 @@ ngx_http_apikey_cache_current(ngx_http_apikey_cache_conf_t *ccf,
 ngx_int_t
 ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
     ngx_pool_t *pool, u_char *hash, ngx_uint_t offline, ngx_uint_t *result,
-    ngx_str_t *g)
+    ngx_str_t *g, int64_t *leased)
 {
     time_t                        now;
     ngx_int_t                     rc;
     ngx_http_apikey_cache_t      *cache;
-    ngx_http_apikey_cache_node_t *cn;
+    ngx_http_apikey_cache_node_t *cn, *b;
 
     cache = ccf->shm_zone->data;
 
     now = ngx_time();
     rc = NGX_OK;
+    *leased = -1;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -289,6 +290,19 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
 
     } else {
         *result = NGX_HTTP_APIKEY_OK;
+
+        /* a token of the instance's lease, taken while here */
+
+        if (cn->rate && cn->per && cn->burst) {
+            b = ngx_http_apikey_cache_bucket(cache, cn);
+
+            if (b != NULL && b->lease != NULL) {
+                (void) ngx_http_apikey_lease_spend(ccf, b,
+                                                   ngx_http_apikey_cache_now(),
+                                                   (double) cn->per * 1000000
+                                                   / cn->rate, leased);
+            }
+        }
     }
 
     g->len = cn->len;

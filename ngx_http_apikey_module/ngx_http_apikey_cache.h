@@ -133,10 +133,14 @@ char *ngx_http_apikey_cache_directive(ngx_conf_t *cf,
  * *result INVALID, REVOKED, EXPIRED or OK and, unless INVALID, its "g"
  * copied into the pool; NGX_DECLINED when Redis must answer (the replica
  * is not current, or, "offline", too stale for Redis being unreachable).
+ * For an OK key the instance holds a lease of, a token of it is taken at
+ * once, with one look-up: *leased is then the bucket's ahead (us) for the
+ * rate headers, else -1.  A check that goes on to refuse the key gives
+ * the token back (ngx_http_apikey_lease_unspend()).
  */
 ngx_int_t ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
     ngx_pool_t *pool, u_char *hash, ngx_uint_t offline, ngx_uint_t *result,
-    ngx_str_t *g);
+    ngx_str_t *g, int64_t *leased);
 
 /*
  * The bucket of a secret the replica found valid: NGX_OK with *limited
@@ -167,6 +171,10 @@ void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
  */
 ngx_int_t ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hash, int64_t *ahead);
+
+/* a token find() took that the check did not use goes back to the lease */
+void ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
+    u_char *hash);
 
 /* microseconds of the wall clock */
 int64_t ngx_http_apikey_cache_now(void);

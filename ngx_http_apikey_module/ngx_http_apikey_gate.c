@@ -187,7 +187,7 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     p = ngx_cpymem(args[0].data, akmcf->redis.ns.data, akmcf->redis.ns.len);
     *p++ = '{';
 
-    if (ngx_http_apikey_sha256_hex(p, key.data, key.len) != 0) {
+    if (ngx_http_apikey_sha256(ctx->bin, p, key.data, key.len) != 0) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "SHA-256 failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -197,10 +197,6 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     if (akmcf->cache.shm_zone != NULL) {
         ctx->hash = p;
-
-        if (ngx_http_apikey_cache_unhex(ctx->bin, p, 64) != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
 
         rc = ngx_http_apikey_local(r, ctx, 0);
 
@@ -597,7 +593,7 @@ static ngx_int_t
 ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_uint_t offline)
 {
-    int64_t                       ahead;
+    int64_t                       ahead, leased;
     ngx_int_t                     rc;
     ngx_str_t                     g;
     ngx_uint_t                    result, limited;
@@ -607,7 +603,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
     rc = ngx_http_apikey_cache_find(&akmcf->cache, r->pool, ctx->bin,
-                                    offline, &result, &g);
+                                    offline, &result, &g, &leased);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -623,7 +619,8 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     /* g is the replica's copy, in the request's pool */
 
     if (ngx_http_apikey_parse_gate(&local, g.data, g.len) != NGX_OK) {
-        return NGX_DECLINED;
+        rc = NGX_DECLINED;
+        goto unspend;
     }
 
     local.result = result;
@@ -633,17 +630,31 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_recheck(&local, local.conf);
 
     if (local.result == NGX_HTTP_APIKEY_OK && local.rate > 0) {
-        rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->bin, offline,
-                                        &limited, &ahead, &ctx->lease);
-        if (rc != NGX_OK) {
-            return rc;
-        }
 
-        if (limited) {
-            local.result = NGX_HTTP_APIKEY_LIMITED;
+        if (leased >= 0) {
+
+            /* find() took a token of the instance's lease */
+
+            ahead = leased;
+            leased = -1;
+
+        } else {
+            rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->bin, offline,
+                                            &limited, &ahead, &ctx->lease);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+
+            if (limited) {
+                local.result = NGX_HTTP_APIKEY_LIMITED;
+            }
         }
 
         ngx_http_apikey_bucket(&local, ahead);
+    }
+
+    if (leased >= 0) {
+        ngx_http_apikey_lease_unspend(&akmcf->cache, ctx->bin);
     }
 
     *ctx = local;
@@ -660,6 +671,14 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_metric_add(replica_hits);
 
     return NGX_OK;
+
+unspend:
+
+    if (leased >= 0) {
+        ngx_http_apikey_lease_unspend(&akmcf->cache, ctx->bin);
+    }
+
+    return rc;
 }
 
 

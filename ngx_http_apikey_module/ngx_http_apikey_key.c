@@ -18,7 +18,7 @@ static const unsigned char  ngx_http_apikey_alphabet[] =
 static const unsigned char  ngx_http_apikey_hex[] = "0123456789abcdef";
 
 
-static int ngx_http_apikey_digest_hex(unsigned char *dst,
+static int ngx_http_apikey_digest_hex(unsigned char *dst, unsigned char *bin,
     const unsigned char *p, size_t len, const EVP_MD *md, EVP_MD_CTX *ctx);
 
 
@@ -197,6 +197,14 @@ int
 ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
     size_t len)
 {
+    return ngx_http_apikey_sha256(NULL, dst, p, len);
+}
+
+
+int
+ngx_http_apikey_sha256(unsigned char *bin, unsigned char *dst,
+    const unsigned char *p, size_t len)
+{
     EVP_MD      *md;
     EVP_MD_CTX  *ctx;
 
@@ -223,7 +231,7 @@ ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
         ngx_http_apikey_sha256_ctx = ctx;
     }
 
-    return ngx_http_apikey_digest_hex(dst, p, len, md, ctx);
+    return ngx_http_apikey_digest_hex(dst, bin, p, len, md, ctx);
 }
 
 
@@ -250,7 +258,7 @@ ngx_http_apikey_sha1_hex(unsigned char *dst, const unsigned char *p,
         return -1;
     }
 
-    rc = ngx_http_apikey_digest_hex(dst, p, len, EVP_sha1(), ctx);
+    rc = ngx_http_apikey_digest_hex(dst, NULL, p, len, EVP_sha1(), ctx);
 
     EVP_MD_CTX_free(ctx);
 
@@ -259,8 +267,8 @@ ngx_http_apikey_sha1_hex(unsigned char *dst, const unsigned char *p,
 
 
 static int
-ngx_http_apikey_digest_hex(unsigned char *dst, const unsigned char *p,
-    size_t len, const EVP_MD *md, EVP_MD_CTX *ctx)
+ngx_http_apikey_digest_hex(unsigned char *dst, unsigned char *bin,
+    const unsigned char *p, size_t len, const EVP_MD *md, EVP_MD_CTX *ctx)
 {
     unsigned int   i, n;
     unsigned char  buf[EVP_MAX_MD_SIZE];
@@ -270,6 +278,10 @@ ngx_http_apikey_digest_hex(unsigned char *dst, const unsigned char *p,
         || EVP_DigestFinal_ex(ctx, buf, &n) != 1)
     {
         return -1;
+    }
+
+    if (bin != NULL) {
+        memcpy(bin, buf, n);
     }
 
     for (i = 0; i < n; i++) {

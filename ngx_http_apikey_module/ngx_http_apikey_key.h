@@ -39,6 +39,9 @@ int ngx_http_apikey_key_generate(unsigned char *dst, size_t *len,
 int ngx_http_apikey_key_valid(const unsigned char *key, size_t len);
 int ngx_http_apikey_sha256_hex(unsigned char *dst, const unsigned char *p,
     size_t len);
+/* the same, with the 32 bytes of the digest in bin too */
+int ngx_http_apikey_sha256(unsigned char *bin, unsigned char *dst,
+    const unsigned char *p, size_t len);
 /* frees what ngx_http_apikey_sha256_hex() keeps for the process */
 void ngx_http_apikey_sha256_free(void);
 int ngx_http_apikey_sha1_hex(unsigned char *dst, const unsigned char *p,

@@ -246,6 +246,42 @@ ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 }
 
 
+void
+ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
+    u_char *hash)
+{
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_lease_t       *l;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    cache = ccf->shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (cn != NULL && cn->has_c) {
+        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
+    }
+
+    l = (cn != NULL) ? cn->lease : NULL;
+
+    if (l != NULL) {
+
+        /* after the lease's end, or a change, it goes back to Redis */
+
+        if (l->until > ngx_http_apikey_cache_now()) {
+            l->tokens++;
+
+        } else {
+            l->back++;
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
 /* a record changed: the lease ends, with the new record */
 
 void

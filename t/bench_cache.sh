@@ -32,7 +32,7 @@
 # commandstats and wrk output in build/bench-cache/stats/.
 #
 #   BENCH_SECONDS       duration of each measured run (default 3)
-#   BENCH_CACHE_ROUNDS  rounds (default 3)
+#   BENCH_CACHE_ROUNDS  rounds (default 5)
 #   BENCH_CONNS         wrk connections (default 64)
 #   BENCH_LEASE         the lease mode's apikey_rate_lease TIME (default
 #                       2s); off leaves the directive out, the third
@@ -42,7 +42,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${BENCH_SECONDS:-3}
-rounds=${BENCH_CACHE_ROUNDS:-3}
+rounds=${BENCH_CACHE_ROUNDS:-5}
 conns=${BENCH_CONNS:-64}
 lease=${BENCH_LEASE:-2s}
 keys=1000

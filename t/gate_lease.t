@@ -25,6 +25,8 @@
 #                 falling as the instance spends, Retry-After on a 429;
 #   last use:     last_used_at within 60 s, and at most one write of u per
 #                 second whatever number of calls;
+#   refused elsewhere: a key refused for a scope gives back the leased
+#                 token its look-up took;
 #   siblings:     checks sent while a lease whose size is the whole
 #                 burst is asked for pass with its tokens, no 429s;
 #   usage:        the usage route counts leased requests as allowed;
@@ -786,6 +788,33 @@ sub wrk_wait {
     my $got = $adm->get("orgs/acme/keys/$k->{id}")->{json}{last_used_at};
     ok(defined $got, 'last use: the admin API shows last_used_at')
         or diag('none');
+}
+
+###############################################################################
+# refused elsewhere: a 200r/s burst-200 key (a lease of 20).  A token of
+# the lease is taken with the replica's look-up, before the location's
+# scopes are checked; a key refused for a scope gives it back.  After one
+# request at A (19 leased tokens held), 19 refusals at /scoped/, then one
+# more request: RateLimit-Remaining counts the held tokens, so it is about
+# the first one minus one plus the refill in between, not 19 less.
+
+{
+    my $k = lease_key('refused elsewhere', '200r/s', 200);
+    my ($st1, $h1) = http_get($pa, '/api/', { 'X-API-Key' => $k->{key} });
+    my $t1 = time;
+    my @scoped = map {
+        (http_get($pa, '/scoped/', { 'X-API-Key' => $k->{key} }))[0] // 0
+    } 1 .. 19;
+    my ($st2, $h2) = http_get($pa, '/api/', { 'X-API-Key' => $k->{key} });
+    my $refill = (time - $t1) * 200;
+    my ($r1, $r2) = map { $_->{'ratelimit-remaining'} // -100 } $h1, $h2;
+
+    is("$st1 $st2", '200 200', 'refused elsewhere: the key passes at /api/');
+    ok(!grep({ $_ != 403 } @scoped), 'refused elsewhere: 403 at /scoped/')
+        or diag("@scoped");
+    ok($r2 >= $r1 - 1 - 3, 'refused elsewhere: the refusals took no token')
+        or diag(sprintf 'Remaining %d, then %d; refill in between %.1f',
+                        $r1, $r2, $refill);
 }
 
 ###############################################################################
