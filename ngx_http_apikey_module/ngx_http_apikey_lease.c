@@ -47,6 +47,8 @@ typedef struct {
 
 static uint32_t ngx_http_apikey_lease_size(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_node_t *b);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_lease_bucket(
+    ngx_http_apikey_cache_t *cache, u_char *hash);
 static void ngx_http_apikey_lease_sweep(ngx_event_t *ev);
 
 
@@ -190,12 +192,7 @@ ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_apikey_cache_lookup(cache, hash);
-
-    if (cn != NULL && cn->has_c) {
-        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
-    }
-
+    cn = ngx_http_apikey_lease_bucket(cache, hash);
     l = (cn != NULL) ? cn->lease : NULL;
 
     /* a lease of the record before a change is dropped */
@@ -228,11 +225,7 @@ ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_apikey_cache_lookup(cache, hash);
-
-    if (cn != NULL && cn->has_c) {
-        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
-    }
+    cn = ngx_http_apikey_lease_bucket(cache, hash);
 
     if (cn != NULL && cn->lease != NULL && cn->rate && cn->per) {
         rc = ngx_http_apikey_lease_spend(ccf, cn, ngx_http_apikey_cache_now(),
@@ -258,12 +251,7 @@ ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_apikey_cache_lookup(cache, hash);
-
-    if (cn != NULL && cn->has_c) {
-        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
-    }
-
+    cn = ngx_http_apikey_lease_bucket(cache, hash);
     l = (cn != NULL) ? cn->lease : NULL;
 
     if (l != NULL) {
@@ -279,6 +267,23 @@ ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* the record that holds a secret's bucket, with the zone locked */
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_lease_bucket(ngx_http_apikey_cache_t *cache, u_char *hash)
+{
+    ngx_http_apikey_cache_node_t  *cn;
+
+    cn = ngx_http_apikey_cache_lookup(cache, hash);
+
+    if (cn != NULL && cn->has_c) {
+        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
+    }
+
+    return cn;
 }
 
 
