@@ -40,6 +40,11 @@ typedef struct {
     in_port_t                          port;
     int64_t                            epoch;
     ngx_uint_t                         best;
+    int64_t                            known;     /* highest epoch followed */
+    ngx_uint_t                         answered;  /* in this round */
+    u_char                             older[NGX_SOCKADDR_STRLEN + 1];
+    size_t                             olen;      /* 0: none */
+    in_port_t                          oport;
 
     redisAsyncContext                 *sub;       /* +switch-master */
     ngx_uint_t                         subbed;
@@ -85,6 +90,7 @@ ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
 
     st->conf = rcf;
     st->log = log;
+    st->known = -1;
 
     st->timer.handler = ngx_http_apikey_sentinel_timeout;
     st->timer.log = log;
@@ -153,6 +159,8 @@ ngx_http_apikey_sentinel_discover(void)
     }
 
     st->hlen = 0;
+    st->olen = 0;
+    st->answered = 0;
 
     ngx_http_apikey_sentinel_ask(0);
 }
@@ -171,11 +179,31 @@ ngx_http_apikey_sentinel_ask(ngx_uint_t n)
 
     if (n == st->conf->sentinels->nelts) {
 
-        /* every Sentinel asked: the latest primary any of them knows */
+        /*
+         * every Sentinel asked: the latest primary any of them knows.
+         * One that names a primary of an older failover than the worker
+         * already followed has not heard of the latest (or, restarted, of
+         * any): believed only when every Sentinel says so, as after the
+         * Sentinels themselves were set up afresh; else the worker asks
+         * again, as when none answers
+         */
+
+        if (st->hlen == 0 && st->olen
+            && st->answered == st->conf->sentinels->nelts)
+        {
+            ngx_memcpy(st->host, st->older, st->olen + 1);
+            st->hlen = st->olen;
+            st->port = st->oport;
+            st->known = -1;
+        }
 
         if (st->hlen == 0) {
             ngx_http_apikey_redis_primary(NULL, 0, 0);
             return;
+        }
+
+        if (st->epoch > st->known) {
+            st->known = st->epoch;
         }
 
         st->good = st->best;
@@ -308,7 +336,24 @@ ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
         return;
     }
 
-    if (st->hlen == 0 || epoch > st->epoch) {
+    st->answered++;
+
+    if (epoch < st->known) {
+        ngx_log_error(NGX_LOG_INFO, st->log, 0,
+                      "redis sentinel %V names a primary of an older "
+                      "failover (config-epoch %L, followed %L)",
+                      &((ngx_http_apikey_redis_addr_t *)
+                        st->conf->sentinels->elts)
+                           [(st->good + st->asked)
+                            % st->conf->sentinels->nelts].text,
+                      epoch, st->known);
+
+        ngx_memcpy(st->older, ip->str, ip->len);
+        st->older[ip->len] = '\0';
+        st->olen = ip->len;
+        st->oport = port;
+
+    } else if (st->hlen == 0 || epoch > st->epoch) {
         ngx_memcpy(st->host, ip->str, ip->len);
         st->host[ip->len] = '\0';
         st->hlen = ip->len;
