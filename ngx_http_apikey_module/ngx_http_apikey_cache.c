@@ -338,6 +338,7 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 
     ask->want = 0;
     ask->sibling = 0;
+    ask->spent = 0;
 
     rc = NGX_DECLINED;
 
@@ -365,6 +366,7 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     if (b->lease != NULL
         && ngx_http_apikey_lease_spend(ccf, b, now, step, ahead) == NGX_OK)
     {
+        ask->spent = 1;
         *limited = 0;
         rc = NGX_OK;
         goto done;

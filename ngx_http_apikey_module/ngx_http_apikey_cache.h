@@ -53,8 +53,10 @@ typedef struct {
     int64_t                        until;        /* us: the lease ends */
     uint64_t                       asked;        /* ms: a lease asked for */
     uint32_t                       epoch;        /* of the record's change */
+    int64_t                        told;         /* us: used last tallied */
     uint32_t                       tokens;       /* not spent */
     uint32_t                       back;         /* to give back */
+    uint32_t                       used;         /* spent, not tallied yet */
 } ngx_http_apikey_lease_t;
 
 
@@ -68,6 +70,7 @@ typedef struct {
 typedef struct {
     uint32_t                       want;         /* tokens, this one's too */
     uint32_t                       sibling;
+    uint32_t                       spent;        /* take() spent a leased one */
     uint32_t                       back;
     uint32_t                       epoch;
     uint32_t                       rate;         /* the limit taken under */
@@ -171,6 +174,10 @@ void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
  */
 ngx_int_t ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hash, int64_t *ahead);
+
+/* whether the instance is asking Redis for the secret's lease */
+ngx_uint_t ngx_http_apikey_lease_asked(ngx_http_apikey_cache_conf_t *ccf,
+    u_char *hash);
 
 /* a token find() took that the check did not use goes back to the lease */
 void ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,

@@ -23,6 +23,8 @@ static ngx_table_elt_t *ngx_http_apikey_header_in(ngx_http_request_t *r,
     ngx_str_t *name, ngx_uint_t *n);
 static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
+static ngx_int_t ngx_http_apikey_send(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
 static void ngx_http_apikey_done(void *data, redisReply *reply);
 static ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, redisReply *reply);
@@ -157,11 +159,8 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 {
     u_char                       *p;
     ngx_int_t                     rc;
-    ngx_str_t                     key, args[4];
-    ngx_http_apikey_loc_conf_t   *akcf;
+    ngx_str_t                     key, args[1];
     ngx_http_apikey_main_conf_t  *akmcf;
-
-    akcf = ctx->conf;
 
     ctx->result = ngx_http_apikey_find_key(r, ctx, &key);
 
@@ -211,26 +210,7 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
         ctx->start = ngx_http_apikey_cache_now();
     }
 
-    args[1] = akcf->environment;
-    args[2] = akcf->scopes;
-    args[3].len = 0;
-
-    if (ctx->lease.want || ctx->lease.sibling) {
-        args[3].data = ngx_pnalloc(r->pool, 5 * NGX_INT32_LEN + 4);
-        if (args[3].data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        args[3].len = ngx_sprintf(args[3].data, "%uD %uD %uD/%uD/%uD",
-                                  ctx->lease.want, ctx->lease.back,
-                                  ctx->lease.rate, ctx->lease.per,
-                                  ctx->lease.burst)
-                      - args[3].data;
-    }
-
-    rc = ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 4, args,
-                                     akmcf->redis.timeout,
-                                     ngx_http_apikey_done, ctx, &ctx->item);
+    rc = ngx_http_apikey_send(r, ctx, &args[0]);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -266,6 +246,41 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     }
 
     return NGX_AGAIN;
+}
+
+
+/* the request's check, to Redis: key is NS{<hash>} */
+
+static ngx_int_t
+ngx_http_apikey_send(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
+    ngx_str_t *key)
+{
+    ngx_str_t                     args[4];
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    args[0] = *key;
+    args[1] = ctx->conf->environment;
+    args[2] = ctx->conf->scopes;
+    args[3].len = 0;
+
+    if (ctx->lease.want || ctx->lease.sibling) {
+        args[3].data = ngx_pnalloc(r->pool, 5 * NGX_INT32_LEN + 4);
+        if (args[3].data == NULL) {
+            return NGX_ERROR;
+        }
+
+        args[3].len = ngx_sprintf(args[3].data, "%uD %uD %uD/%uD/%uD",
+                                  ctx->lease.want, ctx->lease.back,
+                                  ctx->lease.rate, ctx->lease.per,
+                                  ctx->lease.burst)
+                      - args[3].data;
+    }
+
+    return ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 4, args,
+                                       akmcf->redis.timeout,
+                                       ngx_http_apikey_done, ctx, &ctx->item);
 }
 
 
@@ -399,6 +414,7 @@ ngx_http_apikey_done(void *data, redisReply *reply)
     ngx_http_apikey_ctx_t  *ctx = data;
 
     ngx_int_t                     rc;
+    ngx_str_t                     key;
     ngx_connection_t             *c;
     ngx_http_request_t           *r;
     ngx_http_apikey_main_conf_t  *akmcf;
@@ -413,10 +429,34 @@ ngx_http_apikey_done(void *data, redisReply *reply)
 
     rc = ngx_http_apikey_read_reply(r, ctx, reply);
 
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
     if (ctx->lease.want) {
-        akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
         ngx_http_apikey_lease_grant(&akmcf->cache, ctx->bin, &ctx->lease,
                                     ctx->leased);
+    }
+
+    if (rc == NGX_OK && ctx->resend) {
+        ctx->resend = 0;
+
+        /*
+         * a sibling found the bucket empty while the lease that emptied
+         * it was not granted yet, at another worker: once more, with the
+         * time that takes
+         */
+
+        key.len = akmcf->redis.ns.len + NGX_HTTP_APIKEY_HASH_LEN + 2;
+        key.data = ctx->hash - akmcf->redis.ns.len - 1;
+
+        rc = ngx_http_apikey_send(r, ctx, &key);
+
+        if (rc == NGX_OK) {
+            ctx->state = NGX_HTTP_APIKEY_PENDING;
+            return;
+        }
+
+        rc = NGX_OK;
+        ngx_http_apikey_tally_add(ctx->hash, NGX_HTTP_APIKEY_TALLY_LIMITED);
     }
 
     if (rc != NGX_OK
@@ -557,7 +597,8 @@ unexpected:
  * A check sent while its instance asked for the key's lease found the
  * bucket empty, maybe emptied by that lease: it passes with a token of
  * the lease if the instance has one by now.  Redis counted nothing of it
- * (ngx_http_apikey_gate.lua): the tally counts what it is answered.
+ * (ngx_http_apikey_gate.lua): the lease or the tally counts what it is
+ * answered.
  */
 
 static void
@@ -567,15 +608,22 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
     int64_t  ahead;
 
     if (ngx_http_apikey_lease_take(ccf, ctx->bin, &ahead) == NGX_OK) {
+
+        /* counted with the lease */
+
         ctx->result = NGX_HTTP_APIKEY_OK;
         ctx->retry_after = 0;
         ngx_http_apikey_bucket(ctx, ahead);
+        return;
     }
 
-    ngx_http_apikey_tally_add(ctx->hash,
-                              (ctx->result == NGX_HTTP_APIKEY_OK)
-                              ? NGX_HTTP_APIKEY_TALLY_ALLOWED
-                              : NGX_HTTP_APIKEY_TALLY_LIMITED);
+    if (!ctx->resent && ngx_http_apikey_lease_asked(ccf, ctx->bin)) {
+        ctx->resend = 1;
+        ctx->resent = 1;
+        return;
+    }
+
+    ngx_http_apikey_tally_add(ctx->hash, NGX_HTTP_APIKEY_TALLY_LIMITED);
 }
 
 
@@ -596,7 +644,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     int64_t                       ahead, leased;
     ngx_int_t                     rc;
     ngx_str_t                     g;
-    ngx_uint_t                    result, limited;
+    ngx_uint_t                    result, limited, counted;
     ngx_http_apikey_ctx_t         local;
     ngx_http_apikey_main_conf_t  *akmcf;
 
@@ -624,6 +672,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     }
 
     local.result = result;
+    counted = 0;
 
     /* the environment and the scopes, as after a redirect */
 
@@ -637,6 +686,7 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
             ahead = leased;
             leased = -1;
+            counted = 1;
 
         } else {
             rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->bin, offline,
@@ -648,6 +698,8 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
             if (limited) {
                 local.result = NGX_HTTP_APIKEY_LIMITED;
             }
+
+            counted = ctx->lease.spent;
         }
 
         ngx_http_apikey_bucket(&local, ahead);
@@ -659,6 +711,15 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
     *ctx = local;
 
+    ngx_http_apikey_metric_add(replica_hits);
+
+    if (counted) {
+
+        /* a leased token: the lease counts it */
+
+        return NGX_OK;
+    }
+
     /* what the gate script would have recorded: use, last use */
 
     ngx_http_apikey_tally_add(ctx->hash,
@@ -667,8 +728,6 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
                               : (ctx->result == NGX_HTTP_APIKEY_LIMITED)
                                 ? NGX_HTTP_APIKEY_TALLY_LIMITED
                                 : NGX_HTTP_APIKEY_TALLY_REFUSED);
-
-    ngx_http_apikey_metric_add(replica_hits);
 
     return NGX_OK;
 

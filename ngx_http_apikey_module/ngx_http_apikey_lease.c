@@ -27,20 +27,28 @@
  * the bucket, are dropped; a lease granted for the record as it was
  * before the change is dropped too (the epoch tells).
  *
+ * The requests a lease lets through are counted with it, for the
+ * instance, not in each worker's tally: the sweep hands the count to the
+ * tally once a second a key (ngx_http_apikey_tally.c), so Redis records
+ * them, and the key's last use, once a second an instance.
+ *
  * Every worker arms the sweep; the first of them due does it for the
- * instance.  What it gives back goes to Redis with the worker's tally.
+ * instance.  What it gives back and counts goes to Redis with that
+ * worker's tally.
  */
 
 
 #define NGX_HTTP_APIKEY_LEASE_SWEEP    100        /* ms */
 #define NGX_HTTP_APIKEY_LEASE_LATE     100000     /* us: a request renews */
 #define NGX_HTTP_APIKEY_LEASE_IDLE     1000000    /* us: then it goes */
-#define NGX_HTTP_APIKEY_LEASE_BACKS    256        /* given back per sweep */
+#define NGX_HTTP_APIKEY_LEASE_BACKS    256        /* tallied per sweep */
+#define NGX_HTTP_APIKEY_LEASE_TELL     1000000    /* us: uses tallied */
 
 
 typedef struct {
     u_char                         hash[32];
     uint32_t                       back;
+    uint32_t                       used;
     uint32_t                       lim[3];
 } ngx_http_apikey_lease_back_t;
 
@@ -97,6 +105,7 @@ ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
     }
 
     l->tokens--;
+    l->used++;
 
     a = b->tat - now;
     held = l->tokens * step;
@@ -239,6 +248,28 @@ ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 }
 
 
+ngx_uint_t
+ngx_http_apikey_lease_asked(ngx_http_apikey_cache_conf_t *ccf, u_char *hash)
+{
+    ngx_uint_t                     asked;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    cache = ccf->shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_apikey_lease_bucket(cache, hash);
+
+    asked = (cn != NULL && cn->lease != NULL && cn->lease->asked
+             && ngx_current_msec - cn->lease->asked < ccf->timeout);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return asked;
+}
+
+
 void
 ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hash)
@@ -263,6 +294,10 @@ ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
 
         } else {
             l->back++;
+        }
+
+        if (l->used) {
+            l->used--;
         }
     }
 
@@ -378,8 +413,9 @@ ngx_http_apikey_lease_exit(void)
 
 
 /*
- * Leases that ended and were not renewed give their tokens back; leases
- * of keys no longer used go.
+ * Leases that ended and were not renewed give their tokens back; what
+ * leases let through is tallied once a second; leases of keys no longer
+ * used go.
  */
 
 static void
@@ -423,19 +459,25 @@ ngx_http_apikey_lease_sweep(ngx_event_t *ev)
             l->tokens = 0;
         }
 
-        if (l->back && n < NGX_HTTP_APIKEY_LEASE_BACKS) {
+        if ((l->back
+             || (l->used && now >= l->told + NGX_HTTP_APIKEY_LEASE_TELL))
+            && n < NGX_HTTP_APIKEY_LEASE_BACKS)
+        {
             lb = &ngx_http_apikey_lease_backs[n++];
 
             ngx_memcpy(lb->hash, l->node->hash, 32);
             lb->back = l->back;
+            lb->used = l->used;
             lb->lim[0] = l->node->rate;
             lb->lim[1] = l->node->per;
             lb->lim[2] = l->node->burst;
 
             l->back = 0;
+            l->used = 0;
+            l->told = now;
         }
 
-        if (l->tokens == 0 && l->back == 0
+        if (l->tokens == 0 && l->back == 0 && l->used == 0
             && (l->asked == 0 || ms - l->asked >= ccf->timeout)
             && now >= l->until + NGX_HTTP_APIKEY_LEASE_IDLE)
         {
@@ -452,7 +494,13 @@ done:
 
         ngx_hex_dump(hex, lb->hash, 32);
 
-        ngx_http_apikey_tally_back(hex, lb->back, lb->lim);
+        if (lb->back) {
+            ngx_http_apikey_tally_back(hex, lb->back, lb->lim);
+        }
+
+        if (lb->used) {
+            ngx_http_apikey_tally_used(hex, lb->used);
+        }
     }
 
     if (!ngx_exiting) {

@@ -98,6 +98,8 @@ typedef struct {
     unsigned                      hidden:1;
     unsigned                      rate_sent:1;
     unsigned                      counted:1;
+    unsigned                      resend:1;      /* a sibling, once more */
+    unsigned                      resent:1;
 } ngx_http_apikey_ctx_t;
 
 

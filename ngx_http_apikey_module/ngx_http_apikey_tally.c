@@ -123,6 +123,13 @@ ngx_http_apikey_tally_add(u_char *hex, ngx_uint_t kind)
 
 
 void
+ngx_http_apikey_tally_used(u_char *hex, ngx_uint_t n)
+{
+    ngx_http_apikey_tally_add_n(hex, NGX_HTTP_APIKEY_TALLY_ALLOWED, n, NULL);
+}
+
+
+void
 ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, uint32_t *lim)
 {
     ngx_http_apikey_tally_add_n(hex, NGX_HTTP_APIKEY_TALLY_BACK, n, lim);

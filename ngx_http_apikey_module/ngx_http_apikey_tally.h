@@ -33,6 +33,9 @@ void ngx_http_apikey_tally_add(u_char *hex, ngx_uint_t kind);
  */
 void ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, uint32_t *lim);
 
+/* n allowed checks of the secret at once (a lease's) */
+void ngx_http_apikey_tally_used(u_char *hex, ngx_uint_t n);
+
 void ngx_http_apikey_tally_exit(void);
 
 
