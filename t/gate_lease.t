@@ -362,7 +362,8 @@ sub wrk_wait {
 
     for my $i (0 .. $n - 1) {
         my $due = $s0 + $i / 800;
-        sleep($due - time) if $due > time;
+        my $wait = $due - time;
+        sleep($wait) if $wait > 0;
         $st{(http_get($pa, '/api/', { 'X-API-Key' => $k->{key} }))[0]
              // 'none'}++;
     }
@@ -926,7 +927,8 @@ sub clients {
     my $s0 = time;
     for my $i (0 .. 89) {
         my $due = $s0 + $i / 300;
-        sleep($due - time) if $due > time;
+        my $wait = $due - time;
+        sleep($wait) if $wait > 0;
         $pre{(gate($_, $k->{key}))[0]}++ for $pa, $pb;
     }
 

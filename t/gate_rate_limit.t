@@ -76,7 +76,8 @@ sub hammer {
         push @pids, $t->spawn(sub {
             close $rd;
             my %n;
-            sleep($start - time) if $start > time;
+            my $wait = $start - time;
+            sleep($wait) if $wait > 0;
             while (time < $start + $seconds) {
                 my ($st) = http_get($port, '/gated', { 'X-API-Key' => $key },
                                     timeout => 5);
