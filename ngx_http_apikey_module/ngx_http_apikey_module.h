@@ -119,6 +119,30 @@ ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *akmcf);
 
+/*
+ * After an internal redirect, or when the replica answers: holds the key
+ * to the location's environment and scopes with what its check learnt.
+ */
+void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf);
+
+
+/* ngx_http_apikey_answer.c: what a check's answer says */
+
+/* the gate script's reply to the request's check (NULL: none came) */
+ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, redisReply *reply);
+
+/*
+ * The replica's answer (apikey_cache), as the gate script would give it:
+ * NGX_OK with ctx->result, NGX_DECLINED when Redis must answer.
+ */
+ngx_int_t ngx_http_apikey_local(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx, ngx_uint_t offline);
+
+/* the rate numbers of the headers, from how far ahead the bucket is (us) */
+void ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx, int64_t ahead);
+
 
 /* ngx_http_apikey_reply.c: refusals, problem+json and rate headers */
 
