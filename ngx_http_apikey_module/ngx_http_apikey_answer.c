@@ -152,9 +152,12 @@ static void
 ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_cache_conf_t *ccf)
 {
-    int64_t  ahead;
+    int64_t    ahead;
+    ngx_int_t  rc;
 
-    if (ngx_http_apikey_lease_take(ccf, ctx->bin, &ahead) == NGX_OK) {
+    rc = ngx_http_apikey_lease_take(ccf, ctx->bin, &ahead);
+
+    if (rc == NGX_OK) {
 
         /* counted with the lease */
 
@@ -164,7 +167,7 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
         return;
     }
 
-    if (!ctx->resent && ngx_http_apikey_lease_asked(ccf, ctx->bin)) {
+    if (rc == NGX_AGAIN && !ctx->resent) {
         ctx->resend = 1;
         ctx->resent = 1;
         return;

@@ -17,8 +17,6 @@ static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_uint_t ngx_http_apikey_cache_current(
     ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_cache_sh_t *sh,
     ngx_uint_t offline);
-static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_bucket(
-    ngx_http_apikey_cache_t *cache, ngx_http_apikey_cache_node_t *node);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
 static ngx_int_t ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn,
@@ -297,10 +295,9 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
             b = ngx_http_apikey_cache_bucket(cache, cn);
 
             if (b != NULL && b->lease != NULL) {
-                (void) ngx_http_apikey_lease_spend(ccf, b,
+                (void) ngx_http_apikey_lease_spend(b,
                                                    ngx_http_apikey_cache_now(),
-                                                   (double) cn->per * 1000000
-                                                   / cn->rate, leased);
+                                                   leased);
             }
         }
     }
@@ -364,7 +361,7 @@ ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     step = (double) cn->per * 1000000 / cn->rate;
 
     if (b->lease != NULL
-        && ngx_http_apikey_lease_spend(ccf, b, now, step, ahead) == NGX_OK)
+        && ngx_http_apikey_lease_spend(b, now, ahead) == NGX_OK)
     {
         ask->spent = 1;
         *limited = 0;
@@ -448,7 +445,7 @@ ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 
 /* the record holding a secret's bucket: its own, or its current secret's */
 
-static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_bucket(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *cn)
 {

@@ -170,14 +170,11 @@ void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
 
 /*
  * A token the instance holds of the secret's lease, for a sibling Redis
- * found no token for: NGX_OK with *ahead, or NGX_DECLINED.
+ * found no token for: NGX_OK with *ahead; NGX_AGAIN when there is none
+ * yet but the lease is still being asked for; else NGX_DECLINED.
  */
 ngx_int_t ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hash, int64_t *ahead);
-
-/* whether the instance is asking Redis for the secret's lease */
-ngx_uint_t ngx_http_apikey_lease_asked(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hash);
 
 /* a token find() took that the check did not use goes back to the lease */
 void ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
@@ -191,6 +188,8 @@ int64_t ngx_http_apikey_cache_now(void);
 
 ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
     ngx_http_apikey_cache_t *cache, u_char *hash);
+ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_bucket(
+    ngx_http_apikey_cache_t *cache, ngx_http_apikey_cache_node_t *cn);
 ngx_int_t ngx_http_apikey_cache_unhex(u_char *dst, u_char *src, size_t len);
 
 void ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache);
@@ -202,9 +201,8 @@ void ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache,
 
 /* ngx_http_apikey_lease.c, with the zone locked */
 
-ngx_int_t ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_node_t *b, int64_t now, double step,
-    int64_t *ahead);
+ngx_int_t ngx_http_apikey_lease_spend(ngx_http_apikey_cache_node_t *b,
+    int64_t now, int64_t *ahead);
 void ngx_http_apikey_lease_ask(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_node_t *b, int64_t now,
     ngx_http_apikey_lease_ask_t *ask);

@@ -157,27 +157,26 @@ local function count(key, f, reply, i)
     return reply
 end
 
--- tokens of an ended lease go back to the bucket of home (limit lim, as
--- "rate/per/burst"): b moves back by their worth, unless the limit they
--- were taken under is no longer the key's
+-- tokens of an ended lease go back to b, the bucket of home (limit lim,
+-- as "rate/per/burst"): b moves back by their worth and is written,
+-- unless the limit they were taken under is no longer the key's (g's);
+-- returns b as it is then
 
-local function give_back(home, g, back, lim)
+local function give_back(home, g, b, back, lim)
     local rate, per, burst = string.match(g, '^%d %d+ %d+ (%d+) (%d+) (%d+)')
-    local b = tonumber(redis.call('HGET', home, 'b'))
 
-    if not b or not rate or rate == '0'
+    if not tonumber(b) or back == '0' or not rate or rate == '0'
        or lim ~= rate .. '/' .. per .. '/' .. burst
     then
-        return
+        return b
     end
 
-    b = b - tonumber(back) * per * 1000000 / rate
+    b = string.format('%d', math.ceil(math.max(
+            tonumber(b) - tonumber(back) * per * 1000000 / rate, us)))
 
-    if b < us then
-        b = us
-    end
+    redis.pcall('HSET', home, 'b', b)
 
-    redis.pcall('HSET', home, 'b', string.format('%d', math.ceil(b)))
+    return b
 end
 
 -- the tally of checks an nginx replica answered (apikey_cache,
@@ -207,8 +206,8 @@ local function tally(key, counts, lease)
 
     local back, lim = string.match(lease, '^%d+ (%d+) (%S+)$')
 
-    if back and back ~= '0' then
-        give_back(home, f[1], back, lim)
+    if back then
+        give_back(home, f[1], redis.call('HGET', home, 'b'), back, lim)
     end
 
     if n[1] == '0' and n[2] == '0' and n[3] == '0' then
@@ -310,31 +309,25 @@ local function check(key, want_env, want_scopes, lease)
     -- arrival time in microseconds; the bucket holds
     -- burst - (b - now) / step tokens, one more every step microseconds
 
-    local step = per * 1000000 / rate
-    local tat = tonumber(f[2]) or us
     local want, back, lim
 
     if lease ~= '' then
         want, back, lim = string.match(lease, '^(%d+) (%d+) (%S+)$')
         want = tonumber(want)
 
-        if back and back ~= '0' and f[2]
-           and lim == rate .. '/' .. per .. '/' .. burst
-        then
-            tat = tat - tonumber(back) * step
-        else
-            back = nil
+        if back then
+            f[2] = give_back(home, f[1], f[2], back, lim)
         end
     end
+
+    local step = per * 1000000 / rate
+    local tat = tonumber(f[2]) or us
 
     if tat < us then
         tat = us
     end
 
     if tat - us > (burst - 1) * step + 1 then
-        if back then
-            write(home, nil, 'b', string.format('%d', math.ceil(tat)))
-        end
 
         -- a check sent while its instance asks for a lease (want 0) may
         -- find the bucket emptied by that lease: nginx gives it a leased

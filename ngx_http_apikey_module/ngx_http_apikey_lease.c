@@ -55,7 +55,7 @@ typedef struct {
 
 static uint32_t ngx_http_apikey_lease_size(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_node_t *b);
-static ngx_http_apikey_cache_node_t *ngx_http_apikey_lease_bucket(
+static ngx_http_apikey_lease_t *ngx_http_apikey_lease_of(
     ngx_http_apikey_cache_t *cache, u_char *hash);
 static void ngx_http_apikey_lease_sweep(ngx_event_t *ev);
 
@@ -90,8 +90,7 @@ ngx_http_apikey_lease_size(ngx_http_apikey_cache_conf_t *ccf,
  */
 
 ngx_int_t
-ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_node_t *b, int64_t now, double step,
+ngx_http_apikey_lease_spend(ngx_http_apikey_cache_node_t *b, int64_t now,
     int64_t *ahead)
 {
     double                    held;
@@ -99,6 +98,8 @@ ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_lease_t  *l;
 
     l = b->lease;
+
+    /* a record with tokens leased has a limit: rate and per are not 0 */
 
     if (l->tokens == 0 || now >= l->until) {
         return NGX_DECLINED;
@@ -108,7 +109,7 @@ ngx_http_apikey_lease_spend(ngx_http_apikey_cache_conf_t *ccf,
     l->used++;
 
     a = b->tat - now;
-    held = l->tokens * step;
+    held = l->tokens * ((double) b->per * 1000000 / b->rate);
 
     *ahead = (held < (double) a) ? a - (int64_t) held : 0;
 
@@ -193,16 +194,14 @@ void
 ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n)
 {
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_lease_t       *l;
-    ngx_http_apikey_cache_node_t  *cn;
+    ngx_http_apikey_cache_t  *cache;
+    ngx_http_apikey_lease_t  *l;
 
     cache = ccf->shm_zone->data;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_apikey_lease_bucket(cache, hash);
-    l = (cn != NULL) ? cn->lease : NULL;
+    l = ngx_http_apikey_lease_of(cache, hash);
 
     /* a lease of the record before a change is dropped */
 
@@ -224,9 +223,9 @@ ngx_int_t
 ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
     int64_t *ahead)
 {
-    ngx_int_t                      rc;
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_cache_node_t  *cn;
+    ngx_int_t                 rc;
+    ngx_http_apikey_cache_t  *cache;
+    ngx_http_apikey_lease_t  *l;
 
     cache = ccf->shm_zone->data;
 
@@ -234,12 +233,17 @@ ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_apikey_lease_bucket(cache, hash);
+    l = ngx_http_apikey_lease_of(cache, hash);
 
-    if (cn != NULL && cn->lease != NULL && cn->rate && cn->per) {
-        rc = ngx_http_apikey_lease_spend(ccf, cn, ngx_http_apikey_cache_now(),
-                                         (double) cn->per * 1000000
-                                         / cn->rate, ahead);
+    if (l != NULL) {
+        rc = ngx_http_apikey_lease_spend(l->node, ngx_http_apikey_cache_now(),
+                                         ahead);
+
+        if (rc == NGX_DECLINED && l->asked
+            && ngx_current_msec - l->asked < ccf->timeout)
+        {
+            rc = NGX_AGAIN;
+        }
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -248,42 +252,18 @@ ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
 }
 
 
-ngx_uint_t
-ngx_http_apikey_lease_asked(ngx_http_apikey_cache_conf_t *ccf, u_char *hash)
-{
-    ngx_uint_t                     asked;
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_cache_node_t  *cn;
-
-    cache = ccf->shm_zone->data;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cn = ngx_http_apikey_lease_bucket(cache, hash);
-
-    asked = (cn != NULL && cn->lease != NULL && cn->lease->asked
-             && ngx_current_msec - cn->lease->asked < ccf->timeout);
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-
-    return asked;
-}
-
-
 void
 ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
     u_char *hash)
 {
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_lease_t       *l;
-    ngx_http_apikey_cache_node_t  *cn;
+    ngx_http_apikey_cache_t  *cache;
+    ngx_http_apikey_lease_t  *l;
 
     cache = ccf->shm_zone->data;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_apikey_lease_bucket(cache, hash);
-    l = (cn != NULL) ? cn->lease : NULL;
+    l = ngx_http_apikey_lease_of(cache, hash);
 
     if (l != NULL) {
 
@@ -305,20 +285,20 @@ ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
 }
 
 
-/* the record that holds a secret's bucket, with the zone locked */
+/* the lease of a secret's bucket, with the zone locked */
 
-static ngx_http_apikey_cache_node_t *
-ngx_http_apikey_lease_bucket(ngx_http_apikey_cache_t *cache, u_char *hash)
+static ngx_http_apikey_lease_t *
+ngx_http_apikey_lease_of(ngx_http_apikey_cache_t *cache, u_char *hash)
 {
     ngx_http_apikey_cache_node_t  *cn;
 
     cn = ngx_http_apikey_cache_lookup(cache, hash);
 
-    if (cn != NULL && cn->has_c) {
-        cn = ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
+    if (cn != NULL) {
+        cn = ngx_http_apikey_cache_bucket(cache, cn);
     }
 
-    return cn;
+    return (cn != NULL) ? cn->lease : NULL;
 }
 
 
