@@ -846,48 +846,11 @@ sub wrk_wait {
 # totals equal the 200s and 429s the clients got (the tally goes once a
 # second), and stay so (unspent leased tokens going back count as nothing)
 
-# clients per port, each sending requests back to back for a time;
-# returns { status => count } over all of them
-
-sub clients {
-    my ($key, $seconds, @ports) = @_;
-    my (@pids, @pipes);
-
-    for my $port (@ports) {
-        pipe(my $rd, my $wr) or die "pipe: $!";
-
-        push @pids, $t->spawn(sub {
-            close $rd;
-            my %n;
-            my $until = time + $seconds;
-            while (time < $until) {
-                my ($st) = http_get($port, '/api/', { 'X-API-Key' => $key },
-                                    timeout => 5);
-                $n{$st // 'none'}++;
-            }
-            print $wr join(' ', %n);
-            close $wr;
-        });
-
-        close $wr;
-        push @pipes, $rd;
-    }
-
-    my %total;
-
-    for my $rd (@pipes) {
-        my %n = split ' ', join '', <$rd>;
-        $total{$_} += $n{$_} for keys %n;
-    }
-
-    $t->wait_children(@pids);
-    return \%total;
-}
-
 {
     my $k = lease_key('usage', '1000r/s', 100);
 
-    my $n = clients($k->{key}, 1, $pa, $pa, $pb, $pb);
+    my $n = $t->hammer(key => $k->{key}, path => '/api/', seconds => 1,
+                       ports => [ $pa, $pa, $pb, $pb ]);
     my $l = settled($k);
     my @l = map { @$_ } values %$l;
 

@@ -59,48 +59,15 @@ EOF
 $t->run_nginx($conf_a, name => 'a');
 $t->run_nginx($conf_b, name => 'b');
 
-# Several clients start together and send requests back to back until
-# the time is up; returns { status => count } over all of them.
+# Four clients start together and send requests back to back until the
+# time is up; returns { status => count } over all of them.
 
 sub hammer {
     my ($key, $seconds, @ports) = @_;
 
-    my $clients = 4;
-    my $start = time + 1;
-    my (@pids, @pipes);
-
-    for my $i (0 .. $clients - 1) {
-        my $port = $ports[$i % @ports];
-        pipe(my $rd, my $wr) or die "pipe: $!";
-
-        push @pids, $t->spawn(sub {
-            close $rd;
-            my %n;
-            my $wait = $start - time;
-            sleep($wait) if $wait > 0;
-            while (time < $start + $seconds) {
-                my ($st) = http_get($port, '/gated', { 'X-API-Key' => $key },
-                                    timeout => 5);
-                $n{$st // 'none'}++;
-            }
-            print $wr join(' ', %n);
-            close $wr;
-        });
-
-        close $wr;
-        push @pipes, $rd;
-    }
-
-    my %total;
-
-    for my $rd (@pipes) {
-        my %n = split ' ', join '', <$rd>;
-        $total{$_} += $n{$_} for keys %n;
-    }
-
-    $t->wait_children(@pids);
-
-    return \%total;
+    return $t->hammer(key => $key, path => '/gated', seconds => $seconds,
+                      start => time + 1,
+                      ports => [ map { $ports[$_ % @ports] } 0 .. 3 ]);
 }
 
 sub within {

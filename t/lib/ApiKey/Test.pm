@@ -215,6 +215,51 @@ sub wait_children {
 }
 
 
+# Clients, one per port listed (a port twice: two clients), send GET path
+# with the key back to back, each waiting for its answer, for a time
+# from start (default: when each begins); returns { status => count }
+# over all of them.
+
+sub hammer {
+    my ($self, %o) = @_;
+    my (@pids, @pipes);
+
+    for my $port (@{$o{ports}}) {
+        pipe(my $rd, my $wr) or die "pipe: $!";
+
+        push @pids, $self->spawn(sub {
+            close $rd;
+            my %n;
+            my $begin = $o{start} // time;
+            my $wait = $begin - time;
+            sleep($wait) if $wait > 0;
+            while (time < $begin + $o{seconds}) {
+                my ($st) = http_get($port, $o{path},
+                                    { 'X-API-Key' => $o{key} },
+                                    timeout => 5);
+                $n{$st // 'none'}++;
+            }
+            print $wr join(' ', %n);
+            close $wr;
+        });
+
+        close $wr;
+        push @pipes, $rd;
+    }
+
+    my %total;
+
+    for my $rd (@pipes) {
+        my %n = split ' ', join '', <$rd>;
+        $total{$_} += $n{$_} for keys %n;
+    }
+
+    $self->wait_children(@pids);
+
+    return \%total;
+}
+
+
 ############################################################################
 # Redis
 
