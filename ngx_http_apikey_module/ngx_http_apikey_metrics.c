@@ -89,14 +89,20 @@ ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_apikey_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_slab_pool_t  *shpool;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_apikey_metrics_t  *m;
+
+    /*
+     * Only the zone's own data is set here, in the master: the workers'
+     * pointer is set per cycle, in init_process, so that a reload that
+     * drops apikey_metrics leaves no worker pointing at an unmapped zone
+     */
 
     if (data) {
 
         /* a reload that kept the zone keeps the counters */
 
         shm_zone->data = data;
-        ngx_http_apikey_metrics = data;
         return NGX_OK;
     }
 
@@ -104,20 +110,52 @@ ngx_http_apikey_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (shm_zone->shm.exists) {
         shm_zone->data = shpool->data;
-        ngx_http_apikey_metrics = shpool->data;
         return NGX_OK;
     }
 
-    ngx_http_apikey_metrics = ngx_slab_calloc(shpool,
-                                            sizeof(ngx_http_apikey_metrics_t));
-    if (ngx_http_apikey_metrics == NULL) {
+    m = ngx_slab_calloc(shpool, sizeof(ngx_http_apikey_metrics_t));
+    if (m == NULL) {
         return NGX_ERROR;
     }
 
-    shpool->data = ngx_http_apikey_metrics;
-    shm_zone->data = ngx_http_apikey_metrics;
+    shpool->data = m;
+    shm_zone->data = m;
 
     return NGX_OK;
+}
+
+
+void
+ngx_http_apikey_metrics_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t        i;
+    ngx_shm_zone_t   *zone;
+    ngx_list_part_t  *part;
+
+    ngx_http_apikey_metrics = NULL;
+
+    part = &cycle->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].tag == &ngx_http_apikey_module
+            && zone[i].init == ngx_http_apikey_metrics_init_zone)
+        {
+            ngx_http_apikey_metrics = zone[i].data;
+            return;
+        }
+    }
 }
 
 

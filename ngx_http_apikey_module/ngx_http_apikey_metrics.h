@@ -48,7 +48,10 @@ typedef struct {
 } ngx_http_apikey_metrics_t;
 
 
-/* NULL without apikey_metrics: nothing is counted */
+/*
+ * NULL without apikey_metrics: nothing is counted.  Set in each worker
+ * from its own cycle's zones (ngx_http_apikey_metrics_init_process()).
+ */
 extern ngx_http_apikey_metrics_t  *ngx_http_apikey_metrics;
 
 
@@ -60,6 +63,8 @@ extern ngx_http_apikey_metrics_t  *ngx_http_apikey_metrics;
 
 char *ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+
+void ngx_http_apikey_metrics_init_process(ngx_cycle_t *cycle);
 
 /* microseconds of a monotonic clock, for latencies */
 uint64_t ngx_http_apikey_metrics_now(void);

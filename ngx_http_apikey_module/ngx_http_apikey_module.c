@@ -256,7 +256,7 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_apikey_main_conf_t  *akmcf = conf;
 
     ngx_conf_init_msec_value(akmcf->redis.timeout, 100);
-    ngx_conf_init_msec_value(akmcf->cache.max_stale, 60000);
+    ngx_conf_init_msec_value(akmcf->cache.max_stale, 600000);
     ngx_conf_init_msec_value(akmcf->cache.lease, 0);
 
     akmcf->cache.timeout = akmcf->redis.timeout;
@@ -819,6 +819,8 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
     {
         return NGX_OK;
     }
+
+    ngx_http_apikey_metrics_init_process(cycle);
 
     ctx = (ngx_http_conf_ctx_t *) ngx_get_conf(cycle->conf_ctx,
                                                ngx_http_module);
