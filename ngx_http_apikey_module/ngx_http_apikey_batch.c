@@ -236,7 +236,7 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
         return;
     }
 
-    ngx_http_apikey_redis_resend(op);
+    ngx_http_apikey_redis_resend(op, NULL);
 }
 
 

@@ -24,8 +24,6 @@ static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_http_apikey_redis_addr_t *addr);
 static char *ngx_http_apikey_header(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_environment(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -230,9 +228,7 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     akmcf->redis.address = { 0, NULL };
-     *     akmcf->redis.host = { 0, NULL };
-     *     akmcf->redis.path = { 0, NULL };
-     *     akmcf->redis.port = 0;
+     *     akmcf->redis.addr = { NULL, 0, { 0, NULL } };
      *     akmcf->redis.db = 0;
      *     akmcf->redis.user = { 0, NULL };
      *     akmcf->redis.password = { 0, NULL };
@@ -396,218 +392,19 @@ ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_apikey_main_conf_t  *akmcf = conf;
 
-    ngx_int_t                      db;
-    ngx_str_t                     *value, s;
-    ngx_uint_t                     i, seen, bit;
-    ngx_http_apikey_redis_addr_t   addr, *sa;
+    char  *rv;
 
     if (akmcf->enabled) {
         return "is duplicate";
     }
 
-    value = cf->args->elts;
+    rv = ngx_http_apikey_redis_directive(cf, &akmcf->redis);
 
-    akmcf->redis.address = value[1];
-
-    if (value[1].len > 9 && ngx_strncmp(value[1].data, "sentinel:", 9) == 0) {
-        akmcf->redis.sentinel_name.len = value[1].len - 9;
-        akmcf->redis.sentinel_name.data = value[1].data + 9;
-
-        akmcf->redis.sentinels = ngx_array_create(cf->pool, 3,
-                                         sizeof(ngx_http_apikey_redis_addr_t));
-        if (akmcf->redis.sentinels == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-    } else if (value[1].len > 5
-               && ngx_strncmp(value[1].data, "unix:", 5) == 0)
-    {
-        akmcf->redis.path.len = value[1].len - 5;
-        akmcf->redis.path.data = ngx_pnalloc(cf->pool,
-                                             akmcf->redis.path.len + 1);
-        if (akmcf->redis.path.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_cpystrn(akmcf->redis.path.data, value[1].data + 5,
-                    akmcf->redis.path.len + 1);
-
-    } else {
-        if (ngx_http_apikey_redis_address(cf, &value[1], &addr)
-            != NGX_CONF_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        akmcf->redis.host = addr.host;
-        akmcf->redis.port = addr.port;
+    if (rv == NGX_CONF_OK) {
+        akmcf->enabled = 1;
     }
 
-    seen = 0;
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
-            db = ngx_atoi(value[i].data + 3, value[i].len - 3);
-            if (db == NGX_ERROR) {
-                goto invalid;
-            }
-
-            akmcf->redis.db = db;
-            bit = 1;
-
-        } else if (ngx_strncmp(value[i].data, "user=", 5) == 0
-                   && value[i].len > 5)
-        {
-            s.len = value[i].len - 5;
-            s.data = value[i].data + 5;
-            akmcf->redis.user = s;
-            bit = 2;
-
-        } else if (ngx_strncmp(value[i].data, "password=", 9) == 0
-                   && value[i].len > 9)
-        {
-            s.len = value[i].len - 9;
-            s.data = value[i].data + 9;
-            akmcf->redis.password = s;
-            bit = 4;
-
-        } else if (ngx_strncmp(value[i].data, "namespace=", 10) == 0
-                   && value[i].len > 10)
-        {
-            s.len = value[i].len - 10;
-            s.data = value[i].data + 10;
-            akmcf->redis.ns = s;
-            bit = 8;
-
-        } else if (ngx_strncmp(value[i].data, "sentinel_password=", 18) == 0
-                   && value[i].len > 18)
-        {
-            s.len = value[i].len - 18;
-            s.data = value[i].data + 18;
-            akmcf->redis.sentinel_password = s;
-            bit = 16;
-
-        } else if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0
-                   && value[i].len > 9)
-        {
-            if (akmcf->redis.sentinels == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "\"%V\" needs \"sentinel:NAME\" as the "
-                                   "address of \"apikey_redis\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            sa = ngx_array_push(akmcf->redis.sentinels);
-            if (sa == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            s.len = value[i].len - 9;
-            s.data = value[i].data + 9;
-
-            if (ngx_http_apikey_redis_address(cf, &s, sa) != NGX_CONF_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            continue;
-
-        } else {
-            goto invalid;
-        }
-
-        if (seen & bit) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "duplicate parameter \"%V\"", &value[i]);
-            return NGX_CONF_ERROR;
-        }
-
-        seen |= bit;
-    }
-
-    if (akmcf->redis.sentinels && akmcf->redis.sentinels->nelts == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" of \"apikey_redis\" needs at least one "
-                           "\"sentinel=host:port\"", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (akmcf->redis.sentinel_password.len && !akmcf->redis.sentinels) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"sentinel_password=\" of \"apikey_redis\" "
-                           "needs \"sentinel:NAME\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (akmcf->redis.user.len && akmcf->redis.password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"user=\" of \"apikey_redis\" needs \"password=\"");
-        return NGX_CONF_ERROR;
-    }
-
-    akmcf->enabled = 1;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\"", &value[i]);
-
-    return NGX_CONF_ERROR;
-}
-
-
-/*
- * host:port into a numeric address: hiredis resolves names with a
- * blocking getaddrinfo(), so resolve here, once
- */
-
-static char *
-ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_http_apikey_redis_addr_t *addr)
-{
-    u_char     *p;
-    size_t      len;
-    ngx_url_t   u;
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-
-    u.url = *text;
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\" of \"apikey_redis\"",
-                               u.err, &u.url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0 || u.uri.len) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid address \"%V\" in \"apikey_redis\"",
-                           &u.url);
-        return NGX_CONF_ERROR;
-    }
-
-    p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (p == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                        NGX_SOCKADDR_STRLEN, 0);
-    p[len] = '\0';
-
-    addr->host.data = p;
-    addr->host.len = len;
-    addr->port = u.port;
-    addr->text = *text;
-
-    return NGX_CONF_OK;
+    return rv;
 }
 
 
@@ -842,7 +639,8 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 
     ngx_time_update();
 
-    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis) != NGX_OK
+    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis, NULL)
+        != NGX_OK
         || ngx_http_apikey_gate_init_worker(cycle, akmcf) != NGX_OK)
     {
         return NGX_ERROR;

@@ -6,19 +6,89 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
+#include <ngx_event.h>
 
-#include "ngx_http_apikey_redis_conn.h"
+#include "ngx_http_apikey_redis.h"
+#include "ngx_http_apikey_redis_link.h"
 #include "ngx_http_apikey_key.h"
 #include "ngx_http_apikey_metrics.h"
 
 
-static ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
-    ngx_msec_t timeout, ngx_http_apikey_redis_op_t **opp);
+/*
+ * The calls made on a worker's two links to Redis (the gatekeeper's and
+ * the admin API's, ngx_http_apikey_redis_link.c): EVALSHA, EVAL after
+ * NOSCRIPT, a timer per call, the queue of calls waiting for a
+ * connection, or for fewer calls in flight.
+ *
+ * A call is answered once (its handler), with the reply or, when the
+ * timeout passes first or Redis is unreachable, with NULL.  A call that
+ * may be sent again (ngx_http_apikey_redis_resend()) goes to the next
+ * connection when the one it went out on drops, and is kept after a NULL
+ * answer until its reply comes (or NGX_HTTP_APIKEY_REDIS_KEEP passes):
+ * that reply goes to its "late" handler, so that what Redis did is known
+ * (the gate script makes such calls idempotent, docs/data-model.md).
+ *
+ * A slow Redis is not a broken one: a call that times out fails alone,
+ * and the connection is given up only when nothing at all came back for
+ * NGX_HTTP_APIKEY_REDIS_SILENCE while calls waited.
+ */
 
 
-ngx_http_apikey_redis_t          ngx_http_apikey_redis[2];
-ngx_http_apikey_redis_primary_t  ngx_http_apikey_redis_primary_addr;
+#define NGX_HTTP_APIKEY_REDIS_INFLIGHT   32      /* calls on a connection */
+#define NGX_HTTP_APIKEY_REDIS_SILENCE    1000    /* ms, at least */
+#define NGX_HTTP_APIKEY_REDIS_KEEP       30000   /* ms */
+#define NGX_HTTP_APIKEY_REDIS_RESENDS    3
+
+
+/*
+ * A call lives in the heap, not in a request's pool: its connection
+ * holds it until the reply even when the request is gone.  It keeps its
+ * command as written (EVALSHA), to write it again on a new connection,
+ * and its arguments for EVAL after NOSCRIPT.
+ */
+
+struct ngx_http_apikey_redis_op_s {
+    ngx_http_apikey_redis_cmd_t        cmd;
+    ngx_http_apikey_redis_t           *rd;
+    ngx_http_apikey_redis_handler_pt   handler;
+    ngx_http_apikey_redis_handler_pt   late;
+    void                              *data;
+    ngx_event_t                        timer;
+    ngx_queue_t                        queue;     /* in rd->waiting */
+    ngx_msec_t                         timeout;
+    ngx_msec_t                         answered_at;
+    ngx_http_apikey_script_t          *script;
+    u_char                            *bytes;
+    size_t                             len;
+    int                                argc;
+    const char                       **argv;
+    size_t                            *argvlen;
+    ngx_uint_t                         resends;
+    unsigned                           queued:1;
+    unsigned                           on_wire:1;
+    unsigned                           answered:1;
+    unsigned                           sent:1;    /* may have run */
+    unsigned                           retried:1; /* EVAL, or no script */
+    unsigned                           resend:1;
+};
+
+
+static ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op);
+static ngx_int_t ngx_http_apikey_redis_write(ngx_http_apikey_redis_op_t *op);
+static void ngx_http_apikey_redis_op_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *reply);
+static void ngx_http_apikey_redis_op_timeout(ngx_event_t *ev);
+static void ngx_http_apikey_redis_answer(ngx_http_apikey_redis_op_t *op,
+    redisReply *reply);
+static void ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op,
+    redisReply *reply);
+static void ngx_http_apikey_redis_maybe_free(ngx_http_apikey_redis_op_t *op);
+static void ngx_http_apikey_redis_send_waiting(ngx_event_t *ev);
+static ngx_uint_t ngx_http_apikey_redis_not_primary(
+    ngx_http_apikey_redis_t *rd, redisReply *rr);
+
+
+static ngx_uint_t  ngx_http_apikey_redis_sent_now;
 
 
 ngx_int_t
@@ -72,11 +142,11 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
     rd = &ngx_http_apikey_redis[conn];
 
     /*
-     * Requests queue behind the very first connect of a worker; once Redis
+     * Calls queue behind the very first connect of a worker; once Redis
      * failed, they get the fail mode's answer until a connection is ready.
      */
 
-    if (!ngx_http_apikey_redis_conn_ready(rd)) {
+    if (!ngx_http_apikey_redis_link_ready(rd)) {
         return NGX_DECLINED;
     }
 
@@ -86,8 +156,8 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
     }
 
     /*
-     * The command is written in RESP here, once, and handed to hiredis
-     * as is; argv points into it for the EVAL after NOSCRIPT.
+     * The command is written in RESP here, once; argv points into it for
+     * the EVAL after NOSCRIPT.
      */
 
     size = sizeof(ngx_http_apikey_redis_op_t)
@@ -110,6 +180,7 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
     op->handler = handler;
     op->data = data;
     op->script = script;
+    op->timeout = timeout;
     op->argc = (int) nargs + 3;
     op->argv = (const char **) (op + 1);
     op->argvlen = (size_t *) (op->argv + op->argc);
@@ -144,12 +215,19 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
         *p++ = '\r'; *p++ = '\n';
     }
 
-    op->cmd = cmd;
+    op->bytes = cmd;
     op->len = p - cmd;
 
     ngx_http_apikey_metric_add(calls[conn]);
 
-    return ngx_http_apikey_redis_send(op, timeout, opp);
+    if (ngx_http_apikey_redis_send(op) != NGX_OK) {
+        ngx_free(op);
+        return NGX_ERROR;
+    }
+
+    *opp = op;
+
+    return NGX_OK;
 }
 
 
@@ -171,7 +249,7 @@ ngx_http_apikey_redis_wait(ngx_msec_t timeout,
 
     rd = &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_ADMIN];
 
-    if (!ngx_http_apikey_redis_conn_ready(rd)) {
+    if (!ngx_http_apikey_redis_link_ready(rd)) {
         return NGX_DECLINED;
     }
 
@@ -187,55 +265,22 @@ ngx_http_apikey_redis_wait(ngx_msec_t timeout,
     op->rd = rd;
     op->handler = handler;
     op->data = data;
+    op->timeout = timeout;
     op->retried = 1;        /* no script: nothing to send again as EVAL */
 
     n = ngx_sprintf(ms, "%M", timeout / 2 ? timeout / 2 : 1) - ms;
 
-    op->cmd = (u_char *) (op + 1);
+    op->bytes = (u_char *) (op + 1);
 
-    p = ngx_sprintf(op->cmd, "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%uz\r\n", n);
+    p = ngx_sprintf(op->bytes, "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%uz\r\n", n);
     p = ngx_cpymem(p, ms, n);
     *p++ = '\r'; *p++ = '\n';
 
-    op->len = p - op->cmd;
+    op->len = p - op->bytes;
 
-    return ngx_http_apikey_redis_send(op, timeout, opp);
-}
-
-
-/* sends an op on its connection, or queues it for the one being made */
-
-static ngx_int_t
-ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
-    ngx_msec_t timeout, ngx_http_apikey_redis_op_t **opp)
-{
-    ngx_http_apikey_redis_t  *rd;
-
-    rd = op->rd;
-
-    op->timer.handler = ngx_http_apikey_redis_op_timeout;
-    op->timer.data = op;
-    op->timer.log = rd->log;
-
-    if (rd->ac == NULL) {
-
-        /* a working connection dropped, or none was needed yet */
-
-        op->queued = 1;
-        ngx_queue_insert_tail(&rd->waiting, &op->queue);
-
-    } else if (redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply,
-                                          op, (const char *) op->cmd, op->len)
-               != REDIS_OK)
-    {
+    if (ngx_http_apikey_redis_send(op) != NGX_OK) {
         ngx_free(op);
-        return NGX_DECLINED;
-    }
-
-    ngx_add_timer(&op->timer, timeout);
-
-    if (rd->idle) {
-        ngx_http_apikey_redis_connect(rd);
+        return NGX_ERROR;
     }
 
     *opp = op;
@@ -244,23 +289,481 @@ ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
 }
 
 
+/* a new call: on its connection, or queued for the one to come */
+
+static ngx_int_t
+ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = op->rd;
+
+    op->cmd.handler = ngx_http_apikey_redis_op_reply;
+
+    op->timer.handler = ngx_http_apikey_redis_op_timeout;
+    op->timer.data = op;
+    op->timer.log = rd->log;
+
+    if (ngx_queue_empty(&rd->waiting)
+        && rd->state != NGX_HTTP_APIKEY_REDIS_DOWN
+        && rd->conn.ncmds < NGX_HTTP_APIKEY_REDIS_INFLIGHT)
+    {
+        if (ngx_http_apikey_redis_write(op) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        op->queued = 1;
+        ngx_queue_insert_tail(&rd->waiting, &op->queue);
+    }
+
+    ngx_add_timer(&op->timer, op->timeout);
+
+    if (rd->idle) {
+        ngx_http_apikey_redis_link_connect(rd);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_redis_write(ngx_http_apikey_redis_op_t *op)
+{
+    ngx_int_t                 rc;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = op->rd;
+
+    if (op->retried && op->script != NULL) {
+        rc = ngx_http_apikey_redis_conn_argv(&rd->conn, op->argc, op->argv,
+                                             op->argvlen, &op->cmd);
+
+    } else {
+        rc = ngx_http_apikey_redis_conn_send(&rd->conn, op->bytes, op->len,
+                                             &op->cmd);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    op->on_wire = 1;
+
+    return NGX_OK;
+}
+
+
+/* the reply to a call, or NULL: its connection is gone */
+
+static void
+ngx_http_apikey_redis_op_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *reply)
+{
+    ngx_http_apikey_redis_op_t *op = (ngx_http_apikey_redis_op_t *) cmd;
+
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = op->rd;
+    op->on_wire = 0;
+
+    if (reply == NULL) {
+        op->sent |= ngx_http_apikey_redis_conn_sent(&rd->conn, cmd);
+
+    } else {
+        rd->last_reply = ngx_current_msec;
+        rd->stalled = 0;
+    }
+
+    if (!ngx_queue_empty(&rd->waiting) && !rd->resend.posted) {
+        ngx_post_event(&rd->resend, &ngx_posted_events);
+    }
+
+    if (rd->freeing || (op->handler == NULL && op->late == NULL)) {
+        ngx_http_apikey_redis_maybe_free(op);
+        return;
+    }
+
+    if (reply != NULL
+        && !op->retried
+        && reply->type == REDIS_REPLY_ERROR
+        && reply->len >= 8
+        && ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        /* the script cache was flushed, or is a new server's: EVAL once */
+
+        op->retried = 1;
+        op->argv[0] = "EVAL";
+        op->argvlen[0] = sizeof("EVAL") - 1;
+        op->argv[1] = (const char *) op->script->body.data;
+        op->argvlen[1] = op->script->body.len;
+
+        if (ngx_http_apikey_redis_conn_is_open(&rd->conn)
+            && ngx_http_apikey_redis_write(op) == NGX_OK)
+        {
+            return;
+        }
+
+        reply = NULL;
+    }
+
+    if (ngx_http_apikey_redis_not_primary(rd, reply)) {
+
+        /*
+         * a failover made this server a replica, or it is loading: find
+         * the primary again, and send the call there
+         */
+
+        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                      "redis %s connection: the server is no primary of "
+                      "\"%V\" any more", rd->name, &rd->conf->sentinel_name);
+
+        ngx_http_apikey_metric_add(failovers);
+        ngx_http_apikey_redis_link_reset(rd, "not the primary", 0);
+        reply = NULL;
+    }
+
+    if (reply == NULL
+        && op->resend
+        && op->resends < NGX_HTTP_APIKEY_REDIS_RESENDS
+        && !rd->quitting)
+    {
+        /*
+         * the connection is gone with the call: send it again on the next
+         * one, in the order the calls were first sent
+         */
+
+        op->resends++;
+        op->queued = 1;
+        ngx_queue_insert_after(rd->resent, &op->queue);
+        rd->resent = &op->queue;
+
+        if (!rd->resend.posted) {
+            ngx_post_event(&rd->resend, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    ngx_http_apikey_redis_finish(op, reply);
+}
+
+
+static void
+ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
+{
+    ngx_http_apikey_redis_op_t *op = ev->data;
+
+    ngx_http_apikey_redis_t           *rd;
+    ngx_http_apikey_redis_handler_pt   late;
+
+    rd = op->rd;
+
+    if (!op->answered) {
+
+        ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_TIMEOUT]);
+
+        if (!rd->stalled && rd->state == NGX_HTTP_APIKEY_REDIS_READY) {
+            rd->stalled = 1;
+            ngx_log_error(NGX_LOG_WARN, rd->log, 0,
+                          "redis %s connection: a call to %V timed out",
+                          rd->name, &rd->conf->address);
+        }
+
+        if (op->queued && !op->sent) {
+
+            /* it never went out: nothing to learn of it */
+
+            ngx_queue_remove(&op->queue);
+            op->queued = 0;
+            op->late = NULL;
+            ngx_http_apikey_redis_finish(op, NULL);
+            goto silence;
+        }
+
+        op->sent |= op->on_wire;
+
+        ngx_http_apikey_redis_answer(op, NULL);
+
+        if (op->late == NULL) {
+            ngx_http_apikey_redis_maybe_free(op);
+            goto silence;
+        }
+
+        /* kept for its reply, looked at once a timeout */
+
+        op->answered_at = ngx_current_msec;
+        ngx_add_timer(&op->timer, op->timeout);
+        goto silence;
+    }
+
+    if (ngx_current_msec - op->answered_at < NGX_HTTP_APIKEY_REDIS_KEEP) {
+        ngx_add_timer(&op->timer, op->timeout);
+        goto silence;
+    }
+
+    /* its reply never came: what Redis did is not known */
+
+    late = op->late;
+    op->late = NULL;
+
+    if (late) {
+        late(op->data, NULL);
+    }
+
+    ngx_http_apikey_redis_maybe_free(op);
+
+silence:
+
+    /*
+     * nothing at all came back for long while calls waited: the
+     * connection is broken (op may be gone by now)
+     */
+
+    if (rd->state == NGX_HTTP_APIKEY_REDIS_READY
+        && rd->conn.ncmds > 0
+        && ngx_current_msec - rd->last_reply
+           >= ngx_max(NGX_HTTP_APIKEY_REDIS_SILENCE, 10 * rd->conf->timeout))
+    {
+        ngx_http_apikey_redis_link_reset(rd, "no reply came for long", 1);
+    }
+}
+
+
+/* the call's one answer; its reply, if it still comes, is dropped */
+
+static void
+ngx_http_apikey_redis_answer(ngx_http_apikey_redis_op_t *op,
+    redisReply *reply)
+{
+    ngx_http_apikey_redis_handler_pt  handler;
+
+    op->answered = 1;
+
+    handler = op->handler;
+    op->handler = NULL;
+
+    if (handler == NULL || op->rd->freeing) {
+        return;
+    }
+
+    ngx_http_apikey_redis_sent_now = (reply == NULL && op->sent);
+
+    handler(op->data, reply);
+
+    ngx_http_apikey_redis_sent_now = 0;
+}
+
+
+/* the call is done: answered, or its late handler told, then freed */
+
+static void
+ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op,
+    redisReply *reply)
+{
+    ngx_http_apikey_redis_handler_pt  late;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (!op->answered) {
+        op->late = NULL;
+        ngx_http_apikey_redis_answer(op, reply);
+
+    } else if (op->late) {
+        late = op->late;
+        op->late = NULL;
+
+        if (!op->rd->freeing) {
+            late(op->data, reply);
+        }
+    }
+
+    ngx_http_apikey_redis_maybe_free(op);
+}
+
+
 /*
- * Requests wait behind a connection that is being made, unless the last
- * attempt failed: then they get the fail mode's answer until one works.
+ * Frees a call nobody waits for any more, unless a connection still
+ * holds it (then its reply, or the connection's end, frees it).
  */
+
+static void
+ngx_http_apikey_redis_maybe_free(ngx_http_apikey_redis_op_t *op)
+{
+    if (op->handler != NULL || op->late != NULL) {
+        return;
+    }
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (op->queued) {
+        ngx_queue_remove(&op->queue);
+        op->queued = 0;
+    }
+
+    if (op->on_wire) {
+        return;
+    }
+
+    ngx_free(op);
+}
+
+
+void
+ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op)
+{
+    op->handler = NULL;
+    op->late = NULL;
+    op->answered = 1;
+
+    ngx_http_apikey_redis_maybe_free(op);
+}
+
+
+void
+ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op,
+    ngx_http_apikey_redis_handler_pt late)
+{
+    op->resend = 1;
+    op->late = late;
+}
+
+
+ngx_uint_t
+ngx_http_apikey_redis_sent(void)
+{
+    return ngx_http_apikey_redis_sent_now;
+}
+
+
+/*
+ * Sends the calls that waited (for a connection, or for fewer calls in
+ * flight), in order; when the last attempt failed, answers those never
+ * sent at once, and keeps those whose reply is still wanted.
+ */
+
+static void
+ngx_http_apikey_redis_send_waiting(ngx_event_t *ev)
+{
+    ngx_queue_t                  failed, *q, *next;
+    ngx_http_apikey_redis_t     *rd;
+    ngx_http_apikey_redis_op_t  *op;
+
+    rd = ev->data;
+
+    while (!ngx_queue_empty(&rd->waiting)
+           && rd->state != NGX_HTTP_APIKEY_REDIS_DOWN
+           && rd->conn.ncmds < NGX_HTTP_APIKEY_REDIS_INFLIGHT)
+    {
+        q = ngx_queue_head(&rd->waiting);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
+        op->queued = 0;
+
+        if (ngx_http_apikey_redis_write(op) != NGX_OK) {
+            ngx_http_apikey_redis_finish(op, NULL);
+        }
+    }
+
+    if (ngx_http_apikey_redis_link_ready(rd)) {
+        return;
+    }
+
+    /*
+     * a handler may detach other calls: those to answer are taken out of
+     * the queue first
+     */
+
+    ngx_queue_init(&failed);
+
+    for (q = ngx_queue_head(&rd->waiting);
+         q != ngx_queue_sentinel(&rd->waiting);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+
+        op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
+
+        if (op->answered) {
+            continue;
+        }
+
+        if (op->late && op->sent) {
+
+            /* answered now, and kept for the reply a later connection gets */
+
+            op->answered_at = ngx_current_msec;
+            ngx_queue_remove(q);
+            ngx_queue_insert_tail(&failed, q);
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        op->queued = 0;
+        op->late = NULL;
+        ngx_queue_insert_tail(&failed, q);
+    }
+
+    while (!ngx_queue_empty(&failed)) {
+        q = ngx_queue_head(&failed);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
+
+        if (op->queued) {
+            ngx_queue_insert_tail(&rd->waiting, q);
+            ngx_http_apikey_redis_answer(op, NULL);
+            continue;
+        }
+
+        ngx_http_apikey_redis_answer(op, NULL);
+        ngx_http_apikey_redis_maybe_free(op);
+    }
+}
+
+
+/*
+ * READONLY or LOADING, in a reply or in an element of a batch's reply:
+ * with Sentinel, the server is no longer (or not yet) the primary
+ */
+
+static ngx_uint_t
+ngx_http_apikey_redis_not_primary(ngx_http_apikey_redis_t *rd, redisReply *rr)
+{
+    size_t       i;
+    redisReply  *e;
+
+    if (rr == NULL || rd->conf->sentinel_name.len == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < (rr->type == REDIS_REPLY_ARRAY ? rr->elements : 1); i++) {
+        e = (rr->type == REDIS_REPLY_ARRAY) ? rr->element[i] : rr;
+
+        if (e->type == REDIS_REPLY_ERROR
+            && ((e->len >= 8 && ngx_strncmp(e->str, "READONLY", 8) == 0)
+                || (e->len >= 7 && ngx_strncmp(e->str, "LOADING", 7) == 0)))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
 
 ngx_uint_t
 ngx_http_apikey_redis_ready(void)
 {
-    ngx_http_apikey_redis_t  *rd;
-
-    rd = &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_GATE];
-
-    return ngx_http_apikey_redis_conn_ready(rd);
+    return ngx_http_apikey_redis_link_ready(
+                             &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_GATE]);
 }
 
-
-/* replicas of the primary, as ROLE told on the last connection */
 
 ngx_uint_t
 ngx_http_apikey_redis_replicas(void)
@@ -269,79 +772,13 @@ ngx_http_apikey_redis_replicas(void)
 }
 
 
-void
-ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op)
-{
-    op->handler = NULL;
-
-    if (op->timer.timer_set) {
-        ngx_del_timer(&op->timer);
-    }
-
-    if (op->queued) {
-        ngx_queue_remove(&op->queue);
-        ngx_free(op);
-    }
-}
-
-
-void
-ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op)
-{
-    op->resend = 1;
-}
-
-
 ngx_int_t
 ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
-    ngx_http_apikey_redis_conf_t *rcf)
+    ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_redis_exit_pt exiting)
 {
-    ngx_uint_t                i;
-    ngx_http_apikey_redis_t  *rd;
-
-    static const char  *names[] = { "gate", "admin" };
-
-    if (rcf->sentinel_name.len) {
-        ngx_http_apikey_sentinel_init(rcf, cycle->log);
-    }
-
-    for (i = 0; i < 2; i++) {
-        rd = &ngx_http_apikey_redis[i];
-
-        ngx_memzero(rd, sizeof(ngx_http_apikey_redis_t));
-
-        rd->conf = rcf;
-        rd->name = names[i];
-        rd->log = cycle->log;
-
-        rd->connect_timer.handler = ngx_http_apikey_redis_connect_timeout;
-        rd->connect_timer.log = cycle->log;
-        rd->connect_timer.data = rd;
-        rd->connect_timer.cancelable = 1;
-
-        rd->reconnect.handler = ngx_http_apikey_redis_reconnect;
-        rd->reconnect.log = cycle->log;
-        rd->reconnect.data = rd;
-        rd->reconnect.cancelable = 1;
-
-        rd->resend.handler = ngx_http_apikey_redis_send_waiting;
-        rd->resend.log = cycle->log;
-        rd->resend.data = rd;
-
-        ngx_queue_init(&rd->waiting);
-    }
-
-    /*
-     * the gatekeeper's connection is made now; the admin API's when it is
-     * first used, so that a worker of a server without an admin location
-     * holds one connection
-     */
-
-    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_ADMIN].idle = 1;
-
-    rd = &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_GATE];
-
-    ngx_http_apikey_redis_connect(rd);
+    ngx_http_apikey_redis_link_init(cycle, rcf,
+                                    ngx_http_apikey_redis_send_waiting,
+                                    exiting);
 
     return NGX_OK;
 }
@@ -352,7 +789,6 @@ ngx_http_apikey_redis_exit_worker(void)
 {
     ngx_uint_t                   i;
     ngx_queue_t                 *q;
-    redisAsyncContext           *ac;
     ngx_http_apikey_redis_t     *rd;
     ngx_http_apikey_redis_op_t  *op;
 
@@ -360,36 +796,12 @@ ngx_http_apikey_redis_exit_worker(void)
         return;
     }
 
-    for (i = 0; i < 2; i++) {
-        ngx_http_apikey_redis[i].exiting = 1;
-    }
+    /* the calls on the connections are freed as they close */
 
-    ngx_http_apikey_sentinel_exit();
+    ngx_http_apikey_redis_link_exit();
 
     for (i = 0; i < 2; i++) {
         rd = &ngx_http_apikey_redis[i];
-
-        if (rd->connect_timer.timer_set) {
-            ngx_del_timer(&rd->connect_timer);
-        }
-
-        if (rd->reconnect.timer_set) {
-            ngx_del_timer(&rd->reconnect);
-        }
-
-        if (rd->resend.posted) {
-            ngx_delete_posted_event(&rd->resend);
-        }
-
-        ac = rd->ac;
-        rd->ac = NULL;
-        rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
-
-        if (ac) {
-            redisAsyncFree(ac);
-        }
-
-        /* nobody is left to answer */
 
         while (!ngx_queue_empty(&rd->waiting)) {
             q = ngx_queue_head(&rd->waiting);
@@ -404,96 +816,6 @@ ngx_http_apikey_redis_exit_worker(void)
             ngx_free(op);
         }
     }
-}
-
-
-void
-ngx_http_apikey_redis_primary(u_char *host, size_t len, in_port_t port)
-{
-    ngx_uint_t                        i, level;
-    ngx_http_apikey_redis_t          *rd;
-    ngx_http_apikey_redis_primary_t  *pa;
-
-    pa = &ngx_http_apikey_redis_primary_addr;
-
-    if (host != NULL) {
-        if (pa->port != port || ngx_strcmp(pa->host, host) != 0) {
-            ngx_log_error(NGX_LOG_NOTICE, ngx_http_apikey_redis[0].log, 0,
-                          "redis primary of \"%V\" is %s:%d",
-                          &ngx_http_apikey_redis[0].conf->sentinel_name,
-                          host, (int) port);
-
-            ngx_memcpy(pa->host, host, len + 1);
-            pa->port = port;
-        }
-
-        pa->known = 1;
-    }
-
-    /* the connections that waited for the answer go on */
-
-    for (i = 0; i < 2; i++) {
-        rd = &ngx_http_apikey_redis[i];
-
-        if (!rd->discovering || rd->exiting) {
-            continue;
-        }
-
-        rd->discovering = 0;
-
-        if (host != NULL) {
-            ngx_http_apikey_redis_connect(rd);
-            continue;
-        }
-
-        level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
-
-        ngx_log_error(level, rd->log, 0,
-                      "redis: no sentinel of %V named its primary",
-                      &rd->conf->address);
-
-        rd->failed = 1;
-
-        if (!ngx_exiting && !ngx_terminate && !ngx_quit
-            && !rd->reconnect.timer_set)
-        {
-            ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
-        }
-
-        ngx_http_apikey_redis_send_waiting(&rd->resend);
-    }
-}
-
-
-void
-ngx_http_apikey_redis_switch(u_char *host, size_t len, in_port_t port)
-{
-    ngx_uint_t                        i;
-    ngx_http_apikey_redis_primary_t  *pa;
-
-    pa = &ngx_http_apikey_redis_primary_addr;
-
-    if (pa->known && pa->port == port && ngx_strcmp(pa->host, host) == 0) {
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_NOTICE, ngx_http_apikey_redis[0].log, 0,
-                  "redis primary of \"%V\" switched to %s:%d",
-                  &ngx_http_apikey_redis[0].conf->sentinel_name,
-                  host, (int) port);
-
-    ngx_http_apikey_metric_add(failovers);
-
-    /* the checks in flight on the old primary go to the new one */
-
-    for (i = 0; i < 2; i++) {
-        ngx_http_apikey_redis_reset(&ngx_http_apikey_redis[i],
-                                    "the primary changed", 0);
-    }
-
-    ngx_memcpy(pa->host, host, len + 1);
-    pa->port = port;
-    pa->known = 1;
 }
 
 

@@ -12,7 +12,6 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
 
 
 #define NGX_HTTP_APIKEY_REDIS_MAX_ARGS   260
@@ -39,23 +38,14 @@ typedef struct {
 
 
 typedef struct {
-    ngx_str_t                      host;      /* numeric IP, NUL-terminated */
-    in_port_t                      port;
-    ngx_str_t                      text;      /* as written, for logs */
-} ngx_http_apikey_redis_addr_t;
-
-
-typedef struct {
     ngx_str_t                      address;   /* as written, for logs */
-    ngx_str_t                      host;      /* numeric IP, NUL-terminated */
-    ngx_str_t                      path;      /* unix socket, NUL-terminated */
-    in_port_t                      port;
+    ngx_addr_t                     addr;      /* host:port or unix:path */
     ngx_int_t                      db;
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      ns;
     ngx_str_t                      sentinel_name;   /* "": no Sentinel */
-    ngx_array_t                   *sentinels;       /* of _redis_addr_t */
+    ngx_array_t                   *sentinels;       /* of ngx_addr_t */
     ngx_str_t                      sentinel_password;
     ngx_msec_t                     timeout;
     ngx_array_t                    scripts;   /* ngx_http_apikey_script_t * */
@@ -65,8 +55,9 @@ typedef struct {
 /*
  * Called exactly once per operation unless the operation was detached:
  * with the reply, or with NULL when Redis is unreachable, too slow or
- * answered with a broken connection.  The reply belongs to hiredis and is
- * valid only during the call.
+ * answered with a broken connection (ngx_http_apikey_redis_sent() then
+ * says whether the command may have run).  The reply is valid only
+ * during the call.
  */
 typedef void (*ngx_http_apikey_redis_handler_pt)(void *data,
     redisReply *reply);
@@ -75,6 +66,10 @@ typedef void (*ngx_http_apikey_redis_handler_pt)(void *data,
 typedef struct ngx_http_apikey_redis_op_s  ngx_http_apikey_redis_op_t;
 typedef struct ngx_http_apikey_redis_item_s  ngx_http_apikey_redis_item_t;
 
+
+/* apikey_redis, ngx_http_apikey_redis_conf.c */
+char *ngx_http_apikey_redis_directive(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf);
 
 ngx_int_t ngx_http_apikey_redis_add_script(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_script_t *script);
@@ -113,10 +108,20 @@ redisReply *ngx_http_apikey_redis_copy(ngx_pool_t *pool, redisReply *rr);
 void ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op);
 
 /*
- * Sends the operation again on the next connection if the one it went
- * out on drops before the reply (once): for scripts that may run twice.
+ * Within a handler called with NULL: whether the command went out, so
+ * that it may have run (the connection broke after sending it, or its
+ * reply did not come in time), rather than never reaching Redis.
  */
-void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op);
+ngx_uint_t ngx_http_apikey_redis_sent(void);
+
+/*
+ * Sends the operation again on the next connection if the one it went
+ * out on drops before the reply, and keeps it after a NULL answer until
+ * its reply comes: late gets that reply then (NULL: it never came).  For
+ * scripts that Redis applies once however often they are sent.
+ */
+void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op,
+    ngx_http_apikey_redis_handler_pt late);
 
 /* whether ngx_http_apikey_redis_eval() would send a check now */
 ngx_uint_t ngx_http_apikey_redis_ready(void);
@@ -151,30 +156,33 @@ extern ngx_msec_t  ngx_http_apikey_redis_gate_sent;
 void ngx_http_apikey_redis_batch_exit(void);
 
 /*
- * ngx_http_apikey_redis_event.c: drives a hiredis context from nginx's
- * event loop through a connection made for its socket; hiredis keeps and
- * closes the socket
+ * ngx_http_apikey_redis_sentinel.c: where Sentinel says the primary is.
+ * found is called when an answer a call of primary() started has come
+ * (primary() then says what it is), switched when a Sentinel announces a
+ * new primary.
  */
-ngx_int_t ngx_http_apikey_redis_attach(redisAsyncContext *ac,
-    ngx_log_t *log);
+typedef void (*ngx_http_apikey_sentinel_pt)(void);
 
-/*
- * ngx_http_apikey_redis_sentinel.c: asks the Sentinels for the primary
- * and follows +switch-master; answers with the two functions below
- */
 void ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
-    ngx_log_t *log);
-void ngx_http_apikey_sentinel_discover(void);
+    ngx_log_t *log, ngx_http_apikey_sentinel_pt found,
+    ngx_http_apikey_sentinel_pt switched);
+
+/* NGX_OK with the primary; NGX_AGAIN: asking; NGX_DECLINED: none knows */
+ngx_int_t ngx_http_apikey_sentinel_primary(ngx_addr_t **addr);
+
+/* the primary failed us: ask again at the next primary() */
+void ngx_http_apikey_sentinel_forget(void);
 void ngx_http_apikey_sentinel_exit(void);
 
-/* the primary a Sentinel named; host NULL: none of them answered */
-void ngx_http_apikey_redis_primary(u_char *host, size_t len, in_port_t port);
 
-/* a Sentinel announced a new primary */
-void ngx_http_apikey_redis_switch(u_char *host, size_t len, in_port_t port);
+/*
+ * A graceful shutdown began: what must still go to Redis (the counts a
+ * worker holds) is sent now; the worker waits for the replies.
+ */
+typedef void (*ngx_http_apikey_redis_exit_pt)(void);
 
 ngx_int_t ngx_http_apikey_redis_init_worker(ngx_cycle_t *cycle,
-    ngx_http_apikey_redis_conf_t *rcf);
+    ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_redis_exit_pt exiting);
 void ngx_http_apikey_redis_exit_worker(void);
 
 

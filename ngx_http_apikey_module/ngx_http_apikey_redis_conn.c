@@ -6,653 +6,416 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
+#include <ngx_event.h>
 
 #include "ngx_http_apikey_redis_conn.h"
-#include "ngx_http_apikey_metrics.h"
 
 
-static void ngx_http_apikey_redis_handshake(redisAsyncContext *ac,
-    void *reply, void *privdata);
-static void ngx_http_apikey_redis_role(redisAsyncContext *ac, void *reply,
-    void *privdata);
-static ngx_uint_t ngx_http_apikey_redis_not_primary(
-    ngx_http_apikey_redis_t *rd, redisReply *rr);
-static void ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op,
-    redisReply *rr);
-static void ngx_http_apikey_redis_lost(ngx_http_apikey_redis_t *rd,
-    const redisAsyncContext *ac, const char *reason, ngx_uint_t failure);
-static void ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac,
-    int status);
-static void ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac,
-    int status);
+/*
+ * A connection is made with ngx_event_connect_peer() and read and written
+ * by its event handlers.  With epoll, nginx registers it edge-triggered:
+ * reads drain the socket.  It is marked idle, so that a graceful shutdown
+ * (ngx_close_idle_connections()) calls its read handler with c->close
+ * set: the owner hears EXITING, may send what it must still send, and
+ * closes the connection itself.
+ */
+
+
+#define NGX_HTTP_APIKEY_REDIS_CONN_READ   16384
+#define NGX_HTTP_APIKEY_REDIS_CONN_OUT    4096
+
+
+static void ngx_http_apikey_redis_conn_read(ngx_event_t *rev);
+static void ngx_http_apikey_redis_conn_write(ngx_event_t *wev);
+static ngx_int_t ngx_http_apikey_redis_conn_dispatch(
+    ngx_http_apikey_redis_conn_t *rc);
+
+
+ngx_int_t
+ngx_http_apikey_redis_conn_open(ngx_http_apikey_redis_conn_t *rc,
+    struct sockaddr *sockaddr, socklen_t socklen, ngx_log_t *log)
+{
+    ngx_int_t          rv;
+    ngx_connection_t  *c;
+
+    if (rc->peer.connection != NULL) {
+        return NGX_ERROR;
+    }
+
+    rc->budget = NGX_HTTP_APIKEY_REDIS_REPLY_MAX;
+    rc->reader = ngx_http_apikey_redis_reader_create(&rc->budget);
+
+    if (rc->reader == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (rc->cmds.next == NULL) {
+        ngx_queue_init(&rc->cmds);
+    }
+
+    rc->log = log;
+
+    ngx_memzero(&rc->peer, sizeof(ngx_peer_connection_t));
+
+    rc->peer.sockaddr = sockaddr;
+    rc->peer.socklen = socklen;
+    rc->peer.name = &rc->name;
+    rc->peer.get = ngx_event_get_peer;
+    rc->peer.log = log;
+    rc->peer.log_error = NGX_ERROR_ERR;
+    rc->peer.tries = 1;
+
+    rv = ngx_event_connect_peer(&rc->peer);
+
+    if (rv == NGX_ERROR || rv == NGX_BUSY || rv == NGX_DECLINED) {
+        redisReaderFree(rc->reader);
+        rc->reader = NULL;
+        rc->peer.connection = NULL;
+
+        return (rv == NGX_DECLINED) ? NGX_DECLINED : NGX_ERROR;
+    }
+
+    c = rc->peer.connection;
+
+    c->data = rc;
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+    c->read->handler = ngx_http_apikey_redis_conn_read;
+    c->write->handler = ngx_http_apikey_redis_conn_write;
+    c->idle = 1;
+
+    /* the owner logs a lost connection once, with the reason */
+
+    c->log_error = NGX_ERROR_INFO;
+
+    rc->generation++;
+    rc->out_pos = 0;
+    rc->out_len = 0;
+    rc->queued = rc->written;
+
+    return NGX_OK;
+}
 
 
 ngx_uint_t
-ngx_http_apikey_redis_conn_ready(ngx_http_apikey_redis_t *rd)
+ngx_http_apikey_redis_conn_is_open(ngx_http_apikey_redis_conn_t *rc)
 {
-    if (rd->conf == NULL) {
-        return 0;
-    }
-
-    if (rd->ac == NULL) {
-        return !rd->failed
-               && (rd->reconnect.timer_set || rd->discovering || rd->idle);
-    }
-
-    return rd->state == NGX_HTTP_APIKEY_REDIS_READY || !rd->failed;
-}
-
-
-void
-ngx_http_apikey_redis_connect(ngx_http_apikey_redis_t *rd)
-{
-    size_t                          n;
-    ngx_uint_t                      i;
-    const char                     *argv[3];
-    redisAsyncContext              *ac;
-    ngx_http_apikey_script_t      **s;
-    ngx_http_apikey_redis_conf_t   *rcf;
-    size_t                          argvlen[3];
-    u_char                          db[NGX_INT_T_LEN];
-
-    rcf = rd->conf;
-    rd->idle = 0;
-
-    if (rd->connected) {
-        ngx_http_apikey_metric_add(reconnects);
-    }
-
-    if (rcf->sentinel_name.len) {
-
-        if (!ngx_http_apikey_redis_primary_addr.known) {
-            rd->discovering = 1;
-            ngx_http_apikey_sentinel_discover();
-            return;
-        }
-
-        ac = redisAsyncConnect(
-                         (const char *) ngx_http_apikey_redis_primary_addr.host,
-                         ngx_http_apikey_redis_primary_addr.port);
-
-    } else if (rcf->path.len) {
-        ac = redisAsyncConnectUnix((const char *) rcf->path.data);
-
-    } else {
-        ac = redisAsyncConnect((const char *) rcf->host.data, rcf->port);
-    }
-
-    if (ac == NULL) {
-        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "redis connection to %V failed: out of memory",
-                      &rcf->address);
-        goto failed;
-    }
-
-    if (ac->err) {
-        rd->ac = ac;
-        rd->state = NGX_HTTP_APIKEY_REDIS_CONNECTING;
-        ngx_http_apikey_redis_reset(rd, ac->errstr, 1);
-        return;
-    }
-
-    if (ngx_http_apikey_redis_attach(ac, rd->log) != NGX_OK) {
-        redisAsyncFree(ac);
-        goto failed;
-    }
-
-    ac->data = rd;
-
-    redisAsyncSetConnectCallback(ac, ngx_http_apikey_redis_on_connect);
-    redisAsyncSetDisconnectCallback(ac, ngx_http_apikey_redis_on_disconnect);
-
-    rd->ac = ac;
-    rd->state = NGX_HTTP_APIKEY_REDIS_CONNECTING;
-
-    /*
-     * The handshake goes out first on the connection: whatever requests
-     * queue behind it run after AUTH and SELECT.  Its last reply (PING)
-     * makes the connection ready.
-     */
-
-    if (rcf->password.len) {
-        n = 0;
-        argv[n] = "AUTH";
-        argvlen[n++] = sizeof("AUTH") - 1;
-
-        if (rcf->user.len) {
-            argv[n] = (const char *) rcf->user.data;
-            argvlen[n++] = rcf->user.len;
-        }
-
-        argv[n] = (const char *) rcf->password.data;
-        argvlen[n++] = rcf->password.len;
-
-        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake, "AUTH",
-                              (int) n, argv, argvlen);
-    }
-
-    if (rcf->db) {
-        argv[0] = "SELECT";
-        argvlen[0] = sizeof("SELECT") - 1;
-        argv[1] = (const char *) db;
-        argvlen[1] = ngx_sprintf(db, "%i", rcf->db) - db;
-
-        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake, "SELECT",
-                              2, argv, argvlen);
-    }
-
-    if (rcf->sentinel_name.len) {
-        argv[0] = "ROLE";
-        argvlen[0] = sizeof("ROLE") - 1;
-
-        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_role, NULL,
-                              1, argv, argvlen);
-    }
-
-    s = rcf->scripts.elts;
-
-    for (i = 0; i < rcf->scripts.nelts; i++) {
-        argv[0] = "SCRIPT";
-        argvlen[0] = sizeof("SCRIPT") - 1;
-        argv[1] = "LOAD";
-        argvlen[1] = sizeof("LOAD") - 1;
-        argv[2] = (const char *) s[i]->body.data;
-        argvlen[2] = s[i]->body.len;
-
-        redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake,
-                              "SCRIPT LOAD", 3, argv, argvlen);
-    }
-
-    argv[0] = "PING";
-    argvlen[0] = sizeof("PING") - 1;
-
-    if (redisAsyncCommandArgv(ac, ngx_http_apikey_redis_handshake, NULL,
-                              1, argv, argvlen)
-        != REDIS_OK)
-    {
-        ngx_http_apikey_redis_reset(rd, "cannot send the handshake", 1);
-        return;
-    }
-
-    ngx_add_timer(&rd->connect_timer, rcf->timeout);
-
-    /* what waited for this connection goes out behind the handshake */
-
-    ngx_http_apikey_redis_send_waiting(&rd->resend);
-
-    return;
-
-failed:
-
-    rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
-    rd->failed = 1;
-
-    if (!rd->exiting && !ngx_exiting && !ngx_terminate && !ngx_quit) {
-        ngx_add_timer(&rd->reconnect, NGX_HTTP_APIKEY_REDIS_RETRY);
-    }
-
-    ngx_http_apikey_redis_send_waiting(&rd->resend);
-}
-
-
-static void
-ngx_http_apikey_redis_handshake(redisAsyncContext *ac, void *reply,
-    void *privdata)
-{
-    ngx_uint_t                level;
-    redisReply               *rr;
-    ngx_http_apikey_redis_t  *rd;
-
-    rd = ac->data;
-    rr = reply;
-
-    if (ac != rd->ac) {
-        return;
-    }
-
-    if (rr == NULL) {
-        ngx_http_apikey_redis_lost(rd, ac, ac->errstr[0]
-                                           ? ac->errstr
-                                           : "connection closed",
-                                   1);
-        return;
-    }
-
-    if (rr->type == REDIS_REPLY_ERROR) {
-        level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
-
-        ngx_log_error(level, rd->log, 0,
-                      "redis %s on %V failed: %*s", (char *) privdata,
-                      &rd->conf->address, (size_t) rr->len, rr->str);
-
-        rd->failed = 1;
-        ngx_http_apikey_redis_reset(rd, "handshake failed", 1);
-        return;
-    }
-
-    if (privdata != NULL) {
-        return;
-    }
-
-    /* PING answered: the connection is ready */
-
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
-    rd->state = NGX_HTTP_APIKEY_REDIS_READY;
-    rd->last_reply = ngx_current_msec;
-    rd->connected = 1;
-
-    if (rd->failed) {
-        rd->failed = 0;
-        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
-                      "redis connection to %V restored", &rd->conf->address);
-    }
-}
-
-
-/* ROLE, with Sentinel: a server that is no primary is never used */
-
-static void
-ngx_http_apikey_redis_role(redisAsyncContext *ac, void *reply,
-    void *privdata)
-{
-    redisReply               *rr;
-    ngx_http_apikey_redis_t  *rd;
-
-    rd = ac->data;
-    rr = reply;
-
-    if (ac != rd->ac || rr == NULL) {
-        return;     /* the handshake's last reply handles a lost connection */
-    }
-
-    if (rr->type == REDIS_REPLY_ARRAY
-        && rr->elements == 3
-        && rr->element[0]->type == REDIS_REPLY_STRING
-        && rr->element[0]->len == sizeof("master") - 1
-        && ngx_strncmp(rr->element[0]->str, "master", 6) == 0)
-    {
-        rd->replicas = (rr->element[2]->type == REDIS_REPLY_ARRAY)
-                       ? rr->element[2]->elements : 0;
-        return;
-    }
-
-    ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                  "redis at %s:%d is no primary of \"%V\" (ROLE %*s)",
-                  ngx_http_apikey_redis_primary_addr.host,
-                  (int) ngx_http_apikey_redis_primary_addr.port,
-                  &rd->conf->sentinel_name,
-                  (size_t) (rr->type == REDIS_REPLY_ARRAY && rr->elements
-                            && rr->element[0]->type == REDIS_REPLY_STRING
-                            ? rr->element[0]->len : 0),
-                  rr->type == REDIS_REPLY_ARRAY && rr->elements
-                  ? rr->element[0]->str : "");
-
-    ngx_http_apikey_redis_reset(rd, "not the primary", 1);
+    return rc->peer.connection != NULL;
 }
 
 
 /*
- * READONLY or LOADING, in a reply or in an element of a batch's reply:
- * with Sentinel, the server is no longer (or not yet) the primary
+ * Queues a command's bytes and the command that waits for its reply; the
+ * bytes go out from a posted write event, never from here, so that no
+ * handler runs before this returns.
  */
 
-static ngx_uint_t
-ngx_http_apikey_redis_not_primary(ngx_http_apikey_redis_t *rd, redisReply *rr)
+ngx_int_t
+ngx_http_apikey_redis_conn_send(ngx_http_apikey_redis_conn_t *rc, u_char *buf,
+    size_t len, ngx_http_apikey_redis_cmd_t *cmd)
 {
-    size_t       i;
-    redisReply  *e;
+    u_char            *p;
+    size_t             size;
+    ngx_connection_t  *c;
 
-    if (rr == NULL || rd->conf->sentinel_name.len == 0) {
-        return 0;
+    c = rc->peer.connection;
+
+    if (c == NULL) {
+        return NGX_ERROR;
     }
 
-    for (i = 0; i < (rr->type == REDIS_REPLY_ARRAY ? rr->elements : 1); i++) {
-        e = (rr->type == REDIS_REPLY_ARRAY) ? rr->element[i] : rr;
+    if (rc->out_pos == rc->out_len) {
+        rc->out_pos = 0;
+        rc->out_len = 0;
+    }
 
-        if (e->type == REDIS_REPLY_ERROR
-            && ((e->len >= 8 && ngx_strncmp(e->str, "READONLY", 8) == 0)
-                || (e->len >= 7 && ngx_strncmp(e->str, "LOADING", 7) == 0)))
-        {
-            return 1;
+    if (rc->out_size - rc->out_len < len) {
+
+        /* grow, keeping only what is still to be written */
+
+        size = ngx_max(NGX_HTTP_APIKEY_REDIS_CONN_OUT,
+                       2 * (rc->out_len - rc->out_pos + len));
+
+        p = ngx_alloc(size, rc->log);
+        if (p == NULL) {
+            return NGX_ERROR;
         }
+
+        if (rc->out) {
+            ngx_memcpy(p, rc->out + rc->out_pos, rc->out_len - rc->out_pos);
+            ngx_free(rc->out);
+        }
+
+        rc->out_len -= rc->out_pos;
+        rc->out_pos = 0;
+        rc->out = p;
+        rc->out_size = size;
     }
 
-    return 0;
+    ngx_memcpy(rc->out + rc->out_len, buf, len);
+    rc->out_len += len;
+
+    cmd->start = rc->queued;
+    rc->queued += len;
+
+    ngx_queue_insert_tail(&rc->cmds, &cmd->queue);
+    rc->ncmds++;
+
+    if (c->write->ready && !c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
 }
 
 
-void
-ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
-    void *privdata)
+ngx_int_t
+ngx_http_apikey_redis_conn_argv(ngx_http_apikey_redis_conn_t *rc, int argc,
+    const char **argv, const size_t *argvlen, ngx_http_apikey_redis_cmd_t *cmd)
 {
-    redisReply                  *rr;
-    ngx_http_apikey_redis_t     *rd;
-    ngx_http_apikey_redis_op_t  *op;
+    int         len;
+    char       *buf;
+    ngx_int_t   rv;
 
-    op = privdata;
-    rd = op->rd;
-    rr = reply;
+    len = redisFormatCommandArgv(&buf, argc, argv, argvlen);
 
-    if (ac == rd->ac) {
-        rd->last_reply = ngx_current_msec;
+    if (len < 0) {
+        return NGX_ERROR;
     }
 
-    if (ngx_http_apikey_redis_not_primary(rd, rr) && ac == rd->ac)
-    {
-        /*
-         * a failover made this server a replica, or it is loading: find
-         * the primary again, and send the command there
-         */
+    rv = ngx_http_apikey_redis_conn_send(rc, (u_char *) buf, len, cmd);
 
-        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                      "redis at %s:%d answered as no primary of \"%V\"",
-                      ngx_http_apikey_redis_primary_addr.host,
-                      (int) ngx_http_apikey_redis_primary_addr.port,
-                      &rd->conf->sentinel_name);
+    free(buf);
 
-        ngx_http_apikey_metric_add(failovers);
-        ngx_http_apikey_redis_reset(rd, "not the primary", 0);
-        rr = NULL;
-    }
+    return rv;
+}
 
-    if (rr == NULL
-        && op->handler != NULL
-        && op->resend
-        && !op->resent
-        && !rd->exiting)
-    {
-        /*
-         * the connection is gone with the command: send it again on the
-         * next one, once (a check Redis ran before the drop may so take a
-         * second token, never let one more request through)
-         */
 
-        op->resent = 1;
-        op->queued = 1;
-        ngx_queue_insert_tail(&rd->waiting, &op->queue);
+static void
+ngx_http_apikey_redis_conn_write(ngx_event_t *wev)
+{
+    ssize_t                        n;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *rc;
 
-        if (!rd->resend.posted) {
-            ngx_post_event(&rd->resend, &ngx_posted_events);
+    c = wev->data;
+    rc = c->data;
+
+    while (rc->out_pos < rc->out_len) {
+
+        if (!wev->ready) {
+            break;
         }
 
-        return;
-    }
+        n = c->send(c, rc->out + rc->out_pos, rc->out_len - rc->out_pos);
 
-    if (rr != NULL
-        && op->handler != NULL
-        && !op->retried
-        && rr->type == REDIS_REPLY_ERROR
-        && ngx_strncmp(rr->str, "NOSCRIPT", 8) == 0)
-    {
-        /* the script cache was flushed: send the body once */
+        if (n == NGX_AGAIN) {
+            break;
+        }
 
-        op->retried = 1;
-        op->argv[0] = "EVAL";
-        op->argvlen[0] = sizeof("EVAL") - 1;
-        op->argv[1] = (const char *) op->script->body.data;
-        op->argvlen[1] = op->script->body.len;
-
-        if (redisAsyncCommandArgv(ac, ngx_http_apikey_redis_reply, op,
-                                  op->argc, op->argv, op->argvlen)
-            == REDIS_OK)
-        {
+        if (n == NGX_ERROR) {
+            ngx_http_apikey_redis_conn_close(rc, "writing failed");
             return;
         }
 
-        rr = NULL;
+        rc->out_pos += n;
+        rc->written += n;
     }
 
-    ngx_http_apikey_redis_finish(op, rr);
+    if (rc->out_pos == rc->out_len) {
+        rc->out_pos = 0;
+        rc->out_len = 0;
+    }
+
+    if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+        ngx_http_apikey_redis_conn_close(rc, "adding the write event failed");
+    }
 }
 
 
-void
-ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
+static void
+ngx_http_apikey_redis_conn_read(ngx_event_t *rev)
 {
-    void                              *data;
-    ngx_http_apikey_redis_t           *rd;
-    ngx_http_apikey_redis_op_t        *op;
-    ngx_http_apikey_redis_handler_pt   handler;
+    ssize_t                        n;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *rc;
+    u_char                         buf[NGX_HTTP_APIKEY_REDIS_CONN_READ];
 
-    op = ev->data;
-    rd = op->rd;
+    c = rev->data;
+    rc = c->data;
 
-    if (op->queued) {
-        ngx_queue_remove(&op->queue);
-        op->queued = 0;
-        ngx_http_apikey_redis_finish(op, NULL);
+    if (c->close) {
+
+        /* nginx shuts down gracefully: the owner closes when it is done */
+
+        c->close = 0;
+        rc->handler(rc, NGX_HTTP_APIKEY_REDIS_CONN_EXITING, NULL, NULL);
         return;
     }
 
-    handler = op->handler;
-    data = op->data;
-    op->handler = NULL;
+    while (rev->ready) {
 
-    ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_TIMEOUT]);
+        n = c->recv(c, buf, sizeof(buf));
 
-    /*
-     * A slow reply fails its own request only (hiredis frees op when the
-     * reply comes).  A Redis from which nothing at all arrived for the
-     * timeout is treated as a broken connection: everything waiting on it
-     * fails now instead of each request waiting out its own timeout, and
-     * a fresh connection is tried in the background.
-     */
+        if (n == NGX_AGAIN) {
+            break;
+        }
 
-    if (rd->ac != NULL
-        && ngx_current_msec - rd->last_reply >= rd->conf->timeout)
-    {
-        ngx_http_apikey_redis_reset(rd, "command timed out", 1);
+        if (n == 0) {
+            ngx_http_apikey_redis_conn_close(rc, "the server closed the "
+                                                 "connection");
+            return;
+        }
 
-    } else {
-        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                      "redis command on %V timed out",
-                      &rd->conf->address);
+        if (n == NGX_ERROR) {
+            ngx_http_apikey_redis_conn_close(rc, "reading failed");
+            return;
+        }
+
+        if (redisReaderFeed(rc->reader, (const char *) buf, n) != REDIS_OK) {
+            ngx_http_apikey_redis_conn_close(rc, "out of memory");
+            return;
+        }
+
+        if (ngx_http_apikey_redis_conn_dispatch(rc) != NGX_OK) {
+            return;
+        }
+
+        /* a reply still incomplete may not grow past the cap either */
+
+        if (rc->reader->len - rc->reader->pos
+            > NGX_HTTP_APIKEY_REDIS_REPLY_MAX)
+        {
+            ngx_http_apikey_redis_conn_close(rc, "a reply too large");
+            return;
+        }
     }
 
-    if (handler) {
-        handler(data, NULL);
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_http_apikey_redis_conn_close(rc, "adding the read event failed");
     }
-}
-
-
-void
-ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev)
-{
-    ngx_http_apikey_redis_reset(ev->data, "connect timed out", 1);
-}
-
-
-void
-ngx_http_apikey_redis_reconnect(ngx_event_t *ev)
-{
-    ngx_http_apikey_redis_t  *rd = ev->data;
-
-    if (ngx_exiting || ngx_terminate || ngx_quit || rd->exiting) {
-        return;
-    }
-
-    ngx_http_apikey_redis_connect(rd);
 }
 
 
 /*
- * Sends the operations that waited for a connection, once one is being
- * made; fails them when the last attempt failed.  Runs as a posted event
- * too, after hiredis has finished with a connection that went away.
+ * Hands each complete reply to the command at the head of the queue;
+ * NGX_ERROR when the connection was closed meanwhile (by a bad reply, or
+ * by a handler): nothing of it may be touched then.
+ */
+
+static ngx_int_t
+ngx_http_apikey_redis_conn_dispatch(ngx_http_apikey_redis_conn_t *rc)
+{
+    void                         *reply;
+    ngx_uint_t                    generation;
+    ngx_queue_t                  *q;
+    ngx_http_apikey_redis_cmd_t  *cmd;
+
+    generation = rc->generation;
+
+    for ( ;; ) {
+
+        if (redisReaderGetReply(rc->reader, &reply) != REDIS_OK) {
+            ngx_http_apikey_redis_conn_close(rc,
+                                      rc->reader->err == REDIS_ERR_OOM
+                                      ? "a reply over the size limits"
+                                      : "a reply that is no RESP");
+            return NGX_ERROR;
+        }
+
+        if (reply == NULL) {
+            return NGX_OK;
+        }
+
+        rc->budget = NGX_HTTP_APIKEY_REDIS_REPLY_MAX;
+
+        if (ngx_queue_empty(&rc->cmds)) {
+            rc->handler(rc, NGX_HTTP_APIKEY_REDIS_CONN_PUSH, NULL, reply);
+
+        } else {
+            q = ngx_queue_head(&rc->cmds);
+            ngx_queue_remove(q);
+            rc->ncmds--;
+
+            cmd = ngx_queue_data(q, ngx_http_apikey_redis_cmd_t, queue);
+            cmd->handler(cmd, reply);
+        }
+
+        ngx_http_apikey_redis_reply_free(reply);
+
+        if (rc->generation != generation || rc->peer.connection == NULL) {
+            return NGX_ERROR;
+        }
+    }
+}
+
+
+/*
+ * Closes the connection: the owner hears CLOSED, then each command that
+ * waited gets its NULL reply, in order.
  */
 
 void
-ngx_http_apikey_redis_send_waiting(ngx_event_t *ev)
+ngx_http_apikey_redis_conn_close(ngx_http_apikey_redis_conn_t *rc,
+    const char *reason)
 {
-    ngx_queue_t                 *q;
-    ngx_http_apikey_redis_t     *rd;
-    ngx_http_apikey_redis_op_t  *op;
+    ngx_queue_t                   cmds, *q;
+    ngx_connection_t             *c;
+    ngx_http_apikey_redis_cmd_t  *cmd;
 
-    rd = ev->data;
+    c = rc->peer.connection;
 
-    while (!ngx_queue_empty(&rd->waiting)) {
+    if (c == NULL) {
+        return;
+    }
 
-        if (rd->ac == NULL && ngx_http_apikey_redis_conn_ready(rd)) {
-            return;     /* the reconnect timer will send them */
-        }
+    rc->peer.connection = NULL;
+    rc->generation++;
 
-        q = ngx_queue_head(&rd->waiting);
+    ngx_close_connection(c);
+
+    redisReaderFree(rc->reader);
+    rc->reader = NULL;
+
+    rc->out_pos = 0;
+    rc->out_len = 0;
+
+    ngx_queue_init(&cmds);
+
+    if (!ngx_queue_empty(&rc->cmds)) {
+        cmds = rc->cmds;
+        cmds.next->prev = &cmds;
+        cmds.prev->next = &cmds;
+        ngx_queue_init(&rc->cmds);
+    }
+
+    rc->ncmds = 0;
+
+    rc->handler(rc, NGX_HTTP_APIKEY_REDIS_CONN_CLOSED, reason, NULL);
+
+    while (!ngx_queue_empty(&cmds)) {
+        q = ngx_queue_head(&cmds);
         ngx_queue_remove(q);
 
-        op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
-        op->queued = 0;
-
-        if (rd->ac != NULL
-            && ngx_http_apikey_redis_conn_ready(rd)
-            && redisAsyncFormattedCommand(rd->ac, ngx_http_apikey_redis_reply,
-                                          op, (const char *) op->cmd, op->len)
-               == REDIS_OK)
-        {
-            continue;
-        }
-
-        ngx_http_apikey_redis_finish(op, NULL);
+        cmd = ngx_queue_data(q, ngx_http_apikey_redis_cmd_t, queue);
+        cmd->handler(cmd, NULL);
     }
+
+    /* bytes queued and never written are gone with the connection */
+
+    rc->queued = rc->written;
 }
 
-
-/*
- * answers an operation that no connection holds (any more) with the reply
- * or, with NULL, as failed, and frees it
- */
-
-static void
-ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op, redisReply *rr)
-{
-    void                              *data;
-    ngx_uint_t                         exiting;
-    ngx_http_apikey_redis_handler_pt   handler;
-
-    if (op->timer.timer_set) {
-        ngx_del_timer(&op->timer);
-    }
-
-    handler = op->handler;
-    data = op->data;
-    exiting = op->rd->exiting;
-
-    ngx_free(op);
-
-    if (handler != NULL && !exiting) {
-        handler(data, rr);
-    }
-}
-
-
-/*
- * The connection is gone: forget it.  A working connection that dropped
- * (a killed client, a restart, a failover) is made again at once, and
- * requests wait for it; after a failed attempt (or a silent Redis) they
- * get the fail mode's answer and attempts go on in the background.
- */
-
-static void
-ngx_http_apikey_redis_lost(ngx_http_apikey_redis_t *rd,
-    const redisAsyncContext *ac, const char *reason, ngx_uint_t failure)
-{
-    ngx_uint_t  level;
-    ngx_msec_t  delay;
-
-    if (rd == NULL || ac != rd->ac) {
-        return;
-    }
-
-    if (rd->state != NGX_HTTP_APIKEY_REDIS_READY) {
-        failure = 1;
-    }
-
-    rd->ac = NULL;
-    rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;
-    /* with Sentinel, ask again where the primary is */
-
-    ngx_http_apikey_redis_primary_addr.known = 0;
-
-    if (rd->connect_timer.timer_set) {
-        ngx_del_timer(&rd->connect_timer);
-    }
-
-    if (failure) {
-
-        /* one error per outage; the retries that follow are informational */
-
-        ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_CONNECTION]);
-
-        level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
-
-        ngx_log_error(level, rd->log, 0,
-                      "redis connection to %V failed: %s",
-                      &rd->conf->address, reason);
-
-        rd->failed = 1;
-        delay = NGX_HTTP_APIKEY_REDIS_RETRY;
-
-    } else {
-        ngx_log_error(NGX_LOG_WARN, rd->log, 0,
-                      "redis connection to %V lost: %s, reconnecting",
-                      &rd->conf->address, reason);
-
-        delay = 0;
-    }
-
-    if (rd->exiting || ngx_exiting || ngx_terminate || ngx_quit) {
-        return;
-    }
-
-    if (rd->reconnect.timer_set) {
-        ngx_del_timer(&rd->reconnect);
-    }
-
-    ngx_add_timer(&rd->reconnect, delay);
-
-    if (!ngx_queue_empty(&rd->waiting) && !rd->resend.posted) {
-        ngx_post_event(&rd->resend, &ngx_posted_events);
-    }
-}
-
-
-/* we give up on the current connection: free it and try again later */
 
 void
-ngx_http_apikey_redis_reset(ngx_http_apikey_redis_t *rd, const char *reason,
-    ngx_uint_t failure)
+ngx_http_apikey_redis_conn_free(ngx_http_apikey_redis_conn_t *rc)
 {
-    redisAsyncContext  *ac;
+    ngx_http_apikey_redis_conn_close(rc, "nginx is exiting");
 
-    ac = rd->ac;
-
-    if (ac == NULL) {
-        return;
+    if (rc->out) {
+        ngx_free(rc->out);
+        rc->out = NULL;
+        rc->out_size = 0;
     }
-
-    ngx_http_apikey_redis_lost(rd, ac, reason, failure);
-
-    redisAsyncFree(ac);
-}
-
-
-static void
-ngx_http_apikey_redis_on_connect(const redisAsyncContext *ac, int status)
-{
-    if (status != REDIS_OK) {
-        ngx_http_apikey_redis_lost(ac->data, ac, ac->errstr, 1);
-    }
-}
-
-
-static void
-ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac, int status)
-{
-    ngx_http_apikey_redis_lost(ac->data, ac, ac->errstr[0]
-                                             ? ac->errstr
-                                             : "connection closed",
-                               0);
 }

@@ -10,99 +10,108 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-
-#include "ngx_http_apikey_redis.h"
-
-
-/*
- * The worker's connections to Redis, shared by ngx_http_apikey_redis.c
- * (the interface the module uses) and ngx_http_apikey_redis_conn.c (a
- * connection's life: connect, handshake, replies, timeouts, reconnect).
- */
-
-
-#define NGX_HTTP_APIKEY_REDIS_DOWN        0
-#define NGX_HTTP_APIKEY_REDIS_CONNECTING  1
-#define NGX_HTTP_APIKEY_REDIS_READY       2
-
-#define NGX_HTTP_APIKEY_REDIS_RETRY       200
-
-
-typedef struct ngx_http_apikey_redis_s  ngx_http_apikey_redis_t;
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+#include <hiredis/hiredis.h>
 
 
 /*
- * An operation lives in the heap, not in a request pool: hiredis holds it
- * until the reply (or the connection's end) even when the request is gone.
- * It keeps the command as sent, to send it again on a new connection, and
- * its arguments for the EVAL after NOSCRIPT.  Between connections it
- * waits in the worker's queue of operations to send.
+ * One connection to a Redis server (or a Sentinel) on nginx's own
+ * connection and event API, speaking RESP: commands are written as
+ * hiredis formats them, replies read by hiredis's parser with capped
+ * sizes (ngx_http_apikey_redis_reader.c) and handed, in order, to the
+ * commands that wait for them.  It knows nothing of scripts, timeouts or
+ * reconnecting: its owner does (ngx_http_apikey_redis.c, _sentinel.c).
  */
 
-struct ngx_http_apikey_redis_op_s {
-    ngx_http_apikey_redis_t           *rd;
-    ngx_http_apikey_redis_handler_pt   handler;
-    void                              *data;
-    ngx_event_t                        timer;
-    ngx_queue_t                        queue;
-    ngx_http_apikey_script_t          *script;
-    u_char                            *cmd;
-    size_t                             len;
-    int                                argc;
-    const char                       **argv;
-    size_t                            *argvlen;
-    unsigned                           retried:1;
-    unsigned                           resend:1;
-    unsigned                           resent:1;
-    unsigned                           queued:1;
+
+/* a reply may make at most this much (bytes, its objects included) */
+#define NGX_HTTP_APIKEY_REDIS_REPLY_MAX      (64 * 1024 * 1024)
+#define NGX_HTTP_APIKEY_REDIS_STRING_MAX     (16 * 1024 * 1024)
+#define NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX   (1024 * 1024)
+
+/* server text in a log line, at most */
+#define NGX_HTTP_APIKEY_REDIS_TEXT_MAX       256
+#define NGX_HTTP_APIKEY_REDIS_TEXT_LEN       (4 * 256 + 3)
+
+/* what a connection tells its owner */
+#define NGX_HTTP_APIKEY_REDIS_CONN_CLOSED    1   /* it is gone */
+#define NGX_HTTP_APIKEY_REDIS_CONN_EXITING   2   /* graceful shutdown */
+#define NGX_HTTP_APIKEY_REDIS_CONN_PUSH      3   /* a reply nobody asked */
+
+
+typedef struct ngx_http_apikey_redis_conn_s  ngx_http_apikey_redis_conn_t;
+typedef struct ngx_http_apikey_redis_cmd_s   ngx_http_apikey_redis_cmd_t;
+
+
+/*
+ * The reply to a command, or NULL when the connection closed before it
+ * came.  The reply is freed when the handler returns.
+ */
+typedef void (*ngx_http_apikey_redis_cmd_pt)(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *reply);
+
+/*
+ * The connection's news: CLOSED (reason says why; the commands that
+ * waited get their NULL replies after this), EXITING, or PUSH (with the
+ * reply: a message on a subscriber connection).
+ */
+typedef void (*ngx_http_apikey_redis_conn_pt)(ngx_http_apikey_redis_conn_t *rc,
+    ngx_uint_t event, const char *reason, redisReply *reply);
+
+
+struct ngx_http_apikey_redis_cmd_s {
+    ngx_queue_t                       queue;
+    ngx_http_apikey_redis_cmd_pt      handler;
+    off_t                             start;     /* its first byte sent */
 };
 
 
-struct ngx_http_apikey_redis_s {
-    ngx_http_apikey_redis_conf_t      *conf;
-    const char                        *name;      /* for logs */
-    redisAsyncContext                 *ac;
-    ngx_uint_t                         state;
-    ngx_event_t                        connect_timer;
-    ngx_event_t                        reconnect;
-    ngx_event_t                        resend;
-    ngx_queue_t                        waiting;   /* ops to send */
-    ngx_msec_t                         last_reply;
-    ngx_log_t                         *log;
+struct ngx_http_apikey_redis_conn_s {
+    ngx_peer_connection_t             peer;
+    redisReader                      *reader;
+    size_t                            budget;    /* of the reply being read */
 
-    ngx_uint_t                         replicas;  /* as ROLE said */
+    u_char                           *out;       /* heap: to be written */
+    size_t                            out_pos;
+    size_t                            out_len;
+    size_t                            out_size;
+    off_t                             queued;    /* bytes ever queued */
+    off_t                             written;   /* bytes ever written */
 
-    unsigned                           failed:1;
-    unsigned                           exiting:1;
-    unsigned                           idle:1;    /* not connected yet */
-    unsigned                           connected:1;   /* once, at least */
-    unsigned                           discovering:1;
+    ngx_queue_t                       cmds;      /* waiting for replies */
+    ngx_uint_t                        ncmds;
+    ngx_uint_t                        generation;    /* opens so far */
+
+    ngx_http_apikey_redis_conn_pt     handler;
+    void                             *data;
+    ngx_log_t                        *log;
+    ngx_str_t                         name;      /* for logs */
 };
 
 
-/* with Sentinel: the primary it named, for every connection */
+ngx_int_t ngx_http_apikey_redis_conn_open(ngx_http_apikey_redis_conn_t *rc,
+    struct sockaddr *sockaddr, socklen_t socklen, ngx_log_t *log);
+ngx_uint_t ngx_http_apikey_redis_conn_is_open(
+    ngx_http_apikey_redis_conn_t *rc);
+ngx_int_t ngx_http_apikey_redis_conn_send(ngx_http_apikey_redis_conn_t *rc,
+    u_char *buf, size_t len, ngx_http_apikey_redis_cmd_t *cmd);
+ngx_int_t ngx_http_apikey_redis_conn_argv(ngx_http_apikey_redis_conn_t *rc,
+    int argc, const char **argv, const size_t *argvlen,
+    ngx_http_apikey_redis_cmd_t *cmd);
+void ngx_http_apikey_redis_conn_close(ngx_http_apikey_redis_conn_t *rc,
+    const char *reason);
+void ngx_http_apikey_redis_conn_free(ngx_http_apikey_redis_conn_t *rc);
 
-typedef struct {
-    u_char                             host[NGX_SOCKADDR_STRLEN + 1];
-    in_port_t                          port;
-    unsigned                           known:1;
-} ngx_http_apikey_redis_primary_t;
+/* whether any of the command's bytes went out (it may have run) */
+#define ngx_http_apikey_redis_conn_sent(rc, cmd)  ((cmd)->start < (rc)->written)
 
 
-extern ngx_http_apikey_redis_t          ngx_http_apikey_redis[2];
-extern ngx_http_apikey_redis_primary_t  ngx_http_apikey_redis_primary_addr;
+/* ngx_http_apikey_redis_reader.c */
 
-
-void ngx_http_apikey_redis_connect(ngx_http_apikey_redis_t *rd);
-ngx_uint_t ngx_http_apikey_redis_conn_ready(ngx_http_apikey_redis_t *rd);
-void ngx_http_apikey_redis_reply(redisAsyncContext *ac, void *reply,
-    void *privdata);
-void ngx_http_apikey_redis_op_timeout(ngx_event_t *ev);
-void ngx_http_apikey_redis_connect_timeout(ngx_event_t *ev);
-void ngx_http_apikey_redis_reconnect(ngx_event_t *ev);
-void ngx_http_apikey_redis_send_waiting(ngx_event_t *ev);
-void ngx_http_apikey_redis_reset(ngx_http_apikey_redis_t *rd,
-    const char *reason, ngx_uint_t failure);
+redisReader *ngx_http_apikey_redis_reader_create(size_t *budget);
+void ngx_http_apikey_redis_reply_free(void *reply);
+u_char *ngx_http_apikey_redis_text(u_char *buf, u_char *text, size_t len);
 
 
 #endif /* _NGX_HTTP_APIKEY_REDIS_CONN_H_INCLUDED_ */

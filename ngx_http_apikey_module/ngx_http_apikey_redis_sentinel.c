@@ -6,9 +6,10 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_http.h>
+#include <ngx_event.h>
 
 #include "ngx_http_apikey_redis.h"
+#include "ngx_http_apikey_redis_conn.h"
 
 
 /*
@@ -17,62 +18,98 @@
  * latest failover (the highest config-epoch): a Sentinel that has not
  * yet heard of a failover still names the old primary, which, restarted,
  * says it is a primary until the Sentinels convert it.  It keeps a
- * subscription to one of them for +switch-master.  Every call is made on
- * hiredis's async API driven by nginx's events, with nginx timers for the
- * timeouts, like the connection to the primary itself.
+ * subscription to one of them for +switch-master.  Its connections are
+ * the module's own (ngx_http_apikey_redis_conn.c); it tells the links of
+ * the answer through the handlers they gave it.
+ *
+ * Sentinels are trusted as the network between them and nginx is: the
+ * address one names is used only after the server there answers ROLE as
+ * a primary with the configured credentials (ngx_http_apikey_redis_link.c),
+ * and what a Sentinel says is escaped before it is logged.  A Sentinel
+ * must name the primary by address: a host name is not resolved.
  */
 
 
 #define NGX_HTTP_APIKEY_SENTINEL_RESUBSCRIBE  1000
 
+#define NGX_HTTP_APIKEY_SENTINEL_UNKNOWN  0
+#define NGX_HTTP_APIKEY_SENTINEL_KNOWN    1
+#define NGX_HTTP_APIKEY_SENTINEL_NONE     2
+
+
+typedef struct {
+    ngx_sockaddr_t                     sockaddr;
+    socklen_t                          socklen;
+    u_char                             text[NGX_SOCKADDR_STRLEN];
+    size_t                             len;
+} ngx_http_apikey_sentinel_addr_t;
+
 
 typedef struct {
     ngx_http_apikey_redis_conf_t      *conf;
     ngx_log_t                         *log;
+    ngx_http_apikey_sentinel_pt        found;
+    ngx_http_apikey_sentinel_pt        switched;
 
-    redisAsyncContext                 *ask;       /* the query under way */
-    ngx_uint_t                         asked;     /* the Sentinel it asks */
-    ngx_uint_t                         good;      /* the last that answered */
+    ngx_http_apikey_redis_conn_t       ask;      /* the query under way */
+    ngx_http_apikey_redis_cmd_t        ask_auth;
+    ngx_http_apikey_redis_cmd_t        ask_master;
+    ngx_uint_t                         asked;    /* the n-th of the round */
+    ngx_uint_t                         good;     /* the last that answered */
     ngx_event_t                        timer;
+    ngx_event_t                        next;
 
-    u_char                             host[NGX_SOCKADDR_STRLEN + 1];
-    size_t                             hlen;      /* 0: no answer yet */
-    in_port_t                          port;
+    ngx_http_apikey_sentinel_addr_t    best;     /* the round's answer */
     int64_t                            epoch;
-    ngx_uint_t                         best;
-    int64_t                            known;     /* highest epoch followed */
-    ngx_uint_t                         answered;  /* in this round */
-    u_char                             older[NGX_SOCKADDR_STRLEN + 1];
-    size_t                             olen;      /* 0: none */
-    in_port_t                          oport;
+    ngx_uint_t                         best_at;
+    ngx_http_apikey_sentinel_addr_t    older;
+    ngx_uint_t                         answered;
+    int64_t                            known;    /* highest epoch followed */
+    const char                        *why;      /* the query failed */
 
-    redisAsyncContext                 *sub;       /* +switch-master */
+    ngx_uint_t                         state;
+    ngx_http_apikey_sentinel_addr_t    primary;
+    ngx_addr_t                         addr;
+
+    ngx_http_apikey_redis_conn_t       sub;      /* +switch-master */
+    ngx_http_apikey_redis_cmd_t        sub_auth;
+    ngx_http_apikey_redis_cmd_t        sub_cmd;
     ngx_uint_t                         subbed;
     ngx_event_t                        resubscribe;
 
+    unsigned                           asking:1;
+    unsigned                           has_best:1;
+    unsigned                           has_older:1;
     unsigned                           exiting:1;
 } ngx_http_apikey_sentinel_t;
 
 
-static void ngx_http_apikey_sentinel_ask(ngx_uint_t i);
-static void ngx_http_apikey_sentinel_answer(redisAsyncContext *ac,
-    void *reply, void *privdata);
-static void ngx_http_apikey_sentinel_auth(redisAsyncContext *ac,
-    void *reply, void *privdata);
-static void ngx_http_apikey_sentinel_next(const char *reason);
+static void ngx_http_apikey_sentinel_ask(ngx_event_t *ev);
+static void ngx_http_apikey_sentinel_done(void);
+static void ngx_http_apikey_sentinel_auth_reply(
+    ngx_http_apikey_redis_cmd_t *cmd, redisReply *reply);
+static void ngx_http_apikey_sentinel_master_reply(
+    ngx_http_apikey_redis_cmd_t *cmd, redisReply *reply);
+static void ngx_http_apikey_sentinel_next(const char *reason,
+    redisReply *reply);
 static void ngx_http_apikey_sentinel_timeout(ngx_event_t *ev);
-static void ngx_http_apikey_sentinel_on_connect(const redisAsyncContext *ac,
-    int status);
-static redisAsyncContext *ngx_http_apikey_sentinel_connect(ngx_uint_t i,
-    redisConnectCallback *on_connect);
+static void ngx_http_apikey_sentinel_ask_event(
+    ngx_http_apikey_redis_conn_t *rc, ngx_uint_t event, const char *reason,
+    redisReply *reply);
+static ngx_int_t ngx_http_apikey_sentinel_connect(
+    ngx_http_apikey_redis_conn_t *rc, ngx_uint_t i,
+    ngx_http_apikey_redis_cmd_t *auth);
 static void ngx_http_apikey_sentinel_subscribe(ngx_event_t *ev);
-static void ngx_http_apikey_sentinel_message(redisAsyncContext *ac,
-    void *reply, void *privdata);
-static void ngx_http_apikey_sentinel_sub_connect(const redisAsyncContext *ac,
-    int status);
+static void ngx_http_apikey_sentinel_sub_reply(
+    ngx_http_apikey_redis_cmd_t *cmd, redisReply *reply);
+static void ngx_http_apikey_sentinel_sub_event(
+    ngx_http_apikey_redis_conn_t *rc, ngx_uint_t event, const char *reason,
+    redisReply *reply);
+static void ngx_http_apikey_sentinel_message(redisReply *rr);
 static void ngx_http_apikey_sentinel_unsubscribed(const char *reason);
-static ngx_int_t ngx_http_apikey_sentinel_address(u_char *p, size_t len,
-    u_char *host, size_t *hlen, in_port_t *port);
+static ngx_int_t ngx_http_apikey_sentinel_address(u_char *host, size_t hlen,
+    u_char *port, size_t plen, ngx_http_apikey_sentinel_addr_t *addr);
+static ngx_str_t *ngx_http_apikey_sentinel_name(ngx_uint_t i);
 
 
 static ngx_http_apikey_sentinel_t  ngx_http_apikey_sentinel;
@@ -80,7 +117,8 @@ static ngx_http_apikey_sentinel_t  ngx_http_apikey_sentinel;
 
 void
 ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
-    ngx_log_t *log)
+    ngx_log_t *log, ngx_http_apikey_sentinel_pt found,
+    ngx_http_apikey_sentinel_pt switched)
 {
     ngx_http_apikey_sentinel_t  *st;
 
@@ -90,6 +128,8 @@ ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
 
     st->conf = rcf;
     st->log = log;
+    st->found = found;
+    st->switched = switched;
     st->known = -1;
 
     st->timer.handler = ngx_http_apikey_sentinel_timeout;
@@ -97,17 +137,33 @@ ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
     st->timer.data = st;
     st->timer.cancelable = 1;
 
+    st->next.handler = ngx_http_apikey_sentinel_ask;
+    st->next.log = log;
+    st->next.data = st;
+
     st->resubscribe.handler = ngx_http_apikey_sentinel_subscribe;
     st->resubscribe.log = log;
     st->resubscribe.data = st;
     st->resubscribe.cancelable = 1;
+
+    st->ask.handler = ngx_http_apikey_sentinel_ask_event;
+    st->ask.data = st;
+    st->ask_auth.handler = ngx_http_apikey_sentinel_auth_reply;
+    st->ask_master.handler = ngx_http_apikey_sentinel_master_reply;
+
+    st->sub.handler = ngx_http_apikey_sentinel_sub_event;
+    st->sub.data = st;
+    st->sub_auth.handler = ngx_http_apikey_sentinel_auth_reply;
+    st->sub_cmd.handler = ngx_http_apikey_sentinel_sub_reply;
+
+    ngx_queue_init(&st->ask.cmds);
+    ngx_queue_init(&st->sub.cmds);
 }
 
 
 void
 ngx_http_apikey_sentinel_exit(void)
 {
-    redisAsyncContext           *ac;
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
@@ -126,109 +182,95 @@ ngx_http_apikey_sentinel_exit(void)
         ngx_del_timer(&st->resubscribe);
     }
 
-    ac = st->ask;
-    st->ask = NULL;
-
-    if (ac) {
-        redisAsyncFree(ac);
+    if (st->next.posted) {
+        ngx_delete_posted_event(&st->next);
     }
 
-    ac = st->sub;
-    st->sub = NULL;
-
-    if (ac) {
-        redisAsyncFree(ac);
-    }
+    ngx_http_apikey_redis_conn_free(&st->ask);
+    ngx_http_apikey_redis_conn_free(&st->sub);
 }
 
 
-/*
- * Starts asking for the primary, from the Sentinel that answered last;
- * the answer goes to ngx_http_apikey_redis_primary().
- */
-
-void
-ngx_http_apikey_sentinel_discover(void)
+ngx_int_t
+ngx_http_apikey_sentinel_primary(ngx_addr_t **addr)
 {
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
 
-    if (st->ask != NULL) {
-        return;
+    switch (st->state) {
+
+    case NGX_HTTP_APIKEY_SENTINEL_KNOWN:
+        *addr = &st->addr;
+        return NGX_OK;
+
+    case NGX_HTTP_APIKEY_SENTINEL_NONE:
+        return NGX_DECLINED;
+
+    default:
+        break;
     }
 
-    st->hlen = 0;
-    st->olen = 0;
-    st->answered = 0;
+    if (!st->asking) {
 
-    ngx_http_apikey_sentinel_ask(0);
+        /* a round: every Sentinel, from the one that answered last */
+
+        st->asking = 1;
+        st->asked = 0;
+        st->answered = 0;
+        st->has_best = 0;
+        st->has_older = 0;
+
+        ngx_post_event(&st->next, &ngx_posted_events);
+    }
+
+    return NGX_AGAIN;
+}
+
+
+void
+ngx_http_apikey_sentinel_forget(void)
+{
+    ngx_http_apikey_sentinel_t  *st;
+
+    st = &ngx_http_apikey_sentinel;
+
+    if (!st->asking) {
+        st->state = NGX_HTTP_APIKEY_SENTINEL_UNKNOWN;
+    }
 }
 
 
 static void
-ngx_http_apikey_sentinel_ask(ngx_uint_t n)
+ngx_http_apikey_sentinel_ask(ngx_event_t *ev)
 {
-    const char                  *argv[3];
     size_t                       argvlen[3];
-    ngx_uint_t                   i;
-    redisAsyncContext           *ac;
+    const char                  *argv[3];
+    ngx_uint_t                   i, n;
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
 
-    if (n == st->conf->sentinels->nelts) {
-
-        /*
-         * every Sentinel asked: the latest primary any of them knows.
-         * One that names a primary of an older failover than the worker
-         * already followed has not heard of the latest (or, restarted, of
-         * any): believed only when every Sentinel says so, as after the
-         * Sentinels themselves were set up afresh; else the worker asks
-         * again, as when none answers
-         */
-
-        if (st->hlen == 0 && st->olen
-            && st->answered == st->conf->sentinels->nelts)
-        {
-            ngx_memcpy(st->host, st->older, st->olen + 1);
-            st->hlen = st->olen;
-            st->port = st->oport;
-            st->known = -1;
-        }
-
-        if (st->hlen == 0) {
-            ngx_http_apikey_redis_primary(NULL, 0, 0);
-            return;
-        }
-
-        if (st->epoch > st->known) {
-            st->known = st->epoch;
-        }
-
-        st->good = st->best;
-
-        if (st->sub == NULL && !st->resubscribe.timer_set) {
-            st->subbed = st->good;
-            ngx_http_apikey_sentinel_subscribe(&st->resubscribe);
-        }
-
-        ngx_http_apikey_redis_primary(st->host, st->hlen, st->port);
+    if (st->exiting) {
         return;
     }
 
-    i = (st->good + n) % st->conf->sentinels->nelts;
+    n = st->conf->sentinels->nelts;
 
-    st->asked = n;
-
-    ac = ngx_http_apikey_sentinel_connect(i,
-                                          ngx_http_apikey_sentinel_on_connect);
-    if (ac == NULL) {
-        ngx_http_apikey_sentinel_ask(n + 1);
+    if (st->asked == n) {
+        ngx_http_apikey_sentinel_done();
         return;
     }
 
-    st->ask = ac;
+    i = (st->good + st->asked) % n;
+    st->why = NULL;
+
+    if (ngx_http_apikey_sentinel_connect(&st->ask, i, &st->ask_auth)
+        != NGX_OK)
+    {
+        ngx_http_apikey_sentinel_next("cannot connect", NULL);
+        return;
+    }
 
     argv[0] = "SENTINEL";
     argvlen[0] = sizeof("SENTINEL") - 1;
@@ -237,11 +279,11 @@ ngx_http_apikey_sentinel_ask(ngx_uint_t n)
     argv[2] = (const char *) st->conf->sentinel_name.data;
     argvlen[2] = st->conf->sentinel_name.len;
 
-    if (redisAsyncCommandArgv(ac, ngx_http_apikey_sentinel_answer, NULL,
-                              3, argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_apikey_redis_conn_argv(&st->ask, 3, argv, argvlen,
+                                        &st->ask_master)
+        != NGX_OK)
     {
-        ngx_http_apikey_sentinel_next("cannot send the query");
+        ngx_http_apikey_sentinel_next("cannot send the query", NULL);
         return;
     }
 
@@ -249,52 +291,120 @@ ngx_http_apikey_sentinel_ask(ngx_uint_t n)
 }
 
 
-static void
-ngx_http_apikey_sentinel_auth(redisAsyncContext *ac, void *reply,
-    void *privdata)
-{
-    redisReply  *rr = reply;
+/*
+ * Every Sentinel asked: the latest primary any of them knows.  One that
+ * names a primary of an older failover than the worker already followed
+ * has not heard of the latest (or, restarted, of any): believed only when
+ * every Sentinel says so, as after the Sentinels themselves were set up
+ * afresh; else the worker asks again, as when none answers.
+ */
 
-    if (rr == NULL || ngx_http_apikey_sentinel.exiting) {
+static void
+ngx_http_apikey_sentinel_done(void)
+{
+    ngx_http_apikey_sentinel_t  *st;
+
+    st = &ngx_http_apikey_sentinel;
+
+    st->asking = 0;
+
+    if (!st->has_best && st->has_older
+        && st->answered == st->conf->sentinels->nelts)
+    {
+        st->best = st->older;
+        st->has_best = 1;
+        st->known = -1;
+    }
+
+    if (!st->has_best) {
+        st->state = NGX_HTTP_APIKEY_SENTINEL_NONE;
+
+        ngx_log_error(NGX_LOG_INFO, st->log, 0,
+                      "redis: no sentinel named the primary of \"%V\"",
+                      &st->conf->sentinel_name);
+
+        st->found();
         return;
     }
 
-    if (rr->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_apikey_sentinel.log, 0,
-                      "redis sentinel AUTH failed: %*s",
-                      (size_t) rr->len, rr->str);
+    if (st->epoch > st->known) {
+        st->known = st->epoch;
     }
+
+    st->good = st->best_at;
+
+    if (st->state != NGX_HTTP_APIKEY_SENTINEL_KNOWN
+        && (st->primary.len != st->best.len
+            || ngx_memcmp(st->primary.text, st->best.text, st->best.len)
+               != 0))
+    {
+        ngx_log_error(NGX_LOG_NOTICE, st->log, 0,
+                      "redis primary of \"%V\" is %*s",
+                      &st->conf->sentinel_name, st->best.len, st->best.text);
+    }
+
+    st->primary = st->best;
+    st->addr.sockaddr = &st->primary.sockaddr.sockaddr;
+    st->addr.socklen = st->primary.socklen;
+    st->addr.name.data = st->primary.text;
+    st->addr.name.len = st->primary.len;
+    st->state = NGX_HTTP_APIKEY_SENTINEL_KNOWN;
+
+    if (!ngx_http_apikey_redis_conn_is_open(&st->sub)
+        && !st->resubscribe.timer_set)
+    {
+        st->subbed = st->good;
+        ngx_http_apikey_sentinel_subscribe(&st->resubscribe);
+    }
+
+    st->found();
 }
 
 
 static void
-ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
-    void *privdata)
+ngx_http_apikey_sentinel_auth_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *rr)
 {
-    int64_t                      epoch;
-    in_port_t                    port;
-    ngx_uint_t                   i;
-    redisReply                  *rr, *f, *v, *ip, *pt;
-    ngx_http_apikey_sentinel_t  *st;
+    u_char  text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
+
+    if (rr == NULL || rr->type != REDIS_REPLY_ERROR
+        || ngx_http_apikey_sentinel.exiting)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_http_apikey_sentinel.log, 0,
+                  "redis sentinel AUTH failed: \"%*s\"",
+                  ngx_http_apikey_redis_text(text, (u_char *) rr->str,
+                                             rr->len) - text,
+                  text);
+}
+
+
+/* SENTINEL MASTER: field, value, field, value ... */
+
+static void
+ngx_http_apikey_sentinel_master_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *rr)
+{
+    int64_t                           epoch;
+    ngx_uint_t                        i;
+    redisReply                       *f, *v, *ip, *pt;
+    ngx_http_apikey_sentinel_t       *st;
+    ngx_http_apikey_sentinel_addr_t   addr;
 
     st = &ngx_http_apikey_sentinel;
-    rr = reply;
 
-    if (ac != st->ask || st->exiting) {
+    if (st->exiting) {
         return;
     }
 
     if (rr == NULL) {
-
-        /* the connection is gone, and hiredis frees the context */
-
-        st->ask = NULL;
-        ngx_http_apikey_sentinel_next(ac->errstr[0] ? ac->errstr
-                                                    : "connection closed");
+        ngx_http_apikey_sentinel_next(st->why ? st->why
+                                              : "the connection closed",
+                                      NULL);
         return;
     }
-
-    /* SENTINEL MASTER: field, value, field, value ... */
 
     ip = NULL;
     pt = NULL;
@@ -323,16 +433,18 @@ ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
         }
     }
 
-    if (ip == NULL || pt == NULL || ip->len > NGX_SOCKADDR_STRLEN) {
-        ngx_http_apikey_sentinel_next(rr->type == REDIS_REPLY_ERROR
-                                      ? rr->str : "no primary of that name");
+    if (ip == NULL || pt == NULL) {
+        ngx_http_apikey_sentinel_next("no primary of that name",
+                                      rr->type == REDIS_REPLY_ERROR
+                                      ? rr : NULL);
         return;
     }
 
-    port = (in_port_t) ngx_atoi((u_char *) pt->str, pt->len);
-
-    if (port == 0 || port == (in_port_t) NGX_ERROR) {
-        ngx_http_apikey_sentinel_next("a bad port");
+    if (ngx_http_apikey_sentinel_address((u_char *) ip->str, ip->len,
+                                         (u_char *) pt->str, pt->len, &addr)
+        != NGX_OK)
+    {
+        ngx_http_apikey_sentinel_next("not an address and port", ip);
         return;
     }
 
@@ -342,139 +454,138 @@ ngx_http_apikey_sentinel_answer(redisAsyncContext *ac, void *reply,
         ngx_log_error(NGX_LOG_INFO, st->log, 0,
                       "redis sentinel %V names a primary of an older "
                       "failover (config-epoch %L, followed %L)",
-                      &((ngx_http_apikey_redis_addr_t *)
-                        st->conf->sentinels->elts)
-                           [(st->good + st->asked)
-                            % st->conf->sentinels->nelts].text,
-                      epoch, st->known);
+                      ngx_http_apikey_sentinel_name(st->asked), epoch,
+                      st->known);
 
-        ngx_memcpy(st->older, ip->str, ip->len);
-        st->older[ip->len] = '\0';
-        st->olen = ip->len;
-        st->oport = port;
+        st->older = addr;
+        st->has_older = 1;
 
-    } else if (st->hlen == 0 || epoch > st->epoch) {
-        ngx_memcpy(st->host, ip->str, ip->len);
-        st->host[ip->len] = '\0';
-        st->hlen = ip->len;
-        st->port = port;
+    } else if (!st->has_best || epoch > st->epoch) {
+        st->best = addr;
+        st->has_best = 1;
         st->epoch = epoch;
-        st->best = (st->good + st->asked) % st->conf->sentinels->nelts;
+        st->best_at = (st->good + st->asked) % st->conf->sentinels->nelts;
     }
 
     if (st->timer.timer_set) {
         ngx_del_timer(&st->timer);
     }
 
-    st->ask = NULL;
-    redisAsyncFree(ac);
+    ngx_http_apikey_redis_conn_close(&st->ask, "asked");
 
-    ngx_http_apikey_sentinel_ask(st->asked + 1);
+    st->asked++;
+    ngx_post_event(&st->next, &ngx_posted_events);
 }
 
 
 /* the Sentinel asked did not answer: ask the next one */
 
 static void
-ngx_http_apikey_sentinel_next(const char *reason)
+ngx_http_apikey_sentinel_next(const char *reason, redisReply *rr)
 {
-    redisAsyncContext                 *ac;
-    ngx_http_apikey_sentinel_t        *st;
-    ngx_http_apikey_redis_addr_t      *sa;
+    u_char                       text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
+    size_t                       len;
+    ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
 
-    sa = st->conf->sentinels->elts;
+    len = (rr != NULL)
+          ? (size_t) (ngx_http_apikey_redis_text(text, (u_char *) rr->str,
+                                                 rr->len)
+                      - text)
+          : 0;
 
     ngx_log_error(NGX_LOG_INFO, st->log, 0,
-                  "redis sentinel %V did not name the primary of \"%V\": %s",
-                  &sa[(st->good + st->asked) % st->conf->sentinels->nelts]
-                      .text,
-                  &st->conf->sentinel_name, reason);
+                  "redis sentinel %V did not name the primary of \"%V\": "
+                  "%s%s%*s%s", ngx_http_apikey_sentinel_name(st->asked),
+                  &st->conf->sentinel_name, reason, len ? " (\"" : "",
+                  len, text, len ? "\")" : "");
 
     if (st->timer.timer_set) {
         ngx_del_timer(&st->timer);
     }
 
-    ac = st->ask;
-    st->ask = NULL;
+    ngx_http_apikey_redis_conn_close(&st->ask, "no answer");
 
-    if (ac) {
-        redisAsyncFree(ac);
+    st->asked++;
+
+    if (!st->next.posted) {
+        ngx_post_event(&st->next, &ngx_posted_events);
     }
-
-    ngx_http_apikey_sentinel_ask(st->asked + 1);
 }
 
+
+/* the query's NULL reply goes on to the next Sentinel */
 
 static void
 ngx_http_apikey_sentinel_timeout(ngx_event_t *ev)
 {
-    ngx_http_apikey_sentinel_next("timed out");
+    ngx_http_apikey_sentinel.why = "timed out";
+    ngx_http_apikey_redis_conn_close(&ngx_http_apikey_sentinel.ask,
+                                     "timed out");
 }
 
 
 static void
-ngx_http_apikey_sentinel_on_connect(const redisAsyncContext *ac, int status)
+ngx_http_apikey_sentinel_ask_event(ngx_http_apikey_redis_conn_t *rc,
+    ngx_uint_t event, const char *reason, redisReply *reply)
 {
-    if (status != REDIS_OK && ac == ngx_http_apikey_sentinel.ask) {
+    /* a closed query is answered through its command's NULL reply */
 
-        /* hiredis frees the context itself after this */
-
-        ngx_http_apikey_sentinel.ask = NULL;
-        ngx_http_apikey_sentinel_next(ac->errstr);
+    if (event == NGX_HTTP_APIKEY_REDIS_CONN_PUSH) {
+        ngx_http_apikey_redis_conn_close(rc, "a reply no query asked for");
     }
 }
 
 
 /* a connection to Sentinel i, authenticated where a password is set */
 
-static redisAsyncContext *
-ngx_http_apikey_sentinel_connect(ngx_uint_t i,
-    redisConnectCallback *on_connect)
+static ngx_int_t
+ngx_http_apikey_sentinel_connect(ngx_http_apikey_redis_conn_t *rc,
+    ngx_uint_t i, ngx_http_apikey_redis_cmd_t *auth)
 {
-    const char                    *argv[2];
-    size_t                         argvlen[2];
-    redisAsyncContext             *ac;
-    ngx_http_apikey_sentinel_t    *st;
-    ngx_http_apikey_redis_addr_t  *sa;
+    size_t                       argvlen[2];
+    const char                  *argv[2];
+    ngx_addr_t                  *sa;
+    ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
     sa = st->conf->sentinels->elts;
 
-    ac = redisAsyncConnect((const char *) sa[i].host.data, sa[i].port);
+    rc->name = sa[i].name;
 
-    if (ac == NULL) {
-        return NULL;
+    if (ngx_http_apikey_redis_conn_open(rc, sa[i].sockaddr, sa[i].socklen,
+                                        st->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    if (ac->err || ngx_http_apikey_redis_attach(ac, st->log) != NGX_OK) {
-        redisAsyncFree(ac);
-        return NULL;
+    if (st->conf->sentinel_password.len == 0) {
+        return NGX_OK;
     }
 
-    redisAsyncSetConnectCallback(ac, on_connect);
+    argv[0] = "AUTH";
+    argvlen[0] = sizeof("AUTH") - 1;
+    argv[1] = (const char *) st->conf->sentinel_password.data;
+    argvlen[1] = st->conf->sentinel_password.len;
 
-    if (st->conf->sentinel_password.len) {
-        argv[0] = "AUTH";
-        argvlen[0] = sizeof("AUTH") - 1;
-        argv[1] = (const char *) st->conf->sentinel_password.data;
-        argvlen[1] = st->conf->sentinel_password.len;
-
-        redisAsyncCommandArgv(ac, ngx_http_apikey_sentinel_auth, NULL,
-                              2, argv, argvlen);
+    if (ngx_http_apikey_redis_conn_argv(rc, 2, argv, argvlen, auth)
+        != NGX_OK)
+    {
+        ngx_http_apikey_redis_conn_close(rc, "cannot send AUTH");
+        return NGX_ERROR;
     }
 
-    return ac;
+    return NGX_OK;
 }
 
 
 static void
 ngx_http_apikey_sentinel_subscribe(ngx_event_t *ev)
 {
-    const char                  *argv[2];
     size_t                       argvlen[2];
-    redisAsyncContext           *ac;
+    const char                  *argv[2];
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
@@ -483,26 +594,61 @@ ngx_http_apikey_sentinel_subscribe(ngx_event_t *ev)
         return;
     }
 
-    ac = ngx_http_apikey_sentinel_connect(st->subbed,
-                                          ngx_http_apikey_sentinel_sub_connect);
-    if (ac == NULL) {
+    if (ngx_http_apikey_sentinel_connect(&st->sub, st->subbed, &st->sub_auth)
+        != NGX_OK)
+    {
         ngx_http_apikey_sentinel_unsubscribed("cannot connect");
         return;
     }
-
-    st->sub = ac;
 
     argv[0] = "SUBSCRIBE";
     argvlen[0] = sizeof("SUBSCRIBE") - 1;
     argv[1] = "+switch-master";
     argvlen[1] = sizeof("+switch-master") - 1;
 
-    if (redisAsyncCommandArgv(ac, ngx_http_apikey_sentinel_message, NULL,
-                              2, argv, argvlen)
-        != REDIS_OK)
+    if (ngx_http_apikey_redis_conn_argv(&st->sub, 2, argv, argvlen,
+                                        &st->sub_cmd)
+        != NGX_OK)
     {
-        redisAsyncFree(ac);
-        ngx_http_apikey_sentinel_unsubscribed("cannot subscribe");
+        ngx_http_apikey_redis_conn_close(&st->sub, "cannot subscribe");
+    }
+}
+
+
+/* the subscription's confirmation, or its first message */
+
+static void
+ngx_http_apikey_sentinel_sub_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *reply)
+{
+    if (reply != NULL) {
+        ngx_http_apikey_sentinel_message(reply);
+    }
+}
+
+
+static void
+ngx_http_apikey_sentinel_sub_event(ngx_http_apikey_redis_conn_t *rc,
+    ngx_uint_t event, const char *reason, redisReply *reply)
+{
+    ngx_http_apikey_sentinel_t  *st;
+
+    st = &ngx_http_apikey_sentinel;
+
+    switch (event) {
+
+    case NGX_HTTP_APIKEY_REDIS_CONN_PUSH:
+        ngx_http_apikey_sentinel_message(reply);
+        return;
+
+    case NGX_HTTP_APIKEY_REDIS_CONN_EXITING:
+        st->exiting = 1;
+        ngx_http_apikey_redis_conn_close(rc, "nginx is exiting");
+        return;
+
+    default: /* NGX_HTTP_APIKEY_REDIS_CONN_CLOSED */
+        ngx_http_apikey_sentinel_unsubscribed(reason);
+        return;
     }
 }
 
@@ -510,34 +656,17 @@ ngx_http_apikey_sentinel_subscribe(ngx_event_t *ev)
 /* "+switch-master" messages: "<name> <old ip> <old port> <ip> <port>" */
 
 static void
-ngx_http_apikey_sentinel_message(redisAsyncContext *ac, void *reply,
-    void *privdata)
+ngx_http_apikey_sentinel_message(redisReply *rr)
 {
-    u_char                      *p, *last;
-    u_char                       host[NGX_SOCKADDR_STRLEN + 1];
-    size_t                       hlen;
-    in_port_t                    port;
-    redisReply                  *rr;
-    ngx_http_apikey_sentinel_t  *st;
+    u_char                           *p, *last, *host, *port;
+    u_char                            text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
+    ngx_http_apikey_sentinel_t       *st;
+    ngx_http_apikey_sentinel_addr_t   addr;
 
     st = &ngx_http_apikey_sentinel;
-    rr = reply;
 
-    if (ac != st->sub || st->exiting) {
-        return;
-    }
-
-    if (rr == NULL) {
-
-        /* the connection is gone, and hiredis frees the context */
-
-        ngx_http_apikey_sentinel_unsubscribed(ac->errstr[0]
-                                              ? ac->errstr
-                                              : "connection closed");
-        return;
-    }
-
-    if (rr->type != REDIS_REPLY_ARRAY
+    if (st->exiting
+        || rr->type != REDIS_REPLY_ARRAY
         || rr->elements != 3
         || rr->element[0]->type != REDIS_REPLY_STRING
         || rr->element[0]->len != sizeof("message") - 1
@@ -573,15 +702,41 @@ ngx_http_apikey_sentinel_message(redisAsyncContext *ac, void *reply,
         goto invalid;
     }
 
-    p++;
+    host = p + 1;
 
-    if (ngx_http_apikey_sentinel_address(p, last - p, host, &hlen, &port)
+    port = ngx_strlchr(host, last, ' ');
+    if (port == NULL) {
+        goto invalid;
+    }
+
+    port++;
+
+    if (ngx_http_apikey_sentinel_address(host, port - 1 - host, port,
+                                         last - port, &addr)
         != NGX_OK)
     {
         goto invalid;
     }
 
-    ngx_http_apikey_redis_switch(host, hlen, port);
+    if (st->state == NGX_HTTP_APIKEY_SENTINEL_KNOWN
+        && st->primary.len == addr.len
+        && ngx_memcmp(st->primary.text, addr.text, addr.len) == 0)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, st->log, 0,
+                  "redis primary of \"%V\" switched to %*s",
+                  &st->conf->sentinel_name, addr.len, addr.text);
+
+    st->primary = addr;
+    st->addr.sockaddr = &st->primary.sockaddr.sockaddr;
+    st->addr.socklen = st->primary.socklen;
+    st->addr.name.data = st->primary.text;
+    st->addr.name.len = st->primary.len;
+    st->state = NGX_HTTP_APIKEY_SENTINEL_KNOWN;
+
+    st->switched();
 
     return;
 
@@ -589,23 +744,14 @@ invalid:
 
     ngx_log_error(NGX_LOG_ERR, st->log, 0,
                   "redis sentinel sent a bad +switch-master: \"%*s\"",
-                  (size_t) rr->element[2]->len, rr->element[2]->str);
+                  ngx_http_apikey_redis_text(text,
+                                             (u_char *) rr->element[2]->str,
+                                             rr->element[2]->len) - text,
+                  text);
 }
 
 
-static void
-ngx_http_apikey_sentinel_sub_connect(const redisAsyncContext *ac, int status)
-{
-    if (status != REDIS_OK && ac == ngx_http_apikey_sentinel.sub) {
-        ngx_http_apikey_sentinel_unsubscribed(ac->errstr);
-    }
-}
-
-
-/*
- * the subscription is gone (hiredis frees its context): subscribe to the
- * next Sentinel a bit later
- */
+/* the subscription is gone: subscribe to the next Sentinel a bit later */
 
 static void
 ngx_http_apikey_sentinel_unsubscribed(const char *reason)
@@ -613,8 +759,6 @@ ngx_http_apikey_sentinel_unsubscribed(const char *reason)
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
-
-    st->sub = NULL;
 
     if (st->exiting) {
         return;
@@ -635,31 +779,73 @@ ngx_http_apikey_sentinel_unsubscribed(const char *reason)
 }
 
 
-/* "<ip> <port>" into a NUL-terminated host and a port */
+/*
+ * An address and a port a Sentinel sent, into a socket address: the
+ * port is checked as a number before it becomes one of 16 bits, and a
+ * host that is not an IPv4 or IPv6 address is refused (no name is
+ * resolved in a worker)
+ */
 
 static ngx_int_t
-ngx_http_apikey_sentinel_address(u_char *p, size_t len, u_char *host,
-    size_t *hlen, in_port_t *port)
+ngx_http_apikey_sentinel_address(u_char *host, size_t hlen, u_char *port,
+    size_t plen, ngx_http_apikey_sentinel_addr_t *addr)
 {
-    u_char     *sp, *last;
-    ngx_int_t   n;
+    ngx_int_t             n;
+    in_addr_t             in;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
 
-    last = p + len;
+    n = ngx_atoi(port, plen);
 
-    sp = ngx_strlchr(p, last, ' ');
-    if (sp == NULL || sp == p || (size_t) (sp - p) > NGX_SOCKADDR_STRLEN) {
+    if (n < 1 || n > 65535 || hlen == 0 || hlen > NGX_SOCKADDR_STRLEN) {
         return NGX_ERROR;
     }
 
-    n = ngx_atoi(sp + 1, last - sp - 1);
-    if (n <= 0 || n > 65535) {
+    ngx_memzero(addr, sizeof(ngx_http_apikey_sentinel_addr_t));
+
+    in = ngx_inet_addr(host, hlen);
+
+    if (in != INADDR_NONE) {
+        sin = &addr->sockaddr.sockaddr_in;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((in_port_t) n);
+        sin->sin_addr.s_addr = in;
+        addr->socklen = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+    } else if (ngx_inet6_addr(host, hlen,
+                              addr->sockaddr.sockaddr_in6.sin6_addr.s6_addr)
+               == NGX_OK)
+    {
+        sin6 = &addr->sockaddr.sockaddr_in6;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((in_port_t) n);
+        addr->socklen = sizeof(struct sockaddr_in6);
+#endif
+
+    } else {
         return NGX_ERROR;
     }
 
-    *hlen = sp - p;
-    ngx_memcpy(host, p, *hlen);
-    host[*hlen] = '\0';
-    *port = (in_port_t) n;
+    addr->len = ngx_sock_ntop(&addr->sockaddr.sockaddr, addr->socklen,
+                              addr->text, NGX_SOCKADDR_STRLEN, 1);
 
     return NGX_OK;
+}
+
+
+/* the Sentinel the n-th query of the round asks, for logs */
+
+static ngx_str_t *
+ngx_http_apikey_sentinel_name(ngx_uint_t n)
+{
+    ngx_addr_t                  *sa;
+    ngx_http_apikey_sentinel_t  *st;
+
+    st = &ngx_http_apikey_sentinel;
+    sa = st->conf->sentinels->elts;
+
+    return &sa[(st->good + n) % st->conf->sentinels->nelts].name;
 }

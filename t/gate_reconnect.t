@@ -105,7 +105,7 @@ is($non2xx // 0, 0, 'no request failed through the kills')
     or diag($report);
 ok(!defined $errors, 'no socket errors') or diag($errors);
 
-like($t->error_log, qr/\[warn\].*redis connection to \S+ lost: .*reconnecting/,
+like($t->error_log, qr/\[warn\].*redis gate connection to \S+ lost: .*reconnecting/,
      'the drops are logged as warnings');
 unlike($t->error_log, qr/\[error\].*redis/,
        'no redis error: nothing failed');
