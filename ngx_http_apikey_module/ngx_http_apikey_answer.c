@@ -11,21 +11,32 @@
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_tally.h"
+#include "ngx_http_apikey_bucket.h"
 
 
 /*
  * What a check's answer says, from wherever it comes: the gate script's
- * reply (ngx_http_apikey_gate.lua), the replica of apikey_cache, a lease
- * of apikey_rate_lease; and the rate numbers of the headers.
+ * reply (ngx_http_apikey_gate.lua), the replica of apikey_cache and the
+ * instance's bucket or lease (ngx_http_apikey_bucket.c); the location's
+ * environment and scopes applied to it; and the rate numbers of the
+ * headers.
  */
 
 
 static void ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_cache_conf_t *ccf);
+static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
+    size_t len);
 static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx,
     u_char *data, size_t len);
 static ngx_int_t ngx_http_apikey_seconds(double us);
 
+
+/*
+ * {1} for an unknown key, {code, g} when no bucket was consulted,
+ * {code, g, ahead} when one was, {0, g, ahead, n, at} when a lease of n
+ * tokens was taken at Redis time at (us)
+ */
 
 ngx_int_t
 ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
@@ -37,24 +48,27 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     redisReply                  **e;
     ngx_http_apikey_main_conf_t  *akmcf;
 
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
     if (reply == NULL) {
         ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
-        return NGX_OK;
+        goto lease;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "redis gate script failed: %*s",
-                      (size_t) reply->len, reply->str);
+                      (size_t) ngx_min(reply->len, 256), reply->str);
         ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_REPLY]);
         ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
-        return NGX_OK;
+        goto lease;
     }
 
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1 || reply->elements > 4
+        || reply->elements < 1 || reply->elements > 5
+        || reply->elements == 4
         || e[0]->type != REDIS_REPLY_INTEGER
         || e[0]->integer < NGX_HTTP_APIKEY_OK
         || e[0]->integer > NGX_HTTP_APIKEY_LIMITED)
@@ -69,19 +83,20 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
             goto unexpected;
         }
 
-        return NGX_OK;
+        goto lease;
     }
 
     if (e[1]->type != REDIS_REPLY_STRING
         || (reply->elements >= 3 && e[2]->type != REDIS_REPLY_INTEGER)
-        || (reply->elements == 4
+        || (reply->elements == 5
             && (e[3]->type != REDIS_REPLY_INTEGER || e[3]->integer < 1
-                || e[3]->integer > (long long) ctx->lease.want)))
+                || e[3]->integer > (long long) ctx->lease.want
+                || e[4]->type != REDIS_REPLY_INTEGER)))
     {
         goto unexpected;
     }
 
-    /* the identity is kept for variables and logs: out of hiredis's reply */
+    /* the identity is kept for variables and logs: out of the reply */
 
     p = ngx_pnalloc(r->pool, e[1]->len);
     if (p == NULL) {
@@ -97,8 +112,9 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     if (reply->elements >= 3) {
         ahead = e[2]->integer;
 
-        if (reply->elements == 4) {
+        if (reply->elements == 5) {
             ctx->leased = (ngx_uint_t) e[3]->integer;
+            ctx->leased_at = e[4]->integer;
         }
 
         if (ctx->leased > 1 && ctx->rate > 0) {
@@ -111,19 +127,31 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
             ahead = (held < (double) ahead) ? ahead - (int64_t) held : 0;
         }
 
-        ngx_http_apikey_bucket(ctx, ahead);
+        ngx_http_apikey_bucket_headers(ctx, ahead);
 
-        if (ctx->hash != NULL) {
-            akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-            ngx_http_apikey_cache_note(&akmcf->cache, ctx->bin,
-                                       ctx->start + e[2]->integer);
-
-            if (ctx->lease.sibling
-                && ctx->result == NGX_HTTP_APIKEY_LIMITED)
-            {
-                ngx_http_apikey_sibling(ctx, &akmcf->cache);
-            }
+        if (ctx->cached) {
+            ngx_http_apikey_bucket_note(&akmcf->cache, &ctx->rec,
+                                        ctx->start + e[2]->integer);
         }
+    }
+
+lease:
+
+    if (ctx->cached && ctx->lease.want) {
+
+        /* no reply, and nothing sent: what the ask gave back is kept */
+
+        ngx_http_apikey_bucket_grant(&akmcf->cache, &ctx->rec, &ctx->lease,
+                                     ctx->leased,
+                                     (reply == NULL
+                                      && !ngx_http_apikey_redis_sent())
+                                     ? 0 : ngx_max(ctx->leased_at, 1));
+    }
+
+    if (ctx->cached && ctx->lease.sibling
+        && ctx->result == NGX_HTTP_APIKEY_LIMITED)
+    {
+        ngx_http_apikey_sibling(ctx, &akmcf->cache);
     }
 
     return NGX_OK;
@@ -136,7 +164,7 @@ unexpected:
 
     ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
 
-    return NGX_OK;
+    goto lease;
 }
 
 
@@ -155,7 +183,7 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
     int64_t    ahead;
     ngx_int_t  rc;
 
-    rc = ngx_http_apikey_lease_take(ccf, ctx->bin, &ahead);
+    rc = ngx_http_apikey_bucket_sibling(ccf, &ctx->rec, &ahead);
 
     if (rc == NGX_OK) {
 
@@ -163,7 +191,7 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
 
         ctx->result = NGX_HTTP_APIKEY_OK;
         ctx->retry_after = 0;
-        ngx_http_apikey_bucket(ctx, ahead);
+        ngx_http_apikey_bucket_headers(ctx, ahead);
         return;
     }
 
@@ -180,28 +208,28 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
 /*
  * The replica's answer (apikey_cache), as the gate script would give it:
  * NGX_OK with ctx->result and what the script would have told, or
- * NGX_DECLINED, ctx untouched, when Redis must answer.  Online it
- * answers everything but a key whose bucket may hold a token; offline,
- * with Redis unreachable, everything, from the instance's own buckets.
- * What Redis would have recorded of the check (use, last use) goes to the
- * worker's tally.
+ * NGX_DECLINED, ctx untouched but for what Redis is to be asked, when
+ * Redis must answer.  Online it answers everything but a key whose bucket
+ * may hold a token; offline, with Redis unreachable, everything, from
+ * the instance's own buckets.  What Redis would have recorded of the
+ * check (use, last use) goes to the worker's tally.
  */
 
 ngx_int_t
 ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_uint_t offline)
 {
-    int64_t                       ahead, leased;
+    int64_t                       ahead;
     ngx_int_t                     rc;
     ngx_str_t                     g;
-    ngx_uint_t                    result, limited, counted;
+    ngx_uint_t                    result, limited, spent;
     ngx_http_apikey_ctx_t         local;
     ngx_http_apikey_main_conf_t  *akmcf;
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
     rc = ngx_http_apikey_cache_find(&akmcf->cache, r->pool, ctx->bin,
-                                    offline, &result, &g, &leased);
+                                    offline, &result, &g, &ctx->rec);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -217,53 +245,38 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     /* g is the replica's copy, in the request's pool */
 
     if (ngx_http_apikey_parse_gate(&local, g.data, g.len) != NGX_OK) {
-        rc = NGX_DECLINED;
-        goto unspend;
+        return NGX_DECLINED;
     }
 
     local.result = result;
-    counted = 0;
+    spent = 0;
 
     /* the environment and the scopes, as after a redirect */
 
     ngx_http_apikey_recheck(&local, local.conf);
 
     if (local.result == NGX_HTTP_APIKEY_OK && local.rate > 0) {
+        ctx->cached = 1;
 
-        if (leased >= 0) {
-
-            /* find() took a token of the instance's lease */
-
-            ahead = leased;
-            leased = -1;
-            counted = 1;
-
-        } else {
-            rc = ngx_http_apikey_cache_take(&akmcf->cache, ctx->bin, offline,
-                                            &limited, &ahead, &ctx->lease);
-            if (rc != NGX_OK) {
-                return rc;
-            }
-
-            if (limited) {
-                local.result = NGX_HTTP_APIKEY_LIMITED;
-            }
-
-            counted = ctx->lease.spent;
+        rc = ngx_http_apikey_bucket_take(&akmcf->cache, &ctx->rec, offline,
+                                         &limited, &ahead, &spent,
+                                         &ctx->lease);
+        if (rc != NGX_OK) {
+            return rc;
         }
 
-        ngx_http_apikey_bucket(&local, ahead);
-    }
+        if (limited) {
+            local.result = NGX_HTTP_APIKEY_LIMITED;
+        }
 
-    if (leased >= 0) {
-        ngx_http_apikey_lease_unspend(&akmcf->cache, ctx->bin);
+        ngx_http_apikey_bucket_headers(&local, ahead);
     }
 
     *ctx = local;
 
     ngx_http_apikey_metric_add(replica_hits);
 
-    if (counted) {
+    if (spent) {
 
         /* a leased token: the lease counts it */
 
@@ -280,14 +293,88 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
                                 : NGX_HTTP_APIKEY_TALLY_REFUSED);
 
     return NGX_OK;
+}
 
-unspend:
 
-    if (leased >= 0) {
-        ngx_http_apikey_lease_unspend(&akmcf->cache, ctx->bin);
+void
+ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf)
+{
+    u_char  *p, *last, *q;
+
+    ctx->conf = akcf;
+
+    if (ctx->result == NGX_HTTP_APIKEY_UNVERIFIED
+        && akcf->fail_mode == NGX_HTTP_APIKEY_FAIL_CLOSED)
+    {
+        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
+        return;
     }
 
-    return rc;
+    if (ctx->result != NGX_HTTP_APIKEY_OK) {
+        return;
+    }
+
+    if (akcf->environment.len
+        && (akcf->environment.len != ctx->environment.len
+            || ngx_strncmp(akcf->environment.data, ctx->environment.data,
+                           akcf->environment.len)
+               != 0))
+    {
+        ctx->result = NGX_HTTP_APIKEY_ENVIRONMENT;
+        return;
+    }
+
+    p = akcf->scopes.data;
+    last = p + akcf->scopes.len;
+
+    while (p < last) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            q = last;
+        }
+
+        if (!ngx_http_apikey_has_scope(&ctx->scopes, p, q - p)) {
+            ctx->result = NGX_HTTP_APIKEY_SCOPE;
+            return;
+        }
+
+        p = q;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
+{
+    u_char  *p, *last, *q;
+
+    if (scopes->len == 0) {
+        return 0;
+    }
+
+    p = scopes->data;
+    last = p + scopes->len;
+
+    while (p < last) {
+        q = ngx_strlchr(p, last, ' ');
+        if (q == NULL) {
+            q = last;
+        }
+
+        if ((size_t) (q - p) == len && ngx_strncmp(p, scope, len) == 0) {
+            return 1;
+        }
+
+        p = q + 1;
+    }
+
+    return 0;
 }
 
 
@@ -382,7 +469,7 @@ ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
  */
 
 void
-ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
+ngx_http_apikey_bucket_headers(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
 {
     double  step, tokens;
 

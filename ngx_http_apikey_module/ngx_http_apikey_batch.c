@@ -8,6 +8,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_metrics.h"
 
@@ -23,14 +25,23 @@
  * reload of a single-process nginx); a few are kept on a free list for
  * the next passes, the rest of a burst go back to the heap, and all are
  * freed when the worker exits.  An item lives in its batch until the
- * batch's reply is handed out.
+ * batch's reply is handed out, or, when its requests were answered
+ * without it (timed out), until the reply came after all or was given up
+ * (ngx_http_apikey_redis.c keeps such a call): then the late handlers
+ * are told what Redis did.
+ *
+ * A batch's id is the worker's (random, made at its start) and the
+ * batch's number: a batch sent again after a drop, or twice by a broken
+ * proxy, has the same id, and the script applies it once.
  */
 
 struct ngx_http_apikey_redis_item_s {
     ngx_http_apikey_redis_handler_pt   handler;
     void                              *data;
+    ngx_http_apikey_redis_late_pt      late;
     ngx_str_t                          args[NGX_HTTP_APIKEY_REDIS_BATCH_ARGS];
     ngx_uint_t                         reply;     /* index in the reply */
+    u_char                             note[NGX_HTTP_APIKEY_REDIS_NOTE];
 };
 
 
@@ -44,6 +55,7 @@ struct ngx_http_apikey_redis_batch_s {
     ngx_uint_t                         n;
     ngx_uint_t                         sent;      /* calls in the EVALSHA */
     uint64_t                           start;     /* us, for the metrics */
+    u_char                             id[16 + 1 + NGX_INT64_LEN];
     ngx_http_apikey_redis_item_t       items[NGX_HTTP_APIKEY_REDIS_BATCH_MAX];
 };
 
@@ -52,6 +64,11 @@ static void ngx_http_apikey_redis_batch_flush(ngx_event_t *ev);
 static void ngx_http_apikey_redis_batch_send(
     ngx_http_apikey_redis_batch_t *b);
 static void ngx_http_apikey_redis_batch_done(void *data, redisReply *reply);
+static void ngx_http_apikey_redis_batch_late(void *data, redisReply *reply);
+static redisReply *ngx_http_apikey_redis_batch_reply(
+    ngx_http_apikey_redis_batch_t *b, redisReply *reply);
+static void ngx_http_apikey_redis_batch_free(
+    ngx_http_apikey_redis_batch_t *b);
 
 
 /* when the worker last sent gatekeeper checks to Redis */
@@ -63,13 +80,34 @@ static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_last;
 static ngx_http_apikey_redis_batch_t  *ngx_http_apikey_redis_free;
 static ngx_uint_t                      ngx_http_apikey_redis_nfree;
 static ngx_event_t                     ngx_http_apikey_redis_flush_event;
+static u_char                          ngx_http_apikey_redis_worker[16];
+static uint64_t                        ngx_http_apikey_redis_number;
+
+
+ngx_int_t
+ngx_http_apikey_redis_batch_init(ngx_cycle_t *cycle)
+{
+    u_char  bin[8];
+
+    if (RAND_bytes(bin, sizeof(bin)) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "RAND_bytes() failed for the worker's id");
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(ngx_http_apikey_redis_worker, bin, sizeof(bin));
+
+    ngx_http_apikey_redis_number = 0;
+
+    return NGX_OK;
+}
 
 
 ngx_int_t
 ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
     ngx_uint_t nargs, ngx_str_t *args, ngx_msec_t timeout,
     ngx_http_apikey_redis_handler_pt handler, void *data,
-    ngx_http_apikey_redis_item_t **itemp)
+    ngx_http_apikey_redis_late_pt late, ngx_http_apikey_redis_item_t **itemp)
 {
     ngx_uint_t                      i;
     ngx_event_t                    *ev;
@@ -128,6 +166,7 @@ ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
 
     item->handler = handler;
     item->data = data;
+    item->late = late;
 
     for (i = 0; i < nargs; i++) {
         item->args[i] = args[i];
@@ -144,6 +183,13 @@ ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
     *itemp = item;
 
     return NGX_OK;
+}
+
+
+void *
+ngx_http_apikey_redis_batch_note(ngx_http_apikey_redis_item_t *item)
+{
+    return item->note;
 }
 
 
@@ -176,14 +222,16 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
 {
     ngx_int_t                      rc;
     ngx_str_t                      args[NGX_HTTP_APIKEY_REDIS_BATCH_MAX
-                                        * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS];
+                                        * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS
+                                        + 1];
     ngx_uint_t                     i, j, k, n;
     ngx_http_apikey_redis_op_t    *op;
     ngx_http_apikey_redis_item_t  *item;
 
     /*
-     * KEYS, then ARGV call by call; calls detached while queued (their
-     * arguments may be gone with their requests) are left out
+     * KEYS, then the batch's id and ARGV call by call; calls detached
+     * while queued (their arguments may be gone with their requests) are
+     * left out, and nothing of them reached Redis
      */
 
     n = 0;
@@ -192,6 +240,7 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
         item = &b->items[i];
 
         if (item->handler == NULL) {
+            item->late = NULL;
             continue;
         }
 
@@ -207,6 +256,14 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
     }
 
     k = n;
+
+    args[k].data = b->id;
+    args[k].len = ngx_sprintf(b->id, "%*s %uL",
+                              sizeof(ngx_http_apikey_redis_worker),
+                              ngx_http_apikey_redis_worker,
+                              ++ngx_http_apikey_redis_number)
+                  - b->id;
+    k++;
 
     for (i = 0; i < b->n; i++) {
         item = &b->items[i];
@@ -236,13 +293,14 @@ ngx_http_apikey_redis_batch_send(ngx_http_apikey_redis_batch_t *b)
         return;
     }
 
-    ngx_http_apikey_redis_resend(op, NULL);
+    ngx_http_apikey_redis_resend(op, ngx_http_apikey_redis_batch_late);
 }
 
 
 /*
- * hands each call its own reply, then puts the batch on the free list, or
- * back to the heap when the list holds enough for a busy pass
+ * hands each call its own reply; a call whose request left gets it
+ * through its late handler.  A batch whose requests were answered without
+ * the reply (it timed out) is kept for the reply (batch_late()).
  */
 
 static void
@@ -250,38 +308,22 @@ ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
 {
     ngx_http_apikey_redis_batch_t *b = data;
 
-    ngx_uint_t                         i;
+    ngx_uint_t                         i, kept;
     redisReply                        *rr;
     ngx_http_apikey_redis_item_t      *item;
     ngx_http_apikey_redis_handler_pt   handler;
+
+    kept = (reply == NULL && b->sent && ngx_http_apikey_redis_sent());
 
     if (reply != NULL && ngx_http_apikey_metrics && b->sent) {
         ngx_http_apikey_metrics_call(b->sent,
                                      ngx_http_apikey_metrics_now() - b->start);
     }
 
-    if (reply != NULL && reply->type != REDIS_REPLY_ERROR) {
-
-        if (reply->type != REDIS_REPLY_ARRAY
-            || reply->elements != b->sent)
-        {
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "unexpected reply of the redis \"%V\" script",
-                          &b->script->name);
-            reply = NULL;
-        }
-    }
+    reply = ngx_http_apikey_redis_batch_reply(b, reply);
 
     for (i = 0; i < b->n; i++) {
         item = &b->items[i];
-
-        handler = item->handler;
-
-        if (handler == NULL) {
-            continue;
-        }
-
-        item->handler = NULL;
 
         rr = reply;
 
@@ -289,9 +331,100 @@ ngx_http_apikey_redis_batch_done(void *data, redisReply *reply)
             rr = rr->element[item->reply];
         }
 
+        handler = item->handler;
+
+        if (handler == NULL) {
+
+            /* the request left: Redis may have counted it all the same */
+
+            if (rr != NULL && item->late) {
+                item->late(item->note, rr);
+                item->late = NULL;
+            }
+
+            continue;
+        }
+
+        item->handler = NULL;
+
+        if (rr != NULL) {
+            item->late = NULL;
+        }
+
         handler(item->data, rr);
     }
 
+    if (kept) {
+        return;
+    }
+
+    ngx_http_apikey_redis_batch_free(b);
+}
+
+
+/* the reply of a batch whose requests were answered without it */
+
+static void
+ngx_http_apikey_redis_batch_late(void *data, redisReply *reply)
+{
+    ngx_http_apikey_redis_batch_t *b = data;
+
+    ngx_uint_t                     i;
+    redisReply                    *rr;
+    ngx_http_apikey_redis_item_t  *item;
+
+    reply = ngx_http_apikey_redis_batch_reply(b, reply);
+
+    for (i = 0; i < b->n; i++) {
+        item = &b->items[i];
+
+        if (item->late == NULL) {
+            continue;
+        }
+
+        rr = reply;
+
+        if (rr != NULL && rr->type == REDIS_REPLY_ARRAY) {
+            rr = rr->element[item->reply];
+        }
+
+        item->late(item->note, rr);
+        item->late = NULL;
+    }
+
+    ngx_http_apikey_redis_batch_free(b);
+}
+
+
+/* the batch's reply if it is one, an error for all, or NULL */
+
+static redisReply *
+ngx_http_apikey_redis_batch_reply(ngx_http_apikey_redis_batch_t *b,
+    redisReply *reply)
+{
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        return reply;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->sent) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "unexpected reply of the redis \"%V\" script",
+                      &b->script->name);
+        return NULL;
+    }
+
+    return reply;
+}
+
+
+/*
+ * puts the batch on the free list, or back to the heap when the list
+ * holds enough for a busy pass
+ */
+
+static void
+ngx_http_apikey_redis_batch_free(ngx_http_apikey_redis_batch_t *b)
+{
     if (ngx_http_apikey_redis_nfree >= NGX_HTTP_APIKEY_REDIS_BATCH_FREE) {
         ngx_free(b);
         return;

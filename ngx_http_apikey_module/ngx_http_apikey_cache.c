@@ -17,6 +17,11 @@ static ngx_int_t ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_uint_t ngx_http_apikey_cache_current(
     ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_cache_sh_t *sh,
     ngx_uint_t offline);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
+    ngx_http_apikey_cache_t *cache, u_char *hash);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_ceil(
+    ngx_http_apikey_cache_t *cache, u_char *hash);
+static ngx_int_t ngx_http_apikey_cache_order(u_char *a, u_char *b);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *node);
 static ngx_int_t ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn,
@@ -175,8 +180,6 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_http_apikey_cache_rbtree_insert_value);
 
-    ngx_queue_init(&cache->sh->leases);
-
     ngx_memcpy(cache->sh->last, "0-0", sizeof("0-0"));
 
     /* a zone too small is reported once, by the load, not per record */
@@ -200,11 +203,18 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 int64_t
 ngx_http_apikey_cache_now(void)
 {
-    struct timeval  tv;
+    struct timespec  ts;
 
-    ngx_gettimeofday(&tv);
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
 
-    return (int64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+uint64_t
+ngx_http_apikey_cache_msec(void)
+{
+    return (uint64_t) ngx_http_apikey_cache_now() / 1000;
 }
 
 
@@ -218,15 +228,13 @@ static ngx_uint_t
 ngx_http_apikey_cache_current(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_sh_t *sh, ngx_uint_t offline)
 {
-    uint64_t     now;
-    ngx_time_t  *tp;
+    uint64_t  now;
 
     if (!sh->loaded) {
         return 0;
     }
 
-    tp = ngx_timeofday();
-    now = (uint64_t) tp->sec * 1000 + tp->msec;
+    now = ngx_http_apikey_cache_msec();
 
     if (offline) {
         return now <= sh->synced + ccf->max_stale;
@@ -239,22 +247,23 @@ ngx_http_apikey_cache_current(ngx_http_apikey_cache_conf_t *ccf,
 ngx_int_t
 ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
     ngx_pool_t *pool, u_char *hash, ngx_uint_t offline, ngx_uint_t *result,
-    ngx_str_t *g, int64_t *leased)
+    ngx_str_t *g, ngx_http_apikey_cache_rec_t *rec)
 {
-    time_t                        now;
-    ngx_int_t                     rc;
-    ngx_http_apikey_cache_t      *cache;
-    ngx_http_apikey_cache_node_t *cn, *b;
+    time_t                         now;
+    ngx_int_t                      rc;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *cn, *b;
 
     cache = ccf->shm_zone->data;
+    sh = cache->sh;
 
     now = ngx_time();
     rc = NGX_OK;
-    *leased = -1;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    if (!ngx_http_apikey_cache_current(ccf, cache->sh, offline)) {
+    if (!ngx_http_apikey_cache_current(ccf, sh, offline)) {
         rc = NGX_DECLINED;
         goto done;
     }
@@ -263,15 +272,23 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
 
     if (cn == NULL) {
 
-        /* unknown: for sure only if every key fitted the zone */
+        /* unknown: for sure only if every key has a record here */
 
-        if (cache->sh->missing) {
+        if (sh->lost) {
             rc = NGX_DECLINED;
 
         } else {
             *result = NGX_HTTP_APIKEY_INVALID;
         }
 
+        goto done;
+    }
+
+    if (cn->missing || cn->load != sh->load) {
+
+        /* did not fit the zone, or the last load did not see it */
+
+        rc = NGX_DECLINED;
         goto done;
     }
 
@@ -289,17 +306,21 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
     } else {
         *result = NGX_HTTP_APIKEY_OK;
 
-        /* a token of the instance's lease, taken while here */
+        /* the bucket is the key's current secret's */
 
-        if (cn->rate && cn->per && cn->burst) {
-            b = ngx_http_apikey_cache_bucket(cache, cn);
+        b = cn->has_c ? ngx_http_apikey_cache_lookup(cache, cn->g + cn->len)
+                      : cn;
 
-            if (b != NULL && b->lease != NULL) {
-                (void) ngx_http_apikey_lease_spend(b,
-                                                   ngx_http_apikey_cache_now(),
-                                                   leased);
-            }
+        if (b == NULL || b->missing || b->load != sh->load) {
+            rc = NGX_DECLINED;
+            goto done;
         }
+
+        ngx_memcpy(rec->hash, b->hash, 32);
+        rec->version = b->version;
+        rec->rate = b->rate;
+        rec->per = b->per;
+        rec->burst = b->burst;
     }
 
     g->len = cn->len;
@@ -321,139 +342,27 @@ done:
 
 
 ngx_int_t
-ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
-    ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
-    ngx_http_apikey_lease_ask_t *ask)
+ngx_http_apikey_cache_current_locked(ngx_http_apikey_cache_t *cache,
+    u_char *hash, uint64_t version, uint32_t *limit)
 {
-    double                         step;
-    int64_t                        now, tat;
-    ngx_int_t                      rc;
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_cache_node_t  *cn, *b;
-
-    cache = ccf->shm_zone->data;
-
-    ask->want = 0;
-    ask->sibling = 0;
-    ask->spent = 0;
-
-    rc = NGX_DECLINED;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
+    ngx_http_apikey_cache_node_t  *cn;
 
     cn = ngx_http_apikey_cache_lookup(cache, hash);
 
-    if (cn == NULL || cn->rate == 0 || cn->per == 0 || cn->burst == 0) {
-        goto done;
+    if (cn == NULL || cn->missing) {
+        return NGX_DECLINED;
     }
 
-    b = ngx_http_apikey_cache_bucket(cache, cn);
-
-    if (b == NULL) {
-        if (!offline) {
-            goto done;
-        }
-
-        b = cn;
+    if (cn->version == version) {
+        return NGX_OK;
     }
 
-    now = ngx_http_apikey_cache_now();
-    step = (double) cn->per * 1000000 / cn->rate;
-
-    if (b->lease != NULL
-        && ngx_http_apikey_lease_spend(b, now, ahead) == NGX_OK)
+    if (cn->rate != limit[0] || cn->per != limit[1] || cn->burst != limit[2])
     {
-        ask->spent = 1;
-        *limited = 0;
-        rc = NGX_OK;
-        goto done;
+        return NGX_ABORT;
     }
 
-    /* the gate script's GCRA (ngx_http_apikey_gate.lua) on the local clock */
-
-    tat = b->tat;
-
-    if (tat < now) {
-        tat = now;
-    }
-
-    if (tat - now > (cn->burst - 1) * step + 1) {
-        *limited = 1;
-        *ahead = tat - now;
-        rc = NGX_OK;
-        goto done;
-    }
-
-    if (!offline) {
-
-        /* a token may be there: only Redis can take it, maybe with more */
-
-        if (ccf->lease) {
-            ngx_http_apikey_lease_ask(ccf, b, now, ask);
-        }
-
-        goto done;
-    }
-
-    tat = (int64_t) ((double) tat + step + 0.999999);
-
-    b->tat = tat;
-
-    *limited = 0;
-    *ahead = tat - now;
-    rc = NGX_OK;
-
-done:
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-
-    return rc;
-}
-
-
-/*
- * The bucket Redis reported, as a time on the local clock: the check ran
- * no earlier than the time given, so the bucket is at least this far
- * ahead, and nothing but an admin change (which reloads the record) can
- * bring it back: a bucket it shows empty is empty.
- */
-
-void
-ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf, u_char *hash,
-    int64_t tat)
-{
-    ngx_http_apikey_cache_t       *cache;
-    ngx_http_apikey_cache_node_t  *cn, *b;
-
-    cache = ccf->shm_zone->data;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    cn = ngx_http_apikey_cache_lookup(cache, hash);
-
-    if (cn != NULL) {
-        b = ngx_http_apikey_cache_bucket(cache, cn);
-
-        if (b != NULL && b->tat < tat) {
-            b->tat = tat;
-        }
-    }
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-}
-
-
-/* the record holding a secret's bucket: its own, or its current secret's */
-
-ngx_http_apikey_cache_node_t *
-ngx_http_apikey_cache_bucket(ngx_http_apikey_cache_t *cache,
-    ngx_http_apikey_cache_node_t *cn)
-{
-    if (!cn->has_c) {
-        return cn;
-    }
-
-    return ngx_http_apikey_cache_lookup(cache, cn->g + cn->len);
+    return NGX_DECLINED;
 }
 
 
@@ -470,17 +379,19 @@ ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache)
         sh->reloads++;
     }
 
-    sh->gen++;
+    sh->load++;
     sh->loading = 1;
-    sh->missing = 0;
+    sh->lost = 0;
+    sh->warned = 0;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
 
 /*
- * A secret's record as Redis has it now: g empty for a secret that is
- * gone.  Returns NGX_DECLINED when it did not fit the zone.
+ * A secret's record as Redis has it now.  The old record goes first, so
+ * that a change that fits replaces it even in a full zone; a record that
+ * does not fit stays as a missing one, and is counted.
  */
 
 ngx_int_t
@@ -510,56 +421,60 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
 
     old = ngx_http_apikey_cache_lookup(cache, hash);
 
-    if (g->len == 0 || g->len > 65535) {
-        goto remove;
+    if (old != NULL) {
+        ngx_http_apikey_cache_delete(cache, old);
     }
+
+    if (g->len == 0 || g->len > 65535) {
+        goto done;
+    }
+
+    sh->version++;
 
     size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
            + (has_c ? 32 : 0);
 
     cn = ngx_slab_alloc_locked(cache->shpool, size);
 
-    if (cn == NULL) {
-        sh->missing++;
+    if (cn != NULL) {
+        ngx_memzero(cn, offsetof(ngx_http_apikey_cache_node_t, g));
+
+        ngx_memcpy(cn->g, g->data, g->len);
+        cn->len = (u_short) g->len;
+        cn->has_c = has_c;
+
+        if (has_c) {
+            ngx_memcpy(cn->g + cn->len, chash, 32);
+        }
+
+        if (ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
+            != NGX_OK)
+        {
+            ngx_slab_free_locked(cache->shpool, cn);
+            goto done;
+        }
+
+    } else {
+
+        /* the zone is full: the key is checked in Redis */
+
         rc = NGX_DECLINED;
-        goto remove;
+        size = offsetof(ngx_http_apikey_cache_node_t, g);
+
+        cn = ngx_slab_calloc_locked(cache->shpool, size);
+
+        if (cn == NULL) {
+            sh->lost++;
+            goto done;
+        }
+
+        cn->missing = 1;
+        sh->missing++;
     }
 
     ngx_memcpy(cn->hash, hash, 32);
-    ngx_memcpy(cn->g, g->data, g->len);
-    cn->len = (u_short) g->len;
-    cn->has_c = has_c;
-
-    if (has_c) {
-        ngx_memcpy(cn->g + cn->len, chash, 32);
-    }
-
-    if (ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
-        != NGX_OK)
-    {
-        ngx_slab_free_locked(cache->shpool, cn);
-        goto remove;
-    }
-
-    cn->gen = sh->gen;
-    cn->tat = 0;
-    cn->lease = NULL;
-
-    /* the bucket goes on unless the limit changed (Redis refilled it) */
-
-    if (old != NULL && old->rate == cn->rate && old->per == cn->per
-        && old->burst == cn->burst)
-    {
-        cn->tat = old->tat;
-    }
-
-    if (old != NULL) {
-
-        /* a change ends the lease: its tokens go back, or with the limit */
-
-        ngx_http_apikey_lease_move(cache, old, cn);
-        ngx_http_apikey_cache_delete(cache, old);
-    }
+    cn->version = sh->version;
+    cn->load = sh->load;
 
     ngx_memcpy(&cn->node.key, hash, sizeof(ngx_rbtree_key_t));
 
@@ -568,15 +483,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     sh->keys++;
     sh->bytes += size;
 
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-
-    return rc;
-
-remove:
-
-    if (old != NULL) {
-        ngx_http_apikey_cache_delete(cache, old);
-    }
+done:
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -585,38 +492,23 @@ remove:
 
 
 /*
- * A load is complete: records it did not see are gone from Redis, and the
- * change log is followed from where it stood when the load began.
+ * A load is complete: the change log is followed from where it stood when
+ * the load began.  Records the load did not see are gone from Redis: they
+ * no longer answer (find() leaves a record of an older load to Redis),
+ * and the reader removes them a slice at a time (sweep()).
  */
 
 void
 ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     size_t len, ngx_log_t *log)
 {
-    size_t                         chunk, avg;
-    ngx_uint_t                     keys, missing, bytes;
-    ngx_rbtree_node_t             *node, *next, *root, *sentinel;
-    ngx_http_apikey_cache_sh_t    *sh;
-    ngx_http_apikey_cache_node_t  *cn;
+    size_t                        chunk, avg;
+    ngx_uint_t                    keys, missing, bytes, lost;
+    ngx_http_apikey_cache_sh_t   *sh;
 
     sh = cache->sh;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
-
-    root = sh->rbtree.root;
-    sentinel = sh->rbtree.sentinel;
-
-    if (root != sentinel) {
-        for (node = ngx_rbtree_min(root, sentinel); node; node = next) {
-            next = ngx_rbtree_next(&sh->rbtree, node);
-
-            cn = (ngx_http_apikey_cache_node_t *) node;
-
-            if (cn->gen != sh->gen) {
-                ngx_http_apikey_cache_delete(cache, cn);
-            }
-        }
-    }
 
     if (len >= NGX_HTTP_APIKEY_CACHE_ID_LEN) {
         len = NGX_HTTP_APIKEY_CACHE_ID_LEN - 1;
@@ -627,12 +519,15 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
 
     sh->loaded = 1;
     sh->loading = 0;
+    sh->sweeping = 1;
+    ngx_memzero(sh->stale, 32);
 
     keys = sh->keys;
     missing = sh->missing;
+    lost = sh->lost;
     bytes = sh->bytes;
 
-    if (missing == 0 || sh->warned) {
+    if ((missing == 0 && lost == 0) || sh->warned) {
         ngx_shmtx_unlock(&cache->shpool->mutex);
         return;
     }
@@ -643,15 +538,66 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
 
     /* the slab allocator rounds a record up to a power of two */
 
-    avg = keys ? bytes / keys : 256;
+    avg = (keys > missing) ? bytes / (keys - missing) : 256;
 
     for (chunk = 8; chunk < avg; chunk <<= 1) { /* void */ }
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "apikey_cache zone \"%V\" is too small: %ui of %ui keys "
                   "did not fit and are checked in Redis; about %uzk is "
-                  "needed", &cache->name, missing, keys + missing,
-                  ((keys + missing) * chunk * 5 / 4 + 64 * 1024) / 1024);
+                  "needed", &cache->name, missing + lost, keys + lost,
+                  ((keys + lost) * chunk * 5 / 4 + 64 * 1024) / 1024);
+}
+
+
+#define NGX_HTTP_APIKEY_CACHE_SWEEP  256
+
+
+ngx_uint_t
+ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache)
+{
+    ngx_uint_t                     n, more;
+    ngx_rbtree_node_t             *node, *next;
+    ngx_http_apikey_cache_sh_t    *sh;
+    ngx_http_apikey_cache_node_t  *cn;
+
+    sh = cache->sh;
+    more = 0;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    if (!sh->sweeping) {
+        goto done;
+    }
+
+    cn = ngx_http_apikey_cache_ceil(cache, sh->stale);
+    node = cn ? &cn->node : NULL;
+
+    for (n = 0; node != NULL && n < NGX_HTTP_APIKEY_CACHE_SWEEP; n++) {
+        next = ngx_rbtree_next(&sh->rbtree, node);
+
+        cn = (ngx_http_apikey_cache_node_t *) node;
+
+        if (cn->load != sh->load) {
+            ngx_http_apikey_cache_delete(cache, cn);
+        }
+
+        node = next;
+    }
+
+    if (node == NULL) {
+        sh->sweeping = 0;
+        goto done;
+    }
+
+    ngx_memcpy(sh->stale, ((ngx_http_apikey_cache_node_t *) node)->hash, 32);
+    more = 1;
+
+done:
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return more;
 }
 
 
@@ -663,48 +609,55 @@ ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
 
     sh = cache->sh;
 
-    if (cn->lease != NULL) {
-        ngx_http_apikey_lease_free(cache, cn);
-    }
-
     ngx_rbtree_delete(&sh->rbtree, &cn->node);
 
     sh->keys--;
     sh->bytes -= offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
                  + (cn->has_c ? 32 : 0);
 
+    if (cn->missing) {
+        sh->missing--;
+    }
+
     ngx_slab_free_locked(cache->shpool, cn);
 }
 
 
-ngx_http_apikey_cache_node_t *
+/*
+ * The tree is ordered by the hash's first bytes read as a number (the
+ * node's key), then by the whole hash.
+ */
+
+static ngx_int_t
+ngx_http_apikey_cache_order(u_char *a, u_char *b)
+{
+    ngx_rbtree_key_t  ka, kb;
+
+    ngx_memcpy(&ka, a, sizeof(ngx_rbtree_key_t));
+    ngx_memcpy(&kb, b, sizeof(ngx_rbtree_key_t));
+
+    if (ka != kb) {
+        return (ka < kb) ? -1 : 1;
+    }
+
+    return ngx_memcmp(a, b, 32);
+}
+
+
+static ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_lookup(ngx_http_apikey_cache_t *cache, u_char *hash)
 {
     ngx_int_t                      rc;
-    ngx_rbtree_key_t               key;
     ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_apikey_cache_node_t  *cn;
-
-    ngx_memcpy(&key, hash, sizeof(ngx_rbtree_key_t));
 
     node = cache->sh->rbtree.root;
     sentinel = cache->sh->rbtree.sentinel;
 
     while (node != sentinel) {
-
-        if (key < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (key > node->key) {
-            node = node->right;
-            continue;
-        }
-
         cn = (ngx_http_apikey_cache_node_t *) node;
 
-        rc = ngx_memcmp(hash, cn->hash, 32);
+        rc = ngx_http_apikey_cache_order(hash, cn->hash);
 
         if (rc == 0) {
             return cn;
@@ -717,6 +670,41 @@ ngx_http_apikey_cache_lookup(ngx_http_apikey_cache_t *cache, u_char *hash)
 }
 
 
+/* the first record at or after hash, in the tree's order */
+
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_cache_ceil(ngx_http_apikey_cache_t *cache, u_char *hash)
+{
+    ngx_int_t                      rc;
+    ngx_rbtree_node_t             *node, *sentinel;
+    ngx_http_apikey_cache_node_t  *cn, *found;
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+    found = NULL;
+
+    while (node != sentinel) {
+        cn = (ngx_http_apikey_cache_node_t *) node;
+
+        rc = ngx_http_apikey_cache_order(hash, cn->hash);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        if (rc < 0) {
+            found = cn;
+            node = node->left;
+
+        } else {
+            node = node->right;
+        }
+    }
+
+    return found;
+}
+
+
 static void
 ngx_http_apikey_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
@@ -724,21 +712,13 @@ ngx_http_apikey_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t            **p;
     ngx_http_apikey_cache_node_t  *cn, *cnt;
 
+    cn = (ngx_http_apikey_cache_node_t *) node;
+
     for ( ;; ) {
+        cnt = (ngx_http_apikey_cache_node_t *) temp;
 
-        if (node->key < temp->key) {
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-            p = &temp->right;
-
-        } else {
-            cn = (ngx_http_apikey_cache_node_t *) node;
-            cnt = (ngx_http_apikey_cache_node_t *) temp;
-
-            p = (ngx_memcmp(cn->hash, cnt->hash, 32) < 0)
-                ? &temp->left : &temp->right;
-        }
+        p = (ngx_http_apikey_cache_order(cn->hash, cnt->hash) < 0)
+            ? &temp->left : &temp->right;
 
         if (*p == sentinel) {
             break;

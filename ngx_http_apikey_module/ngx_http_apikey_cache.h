@@ -19,14 +19,15 @@
  * apikey_cache: the nginx instance's replica of every key's gate record
  * (the "g" and "c" fields of each secret, docs/data-model.md) in a shared
  * memory zone, loaded from Redis and kept current from the change log by
- * one worker (ngx_http_apikey_cache_sync.c); every worker answers from it
- * (ngx_http_apikey_cache.c).
+ * one worker (ngx_http_apikey_cache_sync.c); every worker reads it
+ * (ngx_http_apikey_cache.c).  The zone also holds the instance's buckets
+ * and leases (ngx_http_apikey_bucket.c), which this file never touches.
  */
 
 
 #define NGX_HTTP_APIKEY_CACHE_ID_LEN   48      /* a stream entry id */
 
-/* a replica that heard from Redis this recently is current */
+/* a replica that heard from Redis this recently is current (ms) */
 #define NGX_HTTP_APIKEY_CACHE_FRESH    1000
 
 
@@ -38,54 +39,20 @@ typedef struct {
 } ngx_http_apikey_cache_conf_t;
 
 
-typedef struct ngx_http_apikey_cache_node_s  ngx_http_apikey_cache_node_t;
-
-
 /*
- * Tokens the instance took from a key's Redis bucket at once
- * (apikey_rate_lease, ngx_http_apikey_lease.c), kept with the record that
- * holds the key's bucket while the key has some, or had lately.
+ * A secret's record.  "version" counts the zone's changes: a bucket kept
+ * for the key (ngx_http_apikey_bucket.c) knows the record changed when
+ * the version it saw is not the record's any more.  A record that did not
+ * fit the zone stays as a "missing" one, hash alone, so that the replica
+ * knows the key exists and leaves it to Redis.
  */
 
 typedef struct {
-    ngx_queue_t                    queue;        /* in sh->leases */
-    ngx_http_apikey_cache_node_t  *node;
-    int64_t                        until;        /* us: the lease ends */
-    uint64_t                       asked;        /* ms: a lease asked for */
-    uint32_t                       epoch;        /* of the record's change */
-    int64_t                        told;         /* us: used last tallied */
-    uint32_t                       tokens;       /* not spent */
-    uint32_t                       back;         /* to give back */
-    uint32_t                       used;         /* spent, not tallied yet */
-} ngx_http_apikey_lease_t;
-
-
-/*
- * The lease a check asks Redis for: want 0 for none; a sibling, a check
- * sent while another of the instance asks for the key's lease, wants
- * none but may spend that lease's tokens when Redis finds the bucket
- * empty.
- */
-
-typedef struct {
-    uint32_t                       want;         /* tokens, this one's too */
-    uint32_t                       sibling;
-    uint32_t                       spent;        /* take() spent a leased one */
-    uint32_t                       back;
-    uint32_t                       epoch;
-    uint32_t                       rate;         /* the limit taken under */
-    uint32_t                       per;
-    uint32_t                       burst;
-} ngx_http_apikey_lease_ask_t;
-
-
-struct ngx_http_apikey_cache_node_s {
     ngx_rbtree_node_t              node;         /* key: the hash's start */
-    ngx_http_apikey_lease_t       *lease;
-    int64_t                        tat;          /* bucket, us; 0: none */
+    uint64_t                       version;
     time_t                         exp;
     time_t                         grace;
-    uint32_t                       gen;          /* load that wrote it */
+    uint32_t                       load;         /* the load that wrote it */
     uint32_t                       rate;
     uint32_t                       per;
     uint32_t                       burst;
@@ -93,26 +60,29 @@ struct ngx_http_apikey_cache_node_s {
     u_short                        len;          /* of g */
     unsigned                       revoked:1;
     unsigned                       has_c:1;      /* c follows g */
+    unsigned                       missing:1;    /* no g: did not fit */
     u_char                         g[1];         /* then c, 32 bytes */
-};
+} ngx_http_apikey_cache_node_t;
 
 
 typedef struct {
     ngx_rbtree_t                   rbtree;
     ngx_rbtree_node_t              sentinel;
-    uint32_t                       gen;          /* the latest load */
+    uint32_t                       load;         /* the latest load */
+    uint64_t                       version;      /* changes applied */
     ngx_uint_t                     keys;
     ngx_uint_t                     bytes;        /* of the records */
-    ngx_uint_t                     missing;      /* did not fit the zone */
+    ngx_uint_t                     missing;      /* records that did not fit */
+    ngx_uint_t                     lost;         /* not even as missing */
     ngx_uint_t                     reloads;
-    uint64_t                       synced;       /* ms, last reply */
+    uint64_t                       synced;       /* ms, monotonic: last reply */
     ngx_pid_t                      reader;
-    ngx_queue_t                    leases;
-    uint32_t                       epoch;        /* changes of records */
-    uint64_t                       swept;        /* ms, the last sweep */
     u_char                         last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
+    u_char                         stale[32];    /* where the sweep is */
+    void                          *bucket;       /* ngx_http_apikey_bucket.c */
     unsigned                       loaded:1;     /* a load completed */
     unsigned                       loading:1;
+    unsigned                       sweeping:1;   /* stale records left */
     unsigned                       warned:1;
 } ngx_http_apikey_cache_sh_t;
 
@@ -125,6 +95,21 @@ typedef struct {
 } ngx_http_apikey_cache_t;
 
 
+/*
+ * What the replica tells of a valid secret's bucket: the secret that
+ * holds it (the key's current one), the version of that secret's record,
+ * and its limit.
+ */
+
+typedef struct {
+    u_char                         hash[32];
+    uint64_t                       version;
+    uint32_t                       rate;
+    uint32_t                       per;
+    uint32_t                       burst;
+} ngx_http_apikey_cache_rec_t;
+
+
 char *ngx_http_apikey_cache_directive(ngx_conf_t *cf,
     ngx_http_apikey_cache_conf_t *ccf);
 
@@ -132,95 +117,61 @@ char *ngx_http_apikey_cache_directive(ngx_conf_t *cf,
  * The functions below name a secret by its hash, the 32 bytes of SHA-256
  * (the gate keeps it with the hex form, ctx->bin).
  *
- * The replica's answer for a secret: NGX_OK with
- * *result INVALID, REVOKED, EXPIRED or OK and, unless INVALID, its "g"
- * copied into the pool; NGX_DECLINED when Redis must answer (the replica
- * is not current, or, "offline", too stale for Redis being unreachable).
- * For an OK key the instance holds a lease of, a token of it is taken at
- * once, with one look-up: *leased is then the bucket's ahead (us) for the
- * rate headers, else -1.  A check that goes on to refuse the key gives
- * the token back (ngx_http_apikey_lease_unspend()).
+ * The replica's answer for a secret: NGX_OK with *result INVALID,
+ * REVOKED, EXPIRED or OK and, unless INVALID, its "g" copied into the
+ * pool and what rec describes; NGX_DECLINED when Redis must answer (the
+ * replica is not current, or, "offline", too stale for Redis being
+ * unreachable; or the secret's record did not fit the zone).
  */
 ngx_int_t ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
     ngx_pool_t *pool, u_char *hash, ngx_uint_t offline, ngx_uint_t *result,
-    ngx_str_t *g, int64_t *leased);
+    ngx_str_t *g, ngx_http_apikey_cache_rec_t *rec);
 
 /*
- * The bucket of a secret the replica found valid: NGX_OK with *limited
- * and *ahead (us) when the replica can answer, NGX_DECLINED when Redis
- * must.  A token leased to the instance is spent first; past those,
- * online it answers only a bucket known to be empty, and declines with
- * the lease to ask Redis for in *ask (want 0: none); offline it takes a
- * token from the instance's own bucket.
+ * With the zone locked: whether the bucket held by the record of hash is
+ * still as version says (NGX_OK), its limit changed (NGX_ABORT: Redis
+ * refilled it), or the record changed otherwise or is gone (NGX_DECLINED).
  */
-ngx_int_t ngx_http_apikey_cache_take(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hash, ngx_uint_t offline, ngx_uint_t *limited, int64_t *ahead,
-    ngx_http_apikey_lease_ask_t *ask);
+ngx_int_t ngx_http_apikey_cache_current_locked(ngx_http_apikey_cache_t *cache,
+    u_char *hash, uint64_t version, uint32_t *limit);
 
-/* what Redis said of a secret's bucket at a time not after its check */
-void ngx_http_apikey_cache_note(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hash, int64_t tat);
-
-/*
- * What Redis answered a check that asked for a lease: n tokens taken (0
- * when it took none), this request's one among them.
- */
-void ngx_http_apikey_lease_grant(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hash, ngx_http_apikey_lease_ask_t *ask, ngx_uint_t n);
-
-/*
- * A token the instance holds of the secret's lease, for a sibling Redis
- * found no token for: NGX_OK with *ahead; NGX_AGAIN when there is none
- * yet but the lease is still being asked for; else NGX_DECLINED.
- */
-ngx_int_t ngx_http_apikey_lease_take(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hash, int64_t *ahead);
-
-/* a token find() took that the check did not use goes back to the lease */
-void ngx_http_apikey_lease_unspend(ngx_http_apikey_cache_conf_t *ccf,
-    u_char *hash);
-
-/* microseconds of the wall clock */
+/* microseconds and milliseconds of a monotonic clock, one for the host */
 int64_t ngx_http_apikey_cache_now(void);
+uint64_t ngx_http_apikey_cache_msec(void);
 
-
-/* ngx_http_apikey_cache.c, for the reader and the leases */
-
-ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
-    ngx_http_apikey_cache_t *cache, u_char *hash);
-ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_bucket(
-    ngx_http_apikey_cache_t *cache, ngx_http_apikey_cache_node_t *cn);
 ngx_int_t ngx_http_apikey_cache_unhex(u_char *dst, u_char *src, size_t len);
 
+
+/* ngx_http_apikey_cache.c, for the reader and the admin API */
+
 void ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache);
+
+/*
+ * A secret's record as Redis has it now: g empty for a secret that is
+ * gone.  Returns NGX_DECLINED when it did not fit the zone.
+ */
 ngx_int_t ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache,
     ngx_str_t *hex, ngx_str_t *g, ngx_str_t *c);
+
 void ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache,
     u_char *last, size_t len, ngx_log_t *log);
 
-
-/* ngx_http_apikey_lease.c, with the zone locked */
-
-ngx_int_t ngx_http_apikey_lease_spend(ngx_http_apikey_cache_node_t *b,
-    int64_t now, int64_t *ahead);
-void ngx_http_apikey_lease_ask(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_node_t *b, int64_t now,
-    ngx_http_apikey_lease_ask_t *ask);
-void ngx_http_apikey_lease_move(ngx_http_apikey_cache_t *cache,
-    ngx_http_apikey_cache_node_t *old, ngx_http_apikey_cache_node_t *cn);
-void ngx_http_apikey_lease_free(ngx_http_apikey_cache_t *cache,
-    ngx_http_apikey_cache_node_t *cn);
-
-/* the sweep of ended leases, in every worker */
-ngx_int_t ngx_http_apikey_lease_init_worker(ngx_cycle_t *cycle,
-    ngx_http_apikey_cache_conf_t *ccf);
-void ngx_http_apikey_lease_exit(void);
+/* removes a slice of the records a load left stale; 1 when more are left */
+ngx_uint_t ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache);
 
 
 /* ngx_http_apikey_cache_sync.c: the reader, in one worker */
 
+/*
+ * refill is told of a bucket tokens were given back to (the change log's
+ * "b" entries), so that the instance asks Redis again
+ */
+typedef void (*ngx_http_apikey_cache_refill_pt)(
+    ngx_http_apikey_cache_conf_t *ccf, u_char *hash);
+
 ngx_int_t ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
-    ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_redis_conf_t *rcf);
+    ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_redis_conf_t *rcf,
+    ngx_http_apikey_cache_refill_pt refill);
 void ngx_http_apikey_cache_sync_exit(void);
 ngx_int_t ngx_http_apikey_cache_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);

@@ -39,6 +39,7 @@ typedef struct {
     u_char                         start[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     size_t                         start_len;
     ngx_uint_t                     keys;
+    ngx_http_apikey_cache_refill_pt  refill;
     unsigned                       loading:1;
     unsigned                       failed:1;
 } ngx_http_apikey_cache_reader_t;
@@ -97,7 +98,8 @@ ngx_http_apikey_cache_add_scripts(ngx_conf_t *cf,
 
 ngx_int_t
 ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
-    ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_redis_conf_t *rcf)
+    ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_redis_conf_t *rcf,
+    ngx_http_apikey_cache_refill_pt refill)
 {
     ngx_http_apikey_cache_t         *cache;
     ngx_http_apikey_cache_reader_t  *rd;
@@ -113,6 +115,7 @@ ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
     rd->cache = cache;
     rd->rcf = rcf;
     rd->log = cycle->log;
+    rd->refill = refill;
 
     rd->stream.len = rcf->ns.len + sizeof("changes") - 1;
     rd->stream.data = ngx_pnalloc(cycle->pool, rd->stream.len);
@@ -178,6 +181,13 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
     }
 
     cache = rd->cache;
+
+    /* what the last load did not see goes, a slice a step */
+
+    if (ngx_http_apikey_cache_sweep(cache)) {
+        ngx_http_apikey_cache_next(rd, 1);
+        return;
+    }
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -385,6 +395,7 @@ static ngx_int_t
 ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
     redisReply *reply, ngx_uint_t *n)
 {
+    u_char        bin[32];
     ngx_str_t     hex, g, c;
     ngx_uint_t    i;
     redisReply  **e;
@@ -412,6 +423,19 @@ ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
         c.data = (u_char *) e[i + 2]->str;
         c.len = e[i + 2]->len;
 
+        if (c.len == 1 && c.data[0] == 'b') {
+
+            /* tokens went back to the bucket: the instance asks again */
+
+            if (hex.len == 64
+                && ngx_http_apikey_cache_unhex(bin, hex.data, 64) == NGX_OK)
+            {
+                rd->refill(rd->ccf, bin);
+            }
+
+            continue;
+        }
+
         (void) ngx_http_apikey_cache_apply(rd->cache, &hex, &g, &c);
 
         (*n)++;
@@ -431,7 +455,6 @@ ngx_http_apikey_cache_mine(ngx_http_apikey_cache_reader_t *rd, u_char *last,
     size_t len)
 {
     ngx_uint_t                   mine;
-    ngx_time_t                  *tp;
     ngx_http_apikey_cache_sh_t  *sh;
 
     sh = rd->cache->sh;
@@ -441,8 +464,7 @@ ngx_http_apikey_cache_mine(ngx_http_apikey_cache_reader_t *rd, u_char *last,
     mine = (sh->reader == ngx_pid);
 
     if (mine) {
-        tp = ngx_timeofday();
-        sh->synced = (uint64_t) tp->sec * 1000 + tp->msec;
+        sh->synced = ngx_http_apikey_cache_msec();
 
         if (last != NULL && len < NGX_HTTP_APIKEY_CACHE_ID_LEN) {
             ngx_memcpy(sh->last, last, len);

@@ -16,23 +16,25 @@
 
 static ngx_int_t ngx_http_apikey_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_subrequest_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_apikey_hide_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_check(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_uint_t ngx_http_apikey_preflight(ngx_http_request_t *r);
 static ngx_table_elt_t *ngx_http_apikey_header_in(ngx_http_request_t *r,
     ngx_str_t *name, ngx_uint_t *n);
-static ngx_int_t ngx_http_apikey_find_key(ngx_http_request_t *r,
+static ngx_int_t ngx_http_apikey_look(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx);
+static ngx_uint_t ngx_http_apikey_find_key(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
 static ngx_int_t ngx_http_apikey_send(ngx_http_request_t *r,
-    ngx_http_apikey_ctx_t *ctx, ngx_str_t *key);
+    ngx_http_apikey_ctx_t *ctx);
 static void ngx_http_apikey_done(void *data, redisReply *reply);
-static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
-    size_t len);
 static ngx_int_t ngx_http_apikey_decide(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
     ngx_table_elt_t *h);
-static void ngx_http_apikey_cleanup(void *data);
+static ngx_int_t ngx_http_apikey_unhide(ngx_http_request_t *r,
+    ngx_http_apikey_ctx_t *ctx);
 
 
 static ngx_http_apikey_script_t  ngx_http_apikey_gate_script = {
@@ -45,7 +47,6 @@ static ngx_http_apikey_script_t  ngx_http_apikey_gate_script = {
 static ngx_int_t
 ngx_http_apikey_handler(ngx_http_request_t *r)
 {
-    ngx_http_cleanup_t          *cln;
     ngx_http_apikey_ctx_t       *ctx, *mctx;
     ngx_http_apikey_loc_conf_t  *akcf;
 
@@ -57,7 +58,7 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_apikey_get_ctx(r);
 
-    if (ctx != NULL) {
+    if (ctx != NULL && ctx->checked) {
 
         /* resumed after the reply, or after an internal redirect */
 
@@ -72,41 +73,21 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
         return ngx_http_apikey_decide(r, ctx);
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_ctx_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx = ngx_http_apikey_ctx_create(r, akcf);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
-    /*
-     * set by ngx_pcalloc():
-     *
-     *     ctx->item = NULL;
-     *     ctx->header = NULL;
-     *     ctx->id = { 0, NULL };  (and the other strings)
-     *     ctx->hidden = 0;
-     *     ctx->rate_sent = 0;
-     */
-
-    ctx->request = r;
-    ctx->conf = akcf;
-    ctx->burst = -1;
-    ctx->state = NGX_HTTP_APIKEY_DONE;
-
-    cln = ngx_http_cleanup_add(r, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_apikey_cleanup;
-    cln->data = ctx;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
+    ctx->checked = 1;
 
     if (r != r->main) {
         mctx = ngx_http_apikey_get_ctx(r->main);
 
-        if (mctx != NULL && mctx->state == NGX_HTTP_APIKEY_DONE) {
-
+        if (mctx != NULL && mctx->checked
+            && mctx->state == NGX_HTTP_APIKEY_DONE)
+        {
             /*
              * the main request went through the gatekeeper: the
              * subrequest reuses its verdict, held to this location's
@@ -131,11 +112,136 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
         && r->main->method == NGX_HTTP_OPTIONS
         && ngx_http_apikey_preflight(r))
     {
+        ctx->conf = akcf;
         ctx->result = NGX_HTTP_APIKEY_PREFLIGHT;
         return ngx_http_apikey_decide(r, ctx);
     }
 
+    if (ctx->looked && ctx->conf != akcf
+        && ngx_http_apikey_unhide(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->conf = akcf;
+
     return ngx_http_apikey_check(r, ctx);
+}
+
+
+/*
+ * apikey_hide_header: in the rewrite phases, before the rewrite module's
+ * directives run (a module loaded later runs first in a phase), the key
+ * leaves the request's headers, so that "set $k $http_x_api_key" copies
+ * nothing; the check finds it in the request's context.  At the server
+ * level by the server's settings, again by the location's once it is
+ * known, which puts the header back where the location does not check
+ * or hide it.
+ */
+
+static ngx_int_t
+ngx_http_apikey_hide_handler(ngx_http_request_t *r)
+{
+    ngx_http_apikey_ctx_t       *ctx;
+    ngx_http_apikey_loc_conf_t  *akcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    akcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_module);
+
+    ctx = ngx_http_apikey_get_ctx(r);
+
+    if (ctx != NULL && ctx->checked) {
+        return NGX_DECLINED;
+    }
+
+    if (!akcf->enable || !akcf->hide_header) {
+
+        if (ctx != NULL && ctx->looked
+            && ngx_http_apikey_unhide(r, ctx) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (ctx == NULL) {
+        ctx = ngx_http_apikey_ctx_create(r, akcf);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+    } else if (ctx->looked && ctx->conf == akcf) {
+        return NGX_DECLINED;
+
+    } else if (ctx->looked && ngx_http_apikey_unhide(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->conf = akcf;
+
+    if (ngx_http_apikey_look(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* finds the key, and takes it out of the headers when the location hides */
+
+static ngx_int_t
+ngx_http_apikey_look(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
+{
+    ctx->found = ngx_http_apikey_find_key(r, ctx, &ctx->key);
+    ctx->looked = 1;
+
+    if (ctx->header == NULL || !ctx->conf->hide_header || ctx->hidden) {
+        return NGX_OK;
+    }
+
+    ctx->hidden = 1;
+
+    return ngx_http_apikey_hide(r, ctx->header);
+}
+
+
+/* puts a hidden key back, and forgets where it was */
+
+static ngx_int_t
+ngx_http_apikey_unhide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
+{
+    ngx_table_elt_t  *h;
+
+    ctx->looked = 0;
+
+    if (!ctx->hidden || ctx->header == NULL) {
+        ctx->header = NULL;
+        return NGX_OK;
+    }
+
+    h = ngx_list_push(&r->headers_in.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = *ctx->header;
+
+    if (h->key.len == sizeof("Authorization") - 1
+        && ngx_strncasecmp(h->key.data, (u_char *) "Authorization",
+                           sizeof("Authorization") - 1)
+           == 0)
+    {
+        r->headers_in.authorization = h;
+    }
+
+    ctx->hidden = 0;
+    ctx->header = NULL;
+
+    return NGX_OK;
 }
 
 
@@ -146,16 +252,20 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 {
     u_char                       *p;
     ngx_int_t                     rc;
-    ngx_str_t                     key, args[1];
     ngx_http_apikey_main_conf_t  *akmcf;
 
-    ctx->result = ngx_http_apikey_find_key(r, ctx, &key);
+    if (!ctx->looked) {
+        ctx->found = ngx_http_apikey_find_key(r, ctx, &ctx->key);
+        ctx->looked = 1;
+    }
+
+    ctx->result = ctx->found;
 
     if (ctx->result != NGX_HTTP_APIKEY_OK) {
         return ngx_http_apikey_decide(r, ctx);
     }
 
-    if (!ngx_http_apikey_key_valid(key.data, key.len)) {
+    if (!ngx_http_apikey_key_valid(ctx->key.data, ctx->key.len)) {
         ctx->result = NGX_HTTP_APIKEY_INVALID;
         return ngx_http_apikey_decide(r, ctx);
     }
@@ -164,26 +274,28 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     /* NS{<hash>}: only the hash of the key ever leaves nginx */
 
-    args[0].len = akmcf->redis.ns.len + NGX_HTTP_APIKEY_HASH_LEN + 2;
-    args[0].data = ngx_pnalloc(r->pool, args[0].len);
-    if (args[0].data == NULL) {
+    ctx->secret.len = akmcf->redis.ns.len + NGX_HTTP_APIKEY_HASH_LEN + 2;
+    ctx->secret.data = ngx_pnalloc(r->pool, ctx->secret.len);
+    if (ctx->secret.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_cpymem(args[0].data, akmcf->redis.ns.data, akmcf->redis.ns.len);
+    p = ngx_cpymem(ctx->secret.data, akmcf->redis.ns.data,
+                   akmcf->redis.ns.len);
     *p++ = '{';
 
-    if (ngx_http_apikey_sha256(ctx->bin, p, key.data, key.len) != 0) {
+    if (ngx_http_apikey_sha256(ctx->bin, p, ctx->key.data, ctx->key.len)
+        != 0)
+    {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "SHA-256 failed");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     p[NGX_HTTP_APIKEY_HASH_LEN] = '}';
+    ctx->hash = p;
 
     if (akmcf->cache.shm_zone != NULL) {
-        ctx->hash = p;
-
         rc = ngx_http_apikey_local(r, ctx, 0);
 
         if (rc == NGX_ERROR) {
@@ -197,7 +309,7 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
         ctx->start = ngx_http_apikey_cache_now();
     }
 
-    rc = ngx_http_apikey_send(r, ctx, &args[0]);
+    rc = ngx_http_apikey_send(r, ctx);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -207,17 +319,13 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
         /* Redis is known down: the replica answers for max_stale */
 
-        if (ctx->lease.want) {
-            ngx_http_apikey_lease_grant(&akmcf->cache, ctx->bin,
-                                        &ctx->lease, 0);
+        if (ngx_http_apikey_read_reply(r, ctx, NULL) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (ctx->hash == NULL
-            || (rc = ngx_http_apikey_local(r, ctx, 1)) == NGX_DECLINED)
+        if (akmcf->cache.shm_zone != NULL
+            && ngx_http_apikey_local(r, ctx, 1) == NGX_ERROR)
         {
-            ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
-
-        } else if (rc == NGX_ERROR) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -236,38 +344,52 @@ ngx_http_apikey_check(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 }
 
 
-/* the request's check, to Redis: key is NS{<hash>} */
+/* the request's check, to Redis, with what its late reply must know */
 
 static ngx_int_t
-ngx_http_apikey_send(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
-    ngx_str_t *key)
+ngx_http_apikey_send(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 {
-    ngx_str_t                     args[4];
-    ngx_http_apikey_main_conf_t  *akmcf;
+    ngx_int_t                      rc;
+    ngx_str_t                      args[4];
+    ngx_http_apikey_tally_note_t  *note;
+    ngx_http_apikey_main_conf_t   *akmcf;
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
-    args[0] = *key;
+    args[0] = ctx->secret;
     args[1] = ctx->conf->environment;
     args[2] = ctx->conf->scopes;
     args[3].len = 0;
 
     if (ctx->lease.want || ctx->lease.sibling) {
-        args[3].data = ngx_pnalloc(r->pool, 5 * NGX_INT32_LEN + 4);
+        args[3].data = ngx_pnalloc(r->pool,
+                                   4 * NGX_INT32_LEN + NGX_INT64_LEN + 5);
         if (args[3].data == NULL) {
             return NGX_ERROR;
         }
 
-        args[3].len = ngx_sprintf(args[3].data, "%uD %uD %uD/%uD/%uD",
+        args[3].len = ngx_sprintf(args[3].data, "%uD %uD %L %uD/%uD/%uD",
                                   ctx->lease.want, ctx->lease.back,
-                                  ctx->lease.rate, ctx->lease.per,
-                                  ctx->lease.burst)
+                                  ctx->lease.taken, ctx->lease.rate,
+                                  ctx->lease.per, ctx->lease.burst)
                       - args[3].data;
     }
 
-    return ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 4, args,
-                                       akmcf->redis.timeout,
-                                       ngx_http_apikey_done, ctx, &ctx->item);
+    rc = ngx_http_apikey_redis_batch(&ngx_http_apikey_gate_script, 4, args,
+                                     akmcf->redis.timeout,
+                                     ngx_http_apikey_done, ctx,
+                                     ngx_http_apikey_tally_late, &ctx->item);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    note = ngx_http_apikey_redis_batch_note(ctx->item);
+
+    ngx_memcpy(note->hex, ctx->hash, NGX_HTTP_APIKEY_HASH_LEN);
+    note->sibling = (ctx->lease.sibling != 0);
+
+    return NGX_OK;
 }
 
 
@@ -347,7 +469,7 @@ ngx_http_apikey_header_in(ngx_http_request_t *r, ngx_str_t *name,
 }
 
 
-static ngx_int_t
+static ngx_uint_t
 ngx_http_apikey_find_key(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     ngx_str_t *key)
 {
@@ -362,6 +484,8 @@ ngx_http_apikey_find_key(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     if (n > 1) {
         return NGX_HTTP_APIKEY_INVALID;
     }
+
+    ctx->bearer = 0;
 
     if (found && found->value.len) {
         ctx->header = found;
@@ -387,6 +511,7 @@ ngx_http_apikey_find_key(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
         if (key->len) {
             ctx->header = h;
+            ctx->bearer = 1;
             return NGX_HTTP_APIKEY_OK;
         }
     }
@@ -401,7 +526,6 @@ ngx_http_apikey_done(void *data, redisReply *reply)
     ngx_http_apikey_ctx_t  *ctx = data;
 
     ngx_int_t                     rc;
-    ngx_str_t                     key;
     ngx_connection_t             *c;
     ngx_http_request_t           *r;
     ngx_http_apikey_main_conf_t  *akmcf;
@@ -414,14 +538,9 @@ ngx_http_apikey_done(void *data, redisReply *reply)
     ctx->item = NULL;
     ctx->state = NGX_HTTP_APIKEY_DONE;
 
-    rc = ngx_http_apikey_read_reply(r, ctx, reply);
-
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
-    if (ctx->lease.want) {
-        ngx_http_apikey_lease_grant(&akmcf->cache, ctx->bin, &ctx->lease,
-                                    ctx->leased);
-    }
+    rc = ngx_http_apikey_read_reply(r, ctx, reply);
 
     if (rc == NGX_OK && ctx->resend) {
         ctx->resend = 0;
@@ -432,10 +551,7 @@ ngx_http_apikey_done(void *data, redisReply *reply)
          * time that takes
          */
 
-        key.len = akmcf->redis.ns.len + NGX_HTTP_APIKEY_HASH_LEN + 2;
-        key.data = ctx->hash - akmcf->redis.ns.len - 1;
-
-        rc = ngx_http_apikey_send(r, ctx, &key);
+        rc = ngx_http_apikey_send(r, ctx);
 
         if (rc == NGX_OK) {
             ctx->state = NGX_HTTP_APIKEY_PENDING;
@@ -446,10 +562,20 @@ ngx_http_apikey_done(void *data, redisReply *reply)
         ngx_http_apikey_tally_add(ctx->hash, NGX_HTTP_APIKEY_TALLY_LIMITED);
     }
 
-    if (rc != NGX_OK
-        || (ctx->result == NGX_HTTP_APIKEY_UNAVAILABLE && ctx->hash != NULL
-            && ngx_http_apikey_local(r, ctx, 1) == NGX_ERROR))
+    if (rc == NGX_OK
+        && ctx->result == NGX_HTTP_APIKEY_UNAVAILABLE
+        && akmcf->cache.shm_zone != NULL)
     {
+        /* Redis too slow or unreachable: the instance's own answer */
+
+        rc = ngx_http_apikey_local(r, ctx, 1);
+
+        if (rc == NGX_DECLINED) {
+            rc = NGX_OK;
+        }
+    }
+
+    if (rc != NGX_OK) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         ngx_http_run_posted_requests(c);
         return;
@@ -471,106 +597,15 @@ ngx_int_t
 ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *akmcf)
 {
-    if (akmcf->cache.shm_zone == NULL) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_apikey_tally_init(cycle, &akmcf->redis,
-                                   &ngx_http_apikey_gate_script)
-        != NGX_OK)
+    if (ngx_http_apikey_redis_batch_init(cycle) != NGX_OK
+        || ngx_http_apikey_tally_init(cycle, &akmcf->redis,
+                                      &ngx_http_apikey_gate_script)
+           != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    return ngx_http_apikey_lease_init_worker(cycle, &akmcf->cache);
-}
-
-
-/*
- * After an internal redirect the key is not checked again, but the new
- * location may ask for another environment or more scopes: hold the key
- * to them with what the first check learnt.
- */
-
-void
-ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
-    ngx_http_apikey_loc_conf_t *akcf)
-{
-    u_char  *p, *last, *q;
-
-    ctx->conf = akcf;
-
-    if (ctx->result == NGX_HTTP_APIKEY_UNVERIFIED
-        && akcf->fail_mode == NGX_HTTP_APIKEY_FAIL_CLOSED)
-    {
-        ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
-        return;
-    }
-
-    if (ctx->result != NGX_HTTP_APIKEY_OK) {
-        return;
-    }
-
-    if (akcf->environment.len
-        && (akcf->environment.len != ctx->environment.len
-            || ngx_strncmp(akcf->environment.data, ctx->environment.data,
-                           akcf->environment.len)
-               != 0))
-    {
-        ctx->result = NGX_HTTP_APIKEY_ENVIRONMENT;
-        return;
-    }
-
-    p = akcf->scopes.data;
-    last = p + akcf->scopes.len;
-
-    while (p < last) {
-        if (*p == ' ') {
-            p++;
-            continue;
-        }
-
-        q = ngx_strlchr(p, last, ' ');
-        if (q == NULL) {
-            q = last;
-        }
-
-        if (!ngx_http_apikey_has_scope(&ctx->scopes, p, q - p)) {
-            ctx->result = NGX_HTTP_APIKEY_SCOPE;
-            return;
-        }
-
-        p = q;
-    }
-}
-
-
-static ngx_uint_t
-ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
-{
-    u_char  *p, *last, *q;
-
-    if (scopes->len == 0) {
-        return 0;
-    }
-
-    p = scopes->data;
-    last = p + scopes->len;
-
-    while (p < last) {
-        q = ngx_strlchr(p, last, ' ');
-        if (q == NULL) {
-            q = last;
-        }
-
-        if ((size_t) (q - p) == len && ngx_strncmp(p, scope, len) == 0) {
-            return 1;
-        }
-
-        p = q + 1;
-    }
-
-    return 0;
+    return ngx_http_apikey_bucket_init_worker(cycle, &akmcf->cache);
 }
 
 
@@ -683,53 +718,6 @@ ngx_http_apikey_hide(ngx_http_request_t *r, ngx_table_elt_t *h)
 }
 
 
-ngx_http_apikey_ctx_t *
-ngx_http_apikey_get_ctx(ngx_http_request_t *r)
-{
-    ngx_http_cleanup_t     *cln;
-    ngx_http_apikey_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_apikey_module);
-
-    if (ctx != NULL) {
-        return ctx;
-    }
-
-    /*
-     * an internal redirect clears module contexts, but the check was made
-     * and paid for: find it again through the request cleanup
-     */
-
-    for (cln = r->main->cleanup; cln; cln = cln->next) {
-        if (cln->handler != ngx_http_apikey_cleanup) {
-            continue;
-        }
-
-        /* cleanups are the main request's, subrequests' ones too */
-
-        ctx = cln->data;
-
-        if (ctx->request == r) {
-            ngx_http_set_ctx(r, ctx, ngx_http_apikey_module);
-            return ctx;
-        }
-    }
-
-    return NULL;
-}
-
-
-static void
-ngx_http_apikey_cleanup(void *data)
-{
-    ngx_http_apikey_ctx_t  *ctx = data;
-
-    if (ctx->item) {
-        ngx_http_apikey_redis_batch_detach(ctx->item);
-        ctx->item = NULL;
-    }
-}
-
 ngx_int_t
 ngx_http_apikey_gate_init(ngx_conf_t *cf, ngx_http_apikey_main_conf_t *akmcf)
 {
@@ -744,6 +732,20 @@ ngx_http_apikey_gate_init(ngx_conf_t *cf, ngx_http_apikey_main_conf_t *akmcf)
     }
 
     *h = ngx_http_apikey_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_hide_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_apikey_hide_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
     if (h == NULL) {

@@ -3,22 +3,34 @@
 -- go to Redis together as one call of this script.
 --
 -- KEYS[i]       NS{<sha256 of the key>}: the secret hash of check i
--- ARGV[3i - 2]  environment the location of check i requires, "" for any
--- ARGV[3i - 1]  scopes it requires, space-separated, "" for none
--- ARGV[3i]      the lease (apikey_rate_lease), "" for none: "want back
---               rate/per/burst", tokens asked for (this request's among
---               them; 0 for a check sent while another asks for the
---               key's lease), tokens of an ended lease given back, and
---               the limit they were taken under
+-- ARGV[1]       the call's id, "<worker> <number>": the worker's random id
+--               and the number of the call, rising
+-- ARGV[3i - 1]  environment the location of check i requires, "" for any
+-- ARGV[3i]      scopes it requires, space-separated, "" for none
+-- ARGV[3i + 1]  the lease (apikey_rate_lease), "" for none: "want back
+--               taken rate/per/burst", tokens asked for (this request's
+--               among them; 0 for a check sent while another asks for the
+--               key's lease), tokens of an ended lease given back, the
+--               Redis time (us) they were taken at, and the limit they
+--               were taken under
 --
 -- Returns one reply per check, in order: {1} for an unknown key,
 -- {code, g} when no bucket was consulted, else {code, g, ahead}, and
--- {0, g, ahead, n} when a lease was asked for and n tokens were taken: g
--- is the secret's gate field, for nginx to read the key's identity and
--- limit from, and ahead how far (microseconds) the bucket's theoretical
--- arrival time is past now, from which nginx works out the rate headers.
--- Codes, in the order the checks run: 0 ok, 1 invalid, 2 revoked,
--- 3 expired, 4 environment mismatch, 5 insufficient scope, 6 limited.
+-- {0, g, ahead, n, at} when a lease was asked for and n tokens were
+-- taken at Redis time at (us): g is the secret's gate field, for nginx
+-- to read the key's identity and limit from, and ahead how far
+-- (microseconds) the bucket's theoretical arrival time is past now, from
+-- which nginx works out the rate headers.  Codes, in the order the checks
+-- run: 0 ok, 1 invalid, 2 revoked, 3 expired, 4 environment mismatch,
+-- 5 insufficient scope, 6 limited.
+--
+-- A call is applied once, however often it comes (nginx sends a call
+-- again when its connection drops before the reply; a proxy may send one
+-- twice): its reply is kept in the worker's hash NS d:<worker>, field
+-- number % 64, and a call found there is answered from it; a call more
+-- than 64 behind the worker's newest (a copy held up in the network
+-- while nginx went on) is refused.  nginx has at most 32 calls in flight
+-- on a connection, so a call it still waits for is never that far behind.
 --
 -- Each check of a known key (every code but 1) is counted for the key's
 -- usage (docs/data-model.md): allowed (0), limited (6) or refused (2 to
@@ -31,23 +43,27 @@
 -- the check's answer.
 --
 -- Only an allowed request takes a token, or, asking for a lease, up to as
--- many as it wants of those the bucket holds; tokens given back return to
--- the bucket unless its limit changed since they were taken (then Redis
--- refilled it, and they are dropped).  Checks run one after the other,
--- so two of one key in a call take from the bucket as two calls would.
--- A write Redis refuses (OOM, READONLY, NOREPLICAS, MISCONF) is that
--- check's own error reply: it must not end the call and answer for the
--- checks that write nothing, such as a revoked key's.
+-- many as it wants of those the bucket holds.  Tokens given back return
+-- to the bucket only as far as they could not have overflowed it since
+-- they were taken: k tokens taken at time t0 go back as
+-- max(0, k - ceil((now - t0) / step)) (docs/data-model.md proves the
+-- bound), and not at all when the limit changed since (Redis then
+-- refilled the bucket); a give-back that returns tokens says so in the
+-- change log ("b"), so that every instance asks again.  Checks run one
+-- after the other, so two of one key in a call take from the bucket as
+-- two calls would.  A write Redis refuses (OOM, READONLY, NOREPLICAS,
+-- MISCONF) is that check's own error reply: it must not end the call and
+-- answer for the checks that write nothing, such as a revoked key's.
 -- Every redis.call costs more than the Lua around it: a check makes two
--- (read the secret, write the bucket) and the call one TIME for all; a
--- previous secret in rotation grace makes two more, for the key's bucket.
--- Counting adds a HINCRBY per secret and kind of limited and refused
--- checks in a call, and once an hour per secret a few commands to move
--- the counts; Lua's pattern matching and tables, which cost about as
--- much as a command, are kept out of the allowed check.
--- Numbers never become strings through Lua's own float formatting (costly
--- in Redis 7.0): the times written are TIME's own string and an integer
--- formatted with %d.
+-- (read the secret, write the bucket) and the call three for all (TIME,
+-- and the read and write of its record); a previous secret in rotation
+-- grace makes two more, for the key's bucket.  Counting adds a HINCRBY
+-- per secret and kind of limited and refused checks in a call, and once
+-- an hour per secret a few commands to move the counts; Lua's pattern
+-- matching and tables, which cost about as much as a command, are kept
+-- out of the allowed check.  Numbers never become strings through Lua's
+-- own float formatting (costly in Redis 7.0): the times written are
+-- TIME's own string and an integer formatted with %d.
 
 local t = redis.call('TIME')
 local now = tonumber(t[1])
@@ -59,9 +75,50 @@ local us = now * 1000000 + t[2]
 -- counted, to be added at the end, in the order of "homes"
 
 local hour = string.format('%d', math.floor(now / 3600))
-local uns = string.sub(KEYS[1] or '', 1, -67) .. 'usage:{'
+local ns = string.sub(KEYS[1] or '', 1, -67)
+local uns = ns .. 'usage:{'
 local later = {}
 local homes = {}
+
+-- the call's id: a call already applied is answered as it was
+
+local worker, number = string.match(ARGV[1] or '', '^(%x+) (%d+)$')
+
+if not worker then
+    return redis.error_reply('ERR the call has no id')
+end
+
+number = tonumber(number)
+
+local dkey = ns .. 'd:' .. worker
+local slot = string.format('%d', number % 64)
+local seen = redis.call('HMGET', dkey, slot, 'n')
+
+if seen[1] then
+    local n, kept = cmsgpack.unpack(seen[1])
+
+    if n == number then
+
+        -- the reply as it was, with each key's identity as it is now
+
+        for i, r in ipairs(kept) do
+            if r[2] then
+                r[2] = redis.call('HGET', KEYS[i], 'g')
+
+                if not r[2] then
+                    kept[i] = {1}
+                end
+            end
+        end
+
+        return kept
+    end
+end
+
+if seen[2] and number + 64 <= tonumber(seen[2]) then
+    return redis.error_reply('STALE a call of this worker newer by 64 '
+                             .. 'was applied')
+end
 
 -- writes fields of a secret and answers with reply (nil: nothing to
 -- answer yet), or with the error of a write Redis refused
@@ -158,11 +215,11 @@ local function count(key, f, reply, i)
 end
 
 -- tokens of an ended lease go back to b, the bucket of home (limit lim,
--- as "rate/per/burst"): b moves back by their worth and is written,
--- unless the limit they were taken under is no longer the key's (g's);
--- returns b as it is then
+-- as "rate/per/burst"), as far as they could not have overflowed it since
+-- they were taken at taken (us); none when the limit they were taken
+-- under is no longer the key's (g's); returns b as it is then
 
-local function give_back(home, g, b, back, lim)
+local function give_back(home, g, b, back, taken, lim)
     local rate, per, burst = string.match(g, '^%d %d+ %d+ (%d+) (%d+) (%d+)')
 
     if not tonumber(b) or back == '0' or not rate or rate == '0'
@@ -171,23 +228,33 @@ local function give_back(home, g, b, back, lim)
         return b
     end
 
-    b = string.format('%d', math.ceil(math.max(
-            tonumber(b) - tonumber(back) * per * 1000000 / rate, us)))
+    local step = per * 1000000 / rate
+    local n = tonumber(back)
+             - math.ceil(math.max(us - (tonumber(taken) or 0), 0) / step)
+
+    if n <= 0 then
+        return b
+    end
+
+    b = string.format('%d', math.ceil(math.max(tonumber(b) - n * step, us)))
 
     redis.pcall('HSET', home, 'b', b)
+    redis.pcall('XADD', ns .. 'changes', 'MAXLEN', '~', 100000, '*',
+                'b', string.sub(home, #ns + 2, -2))
 
     return b
 end
 
--- the tally of checks an nginx replica answered (apikey_cache,
--- ngx_http_apikey_tally.c), sent with the checks: environment "\1",
--- scopes "allowed limited refused", lease "0 back rate/per/burst" or "".
+-- the tally of checks Redis did not count itself (ngx_http_apikey_tally.c),
+-- sent with the checks: environment "\1", scopes "allowed limited
+-- refused" (a count below 0 takes back what a check counted that nginx
+-- answered without its reply), lease "0 back taken rate/per/burst" or "".
 -- The counts go where the checks' would have, the tokens given back to
 -- the key's bucket; an allowed one records the last use, written at most
 -- once a second.
 
 local function tally(key, counts, lease)
-    local n = {string.match(counts, '^(%d+) (%d+) (%d+)$')}
+    local n = {string.match(counts, '^(-?%d+) (-?%d+) (-?%d+)$')}
     local f = redis.call('HMGET', key, 'g', 'c', 'h', 'u')
     local home = key
 
@@ -204,10 +271,10 @@ local function tally(key, counts, lease)
         end
     end
 
-    local back, lim = string.match(lease, '^%d+ (%d+) (%S+)$')
+    local back, taken, lim = string.match(lease, '^%d+ (%d+) (-?%d+) (%S+)$')
 
     if back then
-        give_back(home, f[1], redis.call('HGET', home, 'b'), back, lim)
+        give_back(home, f[1], redis.call('HGET', home, 'b'), back, taken, lim)
     end
 
     if n[1] == '0' and n[2] == '0' and n[3] == '0' then
@@ -224,7 +291,7 @@ local function tally(key, counts, lease)
         end
     end
 
-    if n[1] ~= '0' and f[4] ~= t[1] then
+    if tonumber(n[1]) > 0 and f[4] ~= t[1] then
         return write(key, {1}, 'u', t[1])
     end
 
@@ -309,14 +376,15 @@ local function check(key, want_env, want_scopes, lease)
     -- arrival time in microseconds; the bucket holds
     -- burst - (b - now) / step tokens, one more every step microseconds
 
-    local want, back, lim
+    local want, back, taken, lim
 
     if lease ~= '' then
-        want, back, lim = string.match(lease, '^(%d+) (%d+) (%S+)$')
+        want, back, taken, lim =
+            string.match(lease, '^(%d+) (%d+) (-?%d+) (%S+)$')
         want = tonumber(want)
 
         if back then
-            f[2] = give_back(home, f[1], f[2], back, lim)
+            f[2] = give_back(home, f[1], f[2], back, taken, lim)
         end
     end
 
@@ -361,6 +429,7 @@ local function check(key, want_env, want_scopes, lease)
 
     if want and want > 1 then
         reply[4] = n
+        reply[5] = us
     end
 
     if f[3] then
@@ -378,7 +447,7 @@ end
 local out = {}
 
 for i = 1, #KEYS do
-    out[i] = check(KEYS[i], ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i])
+    out[i] = check(KEYS[i], ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1])
 end
 
 for _, home in ipairs(homes) do
@@ -391,6 +460,23 @@ for _, home in ipairs(homes) do
     if c[3] > 0 then
         redis.pcall('HINCRBY', home, 'r', string.format('%d', c[3]))
     end
+end
+
+-- the call is applied: its reply is kept for a copy of it, an hour at
+-- most after the worker's last call, without the keys' identities (g is
+-- read again then), so that nothing of a deleted key stays behind
+
+local kept = {}
+
+for i, r in ipairs(out) do
+    kept[i] = r[2] and {r[1], true, r[3], r[4], r[5]} or r
+end
+
+redis.pcall('HSET', dkey, slot, cmsgpack.pack(number, kept), 'n',
+            string.format('%d', math.max(number, tonumber(seen[2]) or 0)))
+
+if not seen[2] or number % 256 == 0 then
+    redis.pcall('EXPIRE', dkey, 3600)
 end
 
 return out

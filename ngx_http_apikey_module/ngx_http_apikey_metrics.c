@@ -385,7 +385,6 @@ ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
 {
     uint64_t                      now, synced;
     ngx_uint_t                    keys, bytes, missing, reloads, loaded;
-    ngx_time_t                   *tp;
     ngx_http_apikey_cache_t      *cache;
     ngx_http_apikey_main_conf_t  *akmcf;
 
@@ -401,15 +400,14 @@ ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
 
     keys = cache->sh->keys;
     bytes = cache->sh->bytes;
-    missing = cache->sh->missing;
+    missing = cache->sh->missing + cache->sh->lost;
     reloads = cache->sh->reloads;
     loaded = cache->sh->loaded;
     synced = cache->sh->synced;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    tp = ngx_timeofday();
-    now = (uint64_t) tp->sec * 1000 + tp->msec;
+    now = ngx_http_apikey_cache_msec();
 
     p = ngx_http_apikey_metrics_family(p, "apikey_replica_keys", "gauge",
                          "Secrets held by the apikey_cache replica.");

@@ -37,6 +37,7 @@ static char *ngx_http_apikey_rate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
+static void ngx_http_apikey_exiting(void);
 static void ngx_http_apikey_exit_process(ngx_cycle_t *cycle);
 
 
@@ -639,7 +640,8 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
 
     ngx_time_update();
 
-    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis, NULL)
+    if (ngx_http_apikey_redis_init_worker(cycle, &akmcf->redis,
+                                          ngx_http_apikey_exiting)
         != NGX_OK
         || ngx_http_apikey_gate_init_worker(cycle, akmcf) != NGX_OK)
     {
@@ -647,7 +649,21 @@ ngx_http_apikey_init_process(ngx_cycle_t *cycle)
     }
 
     return ngx_http_apikey_cache_sync_init(cycle, &akmcf->cache,
-                                           &akmcf->redis);
+                                           &akmcf->redis,
+                                           ngx_http_apikey_bucket_refill);
+}
+
+
+/*
+ * A graceful shutdown began: the leases go back and the counts the worker
+ * holds go to Redis now (the worker waits for the replies)
+ */
+
+static void
+ngx_http_apikey_exiting(void)
+{
+    ngx_http_apikey_bucket_exiting();
+    ngx_http_apikey_tally_exiting();
 }
 
 
@@ -697,7 +713,7 @@ ngx_http_apikey_rate_lease(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static void
 ngx_http_apikey_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_apikey_lease_exit();
+    ngx_http_apikey_bucket_exit();
     ngx_http_apikey_cache_sync_exit();
     ngx_http_apikey_tally_exit();
     ngx_http_apikey_redis_exit_worker();

@@ -15,6 +15,7 @@
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_key.h"
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_bucket.h"
 
 
 #define NGX_HTTP_APIKEY_FAIL_CLOSED     0
@@ -68,17 +69,27 @@ typedef struct {
 } ngx_http_apikey_result_t;
 
 
+/*
+ * A request's check, kept through internal redirects and shared with its
+ * subrequests (ngx_http_apikey_ctx.c).
+ */
+
 typedef struct {
     ngx_uint_t                    state;
     ngx_uint_t                    result;
     ngx_http_request_t           *request;
     ngx_http_apikey_loc_conf_t   *conf;
     ngx_http_apikey_redis_item_t *item;
-    u_char                       *hash;          /* hex, with apikey_cache */
+    ngx_str_t                     key;           /* the raw key, if found */
+    ngx_uint_t                    found;         /* find_key()'s result */
+    ngx_str_t                     secret;        /* NS{<hex hash>} */
+    u_char                       *hash;          /* the hex, in secret */
     u_char                        bin[32];       /* the same, as bytes */
     int64_t                       start;         /* us, before the check */
+    ngx_http_apikey_cache_rec_t   rec;           /* the replica's bucket */
     ngx_http_apikey_lease_ask_t   lease;         /* asked of Redis */
     ngx_uint_t                    leased;        /* tokens Redis took */
+    int64_t                       leased_at;     /* Redis us, of those */
     ngx_table_elt_t              *header;        /* where the key came */
     ngx_str_t                     id;
     ngx_str_t                     org;
@@ -95,7 +106,11 @@ typedef struct {
     ngx_int_t                     next;          /* s until one more */
     ngx_int_t                     retry_after;
     ngx_int_t                     window;
+    unsigned                      looked:1;      /* the key was looked for */
+    unsigned                      checked:1;     /* the check was made */
+    unsigned                      cached:1;      /* rec is the replica's */
     unsigned                      hidden:1;
+    unsigned                      bearer:1;      /* the key was a bearer */
     unsigned                      rate_sent:1;
     unsigned                      counted:1;
     unsigned                      resend:1;      /* a sibling, once more */
@@ -115,21 +130,23 @@ typedef struct {
 
 ngx_int_t ngx_http_apikey_gate_init(ngx_conf_t *cf,
     ngx_http_apikey_main_conf_t *akmcf);
-ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
     ngx_http_apikey_main_conf_t *akmcf);
 
-/*
- * After an internal redirect, or when the replica answers: holds the key
- * to the location's environment and scopes with what its check learnt.
- */
-void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+
+/* ngx_http_apikey_ctx.c: the request's check, for every phase */
+
+ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *akcf);
+ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
 
 
 /* ngx_http_apikey_answer.c: what a check's answer says */
 
-/* the gate script's reply to the request's check (NULL: none came) */
+/*
+ * The gate script's reply to the request's check (NULL: none came), with
+ * what the replica and the leases make of it.
+ */
 ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, redisReply *reply);
 
@@ -140,8 +157,16 @@ ngx_int_t ngx_http_apikey_read_reply(ngx_http_request_t *r,
 ngx_int_t ngx_http_apikey_local(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx, ngx_uint_t offline);
 
+/*
+ * After an internal redirect, or when the replica answers: holds the key
+ * to the location's environment and scopes with what its check learnt.
+ */
+void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_loc_conf_t *akcf);
+
 /* the rate numbers of the headers, from how far ahead the bucket is (us) */
-void ngx_http_apikey_bucket(ngx_http_apikey_ctx_t *ctx, int64_t ahead);
+void ngx_http_apikey_bucket_headers(ngx_http_apikey_ctx_t *ctx,
+    int64_t ahead);
 
 
 /* ngx_http_apikey_reply.c: refusals, problem+json and rate headers */

@@ -83,6 +83,7 @@ static void ngx_http_apikey_redis_answer(ngx_http_apikey_redis_op_t *op,
 static void ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op,
     redisReply *reply);
 static void ngx_http_apikey_redis_maybe_free(ngx_http_apikey_redis_op_t *op);
+static void ngx_http_apikey_redis_drop(ngx_http_apikey_redis_op_t *op);
 static void ngx_http_apikey_redis_send_waiting(ngx_event_t *ev);
 static ngx_uint_t ngx_http_apikey_redis_not_primary(
     ngx_http_apikey_redis_t *rd, redisReply *rr);
@@ -379,7 +380,15 @@ ngx_http_apikey_redis_op_reply(ngx_http_apikey_redis_cmd_t *cmd,
         ngx_post_event(&rd->resend, &ngx_posted_events);
     }
 
-    if (rd->freeing || (op->handler == NULL && op->late == NULL)) {
+    if (rd->freeing) {
+
+        /* the worker ends: only what the call holds is let go */
+
+        ngx_http_apikey_redis_drop(op);
+        return;
+    }
+
+    if (op->handler == NULL && op->late == NULL) {
         ngx_http_apikey_redis_maybe_free(op);
         return;
     }
@@ -613,6 +622,30 @@ ngx_http_apikey_redis_maybe_free(ngx_http_apikey_redis_op_t *op)
 }
 
 
+/*
+ * A call the worker lets go as it ends: its late handler, if any, is told
+ * that no reply comes, so that what it keeps for the call is freed; its
+ * handler is not called (no request is left to answer).
+ */
+
+static void
+ngx_http_apikey_redis_drop(ngx_http_apikey_redis_op_t *op)
+{
+    ngx_http_apikey_redis_handler_pt  late;
+
+    late = op->late;
+
+    op->handler = NULL;
+    op->late = NULL;
+
+    if (late) {
+        late(op->data, NULL);
+    }
+
+    ngx_http_apikey_redis_maybe_free(op);
+}
+
+
 void
 ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op)
 {
@@ -808,12 +841,9 @@ ngx_http_apikey_redis_exit_worker(void)
             ngx_queue_remove(q);
 
             op = ngx_queue_data(q, ngx_http_apikey_redis_op_t, queue);
+            op->queued = 0;
 
-            if (op->timer.timer_set) {
-                ngx_del_timer(&op->timer);
-            }
-
-            ngx_free(op);
+            ngx_http_apikey_redis_drop(op);
         }
     }
 }

@@ -14,7 +14,7 @@
 #include <hiredis/hiredis.h>
 
 
-#define NGX_HTTP_APIKEY_REDIS_MAX_ARGS   260
+#define NGX_HTTP_APIKEY_REDIS_MAX_ARGS   261
 
 /* most checks in one batch: what one call holds Redis for stays short */
 #define NGX_HTTP_APIKEY_REDIS_BATCH_MAX  64
@@ -24,7 +24,7 @@
 /* batches kept for reuse between passes; more go back to the heap */
 #define NGX_HTTP_APIKEY_REDIS_BATCH_FREE 4
 
-#if (NGX_HTTP_APIKEY_REDIS_BATCH_MAX * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS + 3 \
+#if (NGX_HTTP_APIKEY_REDIS_BATCH_MAX * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS + 4 \
      > NGX_HTTP_APIKEY_REDIS_MAX_ARGS)
 #error a full batch must fit in one ngx_http_apikey_redis_eval()
 #endif
@@ -130,24 +130,43 @@ ngx_uint_t ngx_http_apikey_redis_ready(void);
 ngx_uint_t ngx_http_apikey_redis_replicas(void);
 
 /*
+ * What a batched call's late handler is told, once it is known, of a call
+ * whose own answer went elsewhere (its request timed out, or left): the
+ * call's note (NGX_HTTP_APIKEY_REDIS_NOTE bytes its owner wrote, through
+ * ngx_http_apikey_redis_batch_note()) and its reply (NULL: Redis's answer
+ * never came, what it did is not known).
+ */
+typedef void (*ngx_http_apikey_redis_late_pt)(void *note, redisReply *reply);
+
+#define NGX_HTTP_APIKEY_REDIS_NOTE       80
+
+/*
  * Queues one call of a batch script: a key and up to
  * NGX_HTTP_APIKEY_REDIS_BATCH_ARGS - 1 arguments, as many for every call
  * of the script.  What a worker queues in one pass of its event loop goes
  * to Redis at the end of the pass as one ngx_http_apikey_redis_eval(),
- * KEYS the calls' keys and ARGV their arguments one call after the other;
- * the script answers with an array of one reply per call, and each
- * handler gets its own, under the contract above.  The bytes of the
- * arguments must stay valid until the handler is called or the call is
- * detached (the batch copies them when it is sent).  Returns as
- * ngx_http_apikey_redis_eval() does.
+ * KEYS the calls' keys and ARGV the batch's id ("<worker> <number>",
+ * which the script uses to apply a batch once however often it is sent)
+ * then the calls' arguments one call after the other; the script answers
+ * with an array of one reply per call, and each handler gets its own,
+ * under the contract above.  A batch whose connection drops is sent
+ * again.  The bytes of the arguments must stay valid until the handler
+ * is called or the call is detached (the batch copies them when it is
+ * sent).  Returns as ngx_http_apikey_redis_eval() does.
  */
 ngx_int_t ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
     ngx_uint_t nargs, ngx_str_t *args, ngx_msec_t timeout,
     ngx_http_apikey_redis_handler_pt handler, void *data,
-    ngx_http_apikey_redis_item_t **item);
+    ngx_http_apikey_redis_late_pt late, ngx_http_apikey_redis_item_t **item);
+
+/* the call's note, for its late handler */
+void *ngx_http_apikey_redis_batch_note(ngx_http_apikey_redis_item_t *item);
 
 /* the handler will not be called; safe to call once per call */
 void ngx_http_apikey_redis_batch_detach(ngx_http_apikey_redis_item_t *item);
+
+/* the worker's id, for the batches' ids */
+ngx_int_t ngx_http_apikey_redis_batch_init(ngx_cycle_t *cycle);
 
 /* when the worker last sent gatekeeper checks (ngx_current_msec) */
 extern ngx_msec_t  ngx_http_apikey_redis_gate_sent;

@@ -99,9 +99,7 @@ ngx_http_apikey_refuse(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
         r->headers_out.www_authenticate = h;
 
         if (ctx->conf->bearer) {
-            value = (ctx->header != NULL
-                     && ctx->header == r->headers_in.authorization)
-                    ? bearer_invalid : bearer;
+            value = ctx->bearer ? bearer_invalid : bearer;
 
             if (ngx_http_apikey_add_header(r, "WWW-Authenticate",
                                            sizeof("WWW-Authenticate") - 1,

@@ -13,16 +13,21 @@
 
 
 /*
- * What Redis would have recorded of the checks the replica answered
- * (apikey_cache): per secret, how many were allowed, limited and refused,
- * summed in the worker and sent once a second as calls of the gate
- * script's "tally" form (ngx_http_apikey_gate.lua), which go to Redis in
- * the same script calls as the checks of that moment.  An allowed one
- * also records the key's last use.  Tokens of ended leases go back to
- * their buckets the same way.  Counts wait while Redis is unreachable and
- * go when it is back.
+ * What Redis is to record of checks it did not count itself: per secret,
+ * how many were allowed, limited and refused (the replica's answers, a
+ * lease's uses, and, taken back, what Redis counted of a check whose
+ * request was answered without its reply), summed in the worker and sent
+ * once a second as calls of the gate script's "tally" form
+ * (ngx_http_apikey_gate.lua), which go to Redis in the same script calls
+ * as the checks of that moment; an allowed one also records the key's
+ * last use.  Tokens of ended leases go back to their buckets the same
+ * way.  Counts wait while Redis is unreachable and go when it is back; a
+ * call that went out is never made again (Redis applies a batch once),
+ * one that did not is counted on.  A graceful shutdown sends what is
+ * left at once.
  *
- * Two tables: one counts while the other's calls are under way.
+ * A slot counts on while its call is under way: what the call took is
+ * subtracted when its reply comes.
  */
 
 
@@ -31,40 +36,36 @@
 #define NGX_HTTP_APIKEY_TALLY_INTERVAL  1000
 
 
-#define NGX_HTTP_APIKEY_TALLY_BACK      3
-
-
 typedef struct {
     ngx_str_t                       args[4];   /* NS{<hash>}, "\1", counts,
                                                   lease */
-    ngx_uint_t                      n[4];
-    uint32_t                        lim[3];    /* of the tokens given back */
-    u_char                          counts[3 * NGX_INT_T_LEN + 3];
-    u_char                          lease[NGX_INT_T_LEN + 3
+    ngx_int_t                       n[3];      /* allowed, limited, refused */
+    ngx_uint_t                      back;
+    ngx_int_t                       sent[3];   /* in the call under way */
+    ngx_uint_t                      sent_back;
+    int64_t                         taken;     /* of the tokens given back */
+    uint32_t                        lim[3];
+    u_char                          counts[3 * (NGX_INT_T_LEN + 1)];
+    u_char                          lease[NGX_INT_T_LEN + NGX_INT64_LEN + 4
                                           + 3 * NGX_INT32_LEN + 2];
     ngx_http_apikey_redis_item_t   *item;
-    struct ngx_http_apikey_tally_s *table;
 } ngx_http_apikey_tally_slot_t;
 
 
-typedef struct ngx_http_apikey_tally_s {
+typedef struct {
     ngx_http_apikey_tally_slot_t   *slots;
     u_char                         *keys;      /* one NS{<hash>} per slot */
     ngx_uint_t                      used;
-    ngx_uint_t                      pending;   /* calls under way */
 } ngx_http_apikey_tally_t;
 
 
-static void ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind,
-    ngx_uint_t n, uint32_t *lim);
-static ngx_http_apikey_tally_t *ngx_http_apikey_tally_counting(void);
+static void ngx_http_apikey_tally_put(u_char *hex, ngx_int_t *n,
+    ngx_uint_t back, int64_t taken, uint32_t *lim);
 static void ngx_http_apikey_tally_flush(ngx_event_t *ev);
 static void ngx_http_apikey_tally_done(void *data, redisReply *reply);
-static void ngx_http_apikey_tally_clear(ngx_http_apikey_tally_t *t);
 
 
-static ngx_http_apikey_tally_t       ngx_http_apikey_tallies[2];
-static ngx_uint_t                    ngx_http_apikey_tally_active;
+static ngx_http_apikey_tally_t       ngx_http_apikey_tally;
 static ngx_event_t                   ngx_http_apikey_tally_event;
 static ngx_connection_t              ngx_http_apikey_tally_conn;
 static ngx_http_apikey_script_t     *ngx_http_apikey_tally_script;
@@ -80,23 +81,21 @@ ngx_http_apikey_tally_init(ngx_cycle_t *cycle,
     ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_script_t *script)
 {
     size_t                    klen;
-    ngx_uint_t                i;
     ngx_http_apikey_tally_t  *t;
 
     klen = rcf->ns.len + NGX_HTTP_APIKEY_HASH_LEN + 2;
 
-    for (i = 0; i < 2; i++) {
-        t = &ngx_http_apikey_tallies[i];
+    t = &ngx_http_apikey_tally;
 
-        t->slots = ngx_pcalloc(cycle->pool, NGX_HTTP_APIKEY_TALLY_SLOTS
-                                    * sizeof(ngx_http_apikey_tally_slot_t));
-        t->keys = ngx_pnalloc(cycle->pool,
-                              NGX_HTTP_APIKEY_TALLY_SLOTS * klen);
+    t->slots = ngx_pcalloc(cycle->pool, NGX_HTTP_APIKEY_TALLY_SLOTS
+                                        * sizeof(ngx_http_apikey_tally_slot_t));
+    t->keys = ngx_pnalloc(cycle->pool, NGX_HTTP_APIKEY_TALLY_SLOTS * klen);
 
-        if (t->slots == NULL || t->keys == NULL) {
-            return NGX_ERROR;
-        }
+    if (t->slots == NULL || t->keys == NULL) {
+        return NGX_ERROR;
     }
+
+    t->used = 0;
 
     ngx_http_apikey_tally_script = script;
     ngx_http_apikey_tally_ns = rcf->ns;
@@ -118,37 +117,115 @@ ngx_http_apikey_tally_init(ngx_cycle_t *cycle,
 void
 ngx_http_apikey_tally_add(u_char *hex, ngx_uint_t kind)
 {
-    ngx_http_apikey_tally_add_n(hex, kind, 1, NULL);
+    ngx_int_t  n[3];
+
+    n[0] = (kind == NGX_HTTP_APIKEY_TALLY_ALLOWED);
+    n[1] = (kind == NGX_HTTP_APIKEY_TALLY_LIMITED);
+    n[2] = (kind == NGX_HTTP_APIKEY_TALLY_REFUSED);
+
+    ngx_http_apikey_tally_put(hex, n, 0, 0, NULL);
 }
 
 
 void
 ngx_http_apikey_tally_used(u_char *hex, ngx_uint_t n)
 {
-    ngx_http_apikey_tally_add_n(hex, NGX_HTTP_APIKEY_TALLY_ALLOWED, n, NULL);
+    ngx_int_t  d[3];
+
+    d[0] = n;
+    d[1] = 0;
+    d[2] = 0;
+
+    ngx_http_apikey_tally_put(hex, d, 0, 0, NULL);
 }
 
 
 void
-ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, uint32_t *lim)
+ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, int64_t taken,
+    uint32_t *lim)
 {
-    ngx_http_apikey_tally_add_n(hex, NGX_HTTP_APIKEY_TALLY_BACK, n, lim);
+    ngx_int_t  d[3];
+
+    d[0] = 0;
+    d[1] = 0;
+    d[2] = 0;
+
+    ngx_http_apikey_tally_put(hex, d, n, taken, lim);
+}
+
+
+/*
+ * The gate script's reply to a check (ngx_http_apikey_gate.lua): code 0
+ * counted allowed, 6 limited (unless the check asked for nothing to be
+ * counted), 2 to 5 refused, 1 nothing.
+ */
+
+void
+ngx_http_apikey_tally_late(void *note, redisReply *reply)
+{
+    ngx_http_apikey_tally_note_t *tn = note;
+
+    ngx_int_t  n[3];
+
+    if (reply == NULL) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "apikey: what Redis counted of a check that timed "
+                      "out is not known");
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        return;
+    }
+
+    n[0] = 0;
+    n[1] = 0;
+    n[2] = 0;
+
+    switch (reply->element[0]->integer) {
+
+    case NGX_HTTP_APIKEY_OK:
+        n[0] = -1;
+        break;
+
+    case NGX_HTTP_APIKEY_LIMITED:
+        if (tn->sibling) {
+            return;
+        }
+
+        n[1] = -1;
+        break;
+
+    case NGX_HTTP_APIKEY_REVOKED:
+    case NGX_HTTP_APIKEY_EXPIRED:
+    case NGX_HTTP_APIKEY_ENVIRONMENT:
+    case NGX_HTTP_APIKEY_SCOPE:
+        n[2] = -1;
+        break;
+
+    default:
+        return;
+    }
+
+    ngx_http_apikey_tally_put(tn->hex, n, 0, 0, NULL);
 }
 
 
 static void
-ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n,
-    uint32_t *lim)
+ngx_http_apikey_tally_put(u_char *hex, ngx_int_t *n, ngx_uint_t back,
+    int64_t taken, uint32_t *lim)
 {
     u_char                        *key;
     size_t                         klen;
-    ngx_uint_t                     i, h;
+    ngx_uint_t                     i, h, k;
     ngx_http_apikey_tally_t       *t;
     ngx_http_apikey_tally_slot_t  *s;
 
-    t = ngx_http_apikey_tally_counting();
+    t = &ngx_http_apikey_tally;
 
-    if (t == NULL || kind > NGX_HTTP_APIKEY_TALLY_BACK) {
+    if (t->slots == NULL) {
         return;
     }
 
@@ -157,7 +234,8 @@ ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n,
     h = ngx_hash_key(hex, 16) & (NGX_HTTP_APIKEY_TALLY_SLOTS - 1);
 
     for (i = 0; i < NGX_HTTP_APIKEY_TALLY_SLOTS; i++) {
-        s = &t->slots[(h + i) & (NGX_HTTP_APIKEY_TALLY_SLOTS - 1)];
+        k = (h + i) & (NGX_HTTP_APIKEY_TALLY_SLOTS - 1);
+        s = &t->slots[k];
 
         if (s->args[0].len == 0) {
 
@@ -165,12 +243,10 @@ ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n,
                 break;
             }
 
-            key = t->keys + ((h + i) & (NGX_HTTP_APIKEY_TALLY_SLOTS - 1))
-                            * klen;
+            key = t->keys + k * klen;
 
             s->args[0].data = key;
             s->args[0].len = klen;
-            s->table = t;
 
             key = ngx_cpymem(key, ngx_http_apikey_tally_ns.data,
                              ngx_http_apikey_tally_ns.len);
@@ -200,22 +276,41 @@ ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n,
             continue;
         }
 
-        if (kind == NGX_HTTP_APIKEY_TALLY_BACK) {
+        s->n[0] += n[0];
+        s->n[1] += n[1];
+        s->n[2] += n[2];
+
+        if (back) {
 
             /* tokens taken under another limit are dropped */
 
-            if (s->n[kind] && ngx_memcmp(s->lim, lim, sizeof(s->lim)) != 0) {
-                s->n[kind] = 0;
+            if (s->back && ngx_memcmp(s->lim, lim, sizeof(s->lim)) != 0) {
+                s->back = 0;
+            }
+
+            if (s->back == 0 || taken < s->taken) {
+                s->taken = taken;
             }
 
             ngx_memcpy(s->lim, lim, sizeof(s->lim));
+            s->back += back;
         }
 
-        s->n[kind] += n;
+        if (ngx_http_apikey_tally_event.posted) {
+            return;
+        }
 
-        if (!ngx_http_apikey_tally_event.timer_set
-            && !ngx_http_apikey_tally_event.posted)
-        {
+        if (ngx_exiting) {
+
+            /* the worker shuts down: now, not after a second */
+
+            if (ngx_http_apikey_tally_event.timer_set) {
+                ngx_del_timer(&ngx_http_apikey_tally_event);
+            }
+
+            ngx_post_event(&ngx_http_apikey_tally_event, &ngx_posted_events);
+
+        } else if (!ngx_http_apikey_tally_event.timer_set) {
             ngx_add_timer(&ngx_http_apikey_tally_event,
                           NGX_HTTP_APIKEY_TALLY_INTERVAL);
         }
@@ -225,23 +320,10 @@ ngx_http_apikey_tally_add_n(u_char *hex, ngx_uint_t kind, ngx_uint_t n,
 
     if (ngx_http_apikey_tally_lost++ == 0) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "apikey_cache: more secrets answered in a second than "
+                      "apikey: more secrets counted in a second than "
                       "the worker tallies, %d; some go uncounted",
                       NGX_HTTP_APIKEY_TALLY_FULL);
     }
-}
-
-
-/* the table that counts: the other may have calls under way */
-
-static ngx_http_apikey_tally_t *
-ngx_http_apikey_tally_counting(void)
-{
-    if (ngx_http_apikey_tallies[0].slots == NULL) {
-        return NULL;
-    }
-
-    return &ngx_http_apikey_tallies[ngx_http_apikey_tally_active];
 }
 
 
@@ -250,25 +332,12 @@ ngx_http_apikey_tally_flush(ngx_event_t *ev)
 {
     ngx_int_t                      rc;
     ngx_uint_t                     i;
-    ngx_http_apikey_tally_t       *t, *other;
+    ngx_http_apikey_tally_t       *t;
     ngx_http_apikey_tally_slot_t  *s;
 
-    t = &ngx_http_apikey_tallies[ngx_http_apikey_tally_active];
-    other = &ngx_http_apikey_tallies[ngx_http_apikey_tally_active ^ 1];
+    t = &ngx_http_apikey_tally;
 
     ngx_http_apikey_tally_lost = 0;
-
-    if (t->used == 0) {
-        return;
-    }
-
-    if (other->pending) {
-
-        /* the last second's calls are still under way */
-
-        ngx_add_timer(ev, NGX_HTTP_APIKEY_TALLY_INTERVAL);
-        return;
-    }
 
     for (i = 0; i < NGX_HTTP_APIKEY_TALLY_SLOTS; i++) {
         s = &t->slots[i];
@@ -277,50 +346,77 @@ ngx_http_apikey_tally_flush(ngx_event_t *ev)
             continue;
         }
 
+        if (s->n[0] == 0 && s->n[1] == 0 && s->n[2] == 0 && s->back == 0) {
+
+            /* counts that cancelled out */
+
+            s->args[0].len = 0;
+            t->used--;
+            continue;
+        }
+
         s->args[1] = ngx_http_apikey_tally_mark;
         s->args[2].data = s->counts;
-        s->args[2].len = ngx_sprintf(s->counts, "%ui %ui %ui", s->n[0],
+        s->args[2].len = ngx_sprintf(s->counts, "%i %i %i", s->n[0],
                                      s->n[1], s->n[2])
                          - s->counts;
 
         s->args[3].data = s->lease;
-        s->args[3].len = s->n[NGX_HTTP_APIKEY_TALLY_BACK]
-                         ? (size_t) (ngx_sprintf(s->lease, "0 %ui %uD/%uD/%uD",
-                                         s->n[NGX_HTTP_APIKEY_TALLY_BACK],
-                                         s->lim[0], s->lim[1], s->lim[2])
+        s->args[3].len = s->back
+                         ? (size_t) (ngx_sprintf(s->lease,
+                                                 "0 %ui %L %uD/%uD/%uD",
+                                                 s->back, s->taken,
+                                                 s->lim[0], s->lim[1],
+                                                 s->lim[2])
                                      - s->lease)
                          : 0;
 
         rc = ngx_http_apikey_redis_batch(ngx_http_apikey_tally_script, 4,
                                          s->args,
                                          ngx_http_apikey_tally_timeout,
-                                         ngx_http_apikey_tally_done, s,
+                                         ngx_http_apikey_tally_done, s, NULL,
                                          &s->item);
 
         if (rc != NGX_OK) {
 
-            /* Redis is unreachable: the counts wait, and so does the rest */
+            /* Redis is unreachable: the counts wait */
 
             break;
         }
 
-        t->pending++;
+        ngx_memcpy(s->sent, s->n, sizeof(s->n));
+        s->sent_back = s->back;
     }
 
-    if (t->pending == 0) {
-        ngx_add_timer(ev, NGX_HTTP_APIKEY_TALLY_INTERVAL);
-        return;
-    }
-
-    /* counting goes on in the other table */
-
-    ngx_http_apikey_tally_active ^= 1;
-
-    if (i < NGX_HTTP_APIKEY_TALLY_SLOTS) {
+    if (t->used && !ngx_exiting) {
         ngx_add_timer(ev, NGX_HTTP_APIKEY_TALLY_INTERVAL);
     }
 }
 
+
+void
+ngx_http_apikey_tally_exiting(void)
+{
+    if (ngx_http_apikey_tally.slots == NULL) {
+        return;
+    }
+
+    if (ngx_http_apikey_tally_event.timer_set) {
+        ngx_del_timer(&ngx_http_apikey_tally_event);
+    }
+
+    if (ngx_http_apikey_tally_event.posted) {
+        ngx_delete_posted_event(&ngx_http_apikey_tally_event);
+    }
+
+    ngx_http_apikey_tally_flush(&ngx_http_apikey_tally_event);
+}
+
+
+/*
+ * A call is done: what it took is no longer the slot's, unless it never
+ * went out; a slot with nothing left is free.
+ */
 
 static void
 ngx_http_apikey_tally_done(void *data, redisReply *reply)
@@ -329,71 +425,38 @@ ngx_http_apikey_tally_done(void *data, redisReply *reply)
 
     ngx_http_apikey_tally_t  *t;
 
-    t = s->table;
+    t = &ngx_http_apikey_tally;
     s->item = NULL;
 
-    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                      "apikey_cache: the tally of a secret was not recorded");
-    }
-
-    /* recorded (or lost with the call): the slot counts afresh */
-
-    s->args[0].len = 0;
-    ngx_memzero(s->n, sizeof(s->n));
-    t->used--;
-
-    if (--t->pending == 0 && t->used) {
-
-        /* slots Redis was unreachable for: counted on with the others */
-
-        ngx_http_apikey_tally_clear(t);
-    }
-}
-
-
-/*
- * Merges the counts left in a table whose calls are done into the
- * counting table.
- */
-
-static void
-ngx_http_apikey_tally_clear(ngx_http_apikey_tally_t *t)
-{
-    ngx_uint_t                     i, k;
-    ngx_http_apikey_tally_slot_t  *s;
-
-    if (t == ngx_http_apikey_tally_counting()) {
+    if (reply == NULL && !ngx_http_apikey_redis_sent()) {
         return;
     }
 
-    for (i = 0; i < NGX_HTTP_APIKEY_TALLY_SLOTS; i++) {
-        s = &t->slots[i];
-
-        if (s->args[0].len == 0) {
-            continue;
-        }
-
-        for (k = 0; k < 4; k++) {
-            if (s->n[k]) {
-                ngx_http_apikey_tally_add_n(s->args[0].data
-                                            + ngx_http_apikey_tally_ns.len
-                                            + 1, k, s->n[k], s->lim);
-            }
-        }
-
-        s->args[0].len = 0;
-        ngx_memzero(s->n, sizeof(s->n));
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "apikey: a tally call failed; Redis applies it once "
+                      "if it ran");
     }
 
-    t->used = 0;
+    s->n[0] -= s->sent[0];
+    s->n[1] -= s->sent[1];
+    s->n[2] -= s->sent[2];
+    s->back -= s->sent_back;
+
+    ngx_memzero(s->sent, sizeof(s->sent));
+    s->sent_back = 0;
+
+    if (s->n[0] == 0 && s->n[1] == 0 && s->n[2] == 0 && s->back == 0) {
+        s->args[0].len = 0;
+        t->used--;
+    }
 }
 
 
 void
 ngx_http_apikey_tally_exit(void)
 {
-    ngx_uint_t                     i, k;
+    ngx_uint_t                     i;
     ngx_http_apikey_tally_t       *t;
     ngx_http_apikey_tally_slot_t  *s;
 
@@ -405,22 +468,20 @@ ngx_http_apikey_tally_exit(void)
         ngx_delete_posted_event(&ngx_http_apikey_tally_event);
     }
 
-    for (k = 0; k < 2; k++) {
-        t = &ngx_http_apikey_tallies[k];
+    t = &ngx_http_apikey_tally;
 
-        if (t->slots == NULL) {
-            continue;
-        }
-
-        for (i = 0; i < NGX_HTTP_APIKEY_TALLY_SLOTS; i++) {
-            s = &t->slots[i];
-
-            if (s->item) {
-                ngx_http_apikey_redis_batch_detach(s->item);
-                s->item = NULL;
-            }
-        }
-
-        t->slots = NULL;
+    if (t->slots == NULL) {
+        return;
     }
+
+    for (i = 0; i < NGX_HTTP_APIKEY_TALLY_SLOTS; i++) {
+        s = &t->slots[i];
+
+        if (s->item) {
+            ngx_http_apikey_redis_batch_detach(s->item);
+            s->item = NULL;
+        }
+    }
+
+    t->slots = NULL;
 }

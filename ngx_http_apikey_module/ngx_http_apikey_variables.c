@@ -61,7 +61,7 @@ ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     ctx = ngx_http_apikey_get_ctx(r);
 
-    if (ctx == NULL || ctx->state != NGX_HTTP_APIKEY_DONE) {
+    if (ctx == NULL || !ctx->checked || ctx->state != NGX_HTTP_APIKEY_DONE) {
         s = &empty;
 
     } else if (data == 0) {
