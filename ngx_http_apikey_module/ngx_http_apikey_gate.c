@@ -35,6 +35,8 @@ static ngx_int_t ngx_http_apikey_hide(ngx_http_request_t *r,
     ngx_table_elt_t *h);
 static ngx_int_t ngx_http_apikey_unhide(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
+static void ngx_http_apikey_forget_vars(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *akcf);
 
 
 static ngx_http_apikey_script_t  ngx_http_apikey_gate_script = {
@@ -205,7 +207,26 @@ ngx_http_apikey_look(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     ctx->hidden = 1;
 
+    ngx_http_apikey_forget_vars(r, ctx->conf);
+
     return ngx_http_apikey_hide(r, ctx->header);
+}
+
+
+/* $http_x_api_key read before the key was hidden, or while it was */
+
+static void
+ngx_http_apikey_forget_vars(ngx_http_request_t *r,
+    ngx_http_apikey_loc_conf_t *akcf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < 2; i++) {
+        if (akcf->vars[i] >= 0) {
+            r->variables[akcf->vars[i]].valid = 0;
+            r->variables[akcf->vars[i]].not_found = 0;
+        }
+    }
 }
 
 
@@ -240,6 +261,8 @@ ngx_http_apikey_unhide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     ctx->hidden = 0;
     ctx->header = NULL;
+
+    ngx_http_apikey_forget_vars(r, ctx->conf);
 
     return NGX_OK;
 }

@@ -22,6 +22,8 @@ static char *ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_apikey_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_apikey_header_vars(ngx_conf_t *cf,
+    ngx_http_apikey_loc_conf_t *akcf);
 static char *ngx_http_apikey_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_header(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -310,6 +312,8 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->preflight = NGX_CONF_UNSET_UINT;
     conf->hide_header = NGX_CONF_UNSET;
     conf->rate_headers = NGX_CONF_UNSET_UINT;
+    conf->vars[0] = NGX_ERROR;
+    conf->vars[1] = NGX_ERROR;
 
     return conf;
 }
@@ -360,11 +364,56 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->www_authenticate.len = p - conf->www_authenticate.data;
     }
 
-    if (conf->enable) {
-        return ngx_http_apikey_require_redis(cf, "apikey");
+    if (!conf->enable) {
+        return NGX_CONF_OK;
     }
 
-    return NGX_CONF_OK;
+    if (conf->hide_header
+        && ngx_http_apikey_header_vars(cf, conf) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_apikey_require_redis(cf, "apikey");
+}
+
+
+/*
+ * The variables that read the key's headers: a hidden key must not stay
+ * in a value one of them already cached
+ */
+
+static ngx_int_t
+ngx_http_apikey_header_vars(ngx_conf_t *cf, ngx_http_apikey_loc_conf_t *akcf)
+{
+    u_char     *p;
+    ngx_str_t   name;
+    ngx_uint_t  i;
+
+    name.len = sizeof("http_") - 1 + akcf->header_lc.len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(name.data, "http_", sizeof("http_") - 1);
+
+    for (i = 0; i < akcf->header_lc.len; i++) {
+        *p++ = (akcf->header_lc.data[i] == '-') ? '_'
+                                                : akcf->header_lc.data[i];
+    }
+
+    akcf->vars[0] = ngx_http_get_variable_index(cf, &name);
+    if (akcf->vars[0] == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&name, "http_authorization");
+
+    akcf->vars[1] = akcf->bearer ? ngx_http_get_variable_index(cf, &name)
+                                 : NGX_ERROR;
+
+    return NGX_OK;
 }
 
 

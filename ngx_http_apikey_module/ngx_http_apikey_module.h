@@ -58,6 +58,8 @@ typedef struct {
     ngx_uint_t                    preflight;
     ngx_flag_t                    hide_header;
     ngx_uint_t                    rate_headers;
+    ngx_int_t                     vars[2];       /* $http_<header>, and
+                                                    $http_authorization */
 } ngx_http_apikey_loc_conf_t;
 
 
