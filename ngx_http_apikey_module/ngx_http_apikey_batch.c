@@ -172,15 +172,29 @@ ngx_http_apikey_redis_batch(ngx_http_apikey_script_t *script,
         item->args[i] = args[i];
     }
 
+    *itemp = item;
+
     ev = &ngx_http_apikey_redis_flush_event;
 
-    if (!ev->posted) {
-        ev->handler = ngx_http_apikey_redis_batch_flush;
-        ev->log = ngx_cycle->log;
+    ev->handler = ngx_http_apikey_redis_batch_flush;
+    ev->log = ngx_cycle->log;
+
+    if (ngx_exiting) {
+
+        /*
+         * a worker that shuts down exits once no call is under way: a
+         * posted event would never run
+         */
+
+        if (ev->posted) {
+            ngx_delete_posted_event(ev);
+        }
+
+        ngx_http_apikey_redis_batch_flush(ev);
+
+    } else if (!ev->posted) {
         ngx_post_event(ev, &ngx_posted_events);
     }
-
-    *itemp = item;
 
     return NGX_OK;
 }

@@ -39,6 +39,10 @@ http {
 
         location / {
             apikey on;
+            proxy_pass http://127.0.0.1:%%PORT_1%%/echo;
+        }
+
+        location /echo {
             return 200 "ok\n";
         }
 
