@@ -130,8 +130,16 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         ngx_http_apikey_bucket_headers(ctx, ahead);
 
         if (ctx->cached) {
+
+            /*
+             * as of the reply, the latest time Redis can have answered:
+             * the instance never asks again before the token is due, at
+             * the cost of answering 429 up to half a round trip late
+             */
+
             ngx_http_apikey_bucket_note(&akmcf->cache, &ctx->rec,
-                                        ctx->start + e[2]->integer);
+                                        ngx_http_apikey_cache_now()
+                                        + e[2]->integer);
         }
     }
 

@@ -347,7 +347,7 @@ ngx_http_apikey_bucket_take(ngx_http_apikey_cache_conf_t *ccf,
 
     tat = ngx_max(b->tat, now);
 
-    if (tat - now > (rec->burst - 1) * step + 1) {
+    if (tat - now > ((double) rec->burst - 1) * step + 1) {
         *limited = 1;
         *ahead = tat - now;
         rc = NGX_OK;
@@ -356,7 +356,7 @@ ngx_http_apikey_bucket_take(ngx_http_apikey_cache_conf_t *ccf,
 
     if (!offline) {
 
-        if (b->tat && tat - now > (rec->burst - 2) * step) {
+        if (b->tat && tat - now > ((double) rec->burst - 2) * step) {
 
             /*
              * one token, at most: one check of the instance asks Redis
@@ -367,7 +367,7 @@ ngx_http_apikey_bucket_take(ngx_http_apikey_cache_conf_t *ccf,
                 && now - b->probe < (int64_t) ccf->timeout * 1000)
             {
                 *limited = 1;
-                *ahead = (int64_t) ((rec->burst - 1) * step) + 1;
+                *ahead = (int64_t) (((double) rec->burst - 1) * step) + 1;
                 rc = NGX_OK;
                 goto done;
             }

@@ -9,7 +9,9 @@
 -- empty or a failover lost it).
 -- Else {"ok", position, hash, g, c, ...}: the new position, and the
 -- current gate record of every secret the entries name ("" for a secret
--- that is gone), as the load gives them.
+-- that is gone), as the load gives them; for an entry that says tokens
+-- went back to a secret's bucket ("b", ngx_http_apikey_gate.lua), its
+-- hash, "" and "b".
 
 local ns, last = ARGV[1], ARGV[2]
 
@@ -27,7 +29,12 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. last, '+',
     for i = 1, #e[2], 2 do
         local h = e[2][i + 1]
 
-        if e[2][i] == 'h' and not seen[h] then
+        if e[2][i] == 'b' then
+            out[#out + 1] = h
+            out[#out + 1] = ''
+            out[#out + 1] = 'b'
+
+        elseif e[2][i] == 'h' and not seen[h] then
             seen[h] = true
 
             local f = redis.call('HMGET', ns .. '{' .. h .. '}', 'g', 'c')

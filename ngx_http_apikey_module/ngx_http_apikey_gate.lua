@@ -45,9 +45,9 @@
 -- Only an allowed request takes a token, or, asking for a lease, up to as
 -- many as it wants of those the bucket holds.  Tokens given back return
 -- to the bucket only as far as they could not have overflowed it since
--- they were taken: k tokens taken at time t0 go back as
--- max(0, k - ceil((now - t0) / step)) (docs/data-model.md proves the
--- bound), and not at all when the limit changed since (Redis then
+-- they were taken: k tokens taken at time t0 move the bucket back by
+-- max(0, k * step - (now - t0)) (docs/data-model.md proves the bound),
+-- and not at all when the limit changed since (Redis then
 -- refilled the bucket); a give-back that returns tokens says so in the
 -- change log ("b"), so that every instance asks again.  Checks run one
 -- after the other, so two of one key in a call take from the bucket as
@@ -216,8 +216,9 @@ end
 
 -- tokens of an ended lease go back to b, the bucket of home (limit lim,
 -- as "rate/per/burst"), as far as they could not have overflowed it since
--- they were taken at taken (us); none when the limit they were taken
--- under is no longer the key's (g's); returns b as it is then
+-- they were taken at taken (us): b moves back by their worth less the
+-- time since; none when the limit they were taken under is no longer the
+-- key's (g's); returns b as it is then
 
 local function give_back(home, g, b, back, taken, lim)
     local rate, per, burst = string.match(g, '^%d %d+ %d+ (%d+) (%d+) (%d+)')
@@ -228,15 +229,14 @@ local function give_back(home, g, b, back, taken, lim)
         return b
     end
 
-    local step = per * 1000000 / rate
-    local n = tonumber(back)
-             - math.ceil(math.max(us - (tonumber(taken) or 0), 0) / step)
+    local d = tonumber(back) * per * 1000000 / rate
+              - math.max(us - (tonumber(taken) or 0), 0)
 
-    if n <= 0 then
+    if d <= 0 then
         return b
     end
 
-    b = string.format('%d', math.ceil(math.max(tonumber(b) - n * step, us)))
+    b = string.format('%d', math.ceil(math.max(tonumber(b) - d, us)))
 
     redis.pcall('HSET', home, 'b', b)
     redis.pcall('XADD', ns .. 'changes', 'MAXLEN', '~', 100000, '*',

@@ -2,7 +2,8 @@
 
 # The gate script's give-back of a lease's unspent tokens, called as nginx
 # calls it: tokens come back only as far as they could not have
-# overflowed the bucket since they were taken, k - ceil(elapsed / step),
+# overflowed the bucket since they were taken (their worth, k * step, less
+# the time since),
 # so that a give-back after the bucket refilled and was drained again adds
 # nothing (it used to add every token back: 20 allowed in 0.2 s against a
 # limit of 12); a give-back that returns tokens says so in the change log.
