@@ -423,6 +423,12 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
 
     if (old != NULL) {
         ngx_http_apikey_cache_delete(cache, old);
+
+    } else if (sh->lost && g->len == 0) {
+
+        /* a key that had no record at all, not even a missing one */
+
+        sh->lost--;
     }
 
     if (g->len == 0 || g->len > 65535) {

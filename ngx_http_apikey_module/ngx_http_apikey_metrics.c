@@ -398,7 +398,7 @@ ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    keys = cache->sh->keys;
+    keys = cache->sh->keys - cache->sh->missing;
     bytes = cache->sh->bytes;
     missing = cache->sh->missing + cache->sh->lost;
     reloads = cache->sh->reloads;
