@@ -47,6 +47,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     int64_t                       ahead;
     redisReply                  **e;
     ngx_http_apikey_main_conf_t  *akmcf;
+    u_char                        text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
@@ -57,8 +58,10 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "redis gate script failed: %*s",
-                      (size_t) ngx_min(reply->len, 256), reply->str);
+                      "redis gate script failed: \"%*s\"",
+                      ngx_http_apikey_redis_text(text, (u_char *) reply->str,
+                                                 reply->len) - text,
+                      text);
         ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_REPLY]);
         ctx->result = NGX_HTTP_APIKEY_UNAVAILABLE;
         goto lease;

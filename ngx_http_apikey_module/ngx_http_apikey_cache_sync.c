@@ -482,6 +482,8 @@ static void
 ngx_http_apikey_cache_failed(ngx_http_apikey_cache_reader_t *rd,
     const char *what, redisReply *reply)
 {
+    u_char  text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
+
     if (rd->failed) {
         return;
     }
@@ -490,9 +492,11 @@ ngx_http_apikey_cache_failed(ngx_http_apikey_cache_reader_t *rd,
 
     if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,
-                      "apikey_cache zone \"%V\": %s failed: %*s",
-                      &rd->cache->name, what, (size_t) reply->len,
-                      reply->str);
+                      "apikey_cache zone \"%V\": %s failed: \"%*s\"",
+                      &rd->cache->name, what,
+                      ngx_http_apikey_redis_text(text, (u_char *) reply->str,
+                                                 reply->len) - text,
+                      text);
         return;
     }
 

@@ -101,6 +101,16 @@ ngx_int_t ngx_http_apikey_redis_wait(ngx_msec_t timeout,
     ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
     ngx_http_apikey_redis_op_t **op);
 
+/*
+ * Text a server sent, for a log line (ngx_http_apikey_redis_reader.c):
+ * escaped, and cut, so that no reply can forge or flood log lines; buf
+ * holds NGX_HTTP_APIKEY_REDIS_TEXT_LEN bytes
+ */
+#define NGX_HTTP_APIKEY_REDIS_TEXT_MAX       256
+#define NGX_HTTP_APIKEY_REDIS_TEXT_LEN       (4 * 256 + 3)
+
+u_char *ngx_http_apikey_redis_text(u_char *buf, u_char *text, size_t len);
+
 /* a reply copied into a pool, readable after the handler returned */
 redisReply *ngx_http_apikey_redis_copy(ngx_pool_t *pool, redisReply *rr);
 

@@ -93,6 +93,7 @@ ngx_http_apikey_redis_conn_open(ngx_http_apikey_redis_conn_t *rc,
     rc->out_pos = 0;
     rc->out_len = 0;
     rc->queued = rc->written;
+    rc->broken = 0;
 
     return NGX_OK;
 }
@@ -274,6 +275,7 @@ ngx_http_apikey_redis_conn_read(ngx_event_t *rev)
         }
 
         if (redisReaderFeed(rc->reader, (const char *) buf, n) != REDIS_OK) {
+            rc->broken = 1;
             ngx_http_apikey_redis_conn_close(rc, "out of memory");
             return;
         }
@@ -287,6 +289,7 @@ ngx_http_apikey_redis_conn_read(ngx_event_t *rev)
         if (rc->reader->len - rc->reader->pos
             > NGX_HTTP_APIKEY_REDIS_REPLY_MAX)
         {
+            rc->broken = 1;
             ngx_http_apikey_redis_conn_close(rc, "a reply too large");
             return;
         }
@@ -317,6 +320,7 @@ ngx_http_apikey_redis_conn_dispatch(ngx_http_apikey_redis_conn_t *rc)
     for ( ;; ) {
 
         if (redisReaderGetReply(rc->reader, &reply) != REDIS_OK) {
+            rc->broken = 1;
             ngx_http_apikey_redis_conn_close(rc,
                                       rc->reader->err == REDIS_ERR_OOM
                                       ? "a reply over the size limits"

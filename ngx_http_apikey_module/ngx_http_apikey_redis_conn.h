@@ -30,9 +30,6 @@
 #define NGX_HTTP_APIKEY_REDIS_STRING_MAX     (16 * 1024 * 1024)
 #define NGX_HTTP_APIKEY_REDIS_ELEMENTS_MAX   (1024 * 1024)
 
-/* server text in a log line, at most */
-#define NGX_HTTP_APIKEY_REDIS_TEXT_MAX       256
-#define NGX_HTTP_APIKEY_REDIS_TEXT_LEN       (4 * 256 + 3)
 
 /* what a connection tells its owner */
 #define NGX_HTTP_APIKEY_REDIS_CONN_CLOSED    1   /* it is gone */
@@ -87,6 +84,8 @@ struct ngx_http_apikey_redis_conn_s {
     void                             *data;
     ngx_log_t                        *log;
     ngx_str_t                         name;      /* for logs */
+
+    unsigned                          broken:1;  /* closed on a bad reply */
 };
 
 
@@ -111,7 +110,6 @@ void ngx_http_apikey_redis_conn_free(ngx_http_apikey_redis_conn_t *rc);
 
 redisReader *ngx_http_apikey_redis_reader_create(size_t *budget);
 void ngx_http_apikey_redis_reply_free(void *reply);
-u_char *ngx_http_apikey_redis_text(u_char *buf, u_char *text, size_t len);
 
 
 #endif /* _NGX_HTTP_APIKEY_REDIS_CONN_H_INCLUDED_ */

@@ -225,8 +225,10 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
         }
     }
 
-    if (ngx_http_apikey_redis_conn_send(&rd->conn, (u_char *) "PING\r\n",
-                                        sizeof("PING\r\n") - 1, &rd->ping)
+    if (ngx_http_apikey_redis_conn_send(&rd->conn,
+                                        (u_char *) "*1\r\n$4\r\nPING\r\n",
+                                        sizeof("*1\r\n$4\r\nPING\r\n") - 1,
+                                        &rd->ping)
         == NGX_OK)
     {
         return;
@@ -439,7 +441,8 @@ ngx_http_apikey_redis_lost(ngx_http_apikey_redis_t *rd, const char *reason)
     ngx_uint_t  failure, level;
     ngx_msec_t  delay, b;
 
-    failure = rd->failure || rd->state != NGX_HTTP_APIKEY_REDIS_READY;
+    failure = rd->failure || rd->conn.broken
+              || rd->state != NGX_HTTP_APIKEY_REDIS_READY;
 
     rd->failure = 0;
     rd->state = NGX_HTTP_APIKEY_REDIS_DOWN;

@@ -7,6 +7,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 
+#include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_redis_conn.h"
 
 

@@ -1,0 +1,129 @@
+#!/usr/bin/perl
+
+# A Redis that is broken or hostile costs the worker no more than what its
+# replies really hold: an array or bulk header announces no allocation
+# beyond the caps (a header of *2147483647 asked hiredis for 16 GB), a
+# reply larger than the cap closes the connection, a reply no call asked
+# for closes it, and the server's text is escaped before it is logged.
+# Requests meanwhile get the fail mode's answer; no worker crashes.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use Time::HiRes qw(sleep);
+
+use ApiKey::Test;
+use ApiKey::FakeRedis;
+
+my $t = ApiKey::Test->new;
+
+my $mode = 'array';
+
+my $fake = ApiKey::FakeRedis->start($t, sub {
+    my ($cmd) = @_;
+
+    return "+PONG\r\n" if uc $cmd eq 'PING';
+
+    my $mode = do {
+        open my $fh, '<', $t->dir . '/mode' or return "-ERR no mode\r\n";
+        local $/;
+        <$fh>;
+    };
+
+    return "*2147483647\r\n" if $mode eq 'array';
+    return "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"
+        if $mode eq 'deep';
+    return '$1073741824' . "\r\n" . ('x' x (70 * 1024 * 1024))
+        if $mode eq 'bulk';
+    return "*1\r\n:1\r\n*1\r\n:1\r\n" if $mode eq 'twice';
+    return "-ERR forged\x1b[31m \\ \x7fend\r\n" if $mode eq 'text';
+
+    return undef;
+});
+
+sub mode {
+    open my $fh, '>', $t->dir . '/mode' or die "mode: $!";
+    print $fh $_[0];
+    close $fh;
+}
+
+$t->run_nginx(<<"EOF2");
+
+%%TEST_GLOBALS%%
+load_module %%MODULE%%;
+error_log error.log info;
+worker_processes 1;
+
+events {
+}
+
+http {
+    %%TEST_GLOBALS_HTTP%%
+
+    apikey_redis 127.0.0.1:${\ $fake->port };
+
+    server {
+        listen 127.0.0.1:%%PORT_1%%;
+        server_name localhost;
+
+        location / {
+            apikey on;
+            proxy_pass http://127.0.0.1:%%PORT_1%%/echo;
+        }
+
+        location /echo {
+            return 200 "ok\\n";
+        }
+    }
+}
+
+EOF2
+
+my $port = $t->port(1);
+my $key = $t->raw_key;
+
+sub gate { (http_get($port, '/', { 'X-API-Key' => $key }, timeout => 5))[0] }
+
+sub peak {
+    my ($pid) = $t->worker_pids;
+    open my $fh, '<', "/proc/$pid/status" or return 0;
+    my ($kb) = map { /^VmPeak:\s+(\d+)/ ? $1 : () } <$fh>;
+    return $kb // 0;
+}
+
+for ([array => qr/a reply over the size limits/],
+     [deep => qr/a reply that is no RESP/],
+     [bulk => qr/a reply too large/],
+     [twice => qr/a reply no call asked for/])
+{
+    my ($m, $why) = @$_;
+
+    mode($m);
+
+    is(gate(), 503, "$m: the request gets the fail mode's answer");
+    ok(wait_for(5, sub { $t->error_log =~ $why }),
+       "$m: the connection is closed, and why is logged");
+}
+
+my $kb = peak();
+ok($kb > 0 && $kb < 1024 * 1024,
+   "the worker never took a gigabyte: VmPeak $kb kB");
+
+mode('text');
+ok(wait_for(10, sub {
+       gate() == 503 && $t->error_log =~ /redis gate script failed/
+   }), 'an error reply: 503');
+like($t->error_log,
+     qr/redis gate script failed: "ERR forged\\x1b\[31m \\x5c \\x7fend"/,
+     'its text is logged escaped');
+
+unlike($t->error_log, qr/exited on signal/, 'no worker crashed');
+
+$t->stop_nginx;
+$t->error_log_clean;
+
+done_testing;
