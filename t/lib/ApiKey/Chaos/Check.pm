@@ -60,8 +60,10 @@ package ApiKey::Chaos::Check;
 #    an unknown outcome): no allowed request of the key that started
 #    after R at X, or after R + 1 s at the other instance (failovers
 #    included: they extend nothing).  Likewise a secret rotated out with
-#    a grace of G s through X, answered at R: none of its requests
-#    allowed that started after R + G at X, R + G + 1 s elsewhere.
+#    a grace through X: none of its requests allowed that started after
+#    the reply's previous_key_expires_at E (SPEC 5: it keeps working
+#    until then; R + G for a grace of G s if the reply had none) at X,
+#    after E + 1 s elsewhere.
 #
 # 3. Usage.  For each key Redis did not lose (no restart empty in its
 #    life), per kind (allowed = ok; limited; refused = revoked, expired,
@@ -351,6 +353,17 @@ sub segments {
 
 sub _key_name { my ($k) = @_; "$k->{slot} $k->{id}" }
 
+
+# Unix seconds of an RFC 3339 UTC time (2026-11-22T10:00:00Z)
+
+sub _rfc3339 {
+    my ($s) = @_;
+    return undef unless defined $s
+        && $s =~ /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z$/;
+    require Time::Local;
+    return Time::Local::timegm($6, $5, $4, $3, $2 - 1, $1);
+}
+
 sub _f { sprintf '%.3f', $_[0] }
 
 
@@ -452,8 +465,11 @@ sub inv2_revocation {
                     $restore ? $restore->{t_send} : 9e9, 'revoked');
                 $match = sub { 1 };
             } elsif ($a->{op} eq 'rotate' && $a->{old_prefix}) {
-                ($from, $until, $what) = ($a->{t_reply} + $a->{grace}, 9e9,
-                    "rotated out (grace $a->{grace} s)");
+                my $e = _rfc3339($a->{previous_key_expires_at})
+                        // $a->{t_reply} + $a->{grace};
+                ($from, $until, $what) = ($e, 9e9,
+                    "rotated out (grace $a->{grace} s, to "
+                    . ($a->{previous_key_expires_at} // _f($e)) . ')');
                 my $old = $a->{old_prefix};
                 $match = sub {
                     my $c = $ev->{client_by_req}{$_[0]{req}};
@@ -474,13 +490,15 @@ sub inv2_revocation {
                 next unless @bad;
 
                 my $late = max(map { $_->{start} - $from } @bad);
-                push @v, { inv => 2, key => _key_name($k), what => $what,
+                push @v, { inv => 2, key => _key_name($k),
+                           what => $a->{op} eq 'rotate' ? 'rotated' : $what,
                            inst => $i, count => scalar @bad,
                            msg => scalar(@bad) . " allowed at $i after the "
                                   . "key was $what through $a->{inst} "
                                   . "(reply " . _f($a->{t_reply}) . "; bound "
-                                  . ($i eq $a->{inst} ? 'the reply'
-                                                      : 'reply + 1 s')
+                                  . ($i eq $a->{inst} ? '' : '1 s after ')
+                                  . ($a->{op} eq 'rotate' ? 'the grace'
+                                                          : 'the reply')
                                   . "), first started "
                                   . _f($bad[0]{start} - $from)
                                   . ' s after, last ' . _f($late) . ' s' };
@@ -540,6 +558,19 @@ sub inv3_usage {
         my $N = grep { $_->{id} eq $k->{id} && !$ev->{by_req}{$_->{req}} }
                 @{$ev->{clients}};
 
+        # a hint, not an allowance: what the instances answered in the
+        # second before QUIT (counts a worker may not send on exit)
+        my $quit = first { $_->{ev} eq 'quit' } @{$ev->{events}};
+        my %last;
+        if ($quit) {
+            for my $i (@INST) {
+                $last{$KIND{$_->{ast}}}++ for grep {
+                    $_->{id} eq $k->{id} && $KIND{$_->{ast}}
+                    && $_->{end} >= $quit->{t} - 1
+                } @{$ev->{requests}{$i}};
+            }
+        }
+
         for my $kind (qw(allowed limited refused)) {
             my ($l, $kk, $uu) = ($L{$kind} // 0, $K{$kind} // 0,
                                  $u->{$kind} // 0);
@@ -552,7 +583,12 @@ sub inv3_usage {
                               . ": $kk of killed workers' last second, $N "
                               . "unlogged requests); "
                               . ($uu > $l ? 'over by ' . ($uu - $l)
-                                          : 'under by ' . ($l - $uu)) };
+                                          : 'under by ' . ($l - $uu)
+                                            . ($last{$kind} && $l - $uu
+                                               <= $last{$kind}
+                                               ? " ($last{$kind} logged in "
+                                                 . 'the second before QUIT)'
+                                               : '')) };
         }
     }
 
@@ -672,13 +708,22 @@ sub inv5_no_503 {
 
         next unless @bad;
 
-        my @keys = sort keys %{{ map { ($_->{id} || '-') => 1 } @bad }};
-        push @v, { inv => 5, key => join(',', @keys), what => '503',
+        # a hint: how many came within 5 s after an outage window ended
+        my $after = grep {
+            my $r = $_;
+            grep { $r->{start} > $_->[1] && $r->{start} < $_->[1] + 5 }
+                 @{$ev->{outages}{$i}};
+        } @bad;
+
+        push @v, { inv => 5, key => '-', what => '503',
                    inst => $i, count => scalar @bad,
-                   msg => scalar(@bad) . " 503(s) at $i with apikey_cache "
-                          . "and no fault as long as max_stale, first at "
+                   msg => scalar(@bad) . " 503(s) at $i with apikey_cache, "
+                          . "not past max_stale into an outage, first at "
                           . _f($bad[0]{start}) . ', last at '
-                          . _f($bad[-1]{start}) };
+                          . _f($bad[-1]{start})
+                          . ($after ? " ($after within 5 s after an outage "
+                                      . "window, which ends 1 s after "
+                                      . "the fault)" : '') };
     }
 
     return @v;

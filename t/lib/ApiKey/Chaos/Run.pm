@@ -189,6 +189,7 @@ sub run_seed {
                   <$fh>;
               };
 
+    $tl->record({ ev => 'quit', t => time });
     $meta{stopped} = $ngx->stop_all;
     $tl->record({ ev => 'stopped', t => time, ok => $meta{stopped} });
     _write_json("$dir/meta.json", \%meta);

@@ -155,6 +155,7 @@ sub _admin {
     if ($e->{op} eq 'rotate' && $r->{status} == 200) {
         $rec->{old_prefix} = substr($k->{secrets}[0]{key}, 0, 8);
         $rec->{prefix} = $r->{json}{prefix};
+        $rec->{previous_key_expires_at} = $r->{json}{previous_key_expires_at};
         $k->{secrets}[0]{until} = $f->{t_reply} + $e->{grace};
         unshift @{$k->{secrets}}, { key => $r->{json}{key}, until => undef };
         splice @{$k->{secrets}}, 2;
