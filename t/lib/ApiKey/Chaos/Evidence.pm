@@ -13,6 +13,8 @@ package ApiKey::Chaos::Evidence;
 #   usage.json         { key id => { allowed, limited, refused } } read
 #                      from Redis after nginx stopped, or { error => ... }
 #   proxy.log          the fault proxy's log, when there was one
+#   heartbeat.txt      times the machine itself stalled: "<from> <to>"
+#                      a line, a 10 ms sleep that took over 100 ms
 #
 #   my $ev = ApiKey::Chaos::Evidence::load($dir);
 #   $ev->{requests}{a}   [ { end, start, pid, conn, status, ast, id, req,
@@ -22,6 +24,7 @@ package ApiKey::Chaos::Evidence;
 #   $ev->{events}        [ { ev, t, ... } ... ]
 #   $ev->{errors}{a}     [ lines of error.log and stderr.log ]
 #   $ev->{accepts}{a}    [ times the proxy accepted a connection of a ]
+#   $ev->{stalls}        [ [from, to] ... ]  the machine's own stalls
 
 use strict;
 use warnings;
@@ -89,7 +92,13 @@ sub load {
         errors => {},
         clients => [],
         accepts => {},
+        stalls => [],
     };
+
+    for my $line (split /\n/, _slurp("$dir/heartbeat.txt") // '') {
+        push @{$ev->{stalls}}, [$1 + 0, $2 + 0]
+            if $line =~ /^(\d+\.\d+) (\d+\.\d+)$/;
+    }
 
     for my $line (split /\n/, _slurp("$dir/events.jsonl") // '') {
         next unless $line =~ /\S/;

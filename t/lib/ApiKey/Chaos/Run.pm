@@ -112,7 +112,8 @@ sub _keep {
     remove_tree($to);
     make_path("$to/clients", "$to/a", "$to/b");
 
-    for my $f (qw(meta.json events.jsonl usage.json proxy.log)) {
+    for my $f (qw(meta.json events.jsonl usage.json proxy.log
+                  heartbeat.txt)) {
         copy("$dir/$f", "$to/$f") if -e "$dir/$f";
     }
     for my $inst (qw(a b)) {
@@ -164,6 +165,10 @@ sub run_seed {
                 schedule => ApiKey::Chaos::Schedule::describe($s));
     _write_json("$dir/meta.json", \%meta);
 
+    my $heartbeat = ApiKey::Chaos::Traffic::heartbeat($t,
+        file => "$dir/heartbeat.txt", start => time,
+        seconds => $t0 - time + $s->{duration} + 60);
+
     my @clients = map {
         ApiKey::Chaos::Traffic::start($t, inst => $_, port => $ngx->port($_),
             dir => "$dir/clients", keys_file => $tl->keys_file,
@@ -177,6 +182,8 @@ sub run_seed {
     my $wait = $t0 + $s->{duration} - time;
     sleep($wait) if $wait > 0;
     $t->wait_children(@clients);
+    kill 'TERM', $heartbeat;
+    $t->wait_children($heartbeat);
 
     $srv->proxy('heal') unless $s->{family} eq 'sentinel';
     kill 'CONT', $t->redis_pid if $t->redis_pid;

@@ -66,6 +66,30 @@ sub start {
 }
 
 
+# The machine's own stalls: a process that sleeps 10 ms at a time and
+# writes down each sleep that took over 100 ms ("<from> <to>"), so that
+# the checker does not take a machine that stopped for nginx hanging.
+
+sub heartbeat {
+    my ($t, %o) = @_;
+
+    return $t->spawn(sub {
+        $SIG{TERM} = 'DEFAULT';
+        open my $out, '>', $o{file} or die "$o{file}: $!";
+        $out->autoflush(1);
+        my $end = $o{start} + $o{seconds};
+        my $last = time;
+
+        while ($last < $end) {
+            sleep 0.01;
+            my $now = time;
+            printf $out "%.4f %.4f\n", $last, $now if $now - $last > 0.1;
+            $last = $now;
+        }
+    });
+}
+
+
 sub _paced_plan {
     my @p = map { [$_, '/api/', $PACED{$_}] } sort keys %PACED;
     push @p, map { ['k50', $_, $SCOPED{$_}] } sort keys %SCOPED;
