@@ -41,8 +41,8 @@ package ApiKey::Chaos::Check;
 #                      + sum over instances i with apikey_cache, over
 #                          outage windows w of i meeting [t1, t2] of
 #                          B_w + r_w * |w ∩ [t1, t2]|
-#                      + B_max * (Redis restarts empty + failovers by
-#                          SIGKILL, in [t1, t2]) )
+#                      + B_max * (Redis restarts empty + failovers,
+#                          in [t1, t2]) )
 #
 #    A limit segment is the time one rate limit is in force: the key's
 #    creation to the reply of the PATCH that changed it, then from that
@@ -51,9 +51,12 @@ package ApiKey::Chaos::Check;
 #    the old one).  A PATCH whose outcome is unknown (no answer, 5xx)
 #    opens a segment at its sending without closing the one before.
 #    B_w, r_w: the largest burst and rate of the segments meeting w (one
-#    bucket per instance kept in its zone, SPEC 8).  A restart empty and
-#    a failover that loses unreplicated writes can each give back at
-#    most one full bucket.
+#    bucket per instance kept in its zone, SPEC 8).  A restart empty, and
+#    a failover (replication is asynchronous: a SIGKILLed primary's last
+#    writes, and those a primary takes between SENTINEL FAILOVER's
+#    promotion and its own demotion, are lost), can each give back at
+#    most one full bucket: a bucket's state going back in time cannot
+#    hold more than a full bucket.
 #
 # 2. Revocation.  For a revocation answered 200 through instance X at
 #    time R, until the sending of a later restore (answered 200, or with
@@ -73,10 +76,10 @@ package ApiKey::Chaos::Check;
 #      L - K  <=  U  <=  L + N
 #
 #    K: that kind's log lines of a SIGKILLed worker (by $pid) in the
-#    second before its kill, and of every worker in the second before a
-#    failover by SIGKILL (counts it had not sent, or Redis had not
-#    replicated); N: the key's client requests that no log line records
-#    (a killed worker's requests in flight, checked or not).
+#    second before its kill, and of every worker from a second before a
+#    failover to the promotion (counts it had not sent, or the new
+#    primary never received); N: the key's client requests that no log
+#    line records (a killed worker's requests in flight, checked or not).
 #
 # 4. No crash, no hang, no alert.  No "exited on signal" in an error log
 #    but SIGKILL of a worker the schedule killed (and nginx's own [alert]
@@ -413,8 +416,7 @@ sub inv1_allowance {
 
         my $lost = grep {
             ($_->{ev} eq 'redis_down' && $_->{empty}
-             || $_->{ev} eq 'failover' && ($_->{how} // '') eq 'kill'
-                && !$_->{skipped})
+             || $_->{ev} eq 'failover' && !$_->{skipped})
             && $_->{t} >= $t1 && $_->{t} <= $t2
         } @{$ev->{events}};
 
@@ -524,8 +526,8 @@ sub inv3_usage {
     my ($ev) = @_;
     my @v;
 
-    my @lossy = grep { $_->{ev} eq 'failover' && ($_->{how} // '') eq 'kill'
-                       && !$_->{skipped} } @{$ev->{events}};
+    my @lossy = grep { $_->{ev} eq 'failover' && !$_->{skipped} }
+                @{$ev->{events}};
 
     for my $k (sort { $a->{created} <=> $b->{created} } values %{$ev->{keys}}) {
         next if $k->{gone};
@@ -552,7 +554,7 @@ sub inv3_usage {
                     && $r->{end} >= $_->{t} - 1 && $r->{end} <= $_->{t}
                 } @{$ev->{killed}};
                 $killed ||= grep {
-                    $r->{end} >= $_->{t} - 1 && $r->{end} <= $_->{t}
+                    $r->{end} >= $_->{t} - 1 && $r->{end} <= $_->{t_end}
                 } @lossy;
                 $K{$kind}++ if $killed;
             }
