@@ -196,6 +196,10 @@ sub run_seed {
                   <$fh>;
               };
 
+    # --settle: time for the workers' periodic sends before QUIT, to tell
+    # counts lost on exit from counts lost during the run
+    sleep($o{settle}) if $o{settle};
+
     $tl->record({ ev => 'quit', t => time });
     $meta{stopped} = $ngx->stop_all;
     $tl->record({ ev => 'stopped', t => time, ok => $meta{stopped} });
