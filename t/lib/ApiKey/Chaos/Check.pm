@@ -20,7 +20,7 @@ package ApiKey::Chaos::Check;
 # module's own logs), overlapping ones merged:
 #   - Redis SIGSTOPped or CLIENT PAUSEd for longer than T:
 #       [stop, resumed + 1 s]  (SPEC 4: requests pass again within 1 s)
-#   - Redis SIGKILLed:                     [kill, listening again + 1 s]
+#   - Redis SIGKILLed:                     [kill, answering again + 1 s]
 #   - a failover on the Sentinel set:      [kill or command, promoted + 1 s]
 #   - a proxy stall of MS > T of all or the instance's connections:
 #                                          [stall, stall + MS + 1 s]
@@ -89,9 +89,8 @@ package ApiKey::Chaos::Check;
 #    and a re-send) plus the time the machine itself stalled meanwhile
 #    (a heartbeat process's 10 ms sleeps that took over 100 ms: nothing
 #    ran then, nginx included); no request closed without an answer but
-#    those in
-#    flight at a worker the schedule killed; every admin call answered
-#    (in 8 s); both instances stopped within 20 s of QUIT.
+#    those in flight at a worker the schedule killed; every admin call
+#    answered (in 8 s); both instances stopped within 20 s of QUIT.
 #
 # 5. With apikey_cache in force at the instance, no 503 unless it began
 #    in an outage window w at least max_stale - 0.2 s after w began (the
