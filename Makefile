@@ -6,6 +6,9 @@
 #   make stop     stop what make run started
 #   make bench    throughput of a gatekept location against a bare one
 #   make check    the suite under ASan and UBSan, and the fuzz targets
+#   make chaos    the seeded fault campaign's fixed seed set (t/chaos/README);
+#                 SEEDS=200 runs seeds 1..200 (or a list: SEEDS='3 17 42'),
+#                 SEED=17 replays one
 #   make deb      the Debian package libnginx-mod-http-apikey, in build/deb/
 #   make package-test  install that package, use it, purge it (root; the
 #                 system's own nginx and dpkg: not part of make test)
@@ -27,7 +30,7 @@ PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
 
 CHECK_PACKAGES := clang libclang-rt-14-dev dpkg-dev
 
-.PHONY: all deps check-deps test unit run stop bench check clean
+.PHONY: all deps check-deps test unit run stop bench check chaos clean
 
 all: $(MODULE) $(KEYTOOL)
 
@@ -102,6 +105,13 @@ stop:
 
 check: deps check-deps all
 	@t/check.sh
+
+# The fault campaign: its checker's self-test, then the seeds; each
+# failing seed's evidence is kept in build/chaos/seed-N.
+
+chaos: deps all
+	prove t/chaos/selftest.t
+	t/chaos/run $(if $(SEED),--seed '$(SEED)',$(if $(SEEDS),--seeds '$(SEEDS)'))
 
 bench: deps all
 	@t/bench.sh
