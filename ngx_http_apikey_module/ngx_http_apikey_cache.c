@@ -284,9 +284,12 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
         goto done;
     }
 
-    if (cn->missing || cn->load != sh->load) {
+    if (cn->missing || (cn->load != sh->load && !sh->loading)) {
 
-        /* did not fit the zone, or the last load did not see it */
+        /*
+         * did not fit the zone, or the last load did not see it (during a
+         * load, offline, the records of the one before still answer)
+         */
 
         rc = NGX_DECLINED;
         goto done;
@@ -311,7 +314,9 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
         b = cn->has_c ? ngx_http_apikey_cache_lookup(cache, cn->g + cn->len)
                       : cn;
 
-        if (b == NULL || b->missing || b->load != sh->load) {
+        if (b == NULL || b->missing
+            || (b->load != sh->load && !sh->loading))
+        {
             rc = NGX_DECLINED;
             goto done;
         }

@@ -61,6 +61,12 @@ extern ngx_http_apikey_metrics_t  *ngx_http_apikey_metrics;
     }
 
 
+/* the admin API's statuses counted apart, 0: any other */
+extern ngx_uint_t  ngx_http_apikey_metrics_statuses[];
+
+ngx_int_t ngx_http_apikey_metrics_zone_add(ngx_conf_t *cf, void *tag);
+
+/* apikey_metrics, ngx_http_apikey_metrics_page.c */
 char *ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 

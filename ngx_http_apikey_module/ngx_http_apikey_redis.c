@@ -306,7 +306,7 @@ ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op)
     op->timer.log = rd->log;
 
     if (ngx_queue_empty(&rd->waiting)
-        && rd->state != NGX_HTTP_APIKEY_REDIS_DOWN
+        && rd->state == NGX_HTTP_APIKEY_REDIS_READY
         && rd->conn.ncmds < NGX_HTTP_APIKEY_REDIS_INFLIGHT)
     {
         if (ngx_http_apikey_redis_write(op) != NGX_OK) {
@@ -689,7 +689,7 @@ ngx_http_apikey_redis_send_waiting(ngx_event_t *ev)
     rd = ev->data;
 
     while (!ngx_queue_empty(&rd->waiting)
-           && rd->state != NGX_HTTP_APIKEY_REDIS_DOWN
+           && rd->state == NGX_HTTP_APIKEY_REDIS_READY
            && rd->conn.ncmds < NGX_HTTP_APIKEY_REDIS_INFLIGHT)
     {
         q = ngx_queue_head(&rd->waiting);

@@ -16,14 +16,14 @@
  * A worker's links to Redis.  A working connection that drops is made
  * again at once; after a failed attempt the next waits, further and
  * further apart, with jitter.  The handshake pipelines AUTH, SELECT,
- * ROLE (with Sentinel) and PING, and the calls that waited go out behind
- * it; the PING's reply makes the link ready.  Scripts are not loaded
+ * ROLE (with Sentinel) and PING; the PING's reply makes the link ready,
+ * and the calls that waited go out then.  Scripts are not loaded
  * ahead: a call that meets NOSCRIPT sends its script's body once.
  */
 
 
 #define NGX_HTTP_APIKEY_REDIS_BACKOFF      25      /* ms, the first retry */
-#define NGX_HTTP_APIKEY_REDIS_BACKOFF_MAX  1000    /* ms */
+#define NGX_HTTP_APIKEY_REDIS_BACKOFF_MAX  500     /* ms */
 #define NGX_HTTP_APIKEY_REDIS_HANDSHAKE    1000    /* ms, at least */
 
 
@@ -145,14 +145,14 @@ ngx_http_apikey_redis_link_connect(ngx_http_apikey_redis_t *rd)
         return;
     }
 
+    /*
+     * what waited for this connection goes out once it is ready: a server
+     * still loading its data refuses the handshake, and a call sent
+     * behind it would count as one that may have run
+     */
+
     ngx_add_timer(&rd->handshake,
                   ngx_max(rcf->timeout, NGX_HTTP_APIKEY_REDIS_HANDSHAKE));
-
-    /* what waited for this connection goes out behind the handshake */
-
-    if (!ngx_queue_empty(&rd->waiting) && !rd->resend.posted) {
-        ngx_post_event(&rd->resend, &ngx_posted_events);
-    }
 }
 
 
@@ -565,18 +565,32 @@ ngx_http_apikey_redis_found(void)
 
 
 
-/* a Sentinel announced a new primary: the calls in flight go there */
+/*
+ * a Sentinel announced a new primary: the calls in flight go there, and a
+ * link that waits to try again tries now
+ */
 
 static void
 ngx_http_apikey_redis_switched(void)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                i;
+    ngx_http_apikey_redis_t  *rd;
 
     ngx_http_apikey_metric_add(failovers);
 
     for (i = 0; i < 2; i++) {
-        ngx_http_apikey_redis_link_reset(&ngx_http_apikey_redis[i],
-                                    "the primary changed", 0);
+        rd = &ngx_http_apikey_redis[i];
+
+        if (ngx_http_apikey_redis_conn_is_open(&rd->conn)) {
+            ngx_http_apikey_redis_link_reset(rd, "the primary changed", 0);
+            continue;
+        }
+
+        if (rd->reconnect.timer_set) {
+            ngx_del_timer(&rd->reconnect);
+            rd->backoff = 0;
+            ngx_http_apikey_redis_link_connect(rd);
+        }
     }
 }
 

@@ -61,6 +61,7 @@ typedef struct {
 
 static void ngx_http_apikey_tally_put(u_char *hex, ngx_int_t *n,
     ngx_uint_t back, int64_t taken, uint32_t *lim);
+static void ngx_http_apikey_tally_soon(void);
 static void ngx_http_apikey_tally_flush(ngx_event_t *ev);
 static void ngx_http_apikey_tally_done(void *data, redisReply *reply);
 
@@ -296,24 +297,7 @@ ngx_http_apikey_tally_put(u_char *hex, ngx_int_t *n, ngx_uint_t back,
             s->back += back;
         }
 
-        if (ngx_http_apikey_tally_event.posted) {
-            return;
-        }
-
-        if (ngx_exiting) {
-
-            /* the worker shuts down: now, not after a second */
-
-            if (ngx_http_apikey_tally_event.timer_set) {
-                ngx_del_timer(&ngx_http_apikey_tally_event);
-            }
-
-            ngx_post_event(&ngx_http_apikey_tally_event, &ngx_posted_events);
-
-        } else if (!ngx_http_apikey_tally_event.timer_set) {
-            ngx_add_timer(&ngx_http_apikey_tally_event,
-                          NGX_HTTP_APIKEY_TALLY_INTERVAL);
-        }
+        ngx_http_apikey_tally_soon();
 
         return;
     }
@@ -323,6 +307,36 @@ ngx_http_apikey_tally_put(u_char *hex, ngx_int_t *n, ngx_uint_t back,
                       "apikey: more secrets counted in a second than "
                       "the worker tallies, %d; some go uncounted",
                       NGX_HTTP_APIKEY_TALLY_FULL);
+    }
+}
+
+
+/*
+ * The counts go within a second; a worker that shuts down sends them now
+ * (it exits once no call is under way, so a timer might never fire)
+ */
+
+static void
+ngx_http_apikey_tally_soon(void)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_http_apikey_tally_event;
+
+    if (ev->posted) {
+        return;
+    }
+
+    if (ngx_exiting) {
+
+        if (ev->timer_set) {
+            ngx_del_timer(ev);
+        }
+
+        ngx_post_event(ev, &ngx_posted_events);
+
+    } else if (!ev->timer_set) {
+        ngx_add_timer(ev, NGX_HTTP_APIKEY_TALLY_INTERVAL);
     }
 }
 
@@ -449,7 +463,12 @@ ngx_http_apikey_tally_done(void *data, redisReply *reply)
     if (s->n[0] == 0 && s->n[1] == 0 && s->n[2] == 0 && s->back == 0) {
         s->args[0].len = 0;
         t->used--;
+        return;
     }
+
+    /* what was counted while the call was under way goes next */
+
+    ngx_http_apikey_tally_soon();
 }
 
 

@@ -128,7 +128,7 @@ sub _start_sentinels {
         open my $fh, '>', "$dir/s$i/sentinel.conf" or die $!;
         print $fh "port $sp[$i]\nbind 127.0.0.1\ndir $dir/s$i\n"
                   . "sentinel monitor $MASTER 127.0.0.1 $p1 2\n"
-                  . "sentinel down-after-milliseconds $MASTER 500\n"
+                  . "sentinel down-after-milliseconds $MASTER 1000\n"
                   . "sentinel failover-timeout $MASTER 5000\n";
         close $fh;
         $self->_spawn("sentinel$i", $bin, "$dir/s$i/sentinel.conf");

@@ -1,0 +1,329 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_metrics.h"
+
+
+/*
+ * apikey_metrics: the counters of ngx_http_apikey_metrics.c, and the
+ * replica's state, in the Prometheus text exposition format (0.0.4).
+ */
+
+
+static ngx_int_t ngx_http_apikey_metrics_handler(ngx_http_request_t *r);
+static u_char *ngx_http_apikey_metrics_family(u_char *p, const char *name,
+    const char *type, const char *help);
+static u_char *ngx_http_apikey_metrics_replica(ngx_http_request_t *r,
+    u_char *p, ngx_http_apikey_metrics_t *m);
+static u_char *ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
+    ngx_atomic_t *buckets, ngx_uint_t n, const char **le, ngx_atomic_uint_t sum,
+    ngx_uint_t micro);
+
+
+/* upper bounds of the buckets, as written */
+
+static const char  *ngx_http_apikey_latency_le[] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25", "0.5", "1", "+Inf"
+};
+
+static const char  *ngx_http_apikey_batch_le[] = {
+    "1", "2", "4", "8", "16", "32", "64", "+Inf"
+};
+
+static const char  *ngx_http_apikey_routes[] = {
+    "create", "list", "get", "update", "revoke", "restore", "rotate",
+    "delete", "events", "usage", "none"
+};
+
+static const char  *ngx_http_apikey_error_kinds[] = {
+    "timeout", "connection", "reply"
+};
+
+
+char *
+ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (ngx_http_apikey_metrics_zone_add(cf, &ngx_http_apikey_module)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_apikey_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* the Prometheus text exposition format, version 0.0.4 */
+
+static ngx_int_t
+ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                     *p;
+    ngx_int_t                   rc;
+    ngx_buf_t                  *b;
+    ngx_str_t                   type;
+    ngx_uint_t                  i, k, seen;
+    ngx_atomic_uint_t           v, sum[NGX_HTTP_APIKEY_M_RESULTS];
+    ngx_http_apikey_metrics_t  *m;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    m = ngx_http_apikey_metrics;
+
+    if (m == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_create_temp_buf(r->pool, 6144 + NGX_HTTP_APIKEY_M_ROUTES
+                                            * NGX_HTTP_APIKEY_M_STATUSES * 96);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+
+    /* results that share a status (the two 403s) share a series */
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_checks_total", "counter",
+                         "Requests checked by the gatekeeper, by result "
+                         "($apikey_status).");
+
+    for (i = 0; i < NGX_HTTP_APIKEY_M_RESULTS; i++) {
+        sum[i] = m->checks[i];
+
+        for (k = 0; k < i; k++) {
+            if (ngx_http_apikey_results[k].status.len
+                == ngx_http_apikey_results[i].status.len
+                && ngx_strcmp(ngx_http_apikey_results[k].status.data,
+                              ngx_http_apikey_results[i].status.data)
+                   == 0)
+            {
+                sum[k] += sum[i];
+                sum[i] = (ngx_atomic_uint_t) -1;
+                break;
+            }
+        }
+    }
+
+    for (i = 0; i < NGX_HTTP_APIKEY_M_RESULTS; i++) {
+        if (sum[i] != (ngx_atomic_uint_t) -1) {
+            p = ngx_sprintf(p, "apikey_checks_total{status=\"%V\"} %uA\n",
+                            &ngx_http_apikey_results[i].status, sum[i]);
+        }
+    }
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_redis_calls_total",
+                         "counter",
+                         "Script calls sent to Redis, by connection.");
+    p = ngx_sprintf(p, "apikey_redis_calls_total{connection=\"gate\"} %uA\n"
+                       "apikey_redis_calls_total{connection=\"admin\"} %uA\n",
+                    m->calls[0], m->calls[1]);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_redis_errors_total",
+                         "counter",
+                         "Failed Redis calls and connections, by kind.");
+
+    for (i = 0; i < NGX_HTTP_APIKEY_M_ERRORS; i++) {
+        p = ngx_sprintf(p, "apikey_redis_errors_total{kind=\"%s\"} %uA\n",
+                        ngx_http_apikey_error_kinds[i], m->errors[i]);
+    }
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_redis_reconnects_total",
+                         "counter",
+                         "Connections to Redis made again after a drop or "
+                         "a failure.");
+    p = ngx_sprintf(p, "apikey_redis_reconnects_total %uA\n", m->reconnects);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_redis_failovers_total",
+                         "counter",
+                         "Moves to another primary announced or found "
+                         "through Sentinel.");
+    p = ngx_sprintf(p, "apikey_redis_failovers_total %uA\n", m->failovers);
+
+    p = ngx_http_apikey_metrics_family(p,
+                         "apikey_redis_script_duration_seconds", "histogram",
+                         "Time from sending a gate script call to its reply.");
+    p = ngx_http_apikey_metrics_histogram(p,
+                         "apikey_redis_script_duration_seconds", m->latency,
+                         NGX_HTTP_APIKEY_M_LATENCY, ngx_http_apikey_latency_le,
+                         m->latency_us, 1);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_batch_checks", "histogram",
+                         "Checks sent in one gate script call.");
+    p = ngx_http_apikey_metrics_histogram(p, "apikey_batch_checks", m->batch,
+                         NGX_HTTP_APIKEY_M_BATCH, ngx_http_apikey_batch_le,
+                         m->batch_checks, 0);
+
+    p = ngx_http_apikey_metrics_replica(r, p, m);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_admin_requests_total",
+                         "counter",
+                         "Admin API requests, by operation and status.");
+
+    seen = 0;
+
+    for (i = 0; i < NGX_HTTP_APIKEY_M_ROUTES; i++) {
+        for (k = 0; k < NGX_HTTP_APIKEY_M_STATUSES; k++) {
+            v = m->admin[i][k];
+
+            if (v == 0) {
+                continue;
+            }
+
+            seen = 1;
+
+            p = ngx_sprintf(p, "apikey_admin_requests_total{route=\"%s\",",
+                            ngx_http_apikey_routes[i]);
+
+            p = ngx_http_apikey_metrics_statuses[k]
+                ? ngx_sprintf(p, "status=\"%ui\"} %uA\n",
+                              ngx_http_apikey_metrics_statuses[k], v)
+                : ngx_sprintf(p, "status=\"other\"} %uA\n", v);
+        }
+    }
+
+    if (!seen) {
+        p = ngx_cpymem(p, "apikey_admin_requests_total{route=\"none\","
+                          "status=\"200\"} 0\n",
+                       sizeof("apikey_admin_requests_total{route=\"none\","
+                              "status=\"200\"} 0\n") - 1);
+    }
+
+    b->last = p;
+
+    ngx_str_set(&type, "text/plain; version=0.0.4; charset=utf-8");
+
+    return ngx_http_apikey_send_buf(r, NGX_HTTP_OK, &type, b);
+}
+
+
+/* apikey_cache: the instance's replica, when there is one */
+
+static u_char *
+ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
+    ngx_http_apikey_metrics_t *m)
+{
+    uint64_t                      now, synced;
+    ngx_uint_t                    keys, bytes, missing, reloads, loaded;
+    ngx_http_apikey_cache_t      *cache;
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    if (akmcf->cache.shm_zone == NULL) {
+        return p;
+    }
+
+    cache = akmcf->cache.shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    keys = cache->sh->keys - cache->sh->missing;
+    bytes = cache->sh->bytes;
+    missing = cache->sh->missing + cache->sh->lost;
+    reloads = cache->sh->reloads;
+    loaded = cache->sh->loaded;
+    synced = cache->sh->synced;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    now = ngx_http_apikey_cache_msec();
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_keys", "gauge",
+                         "Secrets held by the apikey_cache replica.");
+    p = ngx_sprintf(p, "apikey_replica_keys %ui\n", keys);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_bytes", "gauge",
+                         "Bytes of the records the replica holds.");
+    p = ngx_sprintf(p, "apikey_replica_bytes %ui\n", bytes);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_missing_keys",
+                         "gauge",
+                         "Secrets that did not fit the zone, checked in "
+                         "Redis.");
+    p = ngx_sprintf(p, "apikey_replica_missing_keys %ui\n", missing);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_lag_seconds",
+                         "gauge",
+                         "Time since the replica last heard from Redis "
+                         "(-1 before the first load).");
+    p = loaded
+        ? ngx_sprintf(p, "apikey_replica_lag_seconds %uL.%03uL\n",
+                      (now > synced ? now - synced : 0) / 1000,
+                      (now > synced ? now - synced : 0) % 1000)
+        : ngx_sprintf(p, "apikey_replica_lag_seconds -1\n");
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_reloads_total",
+                         "counter",
+                         "Reloads of the replica after a gap in the change "
+                         "log.");
+    p = ngx_sprintf(p, "apikey_replica_reloads_total %ui\n", reloads);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_hits_total",
+                         "counter",
+                         "Checks the replica answered without Redis.");
+    p = ngx_sprintf(p, "apikey_replica_hits_total %uA\n", m->replica_hits);
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_apikey_metrics_family(u_char *p, const char *name, const char *type,
+    const char *help)
+{
+    return ngx_sprintf(p, "# HELP %s %s\n# TYPE %s %s\n",
+                       name, help, name, type);
+}
+
+
+/* buckets are kept apart and written cumulative; "micro": sum in us */
+
+static u_char *
+ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
+    ngx_atomic_t *buckets, ngx_uint_t n, const char **le, ngx_atomic_uint_t sum,
+    ngx_uint_t micro)
+{
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  count;
+
+    count = 0;
+
+    for (i = 0; i < n; i++) {
+        count += buckets[i];
+        p = ngx_sprintf(p, "%s_bucket{le=\"%s\"} %uA\n", name, le[i], count);
+    }
+
+    if (micro) {
+        p = ngx_sprintf(p, "%s_sum %uA.%06uA\n", name,
+                        sum / 1000000, sum % 1000000);
+
+    } else {
+        p = ngx_sprintf(p, "%s_sum %uA\n", name, sum);
+    }
+
+    return ngx_sprintf(p, "%s_count %uA\n", name, count);
+}
