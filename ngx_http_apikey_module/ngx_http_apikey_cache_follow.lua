@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- apikey_cache: the changes since an nginx replica's position in the
 -- change log (docs/data-model.md, "The change log").
 --
@@ -7,6 +8,10 @@
 -- Returns {"gap"} when the log cannot be followed from there: the entry
 -- is no longer in it (trimmed away, or a new log after Redis restarted
 -- empty or a failover lost it).
+-- It writes nothing (flags=no-writes): Redis runs it on a server paused
+-- for writes, as during a graceful failover, so the replicas of every
+-- instance go on learning of changes then.
+--
 -- Else {"ok", position, hash, g, c, ...}: the new position, and the
 -- current gate record of every secret the entries name ("" for a secret
 -- that is gone), as the load gives them; for an entry that says tokens
