@@ -187,8 +187,8 @@ typedef struct {
 
 /*
  * ngx_http_apikey_admin_conf.c: the module, its directives, the token file
- * ngx_http_apikey_admin.c: the handler: authentication, routing, queries
- * and bodies
+ * ngx_http_apikey_admin.c: the handler: authentication, routing and
+ * bodies
  */
 
 ngx_int_t ngx_http_apikey_admin_handler(ngx_http_request_t *r);
@@ -201,6 +201,16 @@ ngx_int_t ngx_http_apikey_admin_log_handler(ngx_http_request_t *r);
  */
 
 ngx_int_t ngx_http_apikey_admin_console_handler(ngx_http_request_t *r);
+
+
+/*
+ * ngx_http_apikey_admin_query.c: the query string of a list, the events
+ * or the usage, parsed strictly into ctx->in; NGX_DECLINED: ctx->err says
+ * why
+ */
+
+ngx_int_t ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
 
 
 /* ngx_http_apikey_admin_reply.c: errors and replies, shared validators */
