@@ -227,6 +227,29 @@ ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);
 
 
+/* script arguments, built in r->pool; "failed" is checked once at the end */
+
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_str_t                      *ns;
+    ngx_str_t                       args[NGX_HTTP_APIKEY_ADMIN_MAX_ARGS];
+    ngx_uint_t                      nargs;
+    ngx_uint_t                      nkeys;
+    ngx_uint_t                      failed;
+} ngx_http_apikey_admin_args_t;
+
+
+/*
+ * ngx_http_apikey_admin_args.c: the scripts' arguments, from ctx; a new
+ * key and its hash for create and rotate
+ */
+
+ngx_int_t ngx_http_apikey_admin_args(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
+void ngx_http_apikey_admin_reindex_args(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a, ngx_str_t *budget);
+
+
 /* ngx_http_apikey_admin_ops.c: the script calls of each operation */
 
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
