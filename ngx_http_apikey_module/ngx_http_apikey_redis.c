@@ -230,6 +230,9 @@ ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op,
     {
         ngx_free(op);
         return NGX_DECLINED;
+
+    } else {
+        op->sent = 1;
     }
 
     ngx_add_timer(&op->timer, timeout);

@@ -113,6 +113,12 @@ redisReply *ngx_http_apikey_redis_copy(ngx_pool_t *pool, redisReply *rr);
 void ngx_http_apikey_redis_detach(ngx_http_apikey_redis_op_t *op);
 
 /*
+ * In a handler called with NULL only: 1 when the command may have reached
+ * Redis (it was handed to the connection), 0 when it was never sent
+ */
+ngx_uint_t ngx_http_apikey_redis_sent(void);
+
+/*
  * Sends the operation again on the next connection if the one it went
  * out on drops before the reply (once): for scripts that may run twice.
  */

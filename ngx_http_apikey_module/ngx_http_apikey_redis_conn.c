@@ -28,6 +28,16 @@ static void ngx_http_apikey_redis_on_disconnect(const redisAsyncContext *ac,
     int status);
 
 
+static ngx_uint_t  ngx_http_apikey_redis_last_sent;
+
+
+ngx_uint_t
+ngx_http_apikey_redis_sent(void)
+{
+    return ngx_http_apikey_redis_last_sent;
+}
+
+
 ngx_uint_t
 ngx_http_apikey_redis_conn_ready(ngx_http_apikey_redis_t *rd)
 {
@@ -414,6 +424,7 @@ void
 ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
 {
     void                              *data;
+    ngx_uint_t                         sent;
     ngx_http_apikey_redis_t           *rd;
     ngx_http_apikey_redis_op_t        *op;
     ngx_http_apikey_redis_handler_pt   handler;
@@ -430,6 +441,7 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
 
     handler = op->handler;
     data = op->data;
+    sent = op->sent;
     op->handler = NULL;
 
     ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_TIMEOUT]);
@@ -454,6 +466,7 @@ ngx_http_apikey_redis_op_timeout(ngx_event_t *ev)
     }
 
     if (handler) {
+        ngx_http_apikey_redis_last_sent = sent;
         handler(data, NULL);
     }
 }
@@ -512,6 +525,7 @@ ngx_http_apikey_redis_send_waiting(ngx_event_t *ev)
                                           op, (const char *) op->cmd, op->len)
                == REDIS_OK)
         {
+            op->sent = 1;
             continue;
         }
 
@@ -539,6 +553,7 @@ ngx_http_apikey_redis_finish(ngx_http_apikey_redis_op_t *op, redisReply *rr)
     handler = op->handler;
     data = op->data;
     exiting = op->rd->exiting;
+    ngx_http_apikey_redis_last_sent = op->sent;
 
     ngx_free(op);
 

@@ -55,6 +55,7 @@ struct ngx_http_apikey_redis_op_s {
     unsigned                           resend:1;
     unsigned                           resent:1;
     unsigned                           queued:1;
+    unsigned                           sent:1;
 };
 
 
