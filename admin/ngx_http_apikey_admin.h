@@ -17,7 +17,6 @@
 
 
 #define NGX_HTTP_APIKEY_ADMIN_BODY_MAX       65536
-#define NGX_HTTP_APIKEY_ADMIN_TIMEOUT        1000
 #define NGX_HTTP_APIKEY_ADMIN_NAME_MAX       100
 #define NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX  500
 #define NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX     32
@@ -62,6 +61,15 @@
 #define NGX_HTTP_APIKEY_ADMIN_EVENTS         8
 #define NGX_HTTP_APIKEY_ADMIN_USAGE          9
 
+/* the operations that change keys */
+#define ngx_http_apikey_admin_changes(ctx)                                    \
+    ((1 << (ctx)->operation) & ((1 << NGX_HTTP_APIKEY_ADMIN_CREATE)           \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_UPDATE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_REVOKE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_RESTORE)        \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_ROTATE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_DELETE)))
+
 
 /* the fields of a key as the scripts return them */
 
@@ -89,6 +97,12 @@ typedef struct {
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_array_t                    *orgs;      /* ngx_str_t; NULL: all */
 } ngx_http_apikey_admin_token_t;
+
+
+typedef struct {
+    ngx_msec_t                      timeout;   /* apikey_admin_timeout */
+    ngx_flag_t                      scripts;   /* registered this cycle */
+} ngx_http_apikey_admin_main_conf_t;
 
 
 typedef struct {
@@ -146,10 +160,18 @@ typedef struct {
 } ngx_http_apikey_admin_error_t;
 
 
-typedef struct {
+typedef struct ngx_http_apikey_admin_ctx_s  ngx_http_apikey_admin_ctx_t;
+
+typedef void (*ngx_http_apikey_admin_resume_pt)(
+    ngx_http_apikey_admin_ctx_t *ctx);
+
+
+struct ngx_http_apikey_admin_ctx_s {
     ngx_http_request_t             *request;
     ngx_http_apikey_admin_token_t  *token;
-    ngx_http_apikey_redis_op_t     *op;
+    ngx_http_apikey_redis_op_t     *op;        /* the call in Redis */
+    ngx_uint_t                      step;      /* which call it is */
+    ngx_http_apikey_admin_resume_pt resume;    /* a list's turn came */
     ngx_uint_t                      operation;
     ngx_http_apikey_script_t       *script;    /* of the operation */
     ngx_str_t                       org;
@@ -175,14 +197,14 @@ typedef struct {
     /* the rebuild of the org's admin indexes that goes first, if needed */
     ngx_str_t                       reindex_cursor;
 
-    unsigned                        pending:1;
     unsigned                        queued:1;
     unsigned                        walking:1; /* its slice is in Redis */
-    unsigned                        reindexing:1;  /* a slice is in Redis */
-    unsigned                        reindexed:1;   /* the indexes are right */
     unsigned                        routed:1;   /* "operation" is set */
-    unsigned                        waited:1;   /* WAIT was sent */
-} ngx_http_apikey_admin_ctx_t;
+    unsigned                        sending:1;  /* in ..._admin_send() */
+    unsigned                        lost:1;     /* failed while sending */
+    unsigned                        unknown:1;  /* lost, maybe after Redis
+                                                   ran it */
+};
 
 
 /*
@@ -255,26 +277,21 @@ void ngx_http_apikey_admin_reindex_args(ngx_http_apikey_admin_ctx_t *ctx,
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
 /*
- * Builds the operation's script call and sends it (NGX_OK: the reply
- * handler runs; NGX_DECLINED: Redis is down; NGX_ERROR), and the answer
- * when it could not be sent, for ngx_http_finalize_request()
+ * Sends the operation's calls and answers the request from their replies:
+ * NGX_DONE, or an answer for ngx_http_finalize_request()
  */
-ngx_int_t ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
-ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+
 
 /*
  * ngx_http_apikey_admin_walk.c: a worker's list walks take turns, one
  * slice in Redis at a time; take_turn says whether ctx may send now (else
- * it is queued and sent, through ngx_http_apikey_admin_eval(), in its
- * turn); end_turn when its slice is answered or its request gone
+ * it is queued, and ctx->resume called in its turn); end_turn when its
+ * slice is answered or its request gone
  */
 ngx_uint_t ngx_http_apikey_admin_take_turn(ngx_http_apikey_admin_ctx_t *ctx);
 void ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx);
-
-ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx);
 
 
 /*

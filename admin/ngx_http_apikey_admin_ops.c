@@ -12,20 +12,32 @@
 #include "ngx_http_apikey_admin_scripts.h"
 
 
+/* what the call in Redis is */
+
+#define NGX_HTTP_APIKEY_ADMIN_CALL     0      /* the operation's script */
+#define NGX_HTTP_APIKEY_ADMIN_INDEX    1      /* a slice of the rebuild */
+#define NGX_HTTP_APIKEY_ADMIN_WAIT     2      /* WAIT after a change */
 
 
+static ngx_int_t ngx_http_apikey_admin_send(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+static ngx_int_t ngx_http_apikey_admin_call(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_redis_op_t **op);
+static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
+static void ngx_http_apikey_admin_resume(ngx_http_apikey_admin_ctx_t *ctx);
+static void ngx_http_apikey_admin_go_on(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_apikey_admin_answer(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
 static ngx_uint_t ngx_http_apikey_admin_needs_index(
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
-static ngx_int_t ngx_http_apikey_admin_reindex(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a,
-    ngx_http_apikey_main_conf_t *akmcf);
 static ngx_int_t ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
-static void ngx_http_apikey_admin_cleanup(void *data);
-static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
-static ngx_int_t ngx_http_apikey_admin_wait(ngx_http_request_t *r,
+static ngx_uint_t ngx_http_apikey_admin_must_wait(
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
-static void ngx_http_apikey_admin_waited(void *data, redisReply *reply);
+static void ngx_http_apikey_admin_cleanup(void *data);
 
 
 #define ngx_http_apikey_admin_script(name)                                    \
@@ -79,16 +91,19 @@ ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
 
 
 /*
- * Sends the operation's script.  NGX_DONE: the reply handler finalizes
- * the request; anything else is for ngx_http_finalize_request().
+ * Sends the operation's first call.  NGX_DONE: the reply handler
+ * finalizes the request; anything else is for ngx_http_finalize_request().
  */
 
 ngx_int_t
 ngx_http_apikey_admin_run(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx)
 {
-    ngx_int_t            rc;
-    ngx_http_cleanup_t  *cln;
+    ngx_int_t                          rc;
+    ngx_http_cleanup_t                *cln;
+    ngx_http_apikey_admin_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -99,113 +114,290 @@ ngx_http_apikey_admin_run(ngx_http_request_t *r,
     cln->data = ctx;
 
     ctx->script = &ngx_http_apikey_admin_scripts[ctx->operation];
+    ctx->resume = ngx_http_apikey_admin_resume;
+    ctx->step = ngx_http_apikey_admin_needs_index(ctx, alcf)
+                ? NGX_HTTP_APIKEY_ADMIN_INDEX : NGX_HTTP_APIKEY_ADMIN_CALL;
 
-    /* counted first: the reply handler may run before eval returns */
-
-    r->main->count++;
-
-    rc = ngx_http_apikey_admin_eval(r, ctx);
+    rc = ngx_http_apikey_admin_send(r, ctx);
 
     if (rc == NGX_OK) {
+        r->main->count++;
         return NGX_DONE;
     }
-
-    r->main->count--;
 
     return ngx_http_apikey_admin_not_sent(r, ctx, rc);
 }
 
 
-ngx_int_t
-ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
-{
-    if (rc == NGX_DECLINED) {
-        ngx_http_apikey_admin_error(r, ctx,
-                                    NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "store_unavailable",
-                                    "the key store is unreachable");
-        return ngx_http_apikey_admin_send_error(r, ctx);
-    }
-
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-
 /*
- * Builds the script's arguments from ctx and sends it: NGX_OK (the reply
- * handler will run), NGX_DECLINED (Redis is down) or NGX_ERROR.
+ * Sends the call of ctx->step, or queues a list's slice for its turn:
+ * NGX_OK (the reply handler, or ctx->resume, will run), NGX_DECLINED
+ * (not sent, or lost on the way: ctx->unknown says whether it may have
+ * reached Redis) or NGX_ERROR.  The reply handler never answers the
+ * request from inside this call, whatever the connection does, and no op
+ * is kept that the handler already had or that was not sent.
  */
 
-ngx_int_t
-ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+static ngx_int_t
+ngx_http_apikey_admin_send(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx)
 {
-    ngx_int_t                          rc;
-    ngx_msec_t                         timeout;
-    ngx_http_apikey_redis_op_t        *op;
-    ngx_http_apikey_main_conf_t       *akmcf;
-    ngx_http_apikey_admin_args_t      *a;
-    ngx_http_apikey_admin_loc_conf_t  *alcf;
-
-    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+    ngx_int_t                    rc;
+    ngx_http_apikey_redis_op_t  *op;
 
     if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST && !ctx->walking
         && !ngx_http_apikey_admin_take_turn(ctx))
     {
-        /* sent when its turn comes: the reply handler answers as usual */
-
-        ctx->pending = 1;
         return NGX_OK;
     }
 
+    ctx->sending = 1;
+    ctx->lost = 0;
+    ctx->unknown = 0;
+
+    rc = ngx_http_apikey_admin_call(r, ctx, &op);
+
+    ctx->sending = 0;
+
+    if (rc == NGX_OK && ctx->lost) {
+        rc = NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_apikey_admin_end_turn(ctx);
+        return rc;
+    }
+
+    ctx->op = op;
+
+    return NGX_OK;
+}
+
+
+/* the call itself, as ngx_http_apikey_redis_eval() returns */
+
+static ngx_int_t
+ngx_http_apikey_admin_call(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_redis_op_t **op)
+{
+    ngx_str_t                           budget;
+    ngx_http_apikey_script_t           *script;
+    ngx_http_apikey_main_conf_t        *akmcf;
+    ngx_http_apikey_admin_args_t       *a;
+    ngx_http_apikey_admin_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_admin_module);
+
+    if (ctx->step == NGX_HTTP_APIKEY_ADMIN_WAIT) {
+        return ngx_http_apikey_redis_wait(amcf->timeout,
+                                          ngx_http_apikey_admin_done, ctx,
+                                          r->connection->log, op);
+    }
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
     a = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_admin_args_t));
     if (a == NULL) {
-        ngx_http_apikey_admin_end_turn(ctx);
         return NGX_ERROR;
     }
 
     a->pool = r->pool;
     a->ns = &akmcf->redis.ns;
 
-    if (!ctx->reindexed && ngx_http_apikey_admin_needs_index(ctx, alcf)) {
-        return ngx_http_apikey_admin_reindex(r, ctx, a, akmcf);
-    }
+    if (ctx->step == NGX_HTTP_APIKEY_ADMIN_INDEX) {
+        ngx_str_set(&budget, NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET);
+        ngx_http_apikey_admin_reindex_args(ctx, a, &budget);
+        script = &ngx_http_apikey_admin_scripts[
+                                        NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT];
 
-    if (ngx_http_apikey_admin_args(r, ctx, a) != NGX_OK) {
-        ngx_http_apikey_admin_end_turn(ctx);
-        return NGX_ERROR;
-    }
+    } else {
+        if (ngx_http_apikey_admin_args(r, ctx, a) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
+        script = ctx->script;
+    }
 
     if (a->failed) {
-        ngx_http_apikey_admin_end_turn(ctx);
         return NGX_ERROR;
     }
 
-    /* a search walks a whole organization: allow at least a second */
+    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN, script,
+                                      a->nkeys, a->nargs, a->args,
+                                      amcf->timeout,
+                                      ngx_http_apikey_admin_done, ctx,
+                                      r->connection->log, op);
+}
 
-    timeout = ngx_max(akmcf->redis.timeout, NGX_HTTP_APIKEY_ADMIN_TIMEOUT);
 
-    ctx->pending = 1;
+static void
+ngx_http_apikey_admin_done(void *data, redisReply *reply)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
 
-    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN, ctx->script,
-                                    a->nkeys, a->nargs, a->args, timeout,
-                                    ngx_http_apikey_admin_done, ctx,
-                                    r->connection->log, &op);
+    ngx_http_request_t  *r;
 
-    if (rc != NGX_OK) {
-        ctx->pending = 0;
-        ngx_http_apikey_admin_end_turn(ctx);
-        return rc;
+    ctx->op = NULL;
+
+    if (ctx->sending) {
+
+        /*
+         * a connection that failed inline: no reply can come this way,
+         * and ngx_http_apikey_admin_send() answers
+         */
+
+        ctx->lost = 1;
+        ctx->unknown = (reply != NULL || ngx_http_apikey_redis_sent());
+        return;
     }
 
-    if (ctx->pending) {
-        ctx->op = op;
+    r = ctx->request;
+
+    ngx_http_set_log_request(r->connection->log, r);
+
+    ngx_http_apikey_admin_end_turn(ctx);
+
+    ctx->unknown = (reply == NULL && ngx_http_apikey_redis_sent());
+
+    ngx_http_apikey_admin_go_on(r, ctx,
+                                ngx_http_apikey_admin_answer(r, ctx, reply));
+}
+
+
+/* a list's turn came (ngx_http_apikey_admin_walk.c) */
+
+static void
+ngx_http_apikey_admin_resume(ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    ngx_http_set_log_request(r->connection->log, r);
+
+    ngx_http_apikey_admin_go_on(r, ctx, NGX_AGAIN);
+}
+
+
+/*
+ * NGX_AGAIN: the next call of ctx->step goes out; else rc is the answer
+ * and the request is finalized
+ */
+
+static void
+ngx_http_apikey_admin_go_on(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    while (rc == NGX_AGAIN) {
+        rc = ngx_http_apikey_admin_send(r, ctx);
+
+        if (rc == NGX_OK) {
+            return;
+        }
+
+        /* a WAIT that could not be sent: the change is answered as done */
+
+        rc = (ctx->step == NGX_HTTP_APIKEY_ADMIN_WAIT)
+             ? ngx_http_apikey_admin_answer(r, ctx, NULL)
+             : ngx_http_apikey_admin_not_sent(r, ctx, rc);
     }
 
-    return NGX_OK;
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a call's reply: NGX_AGAIN for the next call, else the answer */
+
+static ngx_int_t
+ngx_http_apikey_admin_answer(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    ngx_int_t  rc;
+
+    switch (ctx->step) {
+
+    case NGX_HTTP_APIKEY_ADMIN_INDEX:
+        rc = ngx_http_apikey_admin_reindexed(r, ctx, reply);
+
+        if (rc != NGX_OK) {
+            return ngx_http_apikey_admin_not_sent(r, ctx, rc);
+        }
+
+        return NGX_AGAIN;
+
+    case NGX_HTTP_APIKEY_ADMIN_WAIT:
+
+        if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+            || reply->integer < 1)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "apikey admin: no replica confirmed the change of "
+                          "key \"%V\" in time", &ctx->id);
+        }
+
+        return ngx_http_apikey_admin_reply(r, ctx, ctx->saved);
+
+    default: /* NGX_HTTP_APIKEY_ADMIN_CALL */
+
+        if (reply == NULL) {
+            return ngx_http_apikey_admin_not_sent(r, ctx, NGX_DECLINED);
+        }
+
+        if (ngx_http_apikey_admin_must_wait(ctx, reply)) {
+            ctx->saved = ngx_http_apikey_redis_copy(r->pool, reply);
+
+            if (ctx->saved != NULL) {
+                ctx->step = NGX_HTTP_APIKEY_ADMIN_WAIT;
+                return NGX_AGAIN;
+            }
+        }
+
+        return ngx_http_apikey_admin_reply(r, ctx, reply);
+    }
+}
+
+
+/*
+ * The answer to a call that was not sent, or whose reply did not come:
+ * 503 outcome_unknown for a change that may have reached Redis (a retry
+ * with the same Idempotency-Key tells what happened), else 503
+ * store_unavailable
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
+{
+    if (rc != NGX_DECLINED) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->unknown && ctx->step == NGX_HTTP_APIKEY_ADMIN_CALL
+        && ngx_http_apikey_admin_changes(ctx))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey admin: the outcome of %V %V/%V is unknown: "
+                      "the key store did not answer after the call was sent",
+                      &ctx->script->name, &ctx->org, &ctx->id);
+
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "outcome_unknown",
+                                    "the change may or may not have been "
+                                    "made: retry with the same "
+                                    "Idempotency-Key to learn which");
+
+    } else {
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "store_unavailable",
+                                    "the key store is unreachable");
+    }
+
+    return ngx_http_apikey_admin_send_error(r, ctx);
 }
 
 
@@ -235,48 +427,6 @@ ngx_http_apikey_admin_needs_index(ngx_http_apikey_admin_ctx_t *ctx,
     default:
         return 0;
     }
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_reindex(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a,
-    ngx_http_apikey_main_conf_t *akmcf)
-{
-    ngx_int_t                    rc;
-    ngx_str_t                    budget;
-    ngx_http_apikey_redis_op_t  *op;
-
-    ngx_str_set(&budget, NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET);
-
-    ngx_http_apikey_admin_reindex_args(ctx, a, &budget);
-
-    if (a->failed) {
-        ngx_http_apikey_admin_end_turn(ctx);
-        return NGX_ERROR;
-    }
-
-    ctx->pending = 1;
-    ctx->reindexing = 1;
-
-    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN,
-                  &ngx_http_apikey_admin_scripts[
-                                        NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT],
-                  a->nkeys, a->nargs, a->args, akmcf->redis.timeout,
-                  ngx_http_apikey_admin_done, ctx, r->connection->log, &op);
-
-    if (rc != NGX_OK) {
-        ctx->pending = 0;
-        ctx->reindexing = 0;
-        ngx_http_apikey_admin_end_turn(ctx);
-        return rc;
-    }
-
-    if (ctx->pending) {
-        ctx->op = op;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -321,11 +471,33 @@ ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ctx->reindexed = 1;
+    ctx->step = NGX_HTTP_APIKEY_ADMIN_CALL;
 
     return NGX_OK;
 }
 
+
+/*
+ * Under Sentinel, a revocation, a rotation or a delete is answered once a
+ * replica has it too (WAIT 1, bounded), so that a failover right after
+ * cannot bring back a key the API said was gone: the script's reply is
+ * kept meanwhile.
+ */
+
+static ngx_uint_t
+ngx_http_apikey_admin_must_wait(ngx_http_apikey_admin_ctx_t *ctx,
+    redisReply *reply)
+{
+    return (ctx->operation == NGX_HTTP_APIKEY_ADMIN_REVOKE
+            || ctx->operation == NGX_HTTP_APIKEY_ADMIN_ROTATE
+            || ctx->operation == NGX_HTTP_APIKEY_ADMIN_DELETE)
+           && reply->type == REDIS_REPLY_ARRAY
+           && reply->elements > 0
+           && reply->element[0]->type == REDIS_REPLY_STRING
+           && reply->element[0]->len == 2
+           && ngx_strncmp(reply->element[0]->str, "ok", 2) == 0
+           && ngx_http_apikey_redis_replicas() > 0;
+}
 
 
 static void
@@ -344,155 +516,4 @@ ngx_http_apikey_admin_cleanup(void *data)
     }
 
     ngx_http_apikey_admin_end_turn(ctx);
-}
-
-
-static void
-ngx_http_apikey_admin_done(void *data, redisReply *reply)
-{
-    ngx_http_apikey_admin_ctx_t  *ctx = data;
-
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-    c = r->connection;
-
-    ctx->op = NULL;
-    ctx->pending = 0;
-
-    ngx_http_set_log_request(c->log, r);
-
-    ngx_http_apikey_admin_end_turn(ctx);
-
-    if (ctx->reindexing) {
-        ctx->reindexing = 0;
-
-        rc = ngx_http_apikey_admin_reindexed(r, ctx, reply);
-
-        if (rc == NGX_OK) {
-            rc = ngx_http_apikey_admin_eval(r, ctx);
-
-            if (rc == NGX_OK) {
-                return;
-            }
-        }
-
-        ngx_http_finalize_request(r, ngx_http_apikey_admin_not_sent(r, ctx,
-                                          rc == NGX_DECLINED ? rc : NGX_ERROR));
-        ngx_http_run_posted_requests(c);
-        return;
-    }
-
-    if (ngx_http_apikey_admin_wait(r, ctx, reply) == NGX_OK) {
-        return;
-    }
-
-    rc = ngx_http_apikey_admin_reply(r, ctx, reply);
-
-    if (rc == NGX_AGAIN) {
-
-        /* the walk goes on from the cursor */
-
-        rc = ngx_http_apikey_admin_eval(r, ctx);
-
-        if (rc == NGX_OK) {
-            return;
-        }
-
-        rc = ngx_http_apikey_admin_not_sent(r, ctx, rc);
-    }
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
-}
-
-
-/*
- * Under Sentinel, a revocation, a rotation or a delete is answered once a
- * replica has it too (WAIT 1, bounded), so that a failover right after
- * cannot bring back a key the API said was gone: the script's reply is
- * kept meanwhile.  NGX_OK: WAIT was sent, ngx_http_apikey_admin_waited()
- * answers.
- */
-
-static ngx_int_t
-ngx_http_apikey_admin_wait(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
-{
-    ngx_int_t                     rc;
-    ngx_http_apikey_redis_op_t   *op;
-    ngx_http_apikey_main_conf_t  *akmcf;
-
-    if (ctx->waited
-        || reply == NULL
-        || (ctx->operation != NGX_HTTP_APIKEY_ADMIN_REVOKE
-            && ctx->operation != NGX_HTTP_APIKEY_ADMIN_ROTATE
-            && ctx->operation != NGX_HTTP_APIKEY_ADMIN_DELETE)
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len != 2
-        || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0
-        || ngx_http_apikey_redis_replicas() == 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    ctx->saved = ngx_http_apikey_redis_copy(r->pool, reply);
-    if (ctx->saved == NULL) {
-        return NGX_DECLINED;
-    }
-
-    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-
-    ctx->waited = 1;
-    ctx->pending = 1;
-
-    rc = ngx_http_apikey_redis_wait(akmcf->redis.timeout,
-                                    ngx_http_apikey_admin_waited, ctx,
-                                    r->connection->log, &op);
-    if (rc != NGX_OK) {
-        ctx->pending = 0;
-        return NGX_DECLINED;
-    }
-
-    if (ctx->pending) {
-        ctx->op = op;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_apikey_admin_waited(void *data, redisReply *reply)
-{
-    ngx_http_apikey_admin_ctx_t  *ctx = data;
-
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-    c = r->connection;
-
-    ctx->op = NULL;
-    ctx->pending = 0;
-
-    ngx_http_set_log_request(c->log, r);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-        || reply->integer < 1)
-    {
-        ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "apikey admin: no replica confirmed the change of "
-                      "key \"%V\" in time", &ctx->id);
-    }
-
-    rc = ngx_http_apikey_admin_reply(r, ctx, ctx->saved);
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
 }

@@ -34,6 +34,8 @@ my @ok = (
     'apikey_default_ttl 30d;',
     'apikey_max_ttl 1y;',
     'apikey_default_ttl 1h; apikey_max_ttl 1h;',
+    'apikey_admin_timeout 5s;',
+    'apikey_admin_timeout 250ms;',
 );
 
 my @bad = (
@@ -61,6 +63,9 @@ my @bad = (
     ['apikey_max_ttl 0s;', 'apikey_max_ttl'],
     ['apikey_default_ttl 2h; apikey_max_ttl 1h;', 'longer'],
     ['apikey_admin_tokens ' . $t->dir . '/tokens;', 'duplicate'],
+    ['apikey_admin_timeout 0;', 'must be more than 0'],
+    ['apikey_admin_timeout soon;', 'apikey_admin_timeout'],
+    ['apikey_admin_timeout 1s; apikey_admin_timeout 2s;', 'duplicate'],
 );
 
 for my $d (@ok) {
@@ -83,6 +88,10 @@ isnt($rc, 0, 'apikey_admin outside a location fails');
 
 ($rc, $out) = $t->nginx_test(conf('', admin => 'apikey_admin on;'));
 isnt($rc, 0, 'apikey_admin takes no argument');
+
+($rc, $out) = $t->nginx_test(conf('', admin => 'apikey_admin_timeout 1s;'));
+isnt($rc, 0, 'apikey_admin_timeout in a location fails');
+like($out, qr/not allowed here/, 'as not allowed there');
 
 done_testing;
 
