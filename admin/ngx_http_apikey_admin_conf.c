@@ -355,7 +355,7 @@ ngx_http_apikey_admin_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char             *rv;
     ssize_t           n;
     ngx_str_t        *value;
-    ngx_uint_t        line;
+    ngx_uint_t        line, mode;
     ngx_file_t        file;
     ngx_file_info_t   fi;
 
@@ -389,6 +389,23 @@ ngx_http_apikey_admin_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            ngx_fd_info_n " \"%V\" failed", &value[1]);
         goto failed;
+    }
+
+    /*
+     * whoever may write the file may add an admin token: it is loaded,
+     * as ssh loads a key file it complains about, with the fix named
+     */
+
+    mode = ngx_file_access(&fi);
+
+    if (mode & (S_IWGRP|S_IWOTH)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "token file \"%V\" is writable by %s (mode "
+                           "0%ui%ui%ui): anyone who can write it can add an "
+                           "admin token; run \"chmod go-w %V\"",
+                           &value[1], (mode & S_IWOTH) ? "anyone" : "its group",
+                           (mode >> 6) & 7, (mode >> 3) & 7, mode & 7,
+                           &value[1]);
     }
 
     if (ngx_file_size(&fi) > NGX_HTTP_APIKEY_ADMIN_TOKENS_FILE_MAX) {
