@@ -30,7 +30,7 @@
 #define NGX_HTTP_APIKEY_ADMIN_PER_PAGE_MAX   100
 #define NGX_HTTP_APIKEY_ADMIN_PAGE_MAX       1000000000
 #define NGX_HTTP_APIKEY_ADMIN_ID_LEN         24
-#define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       24
+#define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       32
 
 /* usage: days kept, most buckets per answer, buckets by default */
 #define NGX_HTTP_APIKEY_ADMIN_USAGE_DAYS     90
@@ -171,6 +171,7 @@ struct ngx_http_apikey_admin_ctx_s {
     ngx_http_apikey_admin_token_t  *token;
     ngx_http_apikey_redis_op_t     *op;        /* the call in Redis */
     ngx_uint_t                      step;      /* which call it is */
+    ngx_uint_t                      rounds;    /* of the index rebuild */
     ngx_http_apikey_admin_resume_pt resume;    /* a list's turn came */
     ngx_uint_t                      operation;
     ngx_http_apikey_script_t       *script;    /* of the operation */
@@ -193,9 +194,6 @@ struct ngx_http_apikey_admin_ctx_s {
     ngx_str_t                       cursor_member;
     int64_t                         seen;
     ngx_queue_t                     queue;     /* waiting for its turn */
-
-    /* the rebuild of the org's admin indexes that goes first, if needed */
-    ngx_str_t                       reindex_cursor;
 
     unsigned                        queued:1;
     unsigned                        walking:1; /* its slice is in Redis */

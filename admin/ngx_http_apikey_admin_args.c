@@ -55,7 +55,8 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
         ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
         ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-        a->nkeys = 3;
+        ngx_http_apikey_admin_arg_key(a, "org:%V:rebuild", &ctx->org);
+        a->nkeys = 4;
         ngx_http_apikey_admin_arg(a, a->ns);
         ngx_http_apikey_admin_arg_num(a, (int64_t) (ctx->in.page - 1)
                                          * ctx->in.per_page);
@@ -156,21 +157,19 @@ ngx_http_apikey_admin_reindex_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
     ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
     ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-    a->nkeys = 3;
+    ngx_http_apikey_admin_arg_key(a, "org:%V:rebuild", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:idx:new", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:active:new", &ctx->org);
+    a->nkeys = 6;
     ngx_http_apikey_admin_arg(a, a->ns);
-    ngx_http_apikey_admin_arg(a, &ctx->reindex_cursor);
     ngx_http_apikey_admin_arg(a, budget);
 }
 
 /*
- * KEYS: NS key:<id>, NS org:<org>:keys, :idx, :active, :events;
- * ARGV: ns, org, actor
- */
-
-/*
  * The KEYS of the scripts that change a key, in the order they expect:
- * the record, the org's sorted set, index, active set and event log, and,
- * for create and rotate, the new secret's hash.
+ * the record, the org's sorted set, index, active set, event log, the
+ * state of an index rebuild and the indexes it builds and, for create and
+ * rotate, the new secret's hash.
  */
 
 static void
@@ -182,13 +181,16 @@ ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
     ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
     ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
-    a->nkeys = 5;
+    ngx_http_apikey_admin_arg_key(a, "org:%V:rebuild", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:idx:new", &ctx->org);
+    ngx_http_apikey_admin_arg_key(a, "org:%V:active:new", &ctx->org);
+    a->nkeys = 8;
 
     if (secret) {
         ngx_http_apikey_admin_arg_key(a, "{%*s}",
                                       (size_t) NGX_HTTP_APIKEY_HASH_LEN,
                                       ctx->hash);
-        a->nkeys = 6;
+        a->nkeys = 9;
     }
 }
 

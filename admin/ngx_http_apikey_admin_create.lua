@@ -5,7 +5,9 @@
 --
 -- KEYS[1] NS key:<id>            KEYS[2] NS org:<org>:keys
 -- KEYS[3] NS org:<org>:idx       KEYS[4] NS org:<org>:active
--- KEYS[5] NS org:<org>:events    KEYS[6] NS{<hash>}
+-- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
+-- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
+-- KEYS[9] NS{<hash>}
 -- ARGV    ns, org, id, name, description, display prefix, environment,
 --         scopes (JSON array), rate (0: unlimited), per, burst,
 --         expires_at (0: none), expires_in (0: none), max_ttl (0: none),
@@ -22,7 +24,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1])
 local ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-if redis.call('EXISTS', KEYS[1], KEYS[6]) > 0 then
+if redis.call('EXISTS', KEYS[1], KEYS[9]) > 0 then
     return {'conflict', 'key id or secret already in use'}
 end
 
@@ -42,8 +44,10 @@ elseif ttl > 0 then
     exp = now + ttl
 end
 
-if full(ns, tonumber(ARGV[15]), now) then
-    return KEY_LIMIT
+local limit = full(tonumber(ARGV[15]), now)
+
+if limit then
+    return limit
 end
 
 local rec = {'id', id, 'org', org, 'name', ARGV[4], 'description', ARGV[5],
@@ -71,10 +75,9 @@ redis.call('HSET', KEYS[1], unpack(rec))
 
 local v = record(KEYS[1])
 
-redis.call('HSET', KEYS[6], 'g', gate(v, 0, v[5]))
+redis.call('HSET', KEYS[9], 'g', gate(v, 0, v[5]))
 redis.call('ZADD', KEYS[2], ms, id)
-redis.call('ZADD', KEYS[3], ms, summary(v))
-redis.call('ZADD', KEYS[4], exp > 0 and exp or 'inf', id)
+reindex(v, '', now)
 changed(ns, ARGV[17])
 event(now, ARGV[16], 'created', id)
 

@@ -31,8 +31,8 @@ static ngx_int_t ngx_http_apikey_admin_answer(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
-static ngx_uint_t ngx_http_apikey_admin_needs_index(
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
+static ngx_uint_t ngx_http_apikey_admin_is(redisReply *reply,
+    const char *code);
 static ngx_int_t ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_uint_t ngx_http_apikey_admin_must_wait(
@@ -68,6 +68,9 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
 /* key records one rebuild call reads: under a millisecond of Redis */
 #define NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET  "25"
 
+/* rebuilds a request waits for before it gives up */
+#define NGX_HTTP_APIKEY_ADMIN_REINDEX_ROUNDS  3
+
 
 ngx_int_t
 ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
@@ -99,11 +102,8 @@ ngx_int_t
 ngx_http_apikey_admin_run(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx)
 {
-    ngx_int_t                          rc;
-    ngx_http_cleanup_t                *cln;
-    ngx_http_apikey_admin_loc_conf_t  *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+    ngx_int_t            rc;
+    ngx_http_cleanup_t  *cln;
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -115,8 +115,7 @@ ngx_http_apikey_admin_run(ngx_http_request_t *r,
 
     ctx->script = &ngx_http_apikey_admin_scripts[ctx->operation];
     ctx->resume = ngx_http_apikey_admin_resume;
-    ctx->step = ngx_http_apikey_admin_needs_index(ctx, alcf)
-                ? NGX_HTTP_APIKEY_ADMIN_INDEX : NGX_HTTP_APIKEY_ADMIN_CALL;
+    ctx->step = NGX_HTTP_APIKEY_ADMIN_CALL;
 
     rc = ngx_http_apikey_admin_send(r, ctx);
 
@@ -317,18 +316,10 @@ static ngx_int_t
 ngx_http_apikey_admin_answer(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    ngx_int_t  rc;
-
     switch (ctx->step) {
 
     case NGX_HTTP_APIKEY_ADMIN_INDEX:
-        rc = ngx_http_apikey_admin_reindexed(r, ctx, reply);
-
-        if (rc != NGX_OK) {
-            return ngx_http_apikey_admin_not_sent(r, ctx, rc);
-        }
-
-        return NGX_AGAIN;
+        return ngx_http_apikey_admin_reindexed(r, ctx, reply);
 
     case NGX_HTTP_APIKEY_ADMIN_WAIT:
 
@@ -346,6 +337,28 @@ ngx_http_apikey_admin_answer(ngx_http_request_t *r,
 
         if (reply == NULL) {
             return ngx_http_apikey_admin_not_sent(r, ctx, NGX_DECLINED);
+        }
+
+        /*
+         * the script needs the organization's admin indexes and found
+         * them out of step or being rebuilt: it changed nothing; the
+         * rebuild goes first, then the call again
+         */
+
+        if (ngx_http_apikey_admin_is(reply, "reindex")) {
+
+            if (ctx->rounds++ == NGX_HTTP_APIKEY_ADMIN_REINDEX_ROUNDS) {
+                ngx_http_apikey_admin_error(r, ctx,
+                                            NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "store_unavailable",
+                                            "the indexes of the "
+                                            "organization are being "
+                                            "rebuilt: retry");
+                return ngx_http_apikey_admin_send_error(r, ctx);
+            }
+
+            ctx->step = NGX_HTTP_APIKEY_ADMIN_INDEX;
+            return NGX_AGAIN;
         }
 
         if (ngx_http_apikey_admin_must_wait(ctx, reply)) {
@@ -401,79 +414,53 @@ ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
 }
 
 
-/*
- * Whether the operation reads the organization's admin indexes: a
- * filtered list (at the start of its walk), and a change that counts
- * active keys against apikey_max_keys.  Those first bring the indexes in
- * step with the records (ngx_http_apikey_admin_reindex.lua), in slices.
- */
+/* whether a script's reply is {code, ...} */
 
 static ngx_uint_t
-ngx_http_apikey_admin_needs_index(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_loc_conf_t *alcf)
+ngx_http_apikey_admin_is(redisReply *reply, const char *code)
 {
-    switch (ctx->operation) {
+    size_t  len;
 
-    case NGX_HTTP_APIKEY_ADMIN_LIST:
-        return (ctx->in.search.len || ctx->in.status.len
-                || ctx->in.env_filter.len)
-               && ctx->cursor_score.len == 0;
+    len = ngx_strlen(code);
 
-    case NGX_HTTP_APIKEY_ADMIN_CREATE:
-    case NGX_HTTP_APIKEY_ADMIN_UPDATE:
-    case NGX_HTTP_APIKEY_ADMIN_RESTORE:
-        return alcf->max_keys > 0;
-
-    default:
-        return 0;
-    }
+    return reply->type == REDIS_REPLY_ARRAY
+           && reply->elements > 0
+           && reply->element[0]->type == REDIS_REPLY_STRING
+           && reply->element[0]->len == len
+           && ngx_strncmp(reply->element[0]->str, code, len) == 0;
 }
 
 
-/* a rebuild slice's reply: NGX_OK to go on (the next slice or the op) */
+/*
+ * A rebuild slice's reply: NGX_AGAIN for the next slice, or the call
+ * again once the rebuild is done; else the answer
+ */
 
 static ngx_int_t
 ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    redisReply  **e;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
-        if (reply != NULL) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "apikey admin: the index rebuild failed%s%*s",
-                          reply->type == REDIS_REPLY_ERROR ? ": " : "",
-                          reply->type == REDIS_REPLY_ERROR
-                          ? (size_t) reply->len : (size_t) 0,
-                          reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        }
-
-        return NGX_DECLINED;
+    if (ngx_http_apikey_admin_is(reply, "done")) {
+        ctx->step = NGX_HTTP_APIKEY_ADMIN_CALL;
+        return NGX_AGAIN;
     }
 
-    e = reply->element;
-
-    if (reply->elements == 2 && e[0]->len == 4
-        && ngx_strncmp(e[0]->str, "more", 4) == 0
-        && e[1]->type == REDIS_REPLY_STRING && e[1]->len > 0
-        && e[1]->len <= NGX_INT64_LEN)
-    {
-        ctx->reindex_cursor.data = ngx_pnalloc(r->pool, e[1]->len);
-        if (ctx->reindex_cursor.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(ctx->reindex_cursor.data, e[1]->str, e[1]->len);
-        ctx->reindex_cursor.len = e[1]->len;
-
-        return NGX_OK;
+    if (ngx_http_apikey_admin_is(reply, "more")) {
+        return NGX_AGAIN;
     }
 
-    ctx->step = NGX_HTTP_APIKEY_ADMIN_CALL;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey admin: the index rebuild failed: %*s",
+                      (size_t) reply->len, reply->str);
 
-    return NGX_OK;
+    } else if (reply != NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apikey admin: unexpected reply from the reindex "
+                      "script");
+    }
+
+    return ngx_http_apikey_admin_not_sent(r, ctx, NGX_DECLINED);
 }
 
 
@@ -491,11 +478,7 @@ ngx_http_apikey_admin_must_wait(ngx_http_apikey_admin_ctx_t *ctx,
     return (ctx->operation == NGX_HTTP_APIKEY_ADMIN_REVOKE
             || ctx->operation == NGX_HTTP_APIKEY_ADMIN_ROTATE
             || ctx->operation == NGX_HTTP_APIKEY_ADMIN_DELETE)
-           && reply->type == REDIS_REPLY_ARRAY
-           && reply->elements > 0
-           && reply->element[0]->type == REDIS_REPLY_STRING
-           && reply->element[0]->len == 2
-           && ngx_strncmp(reply->element[0]->str, "ok", 2) == 0
+           && ngx_http_apikey_admin_is(reply, "ok")
            && ngx_http_apikey_redis_replicas() > 0;
 }
 

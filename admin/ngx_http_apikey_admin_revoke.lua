@@ -3,7 +3,8 @@
 --
 -- KEYS[1] NS key:<id>            KEYS[2] NS org:<org>:keys
 -- KEYS[3] NS org:<org>:idx       KEYS[4] NS org:<org>:active
--- KEYS[5] NS org:<org>:events
+-- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
+-- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor
 --
 -- Returns {"ok", "", now, key} or {code, detail}.

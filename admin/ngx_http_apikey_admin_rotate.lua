@@ -5,8 +5,9 @@
 --
 -- KEYS[1] NS key:<id>            KEYS[2] NS org:<org>:keys
 -- KEYS[3] NS org:<org>:idx       KEYS[4] NS org:<org>:active
--- KEYS[5] NS org:<org>:events
--- KEYS[6] NS{<new hash>}
+-- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
+-- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
+-- KEYS[9] NS{<new hash>}
 -- ARGV    ns, org, actor, new display prefix, grace seconds, new hash
 --
 -- Returns {"ok", "", now, key, end of grace or 0} or {code, detail}.
@@ -26,7 +27,7 @@ if revoked(v) then
     return {'key_revoked', 'a revoked key cannot be rotated'}
 end
 
-if redis.call('EXISTS', KEYS[6]) == 1 then
+if redis.call('EXISTS', KEYS[9]) == 1 then
     return {'conflict', 'secret already in use'}
 end
 
@@ -68,14 +69,14 @@ redis.call('HSET', KEYS[1], 'secret', ARGV[6], 'prefix', ARGV[4],
 
 v = record(KEYS[1])
 
-redis.call('HSET', KEYS[6], 'g', gate(v, 0, v[5]))
+redis.call('HSET', KEYS[9], 'g', gate(v, 0, v[5]))
 
 -- the new secret goes on from the old one's bucket, last use and usage
 -- counts of the hour
 
 for i, f in ipairs({'b', 'u', 'h', 'a', 'l', 'r'}) do
     if bucket[i] then
-        redis.call('HSET', KEYS[6], f, bucket[i])
+        redis.call('HSET', KEYS[9], f, bucket[i])
     end
 end
 
@@ -83,7 +84,7 @@ end
 -- never adds tokens
 
 if ends > 0 then
-    redis.call('HSET', cur, 'g', gate(v, ends, oldprefix), 'c', KEYS[6])
+    redis.call('HSET', cur, 'g', gate(v, ends, oldprefix), 'c', KEYS[9])
     redis.call('HDEL', cur, 'b', 'h', 'a', 'l', 'r')
     redis.call('PEXPIREAT', cur, (ends + 60) * 1000)
 end

@@ -4,7 +4,8 @@
 --
 -- KEYS[1] NS key:<id>            KEYS[2] NS org:<org>:keys
 -- KEYS[3] NS org:<org>:idx       KEYS[4] NS org:<org>:active
--- KEYS[5] NS org:<org>:events
+-- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
+-- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor, max_keys, max_ttl, fields given ("n" name,
 --         "d" description, "s" scopes, "r" rate limit, "e" expiry), name,
 --         description, scopes (JSON array), rate (0: unlimited), per,
@@ -78,8 +79,10 @@ if has('e') then
 
     v[14] = exp
 
-    if not was and active(v, now) and full(ns, tonumber(ARGV[4]), now) then
-        return KEY_LIMIT
+    local limit = not was and active(v, now) and full(tonumber(ARGV[4]), now)
+
+    if limit then
+        return limit
     end
 end
 

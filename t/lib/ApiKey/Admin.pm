@@ -247,9 +247,11 @@ sub load_keys {
     for my $i (1 .. $n) {
         my $id = 'k_' . $r62->(22);
         my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
-        my @cmd = ('EVALSHA', $sha, 6, "${ns}key:$id", "${ns}org:$org:keys",
+        my @cmd = ('EVALSHA', $sha, 9, "${ns}key:$id", "${ns}org:$org:keys",
                    "${ns}org:$org:idx", "${ns}org:$org:active",
-                   "${ns}org:$org:events", "$ns\{$hash\}", $ns, $org, $id,
+                   "${ns}org:$org:events", "${ns}org:$org:rebuild",
+                   "${ns}org:$org:idx:new", "${ns}org:$org:active:new",
+                   "$ns\{$hash\}", $ns, $org, $id,
                    $name->($i), '', 'ak_' . $r62->(5), $env->($i), '[]',
                    $o{rate} // 0, 1, 1, 0, 0, 0, 0, 'bulk', $hash);
 
