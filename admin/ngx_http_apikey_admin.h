@@ -301,6 +301,15 @@ ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 
 
+/*
+ * ngx_http_apikey_admin_replica.c: with apikey_cache, the gate records a
+ * change script returned go into the instance's replica
+ */
+
+void ngx_http_apikey_admin_replica(ngx_http_request_t *r,
+    redisReply *gates);
+
+
 /* ngx_http_apikey_admin_json.c: request bodies, parsed strictly */
 
 ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,

@@ -13,7 +13,7 @@
 --         expires_at (0: none), expires_in (0: none), max_ttl (0: none),
 --         max_keys (0: no limit), actor, hash
 --
--- Returns {"ok", "", now, key} or {code, detail}.
+-- Returns {"ok", "", now, key, 0, gates} or {code, detail}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -81,4 +81,4 @@ reindex(v, '', now)
 changed(ns, ARGV[17])
 event(now, ARGV[16], 'created', id)
 
-return {'ok', '', now, reply(ns, v)}
+return ok(ns, now, v)

@@ -7,7 +7,7 @@
 -- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor
 --
--- Returns {"ok", ""} or {"key_not_found", detail}.
+-- Returns {"ok", "", now, nil, 0, gates} or {"key_not_found", detail}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -34,4 +34,4 @@ unindex(v)
 changed(ns, v[16], v[17])
 event(now, ARGV[3], 'deleted', v[1])
 
-return {'ok', ''}
+return ok(ns, now)

@@ -361,6 +361,15 @@ ngx_http_apikey_admin_answer(ngx_http_request_t *r,
             return NGX_AGAIN;
         }
 
+        /* {"ok", "", now, key, ends, gates} of a change */
+
+        if (ngx_http_apikey_admin_changes(ctx)
+            && ngx_http_apikey_admin_is(reply, "ok")
+            && reply->elements > 5)
+        {
+            ngx_http_apikey_admin_replica(r, reply->element[5]);
+        }
+
         if (ngx_http_apikey_admin_must_wait(ctx, reply)) {
             ctx->saved = ngx_http_apikey_redis_copy(r->pool, reply);
 

@@ -7,7 +7,7 @@
 -- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor
 --
--- Returns {"ok", "", now, key} or {code, detail}.
+-- Returns {"ok", "", now, key, 0, gates} or {code, detail}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -35,4 +35,4 @@ reindex(v, old, now)
 changed(ns, v[16], v[17])
 event(now, ARGV[3], 'revoked', v[1])
 
-return {'ok', '', now, reply(ns, v)}
+return ok(ns, now, v)

@@ -10,7 +10,7 @@
 -- KEYS[9] NS{<new hash>}
 -- ARGV    ns, org, actor, new display prefix, grace seconds, new hash
 --
--- Returns {"ok", "", now, key, end of grace or 0} or {code, detail}.
+-- Returns {"ok", "", now, key, end of grace or 0, gates} or {code, detail}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -93,4 +93,4 @@ reindex(v, old, now)
 changed(ns, v[16], oldcur, oldprev)
 event(now, ARGV[3], 'rotated', v[1])
 
-return {'ok', '', now, reply(ns, v), ends}
+return ok(ns, now, v, ends)

@@ -11,7 +11,7 @@
 --         description, scopes (JSON array), rate (0: unlimited), per,
 --         burst, expires_at (0: never)
 --
--- Returns {"ok", "", now, key} or {code, detail}.
+-- Returns {"ok", "", now, key, 0, gates} or {code, detail}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -27,7 +27,7 @@ end
 local now = clock()
 
 if given == '' then
-    return {'ok', '', now, reply(ns, v)}
+    return ok(ns, now, v)
 end
 
 local old = summary(v)
@@ -98,4 +98,4 @@ reindex(v, old, now)
 changed(ns, v[16], v[17])
 event(now, ARGV[3], 'updated', v[1])
 
-return {'ok', '', now, reply(ns, v)}
+return ok(ns, now, v)
