@@ -167,6 +167,12 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
         return ngx_http_apikey_admin_reject(r, ctx);
     }
 
+    if (r->method == NGX_HTTP_POST
+        && ngx_http_apikey_admin_idem_header(r, ctx) != NGX_OK)
+    {
+        return ngx_http_apikey_admin_reject(r, ctx);
+    }
+
     switch (ctx->operation) {
 
     case NGX_HTTP_APIKEY_ADMIN_LIST:
@@ -264,6 +270,11 @@ ngx_http_apikey_admin_body_handler(ngx_http_request_t *r)
         }
 
         ngx_http_finalize_request(r, ngx_http_apikey_admin_send_error(r, ctx));
+        return;
+    }
+
+    if (ngx_http_apikey_admin_idem_prepare(r, ctx, &body) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 

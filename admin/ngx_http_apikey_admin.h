@@ -32,6 +32,8 @@
 #define NGX_HTTP_APIKEY_ADMIN_ID_LEN         24
 #define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       32
 
+#define NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE  422
+
 /* usage: days kept, most buckets per answer, buckets by default */
 #define NGX_HTTP_APIKEY_ADMIN_USAGE_DAYS     90
 #define NGX_HTTP_APIKEY_ADMIN_USAGE_HOURS    744
@@ -185,6 +187,12 @@ struct ngx_http_apikey_admin_ctx_s {
     ngx_str_t                       out;
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
 
+    /* Idempotency-Key: the header, the record, the request, the raw key */
+    ngx_str_t                       idem;
+    ngx_str_t                       idem_id;
+    ngx_str_t                       idem_fp;
+    ngx_str_t                       sealed;
+
     /* a change's reply, kept while WAIT runs */
     redisReply                     *saved;
 
@@ -308,6 +316,23 @@ ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
 
 void ngx_http_apikey_admin_replica(ngx_http_request_t *r,
     redisReply *gates);
+
+
+/*
+ * ngx_http_apikey_admin_idem.c: the Idempotency-Key of a POST (its header;
+ * then, once the body is read, the record and the fingerprint), the new
+ * raw key sealed under it, and a retry's raw key unsealed; NGX_DECLINED
+ * from idem_header sets ctx->err, from unseal means it does not open
+ */
+
+ngx_int_t ngx_http_apikey_admin_idem_header(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_idem_prepare(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *body);
+ngx_int_t ngx_http_apikey_admin_seal(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_unseal(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
 
 
 /* ngx_http_apikey_admin_json.c: request bodies, parsed strictly */

@@ -146,6 +146,13 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         break;
     }
 
+    /* last, for once() of the library: "" "" without an Idempotency-Key */
+
+    if (ngx_http_apikey_admin_changes(ctx)) {
+        ngx_http_apikey_admin_arg(a, &ctx->idem_fp);
+        ngx_http_apikey_admin_arg(a, &ctx->sealed);
+    }
+
     return NGX_OK;
 }
 
@@ -191,6 +198,11 @@ ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
                                       (size_t) NGX_HTTP_APIKEY_HASH_LEN,
                                       ctx->hash);
         a->nkeys = 9;
+    }
+
+    if (ctx->idem_id.len) {
+        ngx_http_apikey_admin_arg_key(a, "idem:%V", &ctx->idem_id);
+        a->nkeys++;
     }
 }
 
@@ -298,8 +310,9 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
 
 
 /*
- * A new raw key and its hash.  The raw key and the response that will
- * carry it are wiped when the request's pool goes.
+ * A new raw key, its hash and, with an Idempotency-Key, the raw key sealed
+ * for the record.  The raw key and the response that will carry it are
+ * wiped when the request's pool goes.
  */
 
 static ngx_int_t
@@ -342,7 +355,7 @@ ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_apikey_admin_seal(r, ctx);
 }
 
 

@@ -6,6 +6,9 @@
 -- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
 -- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor
+--         and last, as in every change script (once() in the library):
+--         the fingerprint and the sealed new key ("" without an
+--         Idempotency-Key); KEYS last: NS idem:<id> with one
 --
 -- Returns {"ok", "", now, nil, 0, gates} or {"key_not_found", detail}.
 --
@@ -14,24 +17,29 @@
 --       admin/ngx_http_apikey_admin_delete.lua
 
 local ns = ARGV[1]
-local v = owned(KEYS[1], ARGV[2])
 
-if not v then
-    return NOT_FOUND
-end
+local function change()
+    local v = owned(KEYS[1], ARGV[2])
 
-local now = clock()
-
-for i = 16, 17 do
-    if v[i] then
-        redis.call('UNLINK', secret(ns, v[i]))
+    if not v then
+        return NOT_FOUND
     end
+
+    local now = clock()
+
+    for i = 16, 17 do
+        if v[i] then
+            redis.call('UNLINK', secret(ns, v[i]))
+        end
+    end
+
+    redis.call('UNLINK', KEYS[1])
+    redis.call('UNLINK', unpack(usagekeys(ns, v[1], now)))
+    unindex(v)
+    changed(ns, v[16], v[17])
+    event(now, ARGV[3], 'deleted', v[1])
+
+    return ok(ns, now)
 end
 
-redis.call('UNLINK', KEYS[1])
-redis.call('UNLINK', unpack(usagekeys(ns, v[1], now)))
-unindex(v)
-changed(ns, v[16], v[17])
-event(now, ARGV[3], 'deleted', v[1])
-
-return ok(ns, now)
+return once(ns, change)

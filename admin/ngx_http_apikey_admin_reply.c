@@ -11,6 +11,10 @@
 #include "ngx_http_apikey_admin.h"
 
 
+static ngx_int_t ngx_http_apikey_admin_send_unprocessable(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx);
+
+
 /*
  * Sets the error the request will be answered with; returns NGX_DECLINED
  * so that validators can "return ngx_http_apikey_admin_error(...)".  The
@@ -65,8 +69,49 @@ ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
         }
     }
 
+    if (ctx->err.status == NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE) {
+        return ngx_http_apikey_admin_send_unprocessable(r, ctx);
+    }
+
     return ngx_http_apikey_send_problem(r, ctx->err.status, &ctx->err.code,
                                         &ctx->err.detail);
+}
+
+
+/*
+ * 422 (RFC 9110), which ngx_http_apikey_send_problem() has no title for:
+ * the same problem+json shape
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_send_unprocessable(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_buf_t  *b;
+    ngx_str_t   type;
+
+    b = ngx_create_temp_buf(r->pool,
+                            sizeof("{\"type\":\"about:blank\",\"title\":"
+                                   "\"Unprocessable Content\",\"status\":422,"
+                                   "\"code\":\"\",\"detail\":\"\"}") - 1
+                            + ctx->err.code.len + ctx->err.detail.len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last,
+                          "{\"type\":\"about:blank\",\"title\":"
+                          "\"Unprocessable Content\",\"status\":422,"
+                          "\"code\":\"%V\",\"detail\":\"%V\"}",
+                          &ctx->err.code, &ctx->err.detail);
+
+    ngx_str_set(&type, "application/problem+json");
+
+    /* nginx has no reason phrase of its own for 422 */
+    ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Content");
+
+    return ngx_http_apikey_send_buf(r, NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE,
+                                    &type, b);
 }
 
 

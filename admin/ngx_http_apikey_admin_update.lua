@@ -10,6 +10,9 @@
 --         "d" description, "s" scopes, "r" rate limit, "e" expiry), name,
 --         description, scopes (JSON array), rate (0: unlimited), per,
 --         burst, expires_at (0: never)
+--         and last, as in every change script (once() in the library):
+--         the fingerprint and the sealed new key ("" without an
+--         Idempotency-Key); KEYS last: NS idem:<id> with one
 --
 -- Returns {"ok", "", now, key, 0, gates} or {code, detail}.
 --
@@ -18,84 +21,90 @@
 --       admin/ngx_http_apikey_admin_update.lua
 
 local ns, given = ARGV[1], ARGV[6]
-local v = owned(KEYS[1], ARGV[2])
 
-if not v then
-    return NOT_FOUND
-end
+local function change()
+    local v = owned(KEYS[1], ARGV[2])
 
-local now = clock()
+    if not v then
+        return NOT_FOUND
+    end
 
-if given == '' then
+    local now = clock()
+
+    if given == '' then
+        return ok(ns, now, v)
+    end
+
+    local old = summary(v)
+    local was = active(v, now)
+    local set, del = {'updated_at', now}, {}
+
+    local function has(c)
+        return string.find(given, c, 1, true) ~= nil
+    end
+
+    if has('n') then
+        push(set, 'name', ARGV[7])
+    end
+
+    if has('d') then
+        push(set, 'description', ARGV[8])
+    end
+
+    if has('s') then
+        push(set, 'scopes', ARGV[9])
+    end
+
+    if has('r') then
+        if tonumber(ARGV[10]) > 0 then
+            push(set, 'rate', ARGV[10], 'per', ARGV[11], 'burst', ARGV[12])
+        else
+            push(del, 'rate', 'per', 'burst')
+        end
+    end
+
+    if has('e') then
+        local exp = tonumber(ARGV[13])
+        local maxttl = tonumber(ARGV[5])
+
+        if exp > 0 then
+            if exp < now + 60 then
+                return TOO_SOON
+            end
+            if maxttl > 0 and exp > (tonumber(v[11]) or now) + maxttl then
+                return {'invalid_field',
+                        'expires_at is past apikey_max_ttl from the creation'}
+            end
+            push(set, 'expires_at', exp)
+        else
+            push(del, 'expires_at')
+        end
+
+        -- a key that comes back to life needs a free slot
+
+        v[14] = exp
+
+        local limit = not was and active(v, now)
+                      and full(tonumber(ARGV[4]), now)
+
+        if limit then
+            return limit
+        end
+    end
+
+    redis.call('HSET', KEYS[1], unpack(set))
+
+    if #del > 0 then
+        redis.call('HDEL', KEYS[1], unpack(del))
+    end
+
+    v = record(KEYS[1])
+    regate(ns, v, has('r'))
+    reindex(v, old, now)
+    changed(ns, v[16], v[17])
+    event(now, ARGV[3], 'updated', v[1])
+
     return ok(ns, now, v)
 end
 
-local old = summary(v)
-local was = active(v, now)
-local set, del = {'updated_at', now}, {}
-
-local function has(c)
-    return string.find(given, c, 1, true) ~= nil
-end
-
-if has('n') then
-    push(set, 'name', ARGV[7])
-end
-
-if has('d') then
-    push(set, 'description', ARGV[8])
-end
-
-if has('s') then
-    push(set, 'scopes', ARGV[9])
-end
-
-if has('r') then
-    if tonumber(ARGV[10]) > 0 then
-        push(set, 'rate', ARGV[10], 'per', ARGV[11], 'burst', ARGV[12])
-    else
-        push(del, 'rate', 'per', 'burst')
-    end
-end
-
-if has('e') then
-    local exp = tonumber(ARGV[13])
-    local maxttl = tonumber(ARGV[5])
-
-    if exp > 0 then
-        if exp < now + 60 then
-            return TOO_SOON
-        end
-        if maxttl > 0 and exp > (tonumber(v[11]) or now) + maxttl then
-            return {'invalid_field',
-                    'expires_at is past apikey_max_ttl from the creation'}
-        end
-        push(set, 'expires_at', exp)
-    else
-        push(del, 'expires_at')
-    end
-
-    -- a key that comes back to life needs a free slot
-
-    v[14] = exp
-
-    local limit = not was and active(v, now) and full(tonumber(ARGV[4]), now)
-
-    if limit then
-        return limit
-    end
-end
-
-redis.call('HSET', KEYS[1], unpack(set))
-
-if #del > 0 then
-    redis.call('HDEL', KEYS[1], unpack(del))
-end
-
-v = record(KEYS[1])
-regate(ns, v, has('r'))
-reindex(v, old, now)
-changed(ns, v[16], v[17])
-event(now, ARGV[3], 'updated', v[1])
-
-return ok(ns, now, v)
+return once(ns, change)
