@@ -261,20 +261,19 @@ ngx_http_apikey_admin_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_http_apikey_admin_parse_body(r, ctx, body.data, body.len)
-        != NGX_OK)
-    {
-        if (ctx->err.status == 0) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
+    rc = ngx_http_apikey_admin_parse_body(r, ctx, body.data, body.len);
 
-        ngx_http_finalize_request(r, ngx_http_apikey_admin_send_error(r, ctx));
+    if (rc == NGX_OK) {
+        rc = ngx_http_apikey_admin_idem_prepare(r, ctx, &body);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, ngx_http_apikey_admin_no_memory(r, ctx));
         return;
     }
 
-    if (ngx_http_apikey_admin_idem_prepare(r, ctx, &body) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, ngx_http_apikey_admin_send_error(r, ctx));
         return;
     }
 

@@ -122,6 +122,20 @@ typedef struct {
 } ngx_http_apikey_admin_loc_conf_t;
 
 
+/* the body fields given, in ngx_http_apikey_admin_input_t's "given" */
+
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME         0x0001
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_DESCRIPTION  0x0002
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_ENVIRONMENT  0x0004
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES       0x0008
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE         0x0010
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT   0x0020
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN   0x0040
+
+#define ngx_http_apikey_admin_given(in, field)                                \
+    ((in)->given & NGX_HTTP_APIKEY_ADMIN_GIVEN_##field)
+
+
 typedef struct {
     ngx_str_t                       name;
     ngx_str_t                       description;
@@ -132,7 +146,7 @@ typedef struct {
     ngx_uint_t                      burst;
     time_t                          expires_at;    /* 0: never */
     time_t                          expires_in;
-    ngx_uint_t                      grace;
+    time_t                          grace;
     ngx_str_t                       search;
     ngx_str_t                       status;
     ngx_str_t                       env_filter;
@@ -143,13 +157,8 @@ typedef struct {
     time_t                          span;          /* 3600 or 86400 */
     ngx_uint_t                      buckets;
 
-    unsigned                        has_name:1;
-    unsigned                        has_description:1;
-    unsigned                        has_environment:1;
-    unsigned                        has_scopes:1;
-    unsigned                        has_rate:1;
-    unsigned                        has_expires_at:1;
-    unsigned                        has_expires_in:1;
+    ngx_uint_t                      given;  /* NGX_HTTP_APIKEY_ADMIN_GIVEN_* */
+
     unsigned                        has_from:1;
     unsigned                        has_to:1;
 } ngx_http_apikey_admin_input_t;
@@ -250,6 +259,8 @@ ngx_int_t ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_admin_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
+ngx_int_t ngx_http_apikey_admin_no_memory(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);

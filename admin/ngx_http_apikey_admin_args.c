@@ -20,6 +20,8 @@ static void ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a, ngx_uint_t secret);
 static void ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a);
+static void ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_admin_input_t *in);
 static void ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a,
     ngx_str_t *value);
 static void ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a,
@@ -81,12 +83,7 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         ngx_http_apikey_admin_key_args(ctx, a);
         ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
         ngx_http_apikey_admin_arg_num(a, alcf->max_ttl);
-        ngx_http_apikey_admin_arg_fmt(a, "%s%s%s%s%s",
-                                      ctx->in.has_name ? "n" : "",
-                                      ctx->in.has_description ? "d" : "",
-                                      ctx->in.has_scopes ? "s" : "",
-                                      ctx->in.has_rate ? "r" : "",
-                                      ctx->in.has_expires_at ? "e" : "");
+        ngx_http_apikey_admin_arg_given(a, &ctx->in);
         ngx_http_apikey_admin_arg(a, &ctx->in.name);
         ngx_http_apikey_admin_arg(a, &ctx->in.description);
         ngx_http_apikey_admin_arg(a, &ctx->in.scopes_json);
@@ -255,16 +252,16 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (!in->has_environment) {
+    if (!ngx_http_apikey_admin_given(in, ENVIRONMENT)) {
         env = alcf->environments->elts;
         in->environment = env[0];
     }
 
-    if (!in->has_scopes) {
+    if (!ngx_http_apikey_admin_given(in, SCOPES)) {
         ngx_str_set(&in->scopes_json, "[]");
     }
 
-    if (!in->has_rate) {
+    if (!ngx_http_apikey_admin_given(in, RATE)) {
         in->rate = alcf->rate;
         in->per = alcf->per;
         in->burst = alcf->burst;
@@ -272,10 +269,10 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
 
     expires_in = 0;
 
-    if (in->has_expires_in) {
+    if (ngx_http_apikey_admin_given(in, EXPIRES_IN)) {
         expires_in = in->expires_in;
 
-    } else if (!in->has_expires_at) {
+    } else if (!ngx_http_apikey_admin_given(in, EXPIRES_AT)) {
         expires_in = alcf->default_ttl ? alcf->default_ttl : alcf->max_ttl;
     }
 
@@ -356,6 +353,42 @@ ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
     }
 
     return ngx_http_apikey_admin_seal(r, ctx);
+}
+
+
+/* the fields an update gives, as its script reads them: "n" name ... */
+
+static void
+ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_admin_input_t *in)
+{
+    ngx_str_t   s;
+    ngx_uint_t  i;
+
+    static u_char      letters[] = "ndsre";
+    static ngx_uint_t  fields[] = {
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME,
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_DESCRIPTION,
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES,
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE,
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT
+    };
+
+    s.data = ngx_pnalloc(a->pool, sizeof(letters));
+    if (s.data == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    s.len = 0;
+
+    for (i = 0; i < sizeof(letters) - 1; i++) {
+        if (in->given & fields[i]) {
+            s.data[s.len++] = letters[i];
+        }
+    }
+
+    ngx_http_apikey_admin_arg(a, &s);
 }
 
 

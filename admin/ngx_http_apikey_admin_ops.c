@@ -396,7 +396,7 @@ ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
 {
     if (rc != NGX_DECLINED) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_apikey_admin_no_memory(r, ctx);
     }
 
     if (ctx->unknown && ctx->step == NGX_HTTP_APIKEY_ADMIN_CALL

@@ -115,6 +115,44 @@ ngx_http_apikey_admin_send_unprocessable(ngx_http_request_t *r,
 }
 
 
+/*
+ * The answer when nginx ran out of memory (or a library it calls failed)
+ * building one: 503 out_of_memory with Retry-After, as problem+json, for
+ * a client to retry; NGX_ERROR when nothing can be sent any more.  A
+ * change already made is not undone: with an Idempotency-Key the retry
+ * learns its outcome.
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_no_memory(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_str_t  value;
+
+    if (r->header_sent) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "apikey admin: out of memory, answered 503");
+
+    ctx->err.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    ngx_str_set(&ctx->err.code, "out_of_memory");
+    ngx_str_set(&ctx->err.detail, "the server ran out of memory: retry");
+
+    ngx_str_set(&value, "1");
+
+    if (ngx_http_apikey_add_header(r, "Retry-After", sizeof("Retry-After") - 1,
+                                   &value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_admin_send_error(r, ctx);
+}
+
+
 ngx_int_t
 ngx_http_apikey_admin_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body)

@@ -11,6 +11,8 @@
 #include "ngx_http_apikey_admin.h"
 
 
+static ngx_int_t ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static void ngx_http_apikey_admin_free_data(void *data);
 static ngx_int_t ngx_http_apikey_admin_location(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *location);
@@ -29,8 +31,26 @@ static ngx_int_t ngx_http_apikey_admin_key_fields(redisReply *reply,
 static int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
 
+/* every answer built below that runs out of memory is a 503 */
+
 ngx_int_t
 ngx_http_apikey_admin_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_apikey_admin_answer_reply(r, ctx, reply);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_apikey_admin_no_memory(r, ctx);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
     ngx_str_t     code;
