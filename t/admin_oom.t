@@ -4,9 +4,9 @@
 # field cannot be copied, and a usage answer whose buckets cannot be
 # allocated, answer 503 out_of_memory (problem+json, Retry-After), not a
 # 500 or a dropped connection, and change nothing; the next call works.
-# malloc() is made to fail for one chosen size (t/unit/oom_malloc.c, as
-# LD_PRELOAD) while a file exists; a small request pool makes the text's
-# copy an allocation of its own.
+# malloc() is made to fail for one chosen size (the LD_PRELOAD below)
+# while a file exists; a small request pool makes the text's copy an
+# allocation of its own.
 
 use strict;
 use warnings;
@@ -22,9 +22,53 @@ use ApiKey::Admin;
 
 my $t = ApiKey::Test->new;
 
+# malloc() fails for the sizes listed in APIKEY_OOM_SIZES while the file
+# APIKEY_OOM_FILE exists
+
+my $shim = <<'EOF';
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+
+extern void *__libc_malloc(size_t size);
+
+
+void *
+malloc(size_t size)
+{
+    char        *p, *end;
+    const char  *file, *sizes;
+
+    file = getenv("APIKEY_OOM_FILE");
+    sizes = getenv("APIKEY_OOM_SIZES");
+
+    if (file != NULL && sizes != NULL && access(file, F_OK) == 0) {
+
+        for (p = (char *) sizes; *p; p = end + (*end == ',')) {
+            if (strtoul(p, &end, 10) == size) {
+                errno = ENOMEM;
+                return NULL;
+            }
+
+            if (end == p) {
+                break;
+            }
+        }
+    }
+
+    return __libc_malloc(size);
+}
+EOF
+
+my $c = $t->dir . '/oom_malloc.c';
 my $so = $t->dir . '/oom_malloc.so';
-system('cc', '-shared', '-fPIC', '-O2', '-o', $so,
-       "$FindBin::Bin/unit/oom_malloc.c") == 0
+
+open my $fh, '>', $c or die "$c: $!";
+print $fh $shim;
+close $fh;
+
+system('cc', '-shared', '-fPIC', '-O2', '-o', $so, $c) == 0
     or plan(skip_all => 'cannot build the malloc shim');
 
 $t->run_redis;
