@@ -18,13 +18,7 @@
 
 local ns = ARGV[1]
 
-local function change()
-    local v = owned(KEYS[1], ARGV[2])
-
-    if not v then
-        return NOT_FOUND
-    end
-
+local function change(v)
     local now = clock()
 
     for i = 16, 17 do
@@ -42,4 +36,4 @@ local function change()
     return ok(ns, now)
 end
 
-return once(ns, change)
+return once(ns, keyed(change))

@@ -18,13 +18,7 @@
 
 local ns = ARGV[1]
 
-local function change()
-    local v = owned(KEYS[1], ARGV[2])
-
-    if not v then
-        return NOT_FOUND
-    end
-
+local function change(v)
     if not revoked(v) then
         return {'not_revoked', 'the key is not revoked'}
     end
@@ -43,13 +37,7 @@ local function change()
     redis.call('HDEL', KEYS[1], 'revoked_at')
     redis.call('HSET', KEYS[1], 'updated_at', now)
 
-    v = record(KEYS[1])
-    regate(ns, v)
-    reindex(v, old, now)
-    changed(ns, v[16], v[17])
-    event(now, ARGV[3], 'restored', v[1])
-
-    return ok(ns, now, v)
+    return commit(ns, old, now, 'restored')
 end
 
-return once(ns, change)
+return once(ns, keyed(change))

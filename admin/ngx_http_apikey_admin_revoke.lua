@@ -18,13 +18,7 @@
 
 local ns = ARGV[1]
 
-local function change()
-    local v = owned(KEYS[1], ARGV[2])
-
-    if not v then
-        return NOT_FOUND
-    end
-
+local function change(v)
     if revoked(v) then
         return {'already_revoked', 'the key is already revoked'}
     end
@@ -34,13 +28,7 @@ local function change()
 
     redis.call('HSET', KEYS[1], 'revoked_at', now, 'updated_at', now)
 
-    v = record(KEYS[1])
-    regate(ns, v)
-    reindex(v, old, now)
-    changed(ns, v[16], v[17])
-    event(now, ARGV[3], 'revoked', v[1])
-
-    return ok(ns, now, v)
+    return commit(ns, old, now, 'revoked')
 end
 
-return once(ns, change)
+return once(ns, keyed(change))

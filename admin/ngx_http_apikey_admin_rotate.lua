@@ -21,13 +21,7 @@
 
 local ns = ARGV[1]
 
-local function change()
-    local v = owned(KEYS[1], ARGV[2])
-
-    if not v then
-        return NOT_FOUND
-    end
-
+local function change(v)
     if revoked(v) then
         return {'key_revoked', 'a revoked key cannot be rotated'}
     end
@@ -101,4 +95,4 @@ local function change()
     return ok(ns, now, v, ends)
 end
 
-return once(ns, change)
+return once(ns, keyed(change))

@@ -22,13 +22,7 @@
 
 local ns, given = ARGV[1], ARGV[6]
 
-local function change()
-    local v = owned(KEYS[1], ARGV[2])
-
-    if not v then
-        return NOT_FOUND
-    end
-
+local function change(v)
     local now = clock()
 
     if given == '' then
@@ -98,13 +92,7 @@ local function change()
         redis.call('HDEL', KEYS[1], unpack(del))
     end
 
-    v = record(KEYS[1])
-    regate(ns, v, has('r'))
-    reindex(v, old, now)
-    changed(ns, v[16], v[17])
-    event(now, ARGV[3], 'updated', v[1])
-
-    return ok(ns, now, v)
+    return commit(ns, old, now, 'updated', has('r'))
 end
 
-return once(ns, change)
+return once(ns, keyed(change))

@@ -185,28 +185,12 @@ is(post($solo, 'orgs/solo/keys', { name => 'second' }, $k4 . 'x')->{status},
 # parallel requests with one key: one change, one answer
 
 my $k5 = 'parallel-' . int(rand 1e12);
-my @pipes;
-
-for my $i (1 .. 8) {
-    pipe(my $rd, my $wr) or die;
-    my $pid = $t->spawn(sub {
-        close $rd;
-        my $x = post($adm, 'orgs/par/keys', { name => 'at once' }, $k5);
-        print $wr "$x->{status} $x->{body}";
-        close $wr;
-    });
-    close $wr;
-    push @pipes, [$pid, $rd];
-}
-
 my %answers;
 
-for my $p (@pipes) {
-    my $fh = $p->[1];
-    local $/;
-    $answers{<$fh> // ''}++;
-    $t->wait_children($p->[0]);
-}
+$answers{$_}++ for parallel($t, 8, sub {
+    my $x = post($adm, 'orgs/par/keys', { name => 'at once' }, $k5);
+    return "$x->{status} $x->{body}";
+}, together => 1);
 
 my ($answer) = keys %answers;
 is(scalar keys %answers, 1, '8 parallel creates with one key: one answer')

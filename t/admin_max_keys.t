@@ -51,60 +51,37 @@ my $port = $t->port(1);
 # retried with it (none is expected)
 
 # 50 clients that start together and create a key each in $org through
-# $adm, retrying a 503 with the same Idempotency-Key; returns the final
-# answers, "status code key"
+# $adm, retrying a 503 with the same Idempotency-Key; Redis frozen for
+# $stall seconds as they start, if given; returns the final answers,
+# "status code key tries"
 
 sub race {
     my ($adm, $org, $stall) = @_;
-    my $go = $t->dir . "/go-$org";
-    my @pipes;
-
-    for my $i (1 .. 50) {
-        pipe(my $rd, my $wr) or die "pipe: $!";
-
-        push @pipes, [$t->spawn(sub {
-            close $rd;
-            wait_for(30, sub { -e $go }) or die "no start signal\n";
-            my $idem = "race-$org-$i-" . int(rand 1e9);
-            my ($r, $tries);
-
-            for (1 .. 20) {
-                $tries = $_;
-                $r = $adm->post("orgs/$org/keys", { name => "racer $i" },
-                                headers => { 'Idempotency-Key' => $idem });
-                last unless $r->{status} == 503;
-                Time::HiRes::sleep(0.05 * $tries);
-            }
-
-            print $wr join ' ', $r->{status}, $r->{json}{code} // '-',
-                                $r->{json}{key} // '-', $tries;
-            close $wr;
-        }), $rd];
-
-        close $wr;
-    }
 
     $t->freeze_redis if $stall;
 
-    open my $fh, '>', $go or die;
-    close $fh;
+    return parallel($t, 50, sub {
+        my ($i) = @_;
+        my $idem = "race-$org-$i-" . int(rand 1e9);
+        my ($r, $tries);
 
-    if ($stall) {
+        for (1 .. 20) {
+            $tries = $_;
+            $r = $adm->post("orgs/$org/keys", { name => "racer $i" },
+                            headers => { 'Idempotency-Key' => $idem });
+            last unless $r->{status} == 503;
+            Time::HiRes::sleep(0.05 * $tries);
+        }
+
+        return join ' ', $r->{status}, $r->{json}{code} // '-',
+                         $r->{json}{key} // '-', $tries;
+    }, together => 1, started => sub {
+        return unless $stall;
         Time::HiRes::sleep($stall);
         $t->thaw_redis;
-    }
-
-    my @out;
-
-    for my $p (@pipes) {
-        my $fh = $p->[1];
-        local $/;
-        push @out, <$fh> // '';
-        $t->wait_children($p->[0]);
-    }
-
-    return @out;
+    });
 }
+
 
 sub spin {
     my ($seconds) = @_;

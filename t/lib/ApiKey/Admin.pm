@@ -31,7 +31,7 @@ use Time::HiRes ();
 use ApiKey::Test;
 
 our @EXPORT = qw(write_tokens admin_config is_admin_problem gate load_keys
-                 reset_proxy);
+                 reset_proxy parallel);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -361,6 +361,52 @@ sub reset_proxy {
             }
         }
     });
+}
+
+
+# Runs $code->($i) for $i in 1 .. $n, each in a child, and returns what
+# each returned (a string), in order.  Options: stagger (seconds between
+# the starts), together (the children wait until all are spawned, then
+# start at once; "started", a code ref, runs just after).
+
+sub parallel {
+    my ($t, $n, $code, %o) = @_;
+
+    my $go = $t->dir . '/go-' . int(rand 1e9);
+    my @kids;
+
+    for my $i (1 .. $n) {
+        pipe(my $rd, my $wr) or die "pipe: $!";
+
+        push @kids, [$t->spawn(sub {
+            close $rd;
+            die "no start signal\n"
+                if $o{together} && !wait_for(30, sub { -e $go });
+            print $wr $code->($i) // '';
+            close $wr;
+        }), $rd];
+
+        close $wr;
+        Time::HiRes::sleep($o{stagger}) if $o{stagger};
+    }
+
+    if ($o{together}) {
+        open my $fh, '>', $go or die "$go: $!";
+        close $fh;
+        $o{started}->() if $o{started};
+    }
+
+    my @out;
+
+    for my $k (@kids) {
+        my $fh = $k->[1];
+        local $/;
+        push @out, <$fh> // '';
+        close $fh;
+        $t->wait_children($k->[0]);
+    }
+
+    return @out;
 }
 
 
