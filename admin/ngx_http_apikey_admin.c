@@ -41,11 +41,6 @@ static ngx_int_t ngx_http_apikey_admin_route(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_admin_match(ngx_str_t *path, u_char *p,
     u_char *last, ngx_str_t *org, ngx_str_t *id);
-static ngx_int_t ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
-static ngx_int_t ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf,
-    ngx_uint_t which, ngx_str_t *value);
 static ngx_int_t ngx_http_apikey_admin_valid_id(ngx_str_t *id);
 static ngx_int_t ngx_http_apikey_admin_json_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_admin_read_body(ngx_http_request_t *r,
@@ -85,19 +80,6 @@ static ngx_http_apikey_admin_route_t  ngx_http_apikey_admin_routes[] = {
       NGX_HTTP_APIKEY_ADMIN_EVENTS },
 
     { ngx_null_string, 0, ngx_null_string, 0 }
-};
-
-
-static ngx_str_t  ngx_http_apikey_admin_query_names[] = {
-    ngx_string("page"),
-    ngx_string("per_page"),
-    ngx_string("search"),
-    ngx_string("status"),
-    ngx_string("environment"),
-    ngx_string("from"),
-    ngx_string("to"),
-    ngx_string("granularity"),
-    ngx_null_string
 };
 
 
@@ -182,6 +164,12 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
         ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_NOT_FOUND,
                                     "key_not_found",
                                     "no such key in this organization");
+        return ngx_http_apikey_admin_reject(r, ctx);
+    }
+
+    if (r->method == NGX_HTTP_POST
+        && ngx_http_apikey_admin_idem_header(r, ctx) != NGX_OK)
+    {
         return ngx_http_apikey_admin_reject(r, ctx);
     }
 
@@ -273,14 +261,18 @@ ngx_http_apikey_admin_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (ngx_http_apikey_admin_parse_body(r, ctx, body.data, body.len)
-        != NGX_OK)
-    {
-        if (ctx->err.status == 0) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
+    rc = ngx_http_apikey_admin_parse_body(r, ctx, body.data, body.len);
 
+    if (rc == NGX_OK) {
+        rc = ngx_http_apikey_admin_idem_prepare(r, ctx, &body);
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_finalize_request(r, ngx_http_apikey_admin_no_memory(r, ctx));
+        return;
+    }
+
+    if (rc != NGX_OK) {
         ngx_http_finalize_request(r, ngx_http_apikey_admin_send_error(r, ctx));
         return;
     }
@@ -529,255 +521,6 @@ ngx_http_apikey_admin_match(ngx_str_t *path, u_char *p, u_char *last,
     }
 
     return (p == last) ? NGX_OK : NGX_DECLINED;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf)
-{
-    u_char      *p, *last, *end, *eq, *d, *s, *q;
-    ngx_str_t    name, value;
-    ngx_uint_t   i, seen, allowed;
-
-    ctx->in.page = 1;
-    ctx->in.per_page = NGX_HTTP_APIKEY_ADMIN_PER_PAGE;
-
-    /* events take only page and per_page, usage only from, to, granularity */
-
-    switch (ctx->operation) {
-
-    case NGX_HTTP_APIKEY_ADMIN_LIST:
-        allowed = 0x1f;
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_USAGE:
-        allowed = 0xe0;
-        break;
-
-    default:
-        allowed = 0x03;
-    }
-
-    seen = 0;
-
-    if (r->args.len == 0) {
-        return NGX_OK;      /* r->args.data may be NULL */
-    }
-
-    p = r->args.data;
-    last = p + r->args.len;
-
-    while (p < last) {
-
-        end = ngx_strlchr(p, last, '&');
-        if (end == NULL) {
-            end = last;
-        }
-
-        eq = ngx_strlchr(p, end, '=');
-
-        name.data = p;
-        name.len = (eq ? eq : end) - p;
-
-        value.len = 0;
-        value.data = NULL;
-
-        if (eq) {
-            value.len = end - eq - 1;
-            value.data = ngx_pnalloc(r->pool, value.len + 1);
-            if (value.data == NULL) {
-                return NGX_ERROR;
-            }
-
-            for (s = eq + 1, q = value.data; s < end; s++) {
-                *q++ = (*s == '+') ? ' ' : *s;
-            }
-
-            d = value.data;
-            s = value.data;
-            ngx_unescape_uri(&d, &s, value.len, 0);
-            value.len = d - value.data;
-        }
-
-        p = end + 1;
-
-        if (name.len == 0 && value.len == 0) {
-            continue;
-        }
-
-        for (i = 0; ngx_http_apikey_admin_query_names[i].len; i++) {
-            if (name.len == ngx_http_apikey_admin_query_names[i].len
-                && ngx_strncmp(name.data,
-                               ngx_http_apikey_admin_query_names[i].data,
-                               name.len)
-                   == 0)
-            {
-                break;
-            }
-        }
-
-        if (!(allowed & (1 << i))) {
-            if (ngx_http_apikey_admin_valid_name(name.data, name.len)) {
-                return ngx_http_apikey_admin_error(r, ctx,
-                                                   NGX_HTTP_BAD_REQUEST,
-                                                   "invalid_query",
-                                                   "unknown query parameter "
-                                                   "%V", &name);
-            }
-
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_query",
-                                               "unknown query parameter");
-        }
-
-        if (seen & (1 << i)) {
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_query",
-                                               "query parameter %V given "
-                                               "twice", &name);
-        }
-
-        seen |= 1 << i;
-
-        if (ngx_http_apikey_admin_query_value(r, ctx, alcf, i, &value)
-            != NGX_OK)
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf,
-    ngx_uint_t which, ngx_str_t *value)
-{
-    u_char      *p, *last;
-    uint32_t     u;
-    ngx_int_t    n;
-    ngx_str_t   *env;
-    ngx_uint_t   i, chars;
-
-    switch (which) {
-
-    case 0: /* page */
-    case 1: /* per_page */
-
-        n = NGX_ERROR;
-
-        if (value->len && value->len <= 10 && value->data[0] != '0') {
-            n = ngx_atoi(value->data, value->len);
-        }
-
-        if (which == 0) {
-            if (n < 1 || n > NGX_HTTP_APIKEY_ADMIN_PAGE_MAX) {
-                return ngx_http_apikey_admin_error(r, ctx,
-                                                   NGX_HTTP_BAD_REQUEST,
-                                                   "invalid_query",
-                                                   "page must be an integer "
-                                                   "from 1 to 1000000000");
-            }
-
-            ctx->in.page = n;
-            return NGX_OK;
-        }
-
-        if (n < 1 || n > NGX_HTTP_APIKEY_ADMIN_PER_PAGE_MAX) {
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_query",
-                                               "per_page must be an integer "
-                                               "from 1 to 100");
-        }
-
-        ctx->in.per_page = n;
-        return NGX_OK;
-
-    case 2: /* search */
-
-        chars = 0;
-        p = value->data;
-        last = p + value->len;
-
-        while (p < last) {
-            if (*p < 0x80) {
-                u = *p++;
-
-            } else {
-                u = ngx_utf8_decode(&p, last - p);
-            }
-
-            if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u > 0x10ffff) {
-                return ngx_http_apikey_admin_error(r, ctx,
-                                                   NGX_HTTP_BAD_REQUEST,
-                                                   "invalid_query",
-                                                   "search must be UTF-8 "
-                                                   "text without control "
-                                                   "characters");
-            }
-
-            chars++;
-        }
-
-        if (chars > NGX_HTTP_APIKEY_ADMIN_NAME_MAX) {
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_query",
-                                               "search is longer than %d "
-                                               "characters",
-                                               NGX_HTTP_APIKEY_ADMIN_NAME_MAX);
-        }
-
-        ctx->in.search = *value;
-
-        /* a whole raw key pasted here is searched by its display prefix */
-
-        if (ngx_http_apikey_key_valid(value->data, value->len)) {
-            ctx->in.search.len = NGX_HTTP_APIKEY_DISPLAY_LEN;
-        }
-
-        return NGX_OK;
-
-    case 3: /* status */
-
-        if ((value->len == 6
-             && ngx_strncmp(value->data, "active", 6) == 0)
-            || (value->len == 7
-                && (ngx_strncmp(value->data, "revoked", 7) == 0
-                    || ngx_strncmp(value->data, "expired", 7) == 0)))
-        {
-            ctx->in.status = *value;
-            return NGX_OK;
-        }
-
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_query",
-                                           "status must be active, revoked "
-                                           "or expired");
-
-    case 4: /* environment */
-
-        env = alcf->environments->elts;
-
-        for (i = 0; i < alcf->environments->nelts; i++) {
-            if (env[i].len == value->len
-                && ngx_strncmp(env[i].data, value->data, value->len) == 0)
-            {
-                ctx->in.env_filter = *value;
-                return NGX_OK;
-            }
-        }
-
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_query",
-                                           "environment must be one of "
-                                           "apikey_environments");
-
-    default: /* from, to, granularity */
-        return ngx_http_apikey_admin_usage_query(r, ctx, which - 5, value);
-    }
 }
 
 

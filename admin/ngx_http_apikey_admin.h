@@ -17,7 +17,6 @@
 
 
 #define NGX_HTTP_APIKEY_ADMIN_BODY_MAX       65536
-#define NGX_HTTP_APIKEY_ADMIN_TIMEOUT        1000
 #define NGX_HTTP_APIKEY_ADMIN_NAME_MAX       100
 #define NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX  500
 #define NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX     32
@@ -31,7 +30,9 @@
 #define NGX_HTTP_APIKEY_ADMIN_PER_PAGE_MAX   100
 #define NGX_HTTP_APIKEY_ADMIN_PAGE_MAX       1000000000
 #define NGX_HTTP_APIKEY_ADMIN_ID_LEN         24
-#define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       24
+#define NGX_HTTP_APIKEY_ADMIN_MAX_ARGS       32
+
+#define NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE  422
 
 /* usage: days kept, most buckets per answer, buckets by default */
 #define NGX_HTTP_APIKEY_ADMIN_USAGE_DAYS     90
@@ -61,6 +62,15 @@
 #define NGX_HTTP_APIKEY_ADMIN_DELETE         7
 #define NGX_HTTP_APIKEY_ADMIN_EVENTS         8
 #define NGX_HTTP_APIKEY_ADMIN_USAGE          9
+
+/* the operations that change keys */
+#define ngx_http_apikey_admin_changes(ctx)                                    \
+    ((1 << (ctx)->operation) & ((1 << NGX_HTTP_APIKEY_ADMIN_CREATE)           \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_UPDATE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_REVOKE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_RESTORE)        \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_ROTATE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_DELETE)))
 
 
 /* the fields of a key as the scripts return them */
@@ -92,6 +102,12 @@ typedef struct {
 
 
 typedef struct {
+    ngx_msec_t                      timeout;   /* apikey_admin_timeout */
+    ngx_flag_t                      scripts;   /* registered this cycle */
+} ngx_http_apikey_admin_main_conf_t;
+
+
+typedef struct {
     ngx_flag_t                      enable;
     ngx_flag_t                      console;
     ngx_array_t                    *tokens;    /* of the token file */
@@ -106,6 +122,20 @@ typedef struct {
 } ngx_http_apikey_admin_loc_conf_t;
 
 
+/* the body fields given, in ngx_http_apikey_admin_input_t's "given" */
+
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME         0x0001
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_DESCRIPTION  0x0002
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_ENVIRONMENT  0x0004
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES       0x0008
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE         0x0010
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT   0x0020
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN   0x0040
+
+#define ngx_http_apikey_admin_given(in, field)                                \
+    ((in)->given & NGX_HTTP_APIKEY_ADMIN_GIVEN_##field)
+
+
 typedef struct {
     ngx_str_t                       name;
     ngx_str_t                       description;
@@ -116,7 +146,7 @@ typedef struct {
     ngx_uint_t                      burst;
     time_t                          expires_at;    /* 0: never */
     time_t                          expires_in;
-    ngx_uint_t                      grace;
+    time_t                          grace;
     ngx_str_t                       search;
     ngx_str_t                       status;
     ngx_str_t                       env_filter;
@@ -127,13 +157,8 @@ typedef struct {
     time_t                          span;          /* 3600 or 86400 */
     ngx_uint_t                      buckets;
 
-    unsigned                        has_name:1;
-    unsigned                        has_description:1;
-    unsigned                        has_environment:1;
-    unsigned                        has_scopes:1;
-    unsigned                        has_rate:1;
-    unsigned                        has_expires_at:1;
-    unsigned                        has_expires_in:1;
+    ngx_uint_t                      given;  /* NGX_HTTP_APIKEY_ADMIN_GIVEN_* */
+
     unsigned                        has_from:1;
     unsigned                        has_to:1;
 } ngx_http_apikey_admin_input_t;
@@ -146,10 +171,19 @@ typedef struct {
 } ngx_http_apikey_admin_error_t;
 
 
-typedef struct {
+typedef struct ngx_http_apikey_admin_ctx_s  ngx_http_apikey_admin_ctx_t;
+
+typedef void (*ngx_http_apikey_admin_resume_pt)(
+    ngx_http_apikey_admin_ctx_t *ctx);
+
+
+struct ngx_http_apikey_admin_ctx_s {
     ngx_http_request_t             *request;
     ngx_http_apikey_admin_token_t  *token;
-    ngx_http_apikey_redis_op_t     *op;
+    ngx_http_apikey_redis_op_t     *op;        /* the call in Redis */
+    ngx_uint_t                      step;      /* which call it is */
+    ngx_uint_t                      rounds;    /* of the index rebuild */
+    ngx_http_apikey_admin_resume_pt resume;    /* a list's turn came */
     ngx_uint_t                      operation;
     ngx_http_apikey_script_t       *script;    /* of the operation */
     ngx_str_t                       org;
@@ -162,6 +196,12 @@ typedef struct {
     ngx_str_t                       out;
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
 
+    /* Idempotency-Key: the header, the record, the request, the raw key */
+    ngx_str_t                       idem;
+    ngx_str_t                       idem_id;
+    ngx_str_t                       idem_fp;
+    ngx_str_t                       sealed;
+
     /* a change's reply, kept while WAIT runs */
     redisReply                     *saved;
 
@@ -172,23 +212,20 @@ typedef struct {
     int64_t                         seen;
     ngx_queue_t                     queue;     /* waiting for its turn */
 
-    /* the rebuild of the org's admin indexes that goes first, if needed */
-    ngx_str_t                       reindex_cursor;
-
-    unsigned                        pending:1;
     unsigned                        queued:1;
     unsigned                        walking:1; /* its slice is in Redis */
-    unsigned                        reindexing:1;  /* a slice is in Redis */
-    unsigned                        reindexed:1;   /* the indexes are right */
     unsigned                        routed:1;   /* "operation" is set */
-    unsigned                        waited:1;   /* WAIT was sent */
-} ngx_http_apikey_admin_ctx_t;
+    unsigned                        sending:1;  /* in ..._admin_send() */
+    unsigned                        lost:1;     /* failed while sending */
+    unsigned                        unknown:1;  /* lost, maybe after Redis
+                                                   ran it */
+};
 
 
 /*
  * ngx_http_apikey_admin_conf.c: the module, its directives, the token file
- * ngx_http_apikey_admin.c: the handler: authentication, routing, queries
- * and bodies
+ * ngx_http_apikey_admin.c: the handler: authentication, routing and
+ * bodies
  */
 
 ngx_int_t ngx_http_apikey_admin_handler(ngx_http_request_t *r);
@@ -203,6 +240,16 @@ ngx_int_t ngx_http_apikey_admin_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_apikey_admin_console_handler(ngx_http_request_t *r);
 
 
+/*
+ * ngx_http_apikey_admin_query.c: the query string of a list, the events
+ * or the usage, parsed strictly into ctx->in; NGX_DECLINED: ctx->err says
+ * why
+ */
+
+ngx_int_t ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
+
+
 /* ngx_http_apikey_admin_reply.c: errors and replies, shared validators */
 
 ngx_int_t ngx_http_apikey_admin_error(ngx_http_request_t *r,
@@ -212,9 +259,34 @@ ngx_int_t ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_admin_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body);
+ngx_int_t ngx_http_apikey_admin_no_memory(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);
+
+
+/* script arguments, built in r->pool; "failed" is checked once at the end */
+
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_str_t                      *ns;
+    ngx_str_t                       args[NGX_HTTP_APIKEY_ADMIN_MAX_ARGS];
+    ngx_uint_t                      nargs;
+    ngx_uint_t                      nkeys;
+    ngx_uint_t                      failed;
+} ngx_http_apikey_admin_args_t;
+
+
+/*
+ * ngx_http_apikey_admin_args.c: the scripts' arguments, from ctx; a new
+ * key and its hash for create and rotate
+ */
+
+ngx_int_t ngx_http_apikey_admin_args(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
+void ngx_http_apikey_admin_reindex_args(ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_args_t *a, ngx_str_t *budget);
 
 
 /* ngx_http_apikey_admin_ops.c: the script calls of each operation */
@@ -222,26 +294,21 @@ ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
 /*
- * Builds the operation's script call and sends it (NGX_OK: the reply
- * handler runs; NGX_DECLINED: Redis is down; NGX_ERROR), and the answer
- * when it could not be sent, for ngx_http_finalize_request()
+ * Sends the operation's calls and answers the request from their replies:
+ * NGX_DONE, or an answer for ngx_http_finalize_request()
  */
-ngx_int_t ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
-ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+
 
 /*
  * ngx_http_apikey_admin_walk.c: a worker's list walks take turns, one
  * slice in Redis at a time; take_turn says whether ctx may send now (else
- * it is queued and sent, through ngx_http_apikey_admin_eval(), in its
- * turn); end_turn when its slice is answered or its request gone
+ * it is queued, and ctx->resume called in its turn); end_turn when its
+ * slice is answered or its request gone
  */
 ngx_uint_t ngx_http_apikey_admin_take_turn(ngx_http_apikey_admin_ctx_t *ctx);
 void ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx);
-
-ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx);
 
 
 /*
@@ -251,6 +318,32 @@ ngx_int_t ngx_http_apikey_admin_run(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+
+
+/*
+ * ngx_http_apikey_admin_replica.c: with apikey_cache, the gate records a
+ * change script returned go into the instance's replica
+ */
+
+void ngx_http_apikey_admin_replica(ngx_http_request_t *r,
+    redisReply *gates);
+
+
+/*
+ * ngx_http_apikey_admin_idem.c: the Idempotency-Key of a POST (its header;
+ * then, once the body is read, the record and the fingerprint), the new
+ * raw key sealed under it, and a retry's raw key unsealed; NGX_DECLINED
+ * from idem_header sets ctx->err, from unseal means it does not open
+ */
+
+ngx_int_t ngx_http_apikey_admin_idem_header(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_idem_prepare(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *body);
+ngx_int_t ngx_http_apikey_admin_seal(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_unseal(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
 
 
 /* ngx_http_apikey_admin_json.c: request bodies, parsed strictly */

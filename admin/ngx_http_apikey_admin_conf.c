@@ -14,13 +14,9 @@
 #define NGX_HTTP_APIKEY_ADMIN_TOKENS_FILE_MAX  1048576
 
 
-typedef struct {
-    ngx_flag_t                      scripts;   /* registered this cycle */
-} ngx_http_apikey_admin_main_conf_t;
-
-
 static ngx_int_t ngx_http_apikey_admin_init(ngx_conf_t *cf);
 static void *ngx_http_apikey_admin_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_apikey_admin_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_apikey_admin_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_admin_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
@@ -40,6 +36,8 @@ static char *ngx_http_apikey_admin_check_ttl(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_apikey_admin_check_console(ngx_conf_t *cf, void *post,
     void *data);
+static char *ngx_http_apikey_admin_check_timeout(ngx_conf_t *cf, void *post,
+    void *data);
 
 
 static ngx_conf_post_handler_pt  ngx_http_apikey_admin_prefix_post =
@@ -50,6 +48,9 @@ static ngx_conf_post_handler_pt  ngx_http_apikey_admin_ttl_post =
 
 static ngx_conf_post_handler_pt  ngx_http_apikey_admin_console_post =
     ngx_http_apikey_admin_check_console;
+
+static ngx_conf_post_handler_pt  ngx_http_apikey_admin_timeout_post =
+    ngx_http_apikey_admin_check_timeout;
 
 static ngx_conf_num_bounds_t  ngx_http_apikey_admin_max_keys_bounds = {
     ngx_conf_check_num_bounds, 0, 1000000000
@@ -64,6 +65,13 @@ static ngx_command_t  ngx_http_apikey_admin_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("apikey_admin_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_admin_main_conf_t, timeout),
+      &ngx_http_apikey_admin_timeout_post },
 
     { ngx_string("apikey_admin_console"),
       NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
@@ -130,7 +138,7 @@ static ngx_http_module_t  ngx_http_apikey_admin_module_ctx = {
     ngx_http_apikey_admin_init,            /* postconfiguration */
 
     ngx_http_apikey_admin_create_main_conf, /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_apikey_admin_init_main_conf,  /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -203,7 +211,20 @@ ngx_http_apikey_admin_create_main_conf(ngx_conf_t *cf)
      *     amcf->scripts = 0;
      */
 
+    amcf->timeout = NGX_CONF_UNSET_MSEC;
+
     return amcf;
+}
+
+
+static char *
+ngx_http_apikey_admin_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_apikey_admin_main_conf_t *amcf = conf;
+
+    ngx_conf_init_msec_value(amcf->timeout, 5000);
+
+    return NGX_CONF_OK;
 }
 
 
@@ -334,7 +355,7 @@ ngx_http_apikey_admin_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     char             *rv;
     ssize_t           n;
     ngx_str_t        *value;
-    ngx_uint_t        line;
+    ngx_uint_t        line, mode;
     ngx_file_t        file;
     ngx_file_info_t   fi;
 
@@ -368,6 +389,23 @@ ngx_http_apikey_admin_tokens(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                            ngx_fd_info_n " \"%V\" failed", &value[1]);
         goto failed;
+    }
+
+    /*
+     * whoever may write the file may add an admin token: it is loaded,
+     * as ssh loads a key file it complains about, with the fix named
+     */
+
+    mode = ngx_file_access(&fi);
+
+    if (mode & (S_IWGRP|S_IWOTH)) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "token file \"%V\" is writable by %s (mode "
+                           "0%ui%ui%ui): anyone who can write it can add an "
+                           "admin token; run \"chmod go-w %V\"",
+                           &value[1], (mode & S_IWOTH) ? "anyone" : "its group",
+                           (mode >> 6) & 7, (mode >> 3) & 7, mode & 7,
+                           &value[1]);
     }
 
     if (ngx_file_size(&fi) > NGX_HTTP_APIKEY_ADMIN_TOKENS_FILE_MAX) {
@@ -733,6 +771,19 @@ ngx_http_apikey_admin_check_console(ngx_conf_t *cf, void *post, void *data)
                 ))
     {
         return "needs a prefix location";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_apikey_admin_check_timeout(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_msec_t  *mp = data;
+
+    if (*mp == 0) {
+        return "must be more than 0";
     }
 
     return NGX_CONF_OK;

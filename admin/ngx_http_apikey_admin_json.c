@@ -13,100 +13,147 @@
 
 #define NGX_HTTP_APIKEY_ADMIN_ON(op)  (1 << (op))
 
+#define NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE                                   \
+    (NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)                   \
+     | NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE))
+
+
+typedef struct ngx_http_apikey_admin_field_s  ngx_http_apikey_admin_field_t;
 
 typedef ngx_int_t (*ngx_http_apikey_admin_field_pt)(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
 
 
-/* a body field: where it may be given, and its validator */
+/*
+ * A body field: where it may be given, its validator, and what the
+ * validator needs: where in ctx->in the value goes, its bounds (of
+ * characters for text, of the number for integers), and the rule the
+ * detail of a 400 states
+ */
 
-typedef struct {
+struct ngx_http_apikey_admin_field_s {
     ngx_str_t                        name;
     ngx_uint_t                       operations;
     ngx_http_apikey_admin_field_pt   handler;
-} ngx_http_apikey_admin_field_t;
+    ngx_uint_t                       given;   /* ..._ADMIN_GIVEN_* */
+    size_t                           offset;
+    int64_t                          min;
+    int64_t                          max;
+    ngx_uint_t                       newlines;     /* text: tab, newlines */
+    const char                      *rule;
+};
 
 
 static ngx_int_t ngx_http_apikey_admin_field(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, const char *name, json_t *value);
-static ngx_int_t ngx_http_apikey_admin_field_name(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
-static ngx_int_t ngx_http_apikey_admin_field_description(
-    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_text(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_integer(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
 static ngx_int_t ngx_http_apikey_admin_field_environment(
-    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_field_t *f, json_t *value);
 static ngx_int_t ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
 static ngx_int_t ngx_http_apikey_admin_field_rate_limit(
-    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_field_t *f, json_t *value);
 static ngx_int_t ngx_http_apikey_admin_field_expires_at(
-    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
-static ngx_int_t ngx_http_apikey_admin_field_expires_in(
-    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
-static ngx_int_t ngx_http_apikey_admin_field_grace(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value);
-static ngx_int_t ngx_http_apikey_admin_text(ngx_http_request_t *r,
-    json_t *value, ngx_uint_t min, ngx_uint_t max, ngx_uint_t newlines,
-    ngx_str_t *dst);
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx,
+    ngx_http_apikey_admin_field_t *f, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_invalid(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f);
 static ngx_int_t ngx_http_apikey_admin_digits(u_char *p, size_t n);
 static ngx_str_t *ngx_http_apikey_admin_printable(ngx_http_request_t *r,
     const char *name);
 
 
+#define ngx_http_apikey_admin_in(name)                                        \
+    offsetof(ngx_http_apikey_admin_input_t, name)
+
+#define ngx_http_apikey_admin_n(n)   ngx_http_apikey_admin_n_(n)
+#define ngx_http_apikey_admin_n_(n)  #n
+
+
 static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
 
-    { ngx_string("name"),
-      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
-      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
-      ngx_http_apikey_admin_field_name },
+    { ngx_string("name"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_text, NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME,
+      ngx_http_apikey_admin_in(name), 1, NGX_HTTP_APIKEY_ADMIN_NAME_MAX, 0,
+      "name must be a string of 1 to "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_NAME_MAX)
+      " characters without control characters" },
 
-    { ngx_string("description"),
-      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
-      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
-      ngx_http_apikey_admin_field_description },
+    { ngx_string("description"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_text,
+      NGX_HTTP_APIKEY_ADMIN_GIVEN_DESCRIPTION,
+      ngx_http_apikey_admin_in(description), 0,
+      NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX, 1,
+      "description must be a string of at most "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX)
+      " characters without control characters other than tab and "
+      "newline" },
 
     { ngx_string("environment"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE),
-      ngx_http_apikey_admin_field_environment },
+      ngx_http_apikey_admin_field_environment,
+      NGX_HTTP_APIKEY_ADMIN_GIVEN_ENVIRONMENT, 0, 0, 0, 0,
+      "environment must be one of apikey_environments" },
 
-    { ngx_string("scopes"),
-      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
-      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
-      ngx_http_apikey_admin_field_scopes },
+    { ngx_string("scopes"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_scopes, NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES,
+      0, 0, 0, 0,
+      "scopes must be an array of at most "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX)
+      " distinct strings of 1 to "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_SCOPE_MAX)
+      " of a-z 0-9 : . _ -" },
 
-    { ngx_string("rate_limit"),
-      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
-      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
-      ngx_http_apikey_admin_field_rate_limit },
+    { ngx_string("rate_limit"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_rate_limit, NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE,
+      0, 0, 0, 0, NULL },
 
-    { ngx_string("expires_at"),
-      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
-      |NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE),
-      ngx_http_apikey_admin_field_expires_at },
+    { ngx_string("expires_at"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_expires_at,
+      NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT, 0, 0, 0, 0,
+      "expires_at must be an RFC 3339 time such as 2030-01-31T12:00:00Z, "
+      "or null" },
 
     { ngx_string("expires_in"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE),
-      ngx_http_apikey_admin_field_expires_in },
+      ngx_http_apikey_admin_field_integer,
+      NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN,
+      ngx_http_apikey_admin_in(expires_in), NGX_HTTP_APIKEY_ADMIN_TTL_MIN,
+      NGX_HTTP_APIKEY_ADMIN_TTL_MAX, 0,
+      "expires_in must be an integer number of seconds, "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_TTL_MIN) " or more" },
 
     { ngx_string("grace_seconds"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ROTATE),
-      ngx_http_apikey_admin_field_grace },
+      ngx_http_apikey_admin_field_integer, 0,
+      ngx_http_apikey_admin_in(grace), 0, NGX_HTTP_APIKEY_ADMIN_GRACE_MAX, 0,
+      "grace_seconds must be an integer from 0 to "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_GRACE_MAX) },
 
     /* the rest of the key object: known, never set by a client */
 
-    { ngx_string("id"), 0, NULL },
-    { ngx_string("org"), 0, NULL },
-    { ngx_string("prefix"), 0, NULL },
-    { ngx_string("status"), 0, NULL },
-    { ngx_string("created_at"), 0, NULL },
-    { ngx_string("created_by"), 0, NULL },
-    { ngx_string("updated_at"), 0, NULL },
-    { ngx_string("last_used_at"), 0, NULL },
-    { ngx_string("revoked_at"), 0, NULL },
-    { ngx_string("key"), 0, NULL },
-    { ngx_string("previous_key_expires_at"), 0, NULL },
+    { ngx_string("id"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("org"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("prefix"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("status"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("created_at"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("created_by"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("updated_at"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("last_used_at"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("revoked_at"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("key"), 0, NULL, 0, 0, 0, 0, 0, NULL },
+    { ngx_string("previous_key_expires_at"), 0, NULL, 0, 0, 0, 0, 0, NULL },
 
-    { ngx_null_string, 0, NULL }
+    { ngx_null_string, 0, NULL, 0, 0, 0, 0, 0, NULL }
 };
 
 
@@ -200,13 +247,16 @@ ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_CREATE && !in->has_name) {
+    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_CREATE
+        && !ngx_http_apikey_admin_given(in, NAME)) {
         return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
                                            "invalid_field",
                                            "name is required");
     }
 
-    if (in->has_expires_at && in->has_expires_in) {
+    if (ngx_http_apikey_admin_given(in, EXPIRES_AT)
+        && ngx_http_apikey_admin_given(in, EXPIRES_IN))
+    {
         return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
                                            "invalid_field",
                                            "give expires_at or expires_in, "
@@ -215,7 +265,9 @@ ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
 
     if (alcf->max_ttl) {
 
-        if (in->has_expires_at && in->expires_at == 0) {
+        if (ngx_http_apikey_admin_given(in, EXPIRES_AT)
+            && in->expires_at == 0)
+        {
             return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
                                                "invalid_field",
                                                "expires_at cannot be null: "
@@ -223,7 +275,9 @@ ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
                                                alcf->max_ttl);
         }
 
-        if (in->has_expires_in && in->expires_in > alcf->max_ttl) {
+        if (ngx_http_apikey_admin_given(in, EXPIRES_IN)
+            && in->expires_in > alcf->max_ttl)
+        {
             return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
                                                "invalid_field",
                                                "expires_in is past "
@@ -241,6 +295,7 @@ ngx_http_apikey_admin_field(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, const char *name, json_t *value)
 {
     size_t                          len;
+    ngx_int_t                       rc;
     ngx_http_apikey_admin_field_t  *f;
 
     len = ngx_strlen(name);
@@ -278,59 +333,112 @@ ngx_http_apikey_admin_field(ngx_http_request_t *r,
                                            "%V cannot be set here", &f->name);
     }
 
-    return f->handler(r, ctx, value);
+    rc = f->handler(r, ctx, f, value);
+
+    if (rc == NGX_OK) {
+        ctx->in.given |= f->given;
+    }
+
+    return rc;
 }
 
 
+/* a 400 stating the field's rule */
+
 static ngx_int_t
-ngx_http_apikey_admin_field_name(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+ngx_http_apikey_admin_invalid(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f)
 {
-    if (ngx_http_apikey_admin_text(r, value, 1, NGX_HTTP_APIKEY_ADMIN_NAME_MAX,
-                                   0, &ctx->in.name)
-        != NGX_OK)
-    {
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_field",
-                                           "name must be a string of 1 to "
-                                           "%d characters without control "
-                                           "characters",
-                                           NGX_HTTP_APIKEY_ADMIN_NAME_MAX);
+    return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                       "invalid_field", "%s", f->rule);
+}
+
+
+/*
+ * A JSON string of min to max Unicode characters (jansson has checked
+ * that it is UTF-8) without C0, DEL or C1 control characters (tab and
+ * newlines only with f->newlines), copied into r->pool at f->offset of
+ * ctx->in; NGX_ERROR when the copy fails
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_field_text(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
+{
+    u_char      *p, *last;
+    size_t       len;
+    ngx_str_t   *dst;
+    ngx_uint_t   chars;
+
+    if (!json_is_string(value)) {
+        return ngx_http_apikey_admin_invalid(r, ctx, f);
     }
 
-    if (ctx->in.name.data == NULL) {
+    p = (u_char *) json_string_value(value);
+    len = json_string_length(value);
+    last = p + len;
+    chars = 0;
+
+    for ( /* void */ ; p < last; p++) {
+
+        if ((*p & 0xc0) != 0x80) {
+            chars++;
+        }
+
+        if (*p < 0x20) {
+            if (!f->newlines
+                || (*p != '\t' && *p != '\n' && *p != '\r'))
+            {
+                return ngx_http_apikey_admin_invalid(r, ctx, f);
+            }
+        }
+
+        if (*p == 0x7f
+            || (*p == 0xc2 && p + 1 < last && p[1] >= 0x80 && p[1] <= 0x9f))
+        {
+            return ngx_http_apikey_admin_invalid(r, ctx, f);
+        }
+    }
+
+    if ((int64_t) chars < f->min || (int64_t) chars > f->max) {
+        return ngx_http_apikey_admin_invalid(r, ctx, f);
+    }
+
+    dst = (ngx_str_t *) ((u_char *) &ctx->in + f->offset);
+
+    dst->data = ngx_pnalloc(r->pool, len + 1);
+    if (dst->data == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->in.has_name = 1;
+    ngx_memcpy(dst->data, json_string_value(value), len);
+    dst->len = len;
 
     return NGX_OK;
 }
 
 
+/* an integer from f->min to f->max, a time_t at f->offset of ctx->in */
+
 static ngx_int_t
-ngx_http_apikey_admin_field_description(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+ngx_http_apikey_admin_field_integer(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
 {
-    if (ngx_http_apikey_admin_text(r, value, 0,
-                                   NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX, 1,
-                                   &ctx->in.description)
-        != NGX_OK)
-    {
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_field",
-                                           "description must be a string of "
-                                           "at most %d characters without "
-                                           "control characters other than "
-                                           "tab and newline",
-                                        NGX_HTTP_APIKEY_ADMIN_DESCRIPTION_MAX);
+    json_int_t  n;
+
+    if (!json_is_integer(value)) {
+        return ngx_http_apikey_admin_invalid(r, ctx, f);
     }
 
-    if (ctx->in.description.data == NULL) {
-        return NGX_ERROR;
+    n = json_integer_value(value);
+
+    if (n < f->min || n > f->max) {
+        return ngx_http_apikey_admin_invalid(r, ctx, f);
     }
 
-    ctx->in.has_description = 1;
+    *(time_t *) ((u_char *) &ctx->in + f->offset) = (time_t) n;
 
     return NGX_OK;
 }
@@ -338,7 +446,8 @@ ngx_http_apikey_admin_field_description(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_apikey_admin_field_environment(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
 {
     size_t                             len;
     ngx_str_t                         *env;
@@ -356,22 +465,19 @@ ngx_http_apikey_admin_field_environment(ngx_http_request_t *r,
         for (i = 0; i < alcf->environments->nelts; i++) {
             if (env[i].len == len && ngx_strncmp(env[i].data, s, len) == 0) {
                 ctx->in.environment = env[i];
-                ctx->in.has_environment = 1;
                 return NGX_OK;
             }
         }
     }
 
-    return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                       "invalid_field",
-                                       "environment must be one of "
-                                       "apikey_environments");
+    return ngx_http_apikey_admin_invalid(r, ctx, f);
 }
 
 
 static ngx_int_t
 ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
 {
     u_char       *js;
     size_t        i, j, n, len, total;
@@ -451,25 +557,19 @@ ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
     *js++ = ']';
 
     ctx->in.scopes_json.len = js - ctx->in.scopes_json.data;
-    ctx->in.has_scopes = 1;
 
     return NGX_OK;
 
 invalid:
 
-    return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                       "invalid_field",
-                                       "scopes must be an array of at most "
-                                       "%d distinct strings of 1 to %d of "
-                                       "a-z 0-9 : . _ -",
-                                       NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX,
-                                       NGX_HTTP_APIKEY_ADMIN_SCOPE_MAX);
+    return ngx_http_apikey_admin_invalid(r, ctx, f);
 }
 
 
 static ngx_int_t
 ngx_http_apikey_admin_field_rate_limit(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
 {
     json_t         *v, *rate, *burst;
     json_int_t      b;
@@ -477,7 +577,6 @@ ngx_http_apikey_admin_field_rate_limit(ngx_http_request_t *r,
     ngx_http_apikey_admin_input_t  *in;
 
     in = &ctx->in;
-    in->has_rate = 1;
 
     if (json_is_null(value)) {
         in->rate = 0;
@@ -549,11 +648,10 @@ ngx_http_apikey_admin_field_rate_limit(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_apikey_admin_field_expires_at(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
 {
     time_t  t;
-
-    ctx->in.has_expires_at = 1;
 
     if (json_is_null(value)) {
         ctx->in.expires_at = 0;
@@ -569,116 +667,10 @@ ngx_http_apikey_admin_field_expires_at(ngx_http_request_t *r,
     }
 
     if (t <= 0) {
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_field",
-                                           "expires_at must be an RFC 3339 "
-                                           "time such as "
-                                           "2030-01-31T12:00:00Z, or null");
+        return ngx_http_apikey_admin_invalid(r, ctx, f);
     }
 
     ctx->in.expires_at = t;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_field_expires_in(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
-{
-    json_int_t  n;
-
-    n = json_is_integer(value) ? json_integer_value(value) : 0;
-
-    if (n < NGX_HTTP_APIKEY_ADMIN_TTL_MIN || n > NGX_HTTP_APIKEY_ADMIN_TTL_MAX)
-    {
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_field",
-                                           "expires_in must be an integer "
-                                           "number of seconds, 60 or more");
-    }
-
-    ctx->in.expires_in = (time_t) n;
-    ctx->in.has_expires_in = 1;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_field_grace(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, json_t *value)
-{
-    json_int_t  n;
-
-    n = json_is_integer(value) ? json_integer_value(value) : -1;
-
-    if (n < 0 || n > NGX_HTTP_APIKEY_ADMIN_GRACE_MAX) {
-        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                           "invalid_field",
-                                           "grace_seconds must be an integer "
-                                           "from 0 to %d",
-                                           NGX_HTTP_APIKEY_ADMIN_GRACE_MAX);
-    }
-
-    ctx->in.grace = (ngx_uint_t) n;
-
-    return NGX_OK;
-}
-
-
-/*
- * A JSON string of min to max Unicode characters (jansson has checked
- * that it is UTF-8) without C0, DEL or C1 control characters; tab and
- * newlines only if "newlines".  Copied into r->pool.
- */
-
-static ngx_int_t
-ngx_http_apikey_admin_text(ngx_http_request_t *r, json_t *value,
-    ngx_uint_t min, ngx_uint_t max, ngx_uint_t newlines, ngx_str_t *dst)
-{
-    u_char      *p, *last;
-    size_t       len;
-    ngx_uint_t   chars;
-
-    if (!json_is_string(value)) {
-        return NGX_DECLINED;
-    }
-
-    p = (u_char *) json_string_value(value);
-    len = json_string_length(value);
-    last = p + len;
-    chars = 0;
-
-    for ( /* void */ ; p < last; p++) {
-
-        if ((*p & 0xc0) != 0x80) {
-            chars++;
-        }
-
-        if (*p < 0x20) {
-            if (!newlines || (*p != '\t' && *p != '\n' && *p != '\r')) {
-                return NGX_DECLINED;
-            }
-        }
-
-        if (*p == 0x7f
-            || (*p == 0xc2 && p + 1 < last && p[1] >= 0x80 && p[1] <= 0x9f))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    if (chars < min || chars > max) {
-        return NGX_DECLINED;
-    }
-
-    dst->len = len;
-    dst->data = ngx_pnalloc(r->pool, len + 1);
-
-    if (dst->data != NULL) {
-        ngx_memcpy(dst->data, json_string_value(value), len);
-    }
 
     return NGX_OK;
 }

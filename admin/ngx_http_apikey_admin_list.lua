@@ -6,14 +6,15 @@
 -- cursor, and nginx calls again from there until the walk is done.
 --
 -- KEYS[1] NS org:<org>:keys      KEYS[2] NS org:<org>:idx
--- KEYS[3] NS org:<org>:active
+-- KEYS[3] NS org:<org>:active    KEYS[4] NS org:<org>:rebuild
 -- ARGV    ns, offset, count, search, status, environment ("": any),
 --         and for filters: cursor score and member ("": from the top),
 --         matches before the cursor, budget
 --
 -- Returns {"ok", "", now, total, {key, ...}} or, while walking,
 -- {"ok", "", now, matches so far, {key, ...}, cursor score, cursor member}
--- with an empty cursor at the end.
+-- with an empty cursor at the end; {"reindex", detail} when a walk would
+-- start on indexes being rebuilt or out of step.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -45,6 +46,13 @@ local total, budget = tonumber(ARGV[9]), tonumber(ARGV[10])
 local skip = 0
 
 if after == '' then
+
+    -- a walk starts on complete indexes only
+
+    if not indexed(KEYS[1], KEYS[2], KEYS[4]) then
+        return REINDEX
+    end
+
     after = '+inf'
 
 else

@@ -7,55 +7,37 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <openssl/rand.h>
 
 #include "ngx_http_apikey_admin.h"
 #include "ngx_http_apikey_admin_scripts.h"
 
 
-/* script arguments, built in r->pool; "failed" is checked once at the end */
+/* what the call in Redis is */
 
-typedef struct {
-    ngx_pool_t                     *pool;
-    ngx_str_t                      *ns;
-    ngx_str_t                       args[NGX_HTTP_APIKEY_ADMIN_MAX_ARGS];
-    ngx_uint_t                      nargs;
-    ngx_uint_t                      nkeys;
-    ngx_uint_t                      failed;
-} ngx_http_apikey_admin_args_t;
+#define NGX_HTTP_APIKEY_ADMIN_CALL     0      /* the operation's script */
+#define NGX_HTTP_APIKEY_ADMIN_INDEX    1      /* a slice of the rebuild */
+#define NGX_HTTP_APIKEY_ADMIN_WAIT     2      /* WAIT after a change */
 
 
-static ngx_uint_t ngx_http_apikey_admin_needs_index(
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf);
-static ngx_int_t ngx_http_apikey_admin_reindex(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a,
-    ngx_http_apikey_main_conf_t *akmcf);
+static ngx_int_t ngx_http_apikey_admin_send(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+static ngx_int_t ngx_http_apikey_admin_call(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_redis_op_t **op);
+static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
+static void ngx_http_apikey_admin_resume(ngx_http_apikey_admin_ctx_t *ctx);
+static void ngx_http_apikey_admin_go_on(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+static ngx_int_t ngx_http_apikey_admin_answer(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc);
+static ngx_uint_t ngx_http_apikey_admin_is(redisReply *reply,
+    const char *code);
 static ngx_int_t ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
-static ngx_int_t ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
-static ngx_int_t ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx);
-static void ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_args_t *a, ngx_uint_t secret);
-static void ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_args_t *a);
-static void ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a,
-    ngx_str_t *value);
-static void ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a,
-    int64_t n);
-static void ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
-    const char *fmt, ...);
-static void ngx_http_apikey_admin_arg_fmt(ngx_http_apikey_admin_args_t *a,
-    const char *fmt, ...);
-static void ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
-    ngx_str_t *prefix, const char *fmt, va_list args);
-static void ngx_http_apikey_admin_cleanup(void *data);
-static void ngx_http_apikey_admin_wipe(void *data);
-static void ngx_http_apikey_admin_done(void *data, redisReply *reply);
-static ngx_int_t ngx_http_apikey_admin_wait(ngx_http_request_t *r,
+static ngx_uint_t ngx_http_apikey_admin_must_wait(
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
-static void ngx_http_apikey_admin_waited(void *data, redisReply *reply);
+static void ngx_http_apikey_admin_cleanup(void *data);
 
 
 #define ngx_http_apikey_admin_script(name)                                    \
@@ -86,6 +68,9 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
 /* key records one rebuild call reads: under a millisecond of Redis */
 #define NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET  "25"
 
+/* rebuilds a request waits for before it gives up */
+#define NGX_HTTP_APIKEY_ADMIN_REINDEX_ROUNDS  3
+
 
 ngx_int_t
 ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
@@ -109,8 +94,8 @@ ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
 
 
 /*
- * Sends the operation's script.  NGX_DONE: the reply handler finalizes
- * the request; anything else is for ngx_http_finalize_request().
+ * Sends the operation's first call.  NGX_DONE: the reply handler
+ * finalizes the request; anything else is for ngx_http_finalize_request().
  */
 
 ngx_int_t
@@ -129,602 +114,381 @@ ngx_http_apikey_admin_run(ngx_http_request_t *r,
     cln->data = ctx;
 
     ctx->script = &ngx_http_apikey_admin_scripts[ctx->operation];
+    ctx->resume = ngx_http_apikey_admin_resume;
+    ctx->step = NGX_HTTP_APIKEY_ADMIN_CALL;
 
-    /* counted first: the reply handler may run before eval returns */
-
-    r->main->count++;
-
-    rc = ngx_http_apikey_admin_eval(r, ctx);
+    rc = ngx_http_apikey_admin_send(r, ctx);
 
     if (rc == NGX_OK) {
+        r->main->count++;
         return NGX_DONE;
     }
-
-    r->main->count--;
 
     return ngx_http_apikey_admin_not_sent(r, ctx, rc);
 }
 
 
-ngx_int_t
-ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
-{
-    if (rc == NGX_DECLINED) {
-        ngx_http_apikey_admin_error(r, ctx,
-                                    NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "store_unavailable",
-                                    "the key store is unreachable");
-        return ngx_http_apikey_admin_send_error(r, ctx);
-    }
-
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-}
-
-
 /*
- * Builds the script's arguments from ctx and sends it: NGX_OK (the reply
- * handler will run), NGX_DECLINED (Redis is down) or NGX_ERROR.
+ * Sends the call of ctx->step, or queues a list's slice for its turn:
+ * NGX_OK (the reply handler, or ctx->resume, will run), NGX_DECLINED
+ * (not sent, or lost on the way: ctx->unknown says whether it may have
+ * reached Redis) or NGX_ERROR.  The reply handler never answers the
+ * request from inside this call, whatever the connection does, and no op
+ * is kept that the handler already had or that was not sent.
  */
 
-ngx_int_t
-ngx_http_apikey_admin_eval(ngx_http_request_t *r,
+static ngx_int_t
+ngx_http_apikey_admin_send(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx)
 {
-    ngx_int_t                          rc;
-    ngx_msec_t                         timeout;
-    ngx_http_apikey_redis_op_t        *op;
-    ngx_http_apikey_main_conf_t       *akmcf;
-    ngx_http_apikey_admin_args_t      *a;
-    ngx_http_apikey_admin_loc_conf_t  *alcf;
-
-    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+    ngx_int_t                    rc;
+    ngx_http_apikey_redis_op_t  *op;
 
     if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST && !ctx->walking
         && !ngx_http_apikey_admin_take_turn(ctx))
     {
-        /* sent when its turn comes: the reply handler answers as usual */
-
-        ctx->pending = 1;
         return NGX_OK;
     }
 
+    ctx->sending = 1;
+    ctx->lost = 0;
+    ctx->unknown = 0;
+
+    rc = ngx_http_apikey_admin_call(r, ctx, &op);
+
+    ctx->sending = 0;
+
+    if (rc == NGX_OK && ctx->lost) {
+        rc = NGX_DECLINED;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_apikey_admin_end_turn(ctx);
+        return rc;
+    }
+
+    ctx->op = op;
+
+    return NGX_OK;
+}
+
+
+/* the call itself, as ngx_http_apikey_redis_eval() returns */
+
+static ngx_int_t
+ngx_http_apikey_admin_call(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_redis_op_t **op)
+{
+    ngx_str_t                           budget;
+    ngx_http_apikey_script_t           *script;
+    ngx_http_apikey_main_conf_t        *akmcf;
+    ngx_http_apikey_admin_args_t       *a;
+    ngx_http_apikey_admin_main_conf_t  *amcf;
+
+    amcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_admin_module);
+
+    if (ctx->step == NGX_HTTP_APIKEY_ADMIN_WAIT) {
+        return ngx_http_apikey_redis_wait(amcf->timeout,
+                                          ngx_http_apikey_admin_done, ctx,
+                                          r->connection->log, op);
+    }
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
     a = ngx_pcalloc(r->pool, sizeof(ngx_http_apikey_admin_args_t));
     if (a == NULL) {
-        ngx_http_apikey_admin_end_turn(ctx);
         return NGX_ERROR;
     }
 
     a->pool = r->pool;
     a->ns = &akmcf->redis.ns;
 
-    if (!ctx->reindexed && ngx_http_apikey_admin_needs_index(ctx, alcf)) {
-        return ngx_http_apikey_admin_reindex(r, ctx, a, akmcf);
-    }
+    if (ctx->step == NGX_HTTP_APIKEY_ADMIN_INDEX) {
+        ngx_str_set(&budget, NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET);
+        ngx_http_apikey_admin_reindex_args(ctx, a, &budget);
+        script = &ngx_http_apikey_admin_scripts[
+                                        NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT];
 
-    switch (ctx->operation) {
-    case NGX_HTTP_APIKEY_ADMIN_CREATE:
-        if (ngx_http_apikey_admin_create_args(r, ctx, a) != NGX_OK) {
+    } else {
+        if (ngx_http_apikey_admin_args(r, ctx, a) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_LIST:
-        ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
-        ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
-        ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-        a->nkeys = 3;
-        ngx_http_apikey_admin_arg(a, a->ns);
-        ngx_http_apikey_admin_arg_num(a, (int64_t) (ctx->in.page - 1)
-                                         * ctx->in.per_page);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.per_page);
-        ngx_http_apikey_admin_arg(a, &ctx->in.search);
-        ngx_http_apikey_admin_arg(a, &ctx->in.status);
-        ngx_http_apikey_admin_arg(a, &ctx->in.env_filter);
-        ngx_http_apikey_admin_arg(a, &ctx->cursor_score);
-        ngx_http_apikey_admin_arg(a, &ctx->cursor_member);
-        ngx_http_apikey_admin_arg_num(a, ctx->seen);
-        ngx_http_apikey_admin_arg_num(a, NGX_HTTP_APIKEY_ADMIN_WALK);
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_GET:
-        ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
-        a->nkeys = 1;
-        ngx_http_apikey_admin_arg(a, a->ns);
-        ngx_http_apikey_admin_arg(a, &ctx->org);
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_UPDATE:
-        ngx_http_apikey_admin_key_args(ctx, a);
-        ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
-        ngx_http_apikey_admin_arg_num(a, alcf->max_ttl);
-        ngx_http_apikey_admin_arg_fmt(a, "%s%s%s%s%s",
-                                      ctx->in.has_name ? "n" : "",
-                                      ctx->in.has_description ? "d" : "",
-                                      ctx->in.has_scopes ? "s" : "",
-                                      ctx->in.has_rate ? "r" : "",
-                                      ctx->in.has_expires_at ? "e" : "");
-        ngx_http_apikey_admin_arg(a, &ctx->in.name);
-        ngx_http_apikey_admin_arg(a, &ctx->in.description);
-        ngx_http_apikey_admin_arg(a, &ctx->in.scopes_json);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.rate);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.per);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.burst);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.expires_at);
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_RESTORE:
-        ngx_http_apikey_admin_key_args(ctx, a);
-        ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_ROTATE:
-        if (ngx_http_apikey_admin_new_secret(r, ctx) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        ngx_http_apikey_admin_key_names(ctx, a, 1);
-        ngx_http_apikey_admin_arg(a, a->ns);
-        ngx_http_apikey_admin_arg(a, &ctx->org);
-        ngx_http_apikey_admin_arg(a, &ctx->token->name);
-        ngx_http_apikey_admin_arg_fmt(a, "%*s",
-                                      (size_t) NGX_HTTP_APIKEY_DISPLAY_LEN,
-                                      ctx->raw.data);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.grace);
-        ngx_http_apikey_admin_arg_fmt(a, "%*s",
-                                      (size_t) NGX_HTTP_APIKEY_HASH_LEN,
-                                      ctx->hash);
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_EVENTS:
-        ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
-        a->nkeys = 1;
-        ngx_http_apikey_admin_arg_num(a, (int64_t) (ctx->in.page - 1)
-                                         * ctx->in.per_page);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.per_page);
-        break;
-
-    case NGX_HTTP_APIKEY_ADMIN_USAGE:
-        ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
-        a->nkeys = 1;
-        ngx_http_apikey_admin_arg(a, a->ns);
-        ngx_http_apikey_admin_arg(a, &ctx->org);
-        ngx_http_apikey_admin_arg_num(a, ctx->in.from / 86400);
-        ngx_http_apikey_admin_arg_num(a, (ctx->in.from - 1
-                                          + (time_t) ctx->in.buckets
-                                            * ctx->in.span)
-                                         / 86400);
-        ngx_http_apikey_admin_arg_fmt(a, "%s", (ctx->in.span == 3600)
-                                               ? "hour" : "day");
-        break;
-
-    default: /* revoke, delete */
-        ngx_http_apikey_admin_key_args(ctx, a);
-        break;
+        script = ctx->script;
     }
 
     if (a->failed) {
-        ngx_http_apikey_admin_end_turn(ctx);
         return NGX_ERROR;
     }
 
-    /* a search walks a whole organization: allow at least a second */
+    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN, script,
+                                      a->nkeys, a->nargs, a->args,
+                                      amcf->timeout,
+                                      ngx_http_apikey_admin_done, ctx,
+                                      r->connection->log, op);
+}
 
-    timeout = ngx_max(akmcf->redis.timeout, NGX_HTTP_APIKEY_ADMIN_TIMEOUT);
 
-    ctx->pending = 1;
+static void
+ngx_http_apikey_admin_done(void *data, redisReply *reply)
+{
+    ngx_http_apikey_admin_ctx_t  *ctx = data;
 
-    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN, ctx->script,
-                                    a->nkeys, a->nargs, a->args, timeout,
-                                    ngx_http_apikey_admin_done, ctx,
-                                    r->connection->log, &op);
+    ngx_http_request_t  *r;
 
-    if (rc != NGX_OK) {
-        ctx->pending = 0;
-        ngx_http_apikey_admin_end_turn(ctx);
-        return rc;
+    ctx->op = NULL;
+
+    if (ctx->sending) {
+
+        /*
+         * a connection that failed inline: no reply can come this way,
+         * and ngx_http_apikey_admin_send() answers
+         */
+
+        ctx->lost = 1;
+        ctx->unknown = (reply != NULL || ngx_http_apikey_redis_sent());
+        return;
     }
 
-    if (ctx->pending) {
-        ctx->op = op;
-    }
+    r = ctx->request;
 
-    return NGX_OK;
+    ngx_http_set_log_request(r->connection->log, r);
+
+    ngx_http_apikey_admin_end_turn(ctx);
+
+    ctx->unknown = (reply == NULL && ngx_http_apikey_redis_sent());
+
+    ngx_http_apikey_admin_go_on(r, ctx,
+                                ngx_http_apikey_admin_answer(r, ctx, reply));
+}
+
+
+/* a list's turn came (ngx_http_apikey_admin_walk.c) */
+
+static void
+ngx_http_apikey_admin_resume(ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    ngx_http_set_log_request(r->connection->log, r);
+
+    ngx_http_apikey_admin_go_on(r, ctx, NGX_AGAIN);
 }
 
 
 /*
- * Whether the operation reads the organization's admin indexes: a
- * filtered list (at the start of its walk), and a change that counts
- * active keys against apikey_max_keys.  Those first bring the indexes in
- * step with the records (ngx_http_apikey_admin_reindex.lua), in slices.
+ * NGX_AGAIN: the next call of ctx->step goes out; else rc is the answer
+ * and the request is finalized
  */
 
-static ngx_uint_t
-ngx_http_apikey_admin_needs_index(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_loc_conf_t *alcf)
+static void
+ngx_http_apikey_admin_go_on(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
 {
-    switch (ctx->operation) {
+    ngx_connection_t  *c;
 
-    case NGX_HTTP_APIKEY_ADMIN_LIST:
-        return (ctx->in.search.len || ctx->in.status.len
-                || ctx->in.env_filter.len)
-               && ctx->cursor_score.len == 0;
+    c = r->connection;
 
-    case NGX_HTTP_APIKEY_ADMIN_CREATE:
-    case NGX_HTTP_APIKEY_ADMIN_UPDATE:
-    case NGX_HTTP_APIKEY_ADMIN_RESTORE:
-        return alcf->max_keys > 0;
+    while (rc == NGX_AGAIN) {
+        rc = ngx_http_apikey_admin_send(r, ctx);
 
-    default:
-        return 0;
+        if (rc == NGX_OK) {
+            return;
+        }
+
+        /* a WAIT that could not be sent: the change is answered as done */
+
+        rc = (ctx->step == NGX_HTTP_APIKEY_ADMIN_WAIT)
+             ? ngx_http_apikey_admin_answer(r, ctx, NULL)
+             : ngx_http_apikey_admin_not_sent(r, ctx, rc);
     }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
+
+/* a call's reply: NGX_AGAIN for the next call, else the answer */
 
 static ngx_int_t
-ngx_http_apikey_admin_reindex(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a,
-    ngx_http_apikey_main_conf_t *akmcf)
+ngx_http_apikey_admin_answer(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    ngx_int_t                    rc;
-    ngx_str_t                    budget;
-    ngx_http_apikey_redis_op_t  *op;
+    switch (ctx->step) {
 
-    ngx_str_set(&budget, NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET);
+    case NGX_HTTP_APIKEY_ADMIN_INDEX:
+        return ngx_http_apikey_admin_reindexed(r, ctx, reply);
 
-    ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-    a->nkeys = 3;
-    ngx_http_apikey_admin_arg(a, a->ns);
-    ngx_http_apikey_admin_arg(a, &ctx->reindex_cursor);
-    ngx_http_apikey_admin_arg(a, &budget);
+    case NGX_HTTP_APIKEY_ADMIN_WAIT:
 
-    if (a->failed) {
-        ngx_http_apikey_admin_end_turn(ctx);
-        return NGX_ERROR;
+        if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+            || reply->integer < 1)
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "apikey admin: no replica confirmed the change of "
+                          "key \"%V\" in time", &ctx->id);
+        }
+
+        return ngx_http_apikey_admin_reply(r, ctx, ctx->saved);
+
+    default: /* NGX_HTTP_APIKEY_ADMIN_CALL */
+
+        if (reply == NULL) {
+            return ngx_http_apikey_admin_not_sent(r, ctx, NGX_DECLINED);
+        }
+
+        /*
+         * the script needs the organization's admin indexes and found
+         * them out of step or being rebuilt: it changed nothing; the
+         * rebuild goes first, then the call again
+         */
+
+        if (ngx_http_apikey_admin_is(reply, "reindex")) {
+
+            if (ctx->rounds++ == NGX_HTTP_APIKEY_ADMIN_REINDEX_ROUNDS) {
+                ngx_http_apikey_admin_error(r, ctx,
+                                            NGX_HTTP_SERVICE_UNAVAILABLE,
+                                            "store_unavailable",
+                                            "the indexes of the "
+                                            "organization are being "
+                                            "rebuilt: retry");
+                return ngx_http_apikey_admin_send_error(r, ctx);
+            }
+
+            ctx->step = NGX_HTTP_APIKEY_ADMIN_INDEX;
+            return NGX_AGAIN;
+        }
+
+        /* {"ok", "", now, key, ends, gates} of a change */
+
+        if (ngx_http_apikey_admin_changes(ctx)
+            && ngx_http_apikey_admin_is(reply, "ok")
+            && reply->elements > 5)
+        {
+            ngx_http_apikey_admin_replica(r, reply->element[5]);
+        }
+
+        if (ngx_http_apikey_admin_must_wait(ctx, reply)) {
+            ctx->saved = ngx_http_apikey_redis_copy(r->pool, reply);
+
+            if (ctx->saved != NULL) {
+                ctx->step = NGX_HTTP_APIKEY_ADMIN_WAIT;
+                return NGX_AGAIN;
+            }
+        }
+
+        return ngx_http_apikey_admin_reply(r, ctx, reply);
     }
-
-    ctx->pending = 1;
-    ctx->reindexing = 1;
-
-    rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN,
-                  &ngx_http_apikey_admin_scripts[
-                                        NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT],
-                  a->nkeys, a->nargs, a->args, akmcf->redis.timeout,
-                  ngx_http_apikey_admin_done, ctx, r->connection->log, &op);
-
-    if (rc != NGX_OK) {
-        ctx->pending = 0;
-        ctx->reindexing = 0;
-        ngx_http_apikey_admin_end_turn(ctx);
-        return rc;
-    }
-
-    if (ctx->pending) {
-        ctx->op = op;
-    }
-
-    return NGX_OK;
 }
 
 
-/* a rebuild slice's reply: NGX_OK to go on (the next slice or the op) */
+/*
+ * The answer to a call that was not sent, or whose reply did not come:
+ * 503 outcome_unknown for a change that may have reached Redis (a retry
+ * with the same Idempotency-Key tells what happened), else 503
+ * store_unavailable
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_not_sent(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_int_t rc)
+{
+    if (rc != NGX_DECLINED) {
+        return ngx_http_apikey_admin_no_memory(r, ctx);
+    }
+
+    if (ctx->unknown && ctx->step == NGX_HTTP_APIKEY_ADMIN_CALL
+        && ngx_http_apikey_admin_changes(ctx))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey admin: the outcome of %V %V/%V is unknown: "
+                      "the key store did not answer after the call was sent",
+                      &ctx->script->name, &ctx->org, &ctx->id);
+
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "outcome_unknown",
+                                    "the change may or may not have been "
+                                    "made: retry with the same "
+                                    "Idempotency-Key to learn which");
+
+    } else {
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "store_unavailable",
+                                    "the key store is unreachable");
+    }
+
+    return ngx_http_apikey_admin_send_error(r, ctx);
+}
+
+
+/* whether a script's reply is {code, ...} */
+
+static ngx_uint_t
+ngx_http_apikey_admin_is(redisReply *reply, const char *code)
+{
+    size_t  len;
+
+    len = ngx_strlen(code);
+
+    return reply->type == REDIS_REPLY_ARRAY
+           && reply->elements > 0
+           && reply->element[0]->type == REDIS_REPLY_STRING
+           && reply->element[0]->len == len
+           && ngx_strncmp(reply->element[0]->str, code, len) == 0;
+}
+
+
+/*
+ * A rebuild slice's reply: NGX_AGAIN for the next slice, or the call
+ * again once the rebuild is done; else the answer
+ */
 
 static ngx_int_t
 ngx_http_apikey_admin_reindexed(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
-    redisReply  **e;
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1 || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
-        if (reply != NULL) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "apikey admin: the index rebuild failed%s%*s",
-                          reply->type == REDIS_REPLY_ERROR ? ": " : "",
-                          reply->type == REDIS_REPLY_ERROR
-                          ? (size_t) reply->len : (size_t) 0,
-                          reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-        }
-
-        return NGX_DECLINED;
+    if (ngx_http_apikey_admin_is(reply, "done")) {
+        ctx->step = NGX_HTTP_APIKEY_ADMIN_CALL;
+        return NGX_AGAIN;
     }
 
-    e = reply->element;
-
-    if (reply->elements == 2 && e[0]->len == 4
-        && ngx_strncmp(e[0]->str, "more", 4) == 0
-        && e[1]->type == REDIS_REPLY_STRING && e[1]->len > 0
-        && e[1]->len <= NGX_INT64_LEN)
-    {
-        ctx->reindex_cursor.data = ngx_pnalloc(r->pool, e[1]->len);
-        if (ctx->reindex_cursor.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(ctx->reindex_cursor.data, e[1]->str, e[1]->len);
-        ctx->reindex_cursor.len = e[1]->len;
-
-        return NGX_OK;
+    if (ngx_http_apikey_admin_is(reply, "more")) {
+        return NGX_AGAIN;
     }
 
-    ctx->reindexed = 1;
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "apikey admin: the index rebuild failed: %*s",
+                      (size_t) reply->len, reply->str);
 
-    return NGX_OK;
-}
-
-
-/*
- * KEYS: NS key:<id>, NS org:<org>:keys, :idx, :active, :events;
- * ARGV: ns, org, actor
- */
-
-/*
- * The KEYS of the scripts that change a key, in the order they expect:
- * the record, the org's sorted set, index, active set and event log, and,
- * for create and rotate, the new secret's hash.
- */
-
-static void
-ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_args_t *a, ngx_uint_t secret)
-{
-    ngx_http_apikey_admin_arg_key(a, "key:%V", &ctx->id);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:keys", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:idx", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:active", &ctx->org);
-    ngx_http_apikey_admin_arg_key(a, "org:%V:events", &ctx->org);
-    a->nkeys = 5;
-
-    if (secret) {
-        ngx_http_apikey_admin_arg_key(a, "{%*s}",
-                                      (size_t) NGX_HTTP_APIKEY_HASH_LEN,
-                                      ctx->hash);
-        a->nkeys = 6;
-    }
-}
-
-
-static void
-ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
-    ngx_http_apikey_admin_args_t *a)
-{
-    ngx_http_apikey_admin_key_names(ctx, a, 0);
-    ngx_http_apikey_admin_arg(a, a->ns);
-    ngx_http_apikey_admin_arg(a, &ctx->org);
-    ngx_http_apikey_admin_arg(a, &ctx->token->name);
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a)
-{
-    u_char                             *id;
-    u_char                              rnd[16];
-    ngx_str_t                           prefix, *env;
-    time_t                              expires_in;
-    ngx_http_apikey_admin_input_t      *in;
-    ngx_http_apikey_admin_loc_conf_t   *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
-    in = &ctx->in;
-
-    id = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_ADMIN_ID_LEN);
-    if (id == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+    } else if (reply != NULL) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apikey admin: RAND_bytes() failed");
-        return NGX_ERROR;
+                      "apikey admin: unexpected reply from the reindex "
+                      "script");
     }
 
-    id[0] = 'k';
-    id[1] = '_';
-    ngx_http_apikey_base62(id + 2, NGX_HTTP_APIKEY_ADMIN_ID_LEN - 2, rnd,
-                           sizeof(rnd));
-
-    ctx->id.data = id;
-    ctx->id.len = NGX_HTTP_APIKEY_ADMIN_ID_LEN;
-
-    if (ngx_http_apikey_admin_new_secret(r, ctx) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (!in->has_environment) {
-        env = alcf->environments->elts;
-        in->environment = env[0];
-    }
-
-    if (!in->has_scopes) {
-        ngx_str_set(&in->scopes_json, "[]");
-    }
-
-    if (!in->has_rate) {
-        in->rate = alcf->rate;
-        in->per = alcf->per;
-        in->burst = alcf->burst;
-    }
-
-    expires_in = 0;
-
-    if (in->has_expires_in) {
-        expires_in = in->expires_in;
-
-    } else if (!in->has_expires_at) {
-        expires_in = alcf->default_ttl ? alcf->default_ttl : alcf->max_ttl;
-    }
-
-    prefix.data = ctx->raw.data;
-    prefix.len = NGX_HTTP_APIKEY_DISPLAY_LEN;
-
-    ngx_http_apikey_admin_key_names(ctx, a, 1);
-
-    ngx_http_apikey_admin_arg(a, a->ns);
-    ngx_http_apikey_admin_arg(a, &ctx->org);
-    ngx_http_apikey_admin_arg(a, &ctx->id);
-    ngx_http_apikey_admin_arg(a, &in->name);
-    ngx_http_apikey_admin_arg(a, &in->description);
-    ngx_http_apikey_admin_arg(a, &prefix);
-    ngx_http_apikey_admin_arg(a, &in->environment);
-    ngx_http_apikey_admin_arg(a, &in->scopes_json);
-    ngx_http_apikey_admin_arg_num(a, in->rate);
-    ngx_http_apikey_admin_arg_num(a, in->per);
-    ngx_http_apikey_admin_arg_num(a, in->burst);
-    ngx_http_apikey_admin_arg_num(a, in->expires_at);
-    ngx_http_apikey_admin_arg_num(a, expires_in);
-    ngx_http_apikey_admin_arg_num(a, alcf->max_ttl);
-    ngx_http_apikey_admin_arg_num(a, alcf->max_keys);
-    ngx_http_apikey_admin_arg(a, &ctx->token->name);
-
-    prefix.data = ctx->hash;
-    prefix.len = NGX_HTTP_APIKEY_HASH_LEN;
-    ngx_http_apikey_admin_arg(a, &prefix);
-
-    return NGX_OK;
+    return ngx_http_apikey_admin_not_sent(r, ctx, NGX_DECLINED);
 }
 
 
 /*
- * A new raw key and its hash.  The raw key and the response that will
- * carry it are wiped when the request's pool goes.
+ * Under Sentinel, a revocation, a rotation or a delete is answered once a
+ * replica has it too (WAIT 1, bounded), so that a failover right after
+ * cannot bring back a key the API said was gone: the script's reply is
+ * kept meanwhile.
  */
 
-static ngx_int_t
-ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx)
+static ngx_uint_t
+ngx_http_apikey_admin_must_wait(ngx_http_apikey_admin_ctx_t *ctx,
+    redisReply *reply)
 {
-    size_t                             len;
-    ngx_pool_cleanup_t                *cln;
-    ngx_http_apikey_admin_loc_conf_t  *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->raw.data = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_KEY_MAX);
-    if (ctx->raw.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    cln->handler = ngx_http_apikey_admin_wipe;
-    cln->data = ctx;
-
-    if (ngx_http_apikey_key_generate(ctx->raw.data, &len, alcf->prefix.data,
-                                     alcf->prefix.len)
-        != 0)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apikey admin: key generation failed");
-        return NGX_ERROR;
-    }
-
-    ctx->raw.len = len;
-
-    if (ngx_http_apikey_sha256_hex(ctx->hash, ctx->raw.data, ctx->raw.len)
-        != 0)
-    {
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a, ngx_str_t *value)
-{
-    if (a->nargs == NGX_HTTP_APIKEY_ADMIN_MAX_ARGS) {
-        a->failed = 1;
-        return;
-    }
-
-    a->args[a->nargs++] = *value;
-}
-
-
-static void
-ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a, int64_t n)
-{
-    u_char     *p;
-    ngx_str_t   s;
-
-    p = ngx_pnalloc(a->pool, NGX_INT64_LEN);
-    if (p == NULL) {
-        a->failed = 1;
-        return;
-    }
-
-    s.data = p;
-    s.len = ngx_sprintf(p, "%L", n) - p;
-
-    ngx_http_apikey_admin_arg(a, &s);
-}
-
-
-/* a Redis key: the namespace, then the formatted rest */
-
-static void
-ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
-    const char *fmt, ...)
-{
-    va_list  args;
-
-    va_start(args, fmt);
-    ngx_http_apikey_admin_arg_vfmt(a, a->ns, fmt, args);
-    va_end(args);
-}
-
-
-static void
-ngx_http_apikey_admin_arg_fmt(ngx_http_apikey_admin_args_t *a,
-    const char *fmt, ...)
-{
-    va_list  args;
-
-    va_start(args, fmt);
-    ngx_http_apikey_admin_arg_vfmt(a, NULL, fmt, args);
-    va_end(args);
-}
-
-
-static void
-ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
-    ngx_str_t *prefix, const char *fmt, va_list args)
-{
-    u_char     *p, *last;
-    size_t      len;
-    ngx_str_t   s;
-
-    len = (prefix ? prefix->len : 0) + 256;
-
-    p = ngx_pnalloc(a->pool, len);
-    if (p == NULL) {
-        a->failed = 1;
-        return;
-    }
-
-    s.data = p;
-
-    if (prefix) {
-        p = ngx_cpymem(p, prefix->data, prefix->len);
-    }
-
-    last = ngx_vslprintf(p, s.data + len, fmt, args);
-
-    s.len = last - s.data;
-
-    ngx_http_apikey_admin_arg(a, &s);
+    return (ctx->operation == NGX_HTTP_APIKEY_ADMIN_REVOKE
+            || ctx->operation == NGX_HTTP_APIKEY_ADMIN_ROTATE
+            || ctx->operation == NGX_HTTP_APIKEY_ADMIN_DELETE)
+           && ngx_http_apikey_admin_is(reply, "ok")
+           && ngx_http_apikey_redis_replicas() > 0;
 }
 
 
@@ -744,169 +508,4 @@ ngx_http_apikey_admin_cleanup(void *data)
     }
 
     ngx_http_apikey_admin_end_turn(ctx);
-}
-
-
-static void
-ngx_http_apikey_admin_wipe(void *data)
-{
-    ngx_http_apikey_admin_ctx_t  *ctx = data;
-
-    ngx_explicit_memzero(ctx->raw.data, NGX_HTTP_APIKEY_KEY_MAX);
-    ngx_explicit_memzero(ctx->hash, NGX_HTTP_APIKEY_HASH_LEN);
-
-    if (ctx->out.data) {
-        ngx_explicit_memzero(ctx->out.data, ctx->out.len);
-    }
-}
-
-
-static void
-ngx_http_apikey_admin_done(void *data, redisReply *reply)
-{
-    ngx_http_apikey_admin_ctx_t  *ctx = data;
-
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-    c = r->connection;
-
-    ctx->op = NULL;
-    ctx->pending = 0;
-
-    ngx_http_set_log_request(c->log, r);
-
-    ngx_http_apikey_admin_end_turn(ctx);
-
-    if (ctx->reindexing) {
-        ctx->reindexing = 0;
-
-        rc = ngx_http_apikey_admin_reindexed(r, ctx, reply);
-
-        if (rc == NGX_OK) {
-            rc = ngx_http_apikey_admin_eval(r, ctx);
-
-            if (rc == NGX_OK) {
-                return;
-            }
-        }
-
-        ngx_http_finalize_request(r, ngx_http_apikey_admin_not_sent(r, ctx,
-                                          rc == NGX_DECLINED ? rc : NGX_ERROR));
-        ngx_http_run_posted_requests(c);
-        return;
-    }
-
-    if (ngx_http_apikey_admin_wait(r, ctx, reply) == NGX_OK) {
-        return;
-    }
-
-    rc = ngx_http_apikey_admin_reply(r, ctx, reply);
-
-    if (rc == NGX_AGAIN) {
-
-        /* the walk goes on from the cursor */
-
-        rc = ngx_http_apikey_admin_eval(r, ctx);
-
-        if (rc == NGX_OK) {
-            return;
-        }
-
-        rc = ngx_http_apikey_admin_not_sent(r, ctx, rc);
-    }
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
-}
-
-
-/*
- * Under Sentinel, a revocation, a rotation or a delete is answered once a
- * replica has it too (WAIT 1, bounded), so that a failover right after
- * cannot bring back a key the API said was gone: the script's reply is
- * kept meanwhile.  NGX_OK: WAIT was sent, ngx_http_apikey_admin_waited()
- * answers.
- */
-
-static ngx_int_t
-ngx_http_apikey_admin_wait(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
-{
-    ngx_int_t                     rc;
-    ngx_http_apikey_redis_op_t   *op;
-    ngx_http_apikey_main_conf_t  *akmcf;
-
-    if (ctx->waited
-        || reply == NULL
-        || (ctx->operation != NGX_HTTP_APIKEY_ADMIN_REVOKE
-            && ctx->operation != NGX_HTTP_APIKEY_ADMIN_ROTATE
-            && ctx->operation != NGX_HTTP_APIKEY_ADMIN_DELETE)
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements == 0
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len != 2
-        || ngx_strncmp(reply->element[0]->str, "ok", 2) != 0
-        || ngx_http_apikey_redis_replicas() == 0)
-    {
-        return NGX_DECLINED;
-    }
-
-    ctx->saved = ngx_http_apikey_redis_copy(r->pool, reply);
-    if (ctx->saved == NULL) {
-        return NGX_DECLINED;
-    }
-
-    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
-
-    ctx->waited = 1;
-    ctx->pending = 1;
-
-    rc = ngx_http_apikey_redis_wait(akmcf->redis.timeout,
-                                    ngx_http_apikey_admin_waited, ctx,
-                                    r->connection->log, &op);
-    if (rc != NGX_OK) {
-        ctx->pending = 0;
-        return NGX_DECLINED;
-    }
-
-    if (ctx->pending) {
-        ctx->op = op;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_apikey_admin_waited(void *data, redisReply *reply)
-{
-    ngx_http_apikey_admin_ctx_t  *ctx = data;
-
-    ngx_int_t            rc;
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = ctx->request;
-    c = r->connection;
-
-    ctx->op = NULL;
-    ctx->pending = 0;
-
-    ngx_http_set_log_request(c->log, r);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-        || reply->integer < 1)
-    {
-        ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "apikey admin: no replica confirmed the change of "
-                      "key \"%V\" in time", &ctx->id);
-    }
-
-    rc = ngx_http_apikey_admin_reply(r, ctx, ctx->saved);
-
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
 }

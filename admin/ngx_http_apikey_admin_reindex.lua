@@ -1,34 +1,42 @@
 -- Rebuilds an organization's admin indexes (docs/data-model.md, "Admin
--- indexes") from its key records, a slice at a time, when they are out
--- of step with its creation index: keys written behind the admin API (an
--- import, the test helper).  nginx runs it before a filtered list and
--- before a change that counts keys against apikey_max_keys, and calls
--- again from the cursor it returns, so that no call holds Redis for long.
+-- indexes") from its key records when they are out of step with its
+-- creation index: keys written behind the admin API (an import, the test
+-- helper).  nginx runs it when a script answers "reindex" (a filtered
+-- list, a change counted against apikey_max_keys), a slice per call so
+-- that no call holds Redis for long, until it answers "done".
+--
+-- The new indexes are built aside and renamed in place at the end, so
+-- that nothing reads them half-built.  The rebuild's cursor is kept in
+-- Redis: calls from any number of requests and instances go on with the
+-- same rebuild, one slice each, and none starts it over.  The changes
+-- made meanwhile go into the new indexes too (indexes() in the library).
+-- Old indexes are dropped with UNLINK: Redis frees them in the
+-- background.
 --
 -- KEYS[1] NS org:<org>:keys      KEYS[2] NS org:<org>:idx
--- KEYS[3] NS org:<org>:active
--- ARGV    ns, cursor ("": check whether a rebuild is needed), records per
---         call
+-- KEYS[3] NS org:<org>:active    KEYS[4] NS org:<org>:rebuild
+-- KEYS[5] NS org:<org>:idx:new   KEYS[6] NS org:<org>:active:new
+-- ARGV    ns, records per call
 --
--- Returns {"done"} or {"more", cursor}.
+-- Returns {"done"} or {"more"}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
 --       admin/ngx_http_apikey_admin_reindex.lua
 
-local ns, cursor, budget = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ns, budget = ARGV[1], tonumber(ARGV[2])
 local now = clock()
+local from = tonumber(redis.call('HGET', KEYS[4], 'cursor'))
 
-if cursor == '' then
+if not from then
     if redis.call('ZCARD', KEYS[1]) == redis.call('ZCARD', KEYS[2]) then
         return {'done'}
     end
 
-    redis.call('DEL', KEYS[2], KEYS[3])
-    cursor = '0'
+    redis.call('UNLINK', KEYS[5], KEYS[6])
+    from = 0
 end
 
-local from = tonumber(cursor) or 0
 local ids = redis.call('ZRANGE', KEYS[1], from, from + budget - 1,
                        'WITHSCORES')
 local gone = 0
@@ -37,11 +45,11 @@ for i = 1, #ids, 2 do
     local v = record(ns .. 'key:' .. ids[i])
 
     if v[1] then
-        redis.call('ZADD', KEYS[2], ids[i + 1], summary(v))
+        redis.call('ZADD', KEYS[5], ids[i + 1], summary(v))
 
         if active(v, now) then
             local exp = tonumber(v[14]) or 0
-            redis.call('ZADD', KEYS[3], exp > 0 and exp or 'inf', ids[i])
+            redis.call('ZADD', KEYS[6], exp > 0 and exp or 'inf', ids[i])
         end
 
     else
@@ -53,8 +61,21 @@ for i = 1, #ids, 2 do
     end
 end
 
-if #ids < 2 * budget then
-    return {'done'}
+if #ids == 2 * budget then
+    redis.call('HSET', KEYS[4], 'cursor', from + budget - gone)
+    return {'more'}
 end
 
-return {'more', string.format('%d', from + budget - gone)}
+-- done: the new indexes take the place of the old ones
+
+redis.call('UNLINK', KEYS[2], KEYS[3])
+
+for i = 5, 6 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+        redis.call('RENAME', KEYS[i], KEYS[i - 3])
+    end
+end
+
+redis.call('UNLINK', KEYS[4])
+
+return {'done'}

@@ -11,6 +11,10 @@
 #include "ngx_http_apikey_admin.h"
 
 
+static ngx_int_t ngx_http_apikey_admin_send_unprocessable(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx);
+
+
 /*
  * Sets the error the request will be answered with; returns NGX_DECLINED
  * so that validators can "return ngx_http_apikey_admin_error(...)".  The
@@ -65,8 +69,87 @@ ngx_http_apikey_admin_send_error(ngx_http_request_t *r,
         }
     }
 
+    if (ctx->err.status == NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE) {
+        return ngx_http_apikey_admin_send_unprocessable(r, ctx);
+    }
+
     return ngx_http_apikey_send_problem(r, ctx->err.status, &ctx->err.code,
                                         &ctx->err.detail);
+}
+
+
+/*
+ * 422 (RFC 9110), which ngx_http_apikey_send_problem() has no title for:
+ * the same problem+json shape
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_send_unprocessable(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_buf_t  *b;
+    ngx_str_t   type;
+
+    b = ngx_create_temp_buf(r->pool,
+                            sizeof("{\"type\":\"about:blank\",\"title\":"
+                                   "\"Unprocessable Content\",\"status\":422,"
+                                   "\"code\":\"\",\"detail\":\"\"}") - 1
+                            + ctx->err.code.len + ctx->err.detail.len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last,
+                          "{\"type\":\"about:blank\",\"title\":"
+                          "\"Unprocessable Content\",\"status\":422,"
+                          "\"code\":\"%V\",\"detail\":\"%V\"}",
+                          &ctx->err.code, &ctx->err.detail);
+
+    ngx_str_set(&type, "application/problem+json");
+
+    /* nginx has no reason phrase of its own for 422 */
+    ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Content");
+
+    return ngx_http_apikey_send_buf(r, NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE,
+                                    &type, b);
+}
+
+
+/*
+ * The answer when nginx ran out of memory (or a library it calls failed)
+ * building one: 503 out_of_memory with Retry-After, as problem+json, for
+ * a client to retry; NGX_ERROR when nothing can be sent any more.  A
+ * change already made is not undone: with an Idempotency-Key the retry
+ * learns its outcome.
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_no_memory(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_str_t  value;
+
+    if (r->header_sent) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "apikey admin: out of memory, answered 503");
+
+    ctx->err.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+    ngx_str_set(&ctx->err.code, "out_of_memory");
+    ngx_str_set(&ctx->err.detail, "the server ran out of memory: retry");
+
+    ngx_str_set(&value, "1");
+
+    if (ngx_http_apikey_add_header(r, "Retry-After", sizeof("Retry-After") - 1,
+                                   &value)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_admin_send_error(r, ctx);
 }
 
 

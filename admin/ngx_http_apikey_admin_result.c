@@ -11,11 +11,15 @@
 #include "ngx_http_apikey_admin.h"
 
 
+static ngx_int_t ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static void ngx_http_apikey_admin_free_data(void *data);
 static ngx_int_t ngx_http_apikey_admin_location(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *location);
 static ngx_int_t ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_replayed(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply, ngx_str_t *id);
 static ngx_int_t ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
@@ -27,8 +31,26 @@ static ngx_int_t ngx_http_apikey_admin_key_fields(redisReply *reply,
 static int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
 
+/* every answer built below that runs out of memory is a 503 */
+
 ngx_int_t
 ngx_http_apikey_admin_reply(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_apikey_admin_answer_reply(r, ctx, reply);
+
+    if (rc == NGX_ERROR) {
+        return ngx_http_apikey_admin_no_memory(r, ctx);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
     ngx_str_t     code;
@@ -72,6 +94,13 @@ ngx_http_apikey_admin_reply(ngx_http_request_t *r,
         if (code.len == 13 && ngx_strncmp(code.data, "key_not_found", 13) == 0)
         {
             status = NGX_HTTP_NOT_FOUND;
+
+        } else if (code.len == sizeof("idempotency_key_reused") - 1
+                   && ngx_strncmp(code.data, "idempotency_key_reused",
+                                  code.len)
+                      == 0)
+        {
+            status = NGX_HTTP_APIKEY_ADMIN_UNPROCESSABLE;
 
         } else if (code.len == 8
                    && ngx_strncmp(code.data, "conflict", 8) == 0)
@@ -225,7 +254,7 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     time_t       now, prev;
     ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location;
     ngx_int_t    rc;
-    ngx_uint_t   status;
+    ngx_uint_t   status, replay;
 
     if (ngx_http_apikey_admin_key_fields(reply->element[3], f) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -233,6 +262,23 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
                       &ctx->script->name);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    rc = ngx_http_apikey_admin_replayed(r, ctx, reply,
+                                        &f[NGX_HTTP_APIKEY_ADMIN_F_ID]);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "store_unavailable",
+                                    "the outcome kept for this "
+                                    "Idempotency-Key cannot be read");
+        return ngx_http_apikey_admin_send_error(r, ctx);
+    }
+
+    replay = (rc == NGX_DONE);
 
     now = (time_t) ngx_http_apikey_admin_int(reply->element[2]);
 
@@ -285,11 +331,65 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "apikey admin: %V %V/%V by \"%V\"",
+                  "apikey admin: %V %V/%V by \"%V\"%s",
                   &ctx->script->name, &ctx->org,
-                  &f[NGX_HTTP_APIKEY_ADMIN_F_ID], &ctx->token->name);
+                  &f[NGX_HTTP_APIKEY_ADMIN_F_ID], &ctx->token->name,
+                  replay ? ", replayed for its Idempotency-Key" : "");
 
     return ngx_http_apikey_admin_send_json(r, status, &ctx->out);
+}
+
+
+/*
+ * A retry's answer (once() in the scripts' library): {"ok", "", now, key,
+ * ends, gates, "replay", the first call's sealed raw key}.  NGX_DONE for
+ * a retry, with ctx->id the first call's key and, for create and rotate,
+ * ctx->raw its raw key; NGX_OK for a first call; NGX_DECLINED when the
+ * raw key does not open; NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_replayed(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply, ngx_str_t *id)
+{
+    redisReply  **e;
+
+    e = reply->element;
+
+    if (reply->elements < 8
+        || e[6]->type != REDIS_REPLY_STRING
+        || e[6]->len != sizeof("replay") - 1
+        || ngx_strncmp(e[6]->str, "replay", 6) != 0
+        || e[7]->type != REDIS_REPLY_STRING)
+    {
+        return NGX_OK;
+    }
+
+    ctx->id.data = ngx_pstrdup(r->pool, id);
+    if (ctx->id.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->id.len = id->len;
+
+    if (ctx->operation != NGX_HTTP_APIKEY_ADMIN_CREATE
+        && ctx->operation != NGX_HTTP_APIKEY_ADMIN_ROTATE)
+    {
+        return NGX_DONE;
+    }
+
+    if (ngx_http_apikey_admin_unseal(r, ctx, (u_char *) e[7]->str, e[7]->len)
+        == NGX_OK)
+    {
+        return NGX_DONE;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "apikey admin: the raw key kept for the Idempotency-Key "
+                  "of %V %V/%V does not open", &ctx->script->name,
+                  &ctx->org, &ctx->id);
+
+    return NGX_DECLINED;
 }
 
 

@@ -4,95 +4,95 @@
 --
 -- KEYS[1] NS key:<id>            KEYS[2] NS org:<org>:keys
 -- KEYS[3] NS org:<org>:idx       KEYS[4] NS org:<org>:active
--- KEYS[5] NS org:<org>:events
+-- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
+-- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor, max_keys, max_ttl, fields given ("n" name,
 --         "d" description, "s" scopes, "r" rate limit, "e" expiry), name,
 --         description, scopes (JSON array), rate (0: unlimited), per,
 --         burst, expires_at (0: never)
+--         and last, as in every change script (once() in the library):
+--         the fingerprint and the sealed new key ("" without an
+--         Idempotency-Key); KEYS last: NS idem:<id> with one
 --
--- Returns {"ok", "", now, key} or {code, detail}.
+-- Returns {"ok", "", now, key, 0, gates} or {code, detail}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
 --       admin/ngx_http_apikey_admin_update.lua
 
 local ns, given = ARGV[1], ARGV[6]
-local v = owned(KEYS[1], ARGV[2])
 
-if not v then
-    return NOT_FOUND
-end
+local function change(v)
+    local now = clock()
 
-local now = clock()
-
-if given == '' then
-    return {'ok', '', now, reply(ns, v)}
-end
-
-local old = summary(v)
-local was = active(v, now)
-local set, del = {'updated_at', now}, {}
-
-local function has(c)
-    return string.find(given, c, 1, true) ~= nil
-end
-
-if has('n') then
-    push(set, 'name', ARGV[7])
-end
-
-if has('d') then
-    push(set, 'description', ARGV[8])
-end
-
-if has('s') then
-    push(set, 'scopes', ARGV[9])
-end
-
-if has('r') then
-    if tonumber(ARGV[10]) > 0 then
-        push(set, 'rate', ARGV[10], 'per', ARGV[11], 'burst', ARGV[12])
-    else
-        push(del, 'rate', 'per', 'burst')
+    if given == '' then
+        return ok(ns, now, v)
     end
-end
 
-if has('e') then
-    local exp = tonumber(ARGV[13])
-    local maxttl = tonumber(ARGV[5])
+    local old = summary(v)
+    local was = active(v, now)
+    local set, del = {'updated_at', now}, {}
 
-    if exp > 0 then
-        if exp < now + 60 then
-            return TOO_SOON
+    local function has(c)
+        return string.find(given, c, 1, true) ~= nil
+    end
+
+    if has('n') then
+        push(set, 'name', ARGV[7])
+    end
+
+    if has('d') then
+        push(set, 'description', ARGV[8])
+    end
+
+    if has('s') then
+        push(set, 'scopes', ARGV[9])
+    end
+
+    if has('r') then
+        if tonumber(ARGV[10]) > 0 then
+            push(set, 'rate', ARGV[10], 'per', ARGV[11], 'burst', ARGV[12])
+        else
+            push(del, 'rate', 'per', 'burst')
         end
-        if maxttl > 0 and exp > (tonumber(v[11]) or now) + maxttl then
-            return {'invalid_field',
-                    'expires_at is past apikey_max_ttl from the creation'}
+    end
+
+    if has('e') then
+        local exp = tonumber(ARGV[13])
+        local maxttl = tonumber(ARGV[5])
+
+        if exp > 0 then
+            if exp < now + 60 then
+                return TOO_SOON
+            end
+            if maxttl > 0 and exp > (tonumber(v[11]) or now) + maxttl then
+                return {'invalid_field',
+                        'expires_at is past apikey_max_ttl from the creation'}
+            end
+            push(set, 'expires_at', exp)
+        else
+            push(del, 'expires_at')
         end
-        push(set, 'expires_at', exp)
-    else
-        push(del, 'expires_at')
+
+        -- a key that comes back to life needs a free slot
+
+        v[14] = exp
+
+        local limit = not was and active(v, now)
+                      and full(tonumber(ARGV[4]), now)
+
+        if limit then
+            return limit
+        end
     end
 
-    -- a key that comes back to life needs a free slot
+    redis.call('HSET', KEYS[1], unpack(set))
 
-    v[14] = exp
-
-    if not was and active(v, now) and full(ns, tonumber(ARGV[4]), now) then
-        return KEY_LIMIT
+    if #del > 0 then
+        redis.call('HDEL', KEYS[1], unpack(del))
     end
+
+    return commit(ns, old, now, 'updated', has('r'))
 end
 
-redis.call('HSET', KEYS[1], unpack(set))
-
-if #del > 0 then
-    redis.call('HDEL', KEYS[1], unpack(del))
-end
-
-v = record(KEYS[1])
-regate(ns, v, has('r'))
-reindex(v, old, now)
-changed(ns, v[16], v[17])
-event(now, ARGV[3], 'updated', v[1])
-
-return {'ok', '', now, reply(ns, v)}
+return once(ns, keyed(change))

@@ -204,7 +204,12 @@ ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* on failure json_object_set_new() frees the value (a NULL: none) */
+
     data = json_array();
+    if (data == NULL) {
+        goto failed;
+    }
 
     if (json_object_set_new(json, "key_id",
                             json_stringn((char *) ctx->id.data, ctx->id.len))
@@ -231,7 +236,7 @@ ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
                                        in->from + (time_t) i * in->span,
                                        &counts[i * 3]);
 
-        if (json_array_append_new(data, bucket) != 0) {
+        if (bucket == NULL || json_array_append_new(data, bucket) != 0) {
             goto failed;
         }
 

@@ -95,10 +95,7 @@ ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx)
 static void
 ngx_http_apikey_admin_next_walk(ngx_event_t *ev)
 {
-    ngx_int_t                     rc;
     ngx_queue_t                  *q;
-    ngx_connection_t             *c;
-    ngx_http_request_t           *r;
     ngx_http_apikey_admin_ctx_t  *ctx;
 
     if (ngx_http_apikey_admin_walking
@@ -112,22 +109,9 @@ ngx_http_apikey_admin_next_walk(ngx_event_t *ev)
 
     ctx = ngx_queue_data(q, ngx_http_apikey_admin_ctx_t, queue);
     ctx->queued = 0;
-    ctx->pending = 0;
 
     ngx_http_apikey_admin_walking = 1;
     ctx->walking = 1;
 
-    r = ctx->request;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    rc = ngx_http_apikey_admin_eval(r, ctx);
-
-    if (rc == NGX_OK) {
-        return;
-    }
-
-    ngx_http_finalize_request(r, ngx_http_apikey_admin_not_sent(r, ctx, rc));
-    ngx_http_run_posted_requests(c);
+    ctx->resume(ctx);
 }

@@ -34,6 +34,8 @@ my @ok = (
     'apikey_default_ttl 30d;',
     'apikey_max_ttl 1y;',
     'apikey_default_ttl 1h; apikey_max_ttl 1h;',
+    'apikey_admin_timeout 5s;',
+    'apikey_admin_timeout 250ms;',
 );
 
 my @bad = (
@@ -61,6 +63,9 @@ my @bad = (
     ['apikey_max_ttl 0s;', 'apikey_max_ttl'],
     ['apikey_default_ttl 2h; apikey_max_ttl 1h;', 'longer'],
     ['apikey_admin_tokens ' . $t->dir . '/tokens;', 'duplicate'],
+    ['apikey_admin_timeout 0;', 'must be more than 0'],
+    ['apikey_admin_timeout soon;', 'apikey_admin_timeout'],
+    ['apikey_admin_timeout 1s; apikey_admin_timeout 2s;', 'duplicate'],
 );
 
 for my $d (@ok) {
@@ -83,6 +88,52 @@ isnt($rc, 0, 'apikey_admin outside a location fails');
 
 ($rc, $out) = $t->nginx_test(conf('', admin => 'apikey_admin on;'));
 isnt($rc, 0, 'apikey_admin takes no argument');
+
+($rc, $out) = $t->nginx_test(conf('', admin => 'apikey_admin_timeout 1s;'));
+isnt($rc, 0, 'apikey_admin_timeout in a location fails');
+like($out, qr/not allowed here/, 'as not allowed there');
+
+###############################################################################
+# a token file others may write: loaded, with a warning naming the fix, as
+# ssh does
+
+my $tokens = $t->dir . '/tokens';
+
+# nginx -t logs it to the error log of the test (-e error.log)
+
+sub conftest_log {
+    open my $fh, '<', $t->dir . '/conftest/error.log' or return '';
+    local $/;
+    return <$fh> // '';
+}
+
+for my $m ([0664, 'its group'], [0646, 'anyone'], [0666, 'anyone']) {
+    chmod $m->[0], $tokens;
+    ($rc, $out) = $t->nginx_test(conf(''));
+    my $mode = sprintf '%04o', $m->[0];
+    is($rc, 0, "a token file of mode $mode is loaded") or diag($out);
+    my $warn = qr/\[warn\].*token file "\Q$tokens\E" is writable by /
+               . qr/\Q$m->[1]\E \(mode $mode\).*chmod go-w \Q$tokens\E/;
+    like(conftest_log(), qr/$warn/,
+         "with a [warn] naming the file and the fix ($mode)")
+        or diag(conftest_log());
+}
+
+chmod 0644, $tokens;
+($rc, $out) = $t->nginx_test(conf(''));
+is($rc, 0, 'mode 0644: loaded');
+unlike(conftest_log(), qr/\[warn\].*token file/, 'with no warning');
+
+# at start, in the error log
+
+chmod 0666, $tokens;
+$t->run_redis;
+$t->run_nginx(conf(''));
+like($t->error_log . $t->read_file('stderr.log'),
+     qr/\[warn\].*token file "\Q$tokens\E" is writable by anyone/,
+     'the warning is logged when nginx starts');
+$t->stop_nginx;
+chmod 0644, $tokens;
 
 done_testing;
 

@@ -10,6 +10,9 @@ package ApiKey::Admin;
 #   my $r = $a->post('orgs/acme/keys', { name => 'x' });   # {status, ...}
 #   is_admin_problem($r, 400, 'invalid_field', 'name is required');
 #
+# reset_proxy() stands between nginx and Redis and drops connections just
+# after a command reached Redis, before its reply gets back.
+#
 # admin_config() serves the admin API at /admin/ and a gatekept location
 # at /api/ (empty_gif; X-Apikey-* headers carry the variables) on
 # %%PORT_1%%.
@@ -18,12 +21,17 @@ use strict;
 use warnings;
 
 use Exporter qw(import);
+use IO::Select;
+use IO::Socket::INET;
 use JSON::PP;
+use Socket qw(SOL_SOCKET SO_LINGER);
 use Test::More;
+use Time::HiRes ();
 
 use ApiKey::Test;
 
-our @EXPORT = qw(write_tokens admin_config is_admin_problem gate load_keys);
+our @EXPORT = qw(write_tokens admin_config is_admin_problem gate load_keys
+                 reset_proxy parallel);
 
 my $JSON = JSON::PP->new->utf8->canonical;
 
@@ -31,7 +39,7 @@ my %title = (
     400 => 'Bad Request', 401 => 'Unauthorized', 403 => 'Forbidden',
     404 => 'Not Found', 405 => 'Method Not Allowed',
     413 => 'Content Too Large', 415 => 'Unsupported Media Type',
-    503 => 'Service Unavailable',
+    422 => 'Unprocessable Content', 503 => 'Service Unavailable',
 );
 
 
@@ -144,7 +152,8 @@ sub port { $_[0]{port} }
 # A request to the admin API: $path is relative to /admin/.  Options:
 # token (undef: none; default the object's), body (a reference is sent as
 # JSON; a string as is), type (Content-Type; default application/json
-# when there is a body), headers.  Returns {status, headers, body, json}.
+# when there is a body), headers, raw_headers (header lines as they are
+# sent).  Returns {status, headers, body, json}.
 
 sub request {
     my ($self, $method, $path, %o) = @_;
@@ -168,6 +177,8 @@ sub request {
     for my $name (sort keys %h) {
         $req .= "$name: $h{$name}\r\n";
     }
+
+    $req .= $o{raw_headers} // '';
 
     $req .= "\r\n" . ($body // '');
 
@@ -247,11 +258,13 @@ sub load_keys {
     for my $i (1 .. $n) {
         my $id = 'k_' . $r62->(22);
         my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
-        my @cmd = ('EVALSHA', $sha, 6, "${ns}key:$id", "${ns}org:$org:keys",
+        my @cmd = ('EVALSHA', $sha, 9, "${ns}key:$id", "${ns}org:$org:keys",
                    "${ns}org:$org:idx", "${ns}org:$org:active",
-                   "${ns}org:$org:events", "$ns\{$hash\}", $ns, $org, $id,
+                   "${ns}org:$org:events", "${ns}org:$org:rebuild",
+                   "${ns}org:$org:idx:new", "${ns}org:$org:active:new",
+                   "$ns\{$hash\}", $ns, $org, $id,
                    $name->($i), '', 'ak_' . $r62->(5), $env->($i), '[]',
-                   $o{rate} // 0, 1, 1, 0, 0, 0, 0, 'bulk', $hash);
+                   $o{rate} // 0, 1, 1, 0, 0, 0, 0, 'bulk', $hash, '', '');
 
         $resp .= '*' . @cmd . "\r\n";
         $resp .= '$' . length($_) . "\r\n$_\r\n" for @cmd;
@@ -272,6 +285,128 @@ sub load_keys {
     unlink $file;
 
     return \@keys;
+}
+
+
+# A TCP proxy on 127.0.0.1:port to the test's Redis that, for every
+# "every"-th read from nginx matching "match" (a regex; default one that
+# names an Idempotency record, so only admin changes), forwards it, lets
+# Redis run it, then resets the connection to nginx: the command ran, its
+# reply is lost.  With "file", only while that file exists.  Returns the
+# proxy's pid; it runs until the test ends.
+
+sub reset_proxy {
+    my ($t, %o) = @_;
+
+    my $match = $o{match} // qr/:idem:[0-9a-f]{64}\r\n/;
+    my $every = $o{every} // 1;
+    my $upstream = $t->redis_port;
+
+    my $ls = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$o{port}",
+                                   Listen => 128, ReuseAddr => 1)
+        or die "proxy: listen on $o{port}: $!";
+
+    return $t->spawn(sub {
+        my $sel = IO::Select->new($ls);
+        my (%peer, %client);
+        my $seen = 0;
+
+        my $drop = sub {
+            my ($s) = @_;
+            my $p = delete $peer{$s};
+            delete $peer{$p} if $p;
+            for my $x ($s, $p) {
+                next unless $x;
+                delete $client{$x};
+                $sel->remove($x);
+                close $x;
+            }
+        };
+
+        while (1) {
+            for my $s ($sel->can_read(1)) {
+                if ($s == $ls) {
+                    my $c = $ls->accept or next;
+                    my $u = IO::Socket::INET->new(
+                        PeerAddr => "127.0.0.1:$upstream") or do {
+                        close $c;
+                        next;
+                    };
+                    $peer{$c} = $u;
+                    $peer{$u} = $c;
+                    $client{$c} = 1;
+                    $sel->add($c, $u);
+                    next;
+                }
+
+                my $p = $peer{$s} or next;
+                my $n = sysread($s, my $buf, 65536);
+
+                unless ($n) {
+                    $drop->($s);
+                    next;
+                }
+
+                syswrite($p, $buf);
+
+                next unless $client{$s} && $buf =~ $match
+                            && (!$o{file} || -e $o{file})
+                            && ++$seen % $every == 0;
+
+                # Redis runs it; its reply goes nowhere
+
+                Time::HiRes::sleep(0.05);
+                setsockopt($s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));
+                $drop->($s);
+            }
+        }
+    });
+}
+
+
+# Runs $code->($i) for $i in 1 .. $n, each in a child, and returns what
+# each returned (a string), in order.  Options: stagger (seconds between
+# the starts), together (the children wait until all are spawned, then
+# start at once; "started", a code ref, runs just after).
+
+sub parallel {
+    my ($t, $n, $code, %o) = @_;
+
+    my $go = $t->dir . '/go-' . int(rand 1e9);
+    my @kids;
+
+    for my $i (1 .. $n) {
+        pipe(my $rd, my $wr) or die "pipe: $!";
+
+        push @kids, [$t->spawn(sub {
+            close $rd;
+            die "no start signal\n"
+                if $o{together} && !wait_for(30, sub { -e $go });
+            print $wr $code->($i) // '';
+            close $wr;
+        }), $rd];
+
+        close $wr;
+        Time::HiRes::sleep($o{stagger}) if $o{stagger};
+    }
+
+    if ($o{together}) {
+        open my $fh, '>', $go or die "$go: $!";
+        close $fh;
+        $o{started}->() if $o{started};
+    }
+
+    my @out;
+
+    for my $k (@kids) {
+        my $fh = $k->[1];
+        local $/;
+        push @out, <$fh> // '';
+        close $fh;
+        $t->wait_children($k->[0]);
+    }
+
+    return @out;
 }
 
 

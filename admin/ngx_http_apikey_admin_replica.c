@@ -1,0 +1,63 @@
+
+/*
+ * Copyright (C) ngx_http_apikey_module developers
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_apikey_admin.h"
+
+
+/*
+ * With apikey_cache, a change made through this instance's admin API
+ * takes effect on its very next request (SPEC section 4): the gate records
+ * of the secrets the script changed (hash, g, the hash c names; g empty
+ * for a secret that is gone), as the change log's reader would read them,
+ * go into the instance's replica before the answer.  The other instances
+ * learn of the change from the log.
+ */
+
+void
+ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates)
+{
+    size_t                        i;
+    ngx_str_t                     hex, g, c;
+    redisReply                  **e;
+    ngx_http_apikey_cache_t      *cache;
+    ngx_http_apikey_main_conf_t  *akmcf;
+
+    akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
+
+    if (akmcf->cache.shm_zone == NULL || gates->type != REDIS_REPLY_ARRAY) {
+        return;
+    }
+
+    cache = akmcf->cache.shm_zone->data;
+    e = gates->element;
+
+    for (i = 0; i + 2 < gates->elements; i += 3) {
+
+        if (e[i]->type != REDIS_REPLY_STRING
+            || e[i + 1]->type != REDIS_REPLY_STRING
+            || e[i + 2]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        hex.data = (u_char *) e[i]->str;
+        hex.len = e[i]->len;
+        g.data = (u_char *) e[i + 1]->str;
+        g.len = e[i + 1]->len;
+        c.data = (u_char *) e[i + 2]->str;
+        c.len = e[i + 2]->len;
+
+        if (ngx_http_apikey_cache_apply(cache, &hex, &g, &c) != NGX_OK) {
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "apikey admin: a changed record did not fit "
+                           "the replica");
+        }
+    }
+}
