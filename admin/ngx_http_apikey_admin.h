@@ -326,7 +326,7 @@ ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
  */
 
 void ngx_http_apikey_admin_replica(ngx_http_request_t *r,
-    redisReply *gates);
+    redisReply *gates, redisReply *stamp);
 
 
 /*

@@ -365,9 +365,10 @@ ngx_http_apikey_admin_answer(ngx_http_request_t *r,
 
         if (ngx_http_apikey_admin_changes(ctx)
             && ngx_http_apikey_admin_is(reply, "ok")
-            && reply->elements > 5)
+            && reply->elements > 6)
         {
-            ngx_http_apikey_admin_replica(r, reply->element[5]);
+            ngx_http_apikey_admin_replica(r, reply->element[5],
+                                          reply->element[6]);
         }
 
         if (ngx_http_apikey_admin_must_wait(ctx, reply)) {

@@ -16,12 +16,16 @@
  * takes effect on its very next request (SPEC section 4): the gate records
  * of the secrets the script changed (hash, g, the hash c names; g empty
  * for a secret that is gone), as the change log's reader would read them,
- * go into the instance's replica before the answer.  The other instances
- * learn of the change from the log.
+ * go into the instance's replica before the answer, as of the change log
+ * position of the change ("stamp", the id of its entry: what the log's
+ * reader read before the change does not replace them, and a secret the
+ * change deleted stays gone until the reader is past it).  The other
+ * instances learn of the change from the log.
  */
 
 void
-ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates)
+ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates,
+    redisReply *stamp)
 {
     size_t                        i;
     ngx_str_t                     hex, g, c;
@@ -31,7 +35,9 @@ ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates)
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
 
-    if (akmcf->cache.shm_zone == NULL || gates->type != REDIS_REPLY_ARRAY) {
+    if (akmcf->cache.shm_zone == NULL || gates->type != REDIS_REPLY_ARRAY
+        || stamp->type != REDIS_REPLY_STRING || stamp->len == 0)
+    {
         return;
     }
 
@@ -54,7 +60,13 @@ ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates)
         c.data = (u_char *) e[i + 2]->str;
         c.len = e[i + 2]->len;
 
-        if (ngx_http_apikey_cache_apply(cache, &hex, &g, &c) != NGX_OK) {
+        if (ngx_http_apikey_cache_apply(cache, &hex, &g, &c,
+                                        ngx_http_apikey_cache_stamp(
+                                            (u_char *) stamp->str,
+                                            stamp->len),
+                                        1)
+            != NGX_OK)
+        {
             ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                            "apikey admin: a changed record did not fit "
                            "the replica");

@@ -284,6 +284,11 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
         goto done;
     }
 
+    if (cn->gone) {
+        *result = NGX_HTTP_APIKEY_INVALID;
+        goto done;
+    }
+
     if (cn->missing || (cn->load != sh->load && !sh->loading)) {
 
         /*
@@ -314,7 +319,7 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
         b = cn->has_c ? ngx_http_apikey_cache_lookup(cache, cn->g + cn->len)
                       : cn;
 
-        if (b == NULL || b->missing
+        if (b == NULL || b->missing || b->gone
             || (b->load != sh->load && !sh->loading))
         {
             rc = NGX_DECLINED;
@@ -354,7 +359,7 @@ ngx_http_apikey_cache_current_locked(ngx_http_apikey_cache_t *cache,
 
     cn = ngx_http_apikey_cache_lookup(cache, hash);
 
-    if (cn == NULL || cn->missing) {
+    if (cn == NULL || cn->missing || cn->gone) {
         return NGX_DECLINED;
     }
 
@@ -401,7 +406,7 @@ ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache)
 
 ngx_int_t
 ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
-    ngx_str_t *g, ngx_str_t *c)
+    ngx_str_t *g, ngx_str_t *c, uint64_t stamp, ngx_uint_t mark)
 {
     u_char                         hash[32], chash[32];
     size_t                         size;
@@ -426,6 +431,13 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
 
     old = ngx_http_apikey_cache_lookup(cache, hash);
 
+    if (old != NULL && old->stamp > stamp && old->load == sh->load) {
+
+        /* read before the record there was written */
+
+        goto done;
+    }
+
     if (old != NULL) {
         ngx_http_apikey_cache_delete(cache, old);
 
@@ -436,7 +448,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
         sh->lost--;
     }
 
-    if (g->len == 0 || g->len > 65535) {
+    if ((g->len == 0 && !mark) || g->len > 65535) {
         goto done;
     }
 
@@ -453,17 +465,25 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
         ngx_memcpy(cn->g, g->data, g->len);
         cn->len = (u_short) g->len;
         cn->has_c = has_c;
+        cn->gone = (g->len == 0);
 
         if (has_c) {
             ngx_memcpy(cn->g + cn->len, chash, 32);
         }
 
-        if (ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
-            != NGX_OK)
+        if (!cn->gone
+            && ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
+               != NGX_OK)
         {
             ngx_slab_free_locked(cache->shpool, cn);
             goto done;
         }
+
+    } else if (g->len == 0) {
+
+        /* no room for the mark: the reader will delete the record anyway */
+
+        goto done;
 
     } else {
 
@@ -484,6 +504,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     }
 
     ngx_memcpy(cn->hash, hash, 32);
+    cn->stamp = stamp;
     cn->version = sh->version;
     cn->load = sh->load;
 
@@ -499,6 +520,29 @@ done:
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
     return rc;
+}
+
+
+uint64_t
+ngx_http_apikey_cache_stamp(u_char *id, size_t len)
+{
+    u_char     *dash;
+    ngx_int_t   ms, seq;
+
+    dash = ngx_strlchr(id, id + len, '-');
+
+    if (dash == NULL) {
+        return 0;
+    }
+
+    ms = ngx_atoi(id, dash - id);
+    seq = ngx_atoi(dash + 1, id + len - dash - 1);
+
+    if (ms == NGX_ERROR || seq == NGX_ERROR) {
+        return 0;
+    }
+
+    return ((uint64_t) ms << 20) | ngx_min((uint64_t) seq, 0xfffff);
 }
 
 

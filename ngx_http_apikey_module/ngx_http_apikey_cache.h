@@ -44,11 +44,16 @@ typedef struct {
  * for the key (ngx_http_apikey_bucket.c) knows the record changed when
  * the version it saw is not the record's any more.  A record that did not
  * fit the zone stays as a "missing" one, hash alone, so that the replica
- * knows the key exists and leaves it to Redis.
+ * knows the key exists and leaves it to Redis.  "stamp" is the change
+ * log's position the record is as new as: a record read earlier never
+ * replaces it (the instance's own change, applied at once, is newer than
+ * what the reader read just before it), and a secret the instance itself
+ * deleted stays "gone" until the reader is past that deletion.
  */
 
 typedef struct {
     ngx_rbtree_node_t              node;         /* key: the hash's start */
+    uint64_t                       stamp;        /* change log position */
     uint64_t                       version;
     time_t                         exp;
     time_t                         grace;
@@ -61,6 +66,7 @@ typedef struct {
     unsigned                       revoked:1;
     unsigned                       has_c:1;      /* c follows g */
     unsigned                       missing:1;    /* no g: did not fit */
+    unsigned                       gone:1;       /* no g: deleted */
     u_char                         g[1];         /* then c, 32 bytes */
 } ngx_http_apikey_cache_node_t;
 
@@ -147,11 +153,18 @@ ngx_int_t ngx_http_apikey_cache_unhex(u_char *dst, u_char *src, size_t len);
 void ngx_http_apikey_cache_begin_load(ngx_http_apikey_cache_t *cache);
 
 /*
- * A secret's record as Redis has it now: g empty for a secret that is
- * gone.  Returns NGX_DECLINED when it did not fit the zone.
+ * A secret's record as Redis had it at the change log's position stamp
+ * (ngx_http_apikey_cache_stamp()): g empty for a secret that is gone,
+ * kept as gone with "mark" (the instance's own deletion).  A record of a
+ * later position stays.  Returns NGX_DECLINED when it did not fit the
+ * zone.
  */
 ngx_int_t ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache,
-    ngx_str_t *hex, ngx_str_t *g, ngx_str_t *c);
+    ngx_str_t *hex, ngx_str_t *g, ngx_str_t *c, uint64_t stamp,
+    ngx_uint_t mark);
+
+/* a change log entry's id, "ms-seq", as a number that orders them */
+uint64_t ngx_http_apikey_cache_stamp(u_char *id, size_t len);
 
 void ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache,
     u_char *last, size_t len, ngx_log_t *log);

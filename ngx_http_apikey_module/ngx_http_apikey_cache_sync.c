@@ -53,7 +53,8 @@ static ngx_int_t ngx_http_apikey_cache_send(
     u_char *arg, size_t len, const char *n,
     ngx_http_apikey_redis_handler_pt handler);
 static ngx_int_t ngx_http_apikey_cache_records(
-    ngx_http_apikey_cache_reader_t *rd, redisReply *reply, ngx_uint_t *n);
+    ngx_http_apikey_cache_reader_t *rd, redisReply *reply, uint64_t stamp,
+    ngx_uint_t *n);
 static ngx_uint_t ngx_http_apikey_cache_mine(
     ngx_http_apikey_cache_reader_t *rd, u_char *last, size_t len);
 static void ngx_http_apikey_cache_failed(ngx_http_apikey_cache_reader_t *rd,
@@ -295,7 +296,14 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
         rd->start_len = len;
     }
 
-    if (ngx_http_apikey_cache_records(rd, reply, &n) != NGX_OK) {
+    /* what a slice reads is as new as where the load began, at least */
+
+    if (ngx_http_apikey_cache_records(rd, reply,
+                                      ngx_http_apikey_cache_stamp(rd->start,
+                                                              rd->start_len),
+                                      &n)
+        != NGX_OK)
+    {
         rd->loading = 0;
         return;
     }
@@ -370,11 +378,16 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
 
     rd->failed = 0;
 
-    if (ngx_http_apikey_cache_records(rd, reply, &n) != NGX_OK) {
+    e = reply->element[1];
+
+    if (ngx_http_apikey_cache_records(rd, reply,
+                                      ngx_http_apikey_cache_stamp(
+                                          (u_char *) e->str, e->len),
+                                      &n)
+        != NGX_OK)
+    {
         return;
     }
-
-    e = reply->element[1];
 
     if (!ngx_http_apikey_cache_mine(rd, (u_char *) e->str, e->len)) {
         return;
@@ -393,7 +406,7 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
 
 static ngx_int_t
 ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
-    redisReply *reply, ngx_uint_t *n)
+    redisReply *reply, uint64_t stamp, ngx_uint_t *n)
 {
     u_char        bin[32];
     ngx_str_t     hex, g, c;
@@ -436,7 +449,7 @@ ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
             continue;
         }
 
-        (void) ngx_http_apikey_cache_apply(rd->cache, &hex, &g, &c);
+        (void) ngx_http_apikey_cache_apply(rd->cache, &hex, &g, &c, stamp, 0);
 
         (*n)++;
     }

@@ -50,14 +50,13 @@ sub status { (gate($port, $_[0], $_[1]))[0] }
 
 sub scoped { (http_get($port, '/scoped/', { 'X-API-Key' => $_[0] }))[0] }
 
-# a backlog of change-log entries that name no secret, once the follower
-# has read what went before (so that no read of it still under way names
-# the key: the follower reads a secret's record when it reads its entry,
-# and one such read begun before a change and applied after it would
-# bring the replica back, for a moment, to what the change replaced)
+# a backlog of change-log entries that name no secret, so that the
+# follower is busy reading when the change is made: a read of the key's
+# record it began before the change and applies after it must not bring
+# the replica back to what the change replaced (the records carry the
+# change log's position they are as new as)
 
 sub backlog {
-    Time::HiRes::sleep(0.2);
     $t->redis('EVAL', "for i = 1, 3000 do redis.call('XADD', KEYS[1], '*', "
                       . "'h', string.rep('0', 64)) end", 1, 'apikey:changes');
 }
