@@ -326,9 +326,26 @@ ngx_http_apikey_admin_answer(ngx_http_request_t *r,
         if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
             || reply->integer < 1)
         {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+            /*
+             * the change stands on a primary no replica confirmed: a
+             * failover now (this server may already be the old primary
+             * of one) would lose it, so its outcome is not known
+             */
+
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "apikey admin: no replica confirmed the change of "
-                          "key \"%V\" in time", &ctx->id);
+                          "key \"%V\" in time: its outcome is unknown",
+                          &ctx->id);
+
+            ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "outcome_unknown",
+                                        "the change was made on the primary "
+                                        "but no replica confirmed it, so a "
+                                        "failover may lose it: retry with "
+                                        "the same Idempotency-Key to learn "
+                                        "whether it stands");
+
+            return ngx_http_apikey_admin_send_error(r, ctx);
         }
 
         return ngx_http_apikey_admin_reply(r, ctx, ctx->saved);

@@ -206,9 +206,14 @@ ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
         return;
     }
 
-    if (rc == NGX_AGAIN && !ctx->resent) {
+    /*
+     * the lease is still on its way (granted at another worker, busy):
+     * asked once more, three times at most
+     */
+
+    if (rc == NGX_AGAIN && ctx->resent < 3) {
         ctx->resend = 1;
-        ctx->resent = 1;
+        ctx->resent++;
         return;
     }
 

@@ -92,7 +92,7 @@ number = tonumber(number)
 
 local dkey = ns .. 'd:' .. worker
 local slot = string.format('%d', number % 64)
-local seen = redis.call('HMGET', dkey, slot, 'n')
+local seen = redis.call('HMGET', dkey, slot, 'n', 'x')
 
 if seen[1] then
     local n, kept = cmsgpack.unpack(seen[1])
@@ -462,9 +462,10 @@ for _, home in ipairs(homes) do
     end
 end
 
--- the call is applied: its reply is kept for a copy of it, an hour at
--- most after the worker's last call, without the keys' identities (g is
--- read again then), so that nothing of a deleted key stays behind
+-- the call is applied: its reply is kept for a copy of it, for an hour
+-- after the worker's last call (the expiry is set again every ten
+-- minutes, x), without the keys' identities (g is read again then), so
+-- that nothing of a deleted key stays behind
 
 local kept = {}
 
@@ -472,11 +473,13 @@ for i, r in ipairs(out) do
     kept[i] = r[2] and {r[1], true, r[3], r[4], r[5]} or r
 end
 
-redis.pcall('HSET', dkey, slot, cmsgpack.pack(number, kept), 'n',
-            string.format('%d', math.max(number, tonumber(seen[2]) or 0)))
-
-if not seen[2] or number % 256 == 0 then
+if not seen[3] or now - tonumber(seen[3]) >= 600 then
     redis.pcall('EXPIRE', dkey, 3600)
+    seen[3] = t[1]
 end
+
+redis.pcall('HSET', dkey, slot, cmsgpack.pack(number, kept), 'n',
+            string.format('%d', math.max(number, tonumber(seen[2]) or 0)),
+            'x', seen[3])
 
 return out

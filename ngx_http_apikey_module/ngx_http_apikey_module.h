@@ -116,7 +116,7 @@ typedef struct {
     unsigned                      rate_sent:1;
     unsigned                      counted:1;
     unsigned                      resend:1;      /* a sibling, once more */
-    unsigned                      resent:1;
+    unsigned                      resent:2;
 } ngx_http_apikey_ctx_t;
 
 
@@ -141,6 +141,10 @@ ngx_int_t ngx_http_apikey_gate_init_worker(ngx_cycle_t *cycle,
 ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *akcf);
 ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
+
+/* the last request header of a lowercase name, and how many there are */
+ngx_table_elt_t *ngx_http_apikey_header_in(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_uint_t *n);
 
 
 /* ngx_http_apikey_answer.c: what a check's answer says */

@@ -189,6 +189,39 @@ is($admin->post("orgs/acme/keys/$r->{id}/revoke", undef)->{status}, 200,
 is($waits->() - $w0, 1, 'the revocation was followed by one WAIT');
 is(status($r->{key}), 401, 'the revoked key is refused');
 
+# a change no replica confirms (the replica stopped): its outcome is not
+# known, for a failover now would lose it; a retry with the same
+# Idempotency-Key tells that it stands
+
+my $q = $admin->create('acme', name => 'unconfirmed', rate_limit => undef);
+my $replica_pid = (grep { /redis-server/ } map {
+    my $pid = $_;
+    open my $fh, '<', "/proc/$pid/cmdline" or ();
+    my $cmd = join ' ', split /\0/, <$fh> // '';
+    $cmd =~ /--port $p2\b/ ? ($pid) : ();
+} keys %{$t->{children}})[0];
+
+SKIP: {
+    skip 'the replica\'s pid is not known', 4 unless $replica_pid;
+
+    kill 'STOP', $replica_pid;
+    my $u = $admin->post("orgs/acme/keys/$q->{id}/revoke", undef,
+                         headers => { 'Idempotency-Key' => 'unconfirmed-1' });
+    kill 'CONT', $replica_pid;
+
+    is($u->{status}, 503, 'no replica confirmed the revocation: 503');
+    like($u->{body}, qr/"outcome_unknown"/, 'outcome_unknown');
+
+    my $again;
+    ok(wait_for(10, sub {
+           $again = $admin->post("orgs/acme/keys/$q->{id}/revoke", undef,
+                        headers => { 'Idempotency-Key' => 'unconfirmed-1' });
+           $again->{status} == 200;
+       }), 'the retry with the Idempotency-Key: 200')
+        or diag($again->{status} . ' ' . $again->{body});
+    is(status($q->{key}), 401, 'the key is revoked');
+}
+
 ###############################################################################
 # the primary dies: the Sentinels promote the replica
 
