@@ -22,7 +22,7 @@ KEYTOOL   := $(BUILD)/apikey-key
 CFLAGS_M  := -g -O2 -fPIC -Wall -Wextra -Werror -Wno-unused-parameter
 SOURCES   := config $(wildcard ngx_http_apikey_module/*.[ch] \
                ngx_http_apikey_module/*.lua admin/*.[ch] admin/*.lua \
-               admin/*.lua.in admin/console/*)
+               ngx_http_apikey_module/*.lua.in admin/*.lua.in admin/console/*)
 PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
              libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
              perl curl wrk procps python3 redis-sentinel prometheus \

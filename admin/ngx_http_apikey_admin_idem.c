@@ -59,7 +59,7 @@ static ngx_int_t ngx_http_apikey_admin_gcm(ngx_http_apikey_admin_ctx_t *ctx,
 
 
 static ngx_str_t  ngx_http_apikey_admin_idem_name =
-    ngx_string("Idempotency-Key");
+    ngx_string("idempotency-key");
 
 
 /*
@@ -72,42 +72,19 @@ ngx_http_apikey_admin_idem_header(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx)
 {
     u_char           *p, *last;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
+    ngx_uint_t        n;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    h = ngx_http_apikey_header_in(r, &ngx_http_apikey_admin_idem_name, &n);
 
-    for (i = 0; /* void */ ; i++) {
+    if (n > 1) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_idempotency_key",
+                                           "Idempotency-Key is given twice");
+    }
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != ngx_http_apikey_admin_idem_name.len
-            || ngx_strncasecmp(h[i].key.data,
-                               ngx_http_apikey_admin_idem_name.data,
-                               h[i].key.len)
-               != 0)
-        {
-            continue;
-        }
-
-        if (ctx->idem.data != NULL) {
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_idempotency_key",
-                                               "Idempotency-Key is given "
-                                               "twice");
-        }
-
-        ctx->idem = h[i].value;
+    if (h != NULL) {
+        ctx->idem = h->value;
     }
 
     if (ctx->idem.data == NULL) {

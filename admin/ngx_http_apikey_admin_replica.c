@@ -27,10 +27,6 @@ void
 ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates,
     redisReply *stamp)
 {
-    size_t                        i;
-    ngx_str_t                     hex, g, c;
-    redisReply                  **e;
-    ngx_http_apikey_cache_t      *cache;
     ngx_http_apikey_main_conf_t  *akmcf;
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
@@ -41,35 +37,8 @@ ngx_http_apikey_admin_replica(ngx_http_request_t *r, redisReply *gates,
         return;
     }
 
-    cache = akmcf->cache.shm_zone->data;
-    e = gates->element;
-
-    for (i = 0; i + 2 < gates->elements; i += 3) {
-
-        if (e[i]->type != REDIS_REPLY_STRING
-            || e[i + 1]->type != REDIS_REPLY_STRING
-            || e[i + 2]->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
-        hex.data = (u_char *) e[i]->str;
-        hex.len = e[i]->len;
-        g.data = (u_char *) e[i + 1]->str;
-        g.len = e[i + 1]->len;
-        c.data = (u_char *) e[i + 2]->str;
-        c.len = e[i + 2]->len;
-
-        if (ngx_http_apikey_cache_apply(cache, &hex, &g, &c,
-                                        ngx_http_apikey_cache_stamp(
-                                            (u_char *) stamp->str,
-                                            stamp->len),
-                                        1)
-            != NGX_OK)
-        {
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                           "apikey admin: a changed record did not fit "
-                           "the replica");
-        }
-    }
+    (void) ngx_http_apikey_cache_apply_reply(&akmcf->cache, gates, 0,
+                                  ngx_http_apikey_cache_stamp(
+                                      (u_char *) stamp->str, stamp->len),
+                                  1, NULL);
 }

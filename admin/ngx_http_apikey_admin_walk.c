@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_admin.h"
+#include "ngx_http_apikey_timer.h"
 
 
 static void ngx_http_apikey_admin_next_walk(ngx_event_t *ev);
@@ -28,7 +29,6 @@ static void ngx_http_apikey_admin_next_walk(ngx_event_t *ev);
 static ngx_queue_t   ngx_http_apikey_admin_walks;
 static ngx_uint_t    ngx_http_apikey_admin_walking;
 static ngx_event_t   ngx_http_apikey_admin_walk_event;
-static ngx_connection_t  ngx_http_apikey_admin_walk_conn;
 
 
 ngx_uint_t
@@ -40,15 +40,9 @@ ngx_http_apikey_admin_take_turn(ngx_http_apikey_admin_ctx_t *ctx)
 
     if (q->next == NULL) {
         ngx_queue_init(q);
-        ngx_http_apikey_admin_walk_event.handler =
-                                            ngx_http_apikey_admin_next_walk;
-        ngx_http_apikey_admin_walk_event.log = ngx_cycle->log;
-        ngx_http_apikey_admin_walk_event.cancelable = 1;
-
-        /* nginx's debug log reads a timer's data as a connection */
-        ngx_http_apikey_admin_walk_conn.fd = (ngx_socket_t) -1;
-        ngx_http_apikey_admin_walk_event.data =
-                                            &ngx_http_apikey_admin_walk_conn;
+        ngx_http_apikey_timer_init(&ngx_http_apikey_admin_walk_event,
+                                   ngx_http_apikey_admin_next_walk, NULL,
+                                   ngx_cycle->log);
     }
 
     if (ngx_http_apikey_admin_walking

@@ -11,6 +11,7 @@
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_bucket.h"
 #include "ngx_http_apikey_tally.h"
+#include "ngx_http_apikey_timer.h"
 
 
 /*
@@ -118,7 +119,6 @@ static void ngx_http_apikey_bucket_rbtree_insert_value(
 
 static ngx_http_apikey_cache_conf_t   *ngx_http_apikey_bucket_conf;
 static ngx_event_t                     ngx_http_apikey_bucket_event;
-static ngx_connection_t                ngx_http_apikey_bucket_conn;
 static ngx_http_apikey_bucket_told_t  *ngx_http_apikey_bucket_told;
 
 
@@ -636,12 +636,8 @@ ngx_http_apikey_bucket_init_worker(ngx_cycle_t *cycle,
      * leaves leases of the old configuration to give back
      */
 
-    ngx_http_apikey_bucket_conn.fd = (ngx_socket_t) -1;
-
-    ngx_http_apikey_bucket_event.handler = ngx_http_apikey_bucket_sweep;
-    ngx_http_apikey_bucket_event.data = &ngx_http_apikey_bucket_conn;
-    ngx_http_apikey_bucket_event.log = cycle->log;
-    ngx_http_apikey_bucket_event.cancelable = 1;
+    ngx_http_apikey_timer_init(&ngx_http_apikey_bucket_event,
+                               ngx_http_apikey_bucket_sweep, NULL, cycle->log);
 
     ngx_add_timer(&ngx_http_apikey_bucket_event,
                   NGX_HTTP_APIKEY_BUCKET_SWEEP);

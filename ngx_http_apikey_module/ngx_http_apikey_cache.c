@@ -284,17 +284,20 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
         goto done;
     }
 
-    if (cn->gone) {
+    if (cn->gone || (cn->load != sh->load && !sh->loading)) {
+
+        /*
+         * deleted, or the last load did not see it (gone from Redis; during
+         * a load, offline, the records of the one before still answer)
+         */
+
         *result = NGX_HTTP_APIKEY_INVALID;
         goto done;
     }
 
-    if (cn->missing || (cn->load != sh->load && !sh->loading)) {
+    if (cn->missing) {
 
-        /*
-         * did not fit the zone, or the last load did not see it (during a
-         * load, offline, the records of the one before still answer)
-         */
+        /* it did not fit the zone */
 
         rc = NGX_DECLINED;
         goto done;
@@ -520,6 +523,64 @@ done:
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
     return rc;
+}
+
+
+/*
+ * The records of a reply, from element "from" on, in threes (hash, g,
+ * the hash c names), as the change log's reader and the admin API get
+ * them, applied as of stamp; "b" in the third place says tokens came
+ * back to that secret's bucket (refill is told).  Returns how many
+ * records were applied.
+ */
+
+ngx_uint_t
+ngx_http_apikey_cache_apply_reply(ngx_http_apikey_cache_conf_t *ccf,
+    redisReply *reply, size_t from, uint64_t stamp, ngx_uint_t mark,
+    ngx_http_apikey_cache_refill_pt refill)
+{
+    u_char        bin[32];
+    size_t        i;
+    ngx_str_t     hex, g, c;
+    ngx_uint_t    n;
+    redisReply  **e;
+
+    e = reply->element;
+    n = 0;
+
+    for (i = from; i + 2 < reply->elements; i += 3) {
+
+        if (e[i]->type != REDIS_REPLY_STRING
+            || e[i + 1]->type != REDIS_REPLY_STRING
+            || e[i + 2]->type != REDIS_REPLY_STRING)
+        {
+            continue;
+        }
+
+        hex.data = (u_char *) e[i]->str;
+        hex.len = e[i]->len;
+        g.data = (u_char *) e[i + 1]->str;
+        g.len = e[i + 1]->len;
+        c.data = (u_char *) e[i + 2]->str;
+        c.len = e[i + 2]->len;
+
+        if (c.len == 1 && c.data[0] == 'b') {
+
+            if (refill != NULL && hex.len == 64
+                && ngx_http_apikey_cache_unhex(bin, hex.data, 64) == NGX_OK)
+            {
+                refill(ccf, bin);
+            }
+
+            continue;
+        }
+
+        (void) ngx_http_apikey_cache_apply(ccf->shm_zone->data, &hex, &g, &c,
+                                           stamp, mark);
+        n++;
+    }
+
+    return n;
 }
 
 

@@ -163,6 +163,21 @@ ngx_int_t ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache,
     ngx_str_t *hex, ngx_str_t *g, ngx_str_t *c, uint64_t stamp,
     ngx_uint_t mark);
 
+/*
+ * refill is told of a bucket tokens were given back to (the change log's
+ * "b" entries), so that the instance asks Redis again
+ */
+typedef void (*ngx_http_apikey_cache_refill_pt)(
+    ngx_http_apikey_cache_conf_t *ccf, u_char *hash);
+
+/*
+ * The records of a reply from element "from" on, (hash, g, c) threes as
+ * the change log's reader reads them, applied as above; returns how many
+ */
+ngx_uint_t ngx_http_apikey_cache_apply_reply(ngx_http_apikey_cache_conf_t *ccf,
+    redisReply *reply, size_t from, uint64_t stamp, ngx_uint_t mark,
+    ngx_http_apikey_cache_refill_pt refill);
+
 /* a change log entry's id, "ms-seq", as a number that orders them */
 uint64_t ngx_http_apikey_cache_stamp(u_char *id, size_t len);
 
@@ -174,13 +189,6 @@ ngx_uint_t ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache);
 
 
 /* ngx_http_apikey_cache_sync.c: the reader, in one worker */
-
-/*
- * refill is told of a bucket tokens were given back to (the change log's
- * "b" entries), so that the instance asks Redis again
- */
-typedef void (*ngx_http_apikey_cache_refill_pt)(
-    ngx_http_apikey_cache_conf_t *ccf, u_char *hash);
 
 ngx_int_t ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
     ngx_http_apikey_cache_conf_t *ccf, ngx_http_apikey_redis_conf_t *rcf,

@@ -41,12 +41,7 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. last, '+',
 
         elseif e[2][i] == 'h' and not seen[h] then
             seen[h] = true
-
-            local f = redis.call('HMGET', ns .. '{' .. h .. '}', 'g', 'c')
-
-            out[#out + 1] = h
-            out[#out + 1] = f[1] or ''
-            out[#out + 1] = f[2] and string.match(f[2], '{(%x+)}$') or ''
+            record(out, ns, h, true)
         end
     end
 end

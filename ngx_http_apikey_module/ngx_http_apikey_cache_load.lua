@@ -34,13 +34,7 @@ for _, k in ipairs(r[2]) do
     local h = string.sub(k, #ns + 2, -2)
 
     if #k == #ns + 66 and not string.find(h, '[^0-9a-f]') then
-        local f = redis.call('HMGET', k, 'g', 'c')
-
-        if f[1] then
-            out[#out + 1] = h
-            out[#out + 1] = f[1]
-            out[#out + 1] = f[2] and string.match(f[2], '{(%x+)}$') or ''
-        end
+        record(out, ns, h, false)
     end
 end
 

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_timer.h"
 #include "ngx_http_apikey_cache_scripts.h"
 
 
@@ -137,10 +138,8 @@ ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
     cache->sh->reader = ngx_pid;
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    rd->timer.handler = ngx_http_apikey_cache_step;
-    rd->timer.data = rd;
-    rd->timer.log = cycle->log;
-    rd->timer.cancelable = 1;
+    ngx_http_apikey_timer_init(&rd->timer, ngx_http_apikey_cache_step, rd,
+                               cycle->log);
 
     ngx_add_timer(&rd->timer, 1);
 
@@ -408,51 +407,14 @@ static ngx_int_t
 ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
     redisReply *reply, uint64_t stamp, ngx_uint_t *n)
 {
-    u_char        bin[32];
-    ngx_str_t     hex, g, c;
-    ngx_uint_t    i;
-    redisReply  **e;
-
-    e = reply->element;
     *n = 0;
 
     if (!ngx_http_apikey_cache_mine(rd, NULL, 0)) {
         return NGX_DECLINED;
     }
 
-    for (i = 2; i + 2 < reply->elements; i += 3) {
-
-        if (e[i]->type != REDIS_REPLY_STRING
-            || e[i + 1]->type != REDIS_REPLY_STRING
-            || e[i + 2]->type != REDIS_REPLY_STRING)
-        {
-            continue;
-        }
-
-        hex.data = (u_char *) e[i]->str;
-        hex.len = e[i]->len;
-        g.data = (u_char *) e[i + 1]->str;
-        g.len = e[i + 1]->len;
-        c.data = (u_char *) e[i + 2]->str;
-        c.len = e[i + 2]->len;
-
-        if (c.len == 1 && c.data[0] == 'b') {
-
-            /* tokens went back to the bucket: the instance asks again */
-
-            if (hex.len == 64
-                && ngx_http_apikey_cache_unhex(bin, hex.data, 64) == NGX_OK)
-            {
-                rd->refill(rd->ccf, bin);
-            }
-
-            continue;
-        }
-
-        (void) ngx_http_apikey_cache_apply(rd->cache, &hex, &g, &c, stamp, 0);
-
-        (*n)++;
-    }
+    *n = ngx_http_apikey_cache_apply_reply(rd->ccf, reply, 2, stamp, 0,
+                                           rd->refill);
 
     return NGX_OK;
 }

@@ -15,7 +15,8 @@
  * A request's check lives in its pool and is registered as a request
  * cleanup: an internal redirect clears module contexts, but the check was
  * made and paid for, and is found again through the cleanup; and a
- * request that ends while Redis still answers lets its call go.
+ * request that ends while Redis still answers lets its call go.  And what
+ * every phase reads of a request: its headers by name.
  */
 
 
@@ -93,6 +94,46 @@ ngx_http_apikey_get_ctx(ngx_http_request_t *r)
     }
 
     return NULL;
+}
+
+
+/* the last request header of a lowercase name, and how many there are */
+
+ngx_table_elt_t *
+ngx_http_apikey_header_in(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_uint_t *n)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    *n = 0;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == name->len
+            && ngx_strncmp(h[i].lowcase_key, name->data, name->len) == 0)
+        {
+            found = &h[i];
+            (*n)++;
+        }
+    }
+
+    return found;
 }
 
 

@@ -20,8 +20,6 @@ static ngx_int_t ngx_http_apikey_hide_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_check(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_uint_t ngx_http_apikey_preflight(ngx_http_request_t *r);
-static ngx_table_elt_t *ngx_http_apikey_header_in(ngx_http_request_t *r,
-    ngx_str_t *name, ngx_uint_t *n);
 static ngx_int_t ngx_http_apikey_look(ngx_http_request_t *r,
     ngx_http_apikey_ctx_t *ctx);
 static ngx_uint_t ngx_http_apikey_find_key(ngx_http_request_t *r,
@@ -449,46 +447,6 @@ ngx_http_apikey_preflight(ngx_http_request_t *r)
 
     return ngx_http_apikey_header_in(r, &origin, &n) != NULL
            && ngx_http_apikey_header_in(r, &method, &n) != NULL;
-}
-
-
-/* the last request header of a lowercase name, and how many there are */
-
-static ngx_table_elt_t *
-ngx_http_apikey_header_in(ngx_http_request_t *r, ngx_str_t *name,
-    ngx_uint_t *n)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
-
-    found = NULL;
-    *n = 0;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == name->len
-            && ngx_strncmp(h[i].lowcase_key, name->data, name->len) == 0)
-        {
-            found = &h[i];
-            (*n)++;
-        }
-    }
-
-    return found;
 }
 
 

@@ -142,6 +142,10 @@ ngx_http_apikey_ctx_t *ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ngx_http_apikey_loc_conf_t *akcf);
 ngx_http_apikey_ctx_t *ngx_http_apikey_get_ctx(ngx_http_request_t *r);
 
+/* the last request header of a lowercase name, and how many there are */
+ngx_table_elt_t *ngx_http_apikey_header_in(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_uint_t *n);
+
 
 /* ngx_http_apikey_answer.c: what a check's answer says */
 

@@ -73,6 +73,10 @@ struct ngx_http_apikey_redis_op_s {
 };
 
 
+static ngx_http_apikey_redis_op_t *ngx_http_apikey_redis_op_new(
+    ngx_http_apikey_redis_t *rd, size_t size,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_msec_t timeout,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_apikey_redis_send(ngx_http_apikey_redis_op_t *op);
 static ngx_int_t ngx_http_apikey_redis_write(ngx_http_apikey_redis_op_t *op);
 static void ngx_http_apikey_redis_op_reply(ngx_http_apikey_redis_cmd_t *cmd,
@@ -170,18 +174,12 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
         size += args[i].len;
     }
 
-    op = ngx_alloc(size, log);
+    op = ngx_http_apikey_redis_op_new(rd, size, handler, data, timeout, log);
     if (op == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(op, sizeof(ngx_http_apikey_redis_op_t));
-
-    op->rd = rd;
-    op->handler = handler;
-    op->data = data;
     op->script = script;
-    op->timeout = timeout;
     op->argc = (int) nargs + 3;
     op->argv = (const char **) (op + 1);
     op->argvlen = (size_t *) (op->argv + op->argc);
@@ -254,19 +252,13 @@ ngx_http_apikey_redis_wait(ngx_msec_t timeout,
         return NGX_DECLINED;
     }
 
-    op = ngx_alloc(sizeof(ngx_http_apikey_redis_op_t)
-                   + sizeof("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$\r\n\r\n")
-                   + 2 * NGX_INT_T_LEN, log);
+    op = ngx_http_apikey_redis_op_new(rd, sizeof(ngx_http_apikey_redis_op_t)
+                  + sizeof("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$\r\n\r\n")
+                  + 2 * NGX_INT_T_LEN, handler, data, timeout, log);
     if (op == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memzero(op, sizeof(ngx_http_apikey_redis_op_t));
-
-    op->rd = rd;
-    op->handler = handler;
-    op->data = data;
-    op->timeout = timeout;
     op->retried = 1;        /* no script: nothing to send again as EVAL */
 
     n = ngx_sprintf(ms, "%M", timeout / 2 ? timeout / 2 : 1) - ms;
@@ -287,6 +279,31 @@ ngx_http_apikey_redis_wait(ngx_msec_t timeout,
     *opp = op;
 
     return NGX_OK;
+}
+
+
+/* a call of size bytes, its command to follow it */
+
+static ngx_http_apikey_redis_op_t *
+ngx_http_apikey_redis_op_new(ngx_http_apikey_redis_t *rd, size_t size,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_msec_t timeout,
+    ngx_log_t *log)
+{
+    ngx_http_apikey_redis_op_t  *op;
+
+    op = ngx_alloc(size, log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(op, sizeof(ngx_http_apikey_redis_op_t));
+
+    op->rd = rd;
+    op->handler = handler;
+    op->data = data;
+    op->timeout = timeout;
+
+    return op;
 }
 
 

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_redis_link.h"
 #include "ngx_http_apikey_metrics.h"
+#include "ngx_http_apikey_timer.h"
 
 
 /*
@@ -625,19 +626,13 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
         rd->quiet = *cycle->log;
         rd->quiet.log_level = NGX_LOG_CRIT;
 
-        rd->handshake.handler = ngx_http_apikey_redis_handshake_timeout;
-        rd->handshake.log = cycle->log;
-        rd->handshake.data = rd;
-        rd->handshake.cancelable = 1;
-
-        rd->reconnect.handler = ngx_http_apikey_redis_reconnect;
-        rd->reconnect.log = cycle->log;
-        rd->reconnect.data = rd;
-        rd->reconnect.cancelable = 1;
-
-        rd->resend.handler = resend;
-        rd->resend.log = cycle->log;
-        rd->resend.data = rd;
+        ngx_http_apikey_timer_init(&rd->handshake,
+                                   ngx_http_apikey_redis_handshake_timeout,
+                                   rd, cycle->log);
+        ngx_http_apikey_timer_init(&rd->reconnect,
+                                   ngx_http_apikey_redis_reconnect, rd,
+                                   cycle->log);
+        ngx_http_apikey_timer_init(&rd->resend, resend, rd, cycle->log);
 
         ngx_queue_init(&rd->waiting);
         ngx_queue_init(&rd->conn.cmds);

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_redis_conn.h"
+#include "ngx_http_apikey_timer.h"
 
 
 /*
@@ -132,19 +133,12 @@ ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
     st->switched = switched;
     st->known = -1;
 
-    st->timer.handler = ngx_http_apikey_sentinel_timeout;
-    st->timer.log = log;
-    st->timer.data = st;
-    st->timer.cancelable = 1;
-
-    st->next.handler = ngx_http_apikey_sentinel_ask;
-    st->next.log = log;
-    st->next.data = st;
-
-    st->resubscribe.handler = ngx_http_apikey_sentinel_subscribe;
-    st->resubscribe.log = log;
-    st->resubscribe.data = st;
-    st->resubscribe.cancelable = 1;
+    ngx_http_apikey_timer_init(&st->timer, ngx_http_apikey_sentinel_timeout,
+                               st, log);
+    ngx_http_apikey_timer_init(&st->next, ngx_http_apikey_sentinel_ask, st,
+                               log);
+    ngx_http_apikey_timer_init(&st->resubscribe,
+                               ngx_http_apikey_sentinel_subscribe, st, log);
 
     st->ask.handler = ngx_http_apikey_sentinel_ask_event;
     st->ask.data = st;

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_tally.h"
+#include "ngx_http_apikey_timer.h"
 
 
 /*
@@ -68,7 +69,6 @@ static void ngx_http_apikey_tally_done(void *data, redisReply *reply);
 
 static ngx_http_apikey_tally_t       ngx_http_apikey_tally;
 static ngx_event_t                   ngx_http_apikey_tally_event;
-static ngx_connection_t              ngx_http_apikey_tally_conn;
 static ngx_http_apikey_script_t     *ngx_http_apikey_tally_script;
 static ngx_str_t                     ngx_http_apikey_tally_ns;
 static ngx_msec_t                    ngx_http_apikey_tally_timeout;
@@ -102,14 +102,8 @@ ngx_http_apikey_tally_init(ngx_cycle_t *cycle,
     ngx_http_apikey_tally_ns = rcf->ns;
     ngx_http_apikey_tally_timeout = rcf->timeout;
 
-    /* nginx's debug log reads a timer's data as a connection */
-
-    ngx_http_apikey_tally_conn.fd = (ngx_socket_t) -1;
-
-    ngx_http_apikey_tally_event.handler = ngx_http_apikey_tally_flush;
-    ngx_http_apikey_tally_event.data = &ngx_http_apikey_tally_conn;
-    ngx_http_apikey_tally_event.log = cycle->log;
-    ngx_http_apikey_tally_event.cancelable = 1;
+    ngx_http_apikey_timer_init(&ngx_http_apikey_tally_event,
+                               ngx_http_apikey_tally_flush, NULL, cycle->log);
 
     return NGX_OK;
 }
