@@ -100,6 +100,8 @@ package ApiKey::Chaos::Check;
 use strict;
 use warnings;
 
+use Time::Local qw(timegm);
+
 use List::Util qw(max min sum0 first);
 use POSIX qw(floor);
 
@@ -521,12 +523,102 @@ my %KIND = (ok => 'allowed', limited => 'limited', revoked => 'refused',
             expired => 'refused', forbidden => 'refused');
 
 
+# The stretches whose writes a failover may lose: from a second before
+# the schedule's failover to when the module moved to the new primary (an
+# old primary takes writes until it is demoted; nginx logs the move, to
+# the second); and a failover the schedule did not ask for (the Sentinels
+# took a primary starved on a busy machine for down, or failed back to a
+# restarted one with older data): everything since the failover before it
+# (since the move before it, without one).  A primary killed while no
+# replica was in step (the Sentinels repoint an old primary only seconds
+# after a failover) loses everything since it became primary.
+
+sub _lossy_windows {
+    my ($ev) = @_;
+    my (@moves, @w, %seen);
+
+    for my $i (@INST) {
+        for (@{$ev->{errors}{$i} || []}) {
+            next unless m{^(\d+)/(\d+)/(\d+) (\d+):(\d+):(\d+) \[\w+\] (\d+)#(\d+): redis primary of "[^"]*" switched to};
+            push @{$seen{"$i $8"}},
+                 [$i, timegm($6, $5, $4, $3, $2 - 1, $1) + 1];
+        }
+    }
+
+    # one worker's moves stand for its instance's (each worker logs them)
+
+    my %first;
+
+    for my $w (values %seen) {
+        for my $k (0 .. $#$w) {
+            my $key = "$w->[$k][0] $k";
+            $first{$key} = $w->[$k]
+                if !$first{$key} || $w->[$k][1] < $first{$key}[1];
+        }
+    }
+
+    @moves = sort { $a->[1] <=> $b->[1] } values %first;
+
+    my @asked = grep { $_->{ev} eq 'failover' && !$_->{skipped} }
+                @{$ev->{events}};
+
+    # each instance logs a failover's move once: the first move of each
+    # instance after it is the failover's, any further one is not
+
+    my %its;
+
+    for my $f (@asked) {
+        my $moved = $f->{t_end};
+
+        for my $i (@INST) {
+            my ($m) = grep { $_->[0] eq $i && $_->[1] >= $f->{t}
+                             && $_->[1] <= $f->{t_end} + 5 && !$its{$_} }
+                      @moves;
+            next unless $m;
+            $its{$m} = 1;
+            $moved = $m->[1] if $m->[1] > $moved;
+        }
+
+        # a primary killed with no replica in step took what it had
+        # alone since the failover that made it primary (or the start)
+
+        my ($made) = sort { $b <=> $a }
+                     map { $_->{t} } grep { $_->{t} < $f->{t} } @asked;
+        my $from = (defined $f->{in_step} && !$f->{in_step})
+                   ? ($made // 0) : $f->{t};
+
+        push @w, [$from - 1, $moved];
+    }
+
+    my $prev;
+
+    for my $mi (@moves) {
+        my $m = $mi->[1];
+
+        unless ($its{$mi}) {
+
+            # back to a primary that stopped taking writes at the failover
+            # before (or at the move before, without one)
+
+            my ($before) = sort { $b <=> $a }
+                           map { $_->{t} } grep { $_->{t} < $m } @asked;
+            my $from = $before // $prev // $m;
+
+            push @w, [$from - 1, $m];
+        }
+
+        $prev = $m;
+    }
+
+    return @w;
+}
+
+
 sub inv3_usage {
     my ($ev) = @_;
     my @v;
 
-    my @lossy = grep { $_->{ev} eq 'failover' && !$_->{skipped} }
-                @{$ev->{events}};
+    my @lossy = _lossy_windows($ev);
 
     for my $k (sort { $a->{created} <=> $b->{created} } values %{$ev->{keys}}) {
         next if $k->{gone};
@@ -553,7 +645,7 @@ sub inv3_usage {
                     && $r->{end} >= $_->{t} - 1 && $r->{end} <= $_->{t}
                 } @{$ev->{killed}};
                 $killed ||= grep {
-                    $r->{end} >= $_->{t} - 1 && $r->{end} <= $_->{t_end}
+                    $r->{end} >= $_->[0] && $r->{end} <= $_->[1]
                 } @lossy;
                 $K{$kind}++ if $killed;
             }

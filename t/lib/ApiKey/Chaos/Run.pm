@@ -113,9 +113,11 @@ sub _keep {
     make_path("$to/clients", "$to/a", "$to/b");
 
     for my $f (qw(meta.json events.jsonl usage.json proxy.log
-                  heartbeat.txt)) {
+                  heartbeat.txt replica.log sentinel0.log sentinel1.log
+                  sentinel2.log)) {
         copy("$dir/$f", "$to/$f") if -e "$dir/$f";
     }
+    copy("$dir/redis/redis.log", "$to/redis.log") if -e "$dir/redis/redis.log";
     for my $inst (qw(a b)) {
         for my $f (qw(chaos.log error.log stderr.log nginx.conf)) {
             copy("$dir/$inst/$f", "$to/$inst/$f") if -e "$dir/$inst/$f";

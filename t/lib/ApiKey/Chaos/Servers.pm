@@ -128,7 +128,7 @@ sub _start_sentinels {
         open my $fh, '>', "$dir/s$i/sentinel.conf" or die $!;
         print $fh "port $sp[$i]\nbind 127.0.0.1\ndir $dir/s$i\n"
                   . "sentinel monitor $MASTER 127.0.0.1 $p1 2\n"
-                  . "sentinel down-after-milliseconds $MASTER 1000\n"
+                  . "sentinel down-after-milliseconds $MASTER 2000\n"
                   . "sentinel failover-timeout $MASTER 5000\n";
         close $fh;
         $self->_spawn("sentinel$i", $bin, "$dir/s$i/sentinel.conf");
@@ -270,6 +270,7 @@ sub failover {
     my $old = $self->primary_port;
     my $name = $self->{ports}{$old};
     my $start = time;
+    my $in_step;
 
     if ($how eq 'graceful') {
         # a graceful failover needs a replica in step
@@ -289,6 +290,11 @@ sub failover {
                  skipped => 'SENTINEL FAILOVER refused' }
             unless ($r // '') eq 'OK';
     } else {
+        # a primary whose replica is not in step (one the Sentinels have
+        # not yet repointed after a failover) takes what it has alone
+        $in_step = (($self->at($old, 'INFO', 'replication') // '')
+                    =~ /slave0:.*state=online/) ? 1 : 0;
+
         my $pid = $name eq 'redis' ? $t->redis_pid : $self->{pids}{replica};
         kill 'KILL', $pid;
         waitpid($pid, 0);
@@ -303,7 +309,8 @@ sub failover {
 
     my $e = { ev => 'failover', how => $how, t => $start,
               t_end => $promoted || time, promoted => $promoted ? 1 : 0,
-              from => $old, to => $self->primary_port };
+              from => $old, to => $self->primary_port,
+              defined $in_step ? (in_step => $in_step) : () };
 
     if ($how eq 'kill') {
         # the old primary comes back with its AOF
