@@ -298,7 +298,7 @@ ngx_http_apikey_admin_go_on(ngx_http_request_t *r,
             return;
         }
 
-        /* a WAIT that could not be sent: the change is answered as done */
+        /* a WAIT that could not be sent: the change is not known to stand */
 
         rc = (ctx->step == NGX_HTTP_APIKEY_ADMIN_WAIT)
              ? ngx_http_apikey_admin_answer(r, ctx, NULL)

@@ -136,7 +136,7 @@ void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op,
 /* whether ngx_http_apikey_redis_eval() would send a check now */
 ngx_uint_t ngx_http_apikey_redis_ready(void);
 
-/* the primary's replicas, as ROLE said on the last connection (Sentinel) */
+/* the most replicas a primary's ROLE showed in this worker (Sentinel) */
 ngx_uint_t ngx_http_apikey_redis_replicas(void);
 
 /*

@@ -309,8 +309,19 @@ ngx_http_apikey_redis_role_reply(ngx_http_apikey_redis_cmd_t *cmd,
         && rr->element[0]->len == sizeof("master") - 1
         && ngx_strncmp(rr->element[0]->str, "master", 6) == 0)
     {
-        rd->replicas = (rr->element[2]->type == REDIS_REPLY_ARRAY)
-                       ? rr->element[2]->elements : 0;
+        /*
+         * once a primary showed replicas, the deployment has them: a
+         * primary just promoted shows none until the Sentinels repoint
+         * the old one (seconds later), and a change it took alone then
+         * is lost if it fails too
+         */
+
+        if (rr->element[2]->type == REDIS_REPLY_ARRAY
+            && rr->element[2]->elements > rd->replicas)
+        {
+            rd->replicas = rr->element[2]->elements;
+        }
+
         return;
     }
 

@@ -43,7 +43,7 @@ typedef struct {
     ngx_queue_t                       *resent;    /* the last sent again */
     ngx_msec_t                         backoff;
     ngx_msec_t                         last_reply;
-    ngx_uint_t                         replicas;  /* as ROLE said */
+    ngx_uint_t                         replicas;  /* most ROLE showed */
     ngx_log_t                         *log;
     ngx_log_t                          quiet;     /* during an outage */
 
