@@ -26,6 +26,7 @@ SOURCES   := config $(wildcard ngx_http_apikey_module/*.[ch] \
 PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
              libpcre2-dev zlib1g-dev redis-server redis-tools gcc make \
              perl curl wrk procps python3 redis-sentinel prometheus \
+             libfaketime \
              chromium
 
 CHECK_PACKAGES := clang libclang-rt-14-dev dpkg-dev

@@ -258,7 +258,6 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
     cache = ccf->shm_zone->data;
     sh = cache->sh;
 
-    now = ngx_time();
     rc = NGX_OK;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
@@ -267,6 +266,14 @@ ngx_http_apikey_cache_find(ngx_http_apikey_cache_conf_t *ccf,
         rc = NGX_DECLINED;
         goto done;
     }
+
+    /* Redis's clock, as the gate script judges by (the host's, unlearnt) */
+
+    now = sh->clock_at
+          ? (time_t) ((sh->clock + (int64_t) (ngx_http_apikey_cache_msec()
+                                              - sh->clock_at))
+                      / 1000)
+          : ngx_time();
 
     cn = ngx_http_apikey_cache_lookup(cache, hash);
 

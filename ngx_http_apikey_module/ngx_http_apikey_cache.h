@@ -82,6 +82,8 @@ typedef struct {
     ngx_uint_t                     lost;         /* not even as missing */
     ngx_uint_t                     reloads;
     uint64_t                       synced;       /* ms, monotonic: last reply */
+    int64_t                        clock;        /* ms, Redis's, at clock_at */
+    uint64_t                       clock_at;     /* ms, monotonic */
     ngx_pid_t                      reader;
     u_char                         last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     u_char                         stale[32];    /* where the sweep is */

@@ -12,7 +12,8 @@
 -- for writes, as during a graceful failover, so the replicas of every
 -- instance go on learning of changes then.
 --
--- Else {"ok", position, hash, g, c, ...}: the new position, and the
+-- Else {time, position, hash, g, c, ...}: Redis's clock in milliseconds
+-- (the replica judges expiry and grace by it), the new position, and the
 -- current gate record of every secret the entries name ("" for a secret
 -- that is gone), as the load gives them; for an entry that says tokens
 -- went back to a secret's bucket ("b", ngx_http_apikey_gate.lua), its
@@ -24,7 +25,9 @@ if #redis.call('XRANGE', KEYS[1], last, last) == 0 then
     return {'gap'}
 end
 
-local out = {'ok', last}
+local now = redis.call('TIME')
+local out = {now[1] .. string.format('%03d', math.floor(now[2] / 1000)),
+             last}
 local seen = {}
 
 for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. last, '+',

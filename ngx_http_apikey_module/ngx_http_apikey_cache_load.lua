@@ -4,16 +4,19 @@
 -- KEYS[1]  NS changes: the change log
 -- ARGV     ns, SCAN cursor ("0" to begin), most keys to look at
 --
--- Returns {cursor, position, hash, g, c, hash, g, c, ...}: the cursor of
--- the next slice ("0": done); on the first slice the id of the change
--- log's newest entry, from which the replica follows it
--- once loaded (a change during the load is applied again then); per
--- secret its hash, its "g" and the hash its "c" names ("" for none).
+-- Returns {cursor, position, time, hash, g, c, hash, g, c, ...}: the
+-- cursor of the next slice ("0": done); on the first slice the id of the
+-- change log's newest entry, from which the replica follows it
+-- once loaded (a change during the load is applied again then); Redis's
+-- clock in milliseconds; per secret its hash, its "g" and the hash its
+-- "c" names ("" for none).
 -- A slice looks at a few hundred keys, so it holds Redis for about a
 -- millisecond.
 
 local ns = ARGV[1]
-local out = {'0', ''}
+local now = redis.call('TIME')
+local out = {'0', '',
+             now[1] .. string.format('%03d', math.floor(now[2] / 1000))}
 
 -- the position is an entry that exists: an empty log gets one, which
 -- the followers skip, so that a trim or a new log past it shows

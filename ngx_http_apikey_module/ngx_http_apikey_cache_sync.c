@@ -54,10 +54,11 @@ static ngx_int_t ngx_http_apikey_cache_send(
     u_char *arg, size_t len, const char *n,
     ngx_http_apikey_redis_handler_pt handler);
 static ngx_int_t ngx_http_apikey_cache_records(
-    ngx_http_apikey_cache_reader_t *rd, redisReply *reply, uint64_t stamp,
-    ngx_uint_t *n);
+    ngx_http_apikey_cache_reader_t *rd, redisReply *reply, size_t from,
+    uint64_t stamp, ngx_uint_t *n);
 static ngx_uint_t ngx_http_apikey_cache_mine(
-    ngx_http_apikey_cache_reader_t *rd, u_char *last, size_t len);
+    ngx_http_apikey_cache_reader_t *rd, u_char *last, size_t len,
+    redisReply *clock);
 static void ngx_http_apikey_cache_failed(ngx_http_apikey_cache_reader_t *rd,
     const char *what, redisReply *reply);
 static void ngx_http_apikey_cache_next(ngx_http_apikey_cache_reader_t *rd,
@@ -272,7 +273,7 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
     rd->op = NULL;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 2
+        || reply->elements < 3
         || reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[0]->len > NGX_INT64_LEN
         || reply->element[1]->type != REDIS_REPLY_STRING)
@@ -297,7 +298,7 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
 
     /* what a slice reads is as new as where the load began, at least */
 
-    if (ngx_http_apikey_cache_records(rd, reply,
+    if (ngx_http_apikey_cache_records(rd, reply, 3,
                                       ngx_http_apikey_cache_stamp(rd->start,
                                                               rd->start_len),
                                       &n)
@@ -324,7 +325,7 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
     ngx_http_apikey_cache_end_load(rd->cache, rd->start, rd->start_len,
                                    rd->log);
 
-    (void) ngx_http_apikey_cache_mine(rd, NULL, 0);
+    (void) ngx_http_apikey_cache_mine(rd, NULL, 0, reply->element[2]);
 
     ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                   "apikey_cache zone \"%V\": %ui keys loaded, following "
@@ -379,7 +380,7 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
 
     e = reply->element[1];
 
-    if (ngx_http_apikey_cache_records(rd, reply,
+    if (ngx_http_apikey_cache_records(rd, reply, 2,
                                       ngx_http_apikey_cache_stamp(
                                           (u_char *) e->str, e->len),
                                       &n)
@@ -388,7 +389,9 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
         return;
     }
 
-    if (!ngx_http_apikey_cache_mine(rd, (u_char *) e->str, e->len)) {
+    if (!ngx_http_apikey_cache_mine(rd, (u_char *) e->str, e->len,
+                                    reply->element[0]))
+    {
         return;
     }
 
@@ -399,21 +402,21 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
 
 
 /*
- * Applies the (hash, g, c) triples after the first two elements; stops
+ * Applies the (hash, g, c) triples from element "from" on; stops
  * (NGX_DECLINED) when another worker has become the reader.
  */
 
 static ngx_int_t
 ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
-    redisReply *reply, uint64_t stamp, ngx_uint_t *n)
+    redisReply *reply, size_t from, uint64_t stamp, ngx_uint_t *n)
 {
     *n = 0;
 
-    if (!ngx_http_apikey_cache_mine(rd, NULL, 0)) {
+    if (!ngx_http_apikey_cache_mine(rd, NULL, 0, NULL)) {
         return NGX_DECLINED;
     }
 
-    *n = ngx_http_apikey_cache_apply_reply(rd->ccf, reply, 2, stamp, 0,
+    *n = ngx_http_apikey_cache_apply_reply(rd->ccf, reply, from, stamp, 0,
                                            rd->refill);
 
     return NGX_OK;
@@ -422,17 +425,28 @@ ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
 
 /*
  * Whether this worker is still the reader; if so, marks the replica in
- * step with Redis now, at the position given (NULL: unchanged).
+ * step with Redis now, at the position given (NULL: unchanged), and
+ * learns Redis's clock from a reply's milliseconds: the replica judges
+ * expiry and grace by it, run on from there by the monotonic clock, so
+ * that a step of the host's clock changes nothing.
  */
 
 static ngx_uint_t
 ngx_http_apikey_cache_mine(ngx_http_apikey_cache_reader_t *rd, u_char *last,
-    size_t len)
+    size_t len, redisReply *clock)
 {
+    int64_t                      ms;
     ngx_uint_t                   mine;
     ngx_http_apikey_cache_sh_t  *sh;
 
     sh = rd->cache->sh;
+    ms = NGX_ERROR;
+
+    if (clock != NULL && clock->type == REDIS_REPLY_STRING
+        && clock->len <= NGX_INT64_LEN)
+    {
+        ms = ngx_atoof((u_char *) clock->str, clock->len);
+    }
 
     ngx_shmtx_lock(&rd->cache->shpool->mutex);
 
@@ -440,6 +454,11 @@ ngx_http_apikey_cache_mine(ngx_http_apikey_cache_reader_t *rd, u_char *last,
 
     if (mine) {
         sh->synced = ngx_http_apikey_cache_msec();
+
+        if (ms > 0) {
+            sh->clock = ms;
+            sh->clock_at = sh->synced;
+        }
 
         if (last != NULL && len < NGX_HTTP_APIKEY_CACHE_ID_LEN) {
             ngx_memcpy(sh->last, last, len);
