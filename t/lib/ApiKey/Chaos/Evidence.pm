@@ -25,6 +25,11 @@ package ApiKey::Chaos::Evidence;
 #   $ev->{errors}{a}     [ lines of error.log and stderr.log ]
 #   $ev->{accepts}{a}    [ times the proxy accepted a connection of a ]
 #   $ev->{stalls}        [ [from, to] ... ]  the machine's own stalls
+#
+# An instance whose wall clock was stepped (the clock family) logs its
+# own times: its requests take their times from the clients' records
+# (sent and done: the decision lies between), or, for one no client
+# recorded, the log's time less the step in force then.
 
 use strict;
 use warnings;
@@ -134,12 +139,57 @@ sub load {
         }
     }
 
+    _host_times($ev);
+
     for my $line (split /\n/, _slurp("$dir/proxy.log") // '') {
         push @{$ev->{accepts}{$2}}, $1 + 0
             if $line =~ /^(\d+\.\d+) accept (\w+) pair=/;
     }
 
     return $ev;
+}
+
+
+sub _host_times {
+    my ($ev) = @_;
+
+    my %steps;
+    push @{$steps{$_->{inst}}}, $_
+        for grep { $_->{ev} eq 'clock_step' } @{$ev->{events}};
+
+    return unless %steps;
+
+    my %client = map { $_->{req} => $_ } @{$ev->{clients}};
+
+    for my $inst (keys %steps) {
+        my @s = sort { $a->{t} <=> $b->{t} } @{$steps{$inst}};
+
+        for my $r (@{$ev->{requests}{$inst}}) {
+            my $c = $r->{req} ne '' && $client{$r->{req}};
+
+            if ($c && $c->{inst} eq $inst) {
+                @$r{qw(start end)} = ($c->{sent}, $c->{done});
+                next;
+            }
+
+            # the first stretch between steps that the logged time, less
+            # the stretch's offset, falls in
+            my @from = (0, map { $_->{t} } @s);
+            my @off = (0, map { $_->{offset} } @s);
+            my $off = 0;
+
+            for my $k (0 .. $#from) {
+                my $real = $r->{end} - $off[$k];
+                next if $real < $from[$k]
+                        || ($k < $#from && $real >= $from[$k + 1]);
+                $off = $off[$k];
+                last;
+            }
+
+            $r->{start} -= $off;
+            $r->{end} -= $off;
+        }
+    }
 }
 
 

@@ -8,6 +8,8 @@ package ApiKey::Chaos::Nginx;
 #   $n->start('a');
 #   my $e = $n->reload('a', 'metrics');   # add or remove apikey_metrics
 #   my $e = $n->kill_worker('b', 0);
+#   my $e = $n->clock('a', -3600);       # step a's wall clock an hour back
+#                                          (with clock => 1 to new())
 #   $n->stop_all;                          # QUIT, bounded
 #
 # Gatekept requests are logged to chaos.log in the instance's prefix:
@@ -37,11 +39,18 @@ our %VARIANT = (
 );
 
 
+# the library that gives a process a wall clock of its own (libfaketime)
+
+sub faketime_lib {
+    return (glob '/usr/lib/*/faketime/libfaketime.so.1')[0];
+}
+
+
 sub new {
-    my ($class, $t, $servers, $tokens, $variant) = @_;
+    my ($class, $t, $servers, $tokens, $variant, %o) = @_;
 
     my $self = bless { t => $t, servers => $servers, tokens => $tokens,
-                       state => {} }, $class;
+                       state => {}, clock => $o{clock} }, $class;
 
     $self->{state}{$_} = { %{$VARIANT{$variant}} } for qw(a b);
     return $self;
@@ -88,13 +97,20 @@ sub conf {
 
     my $log = 'access_log chaos.log chaos;';
 
+    # the workers keep the variables that move their wall clock
+    my $env = $self->{clock}
+        ? join('', map { "env $_;\n" } qw(FAKETIME_TIMESTAMP_FILE
+                                         FAKETIME_CACHE_DURATION
+                                         FAKETIME_DONT_FAKE_MONOTONIC))
+        : '';
+
     return <<"EOF";
 
 %%TEST_GLOBALS%%
 load_module %%MODULE%%;
 error_log error.log info;
 worker_processes 2;
-
+$env
 events {
     worker_connections 1024;
 }
@@ -150,7 +166,48 @@ EOF
 
 sub start {
     my ($self, $inst) = @_;
-    $self->{t}->run_nginx($self->conf($inst), name => $inst);
+
+    return $self->{t}->run_nginx($self->conf($inst), name => $inst)
+        unless $self->{clock};
+
+    # the instance's wall clock is the host's plus what its file says
+    # (read again each second); its monotonic clock is the host's
+
+    my $lib = faketime_lib()
+        or die "the clock family needs libfaketime (apt-get install "
+               . "libfaketime)\n";
+    my $file = $self->{t}->dir . "/clock-$inst";
+    _write_clock($file, 0);
+
+    local $ENV{LD_PRELOAD} = $lib;
+    local $ENV{FAKETIME_TIMESTAMP_FILE} = $file;
+    local $ENV{FAKETIME_CACHE_DURATION} = 1;
+    local $ENV{FAKETIME_DONT_FAKE_MONOTONIC} = 1;
+
+    return $self->{t}->run_nginx($self->conf($inst), name => $inst);
+}
+
+
+sub _write_clock {
+    my ($file, $offset) = @_;
+
+    open my $fh, '>', "$file.new" or die "$file.new: $!";
+    print $fh sprintf("%+d\n", $offset);
+    close $fh;
+    rename "$file.new", $file or die "$file: $!";
+}
+
+
+# A step of the instance's wall clock to the host's plus $offset seconds;
+# each process of the instance takes it within a second
+
+sub clock {
+    my ($self, $inst, $offset) = @_;
+
+    my $at = time;
+    _write_clock($self->{t}->dir . "/clock-$inst", $offset);
+
+    return { ev => 'clock_step', inst => $inst, offset => $offset, t => $at };
 }
 
 

@@ -144,7 +144,8 @@ sub run_seed {
 
     my $tok = write_tokens($t, ops => '*');
     my $ngx = ApiKey::Chaos::Nginx->new($t, $srv,
-        ApiKey::Admin::tokens_file($t), $s->{variant});
+        ApiKey::Admin::tokens_file($t), $s->{variant},
+        clock => $s->{family} eq 'clock');
     $ngx->start($_) for qw(a b);
 
     my %admin = map {

@@ -8,8 +8,9 @@ package ApiKey::Chaos::Schedule;
 #   my $s = ApiKey::Chaos::Schedule::make(17);
 #   # { seed, family, variant, duration, events => [{at, kind, ...}, ...] }
 #
-# The family and the variant are read off the seed so that seeds 1..36
-# meet every pair of the 9 families and 4 variants; the rest is drawn.
+# The family and the variant are read off the seed so that seeds 1..40
+# meet every pair of the 10 families and 4 variants, and any 20 seeds in
+# a row meet each family twice, with two variants; the rest is drawn.
 #
 # Families (what goes wrong):
 #   proxy         the fault proxy: drop, delay, stall (under and past
@@ -25,6 +26,8 @@ package ApiKey::Chaos::Schedule;
 #   worker_kill   SIGKILL of one nginx worker
 #   sentinel      a Sentinel set: primary SIGKILL (failover) and
 #                 SENTINEL FAILOVER (graceful)
+#   clock         steps of an nginx host's wall clock, back and forward
+#                 (an hour, a day, half a minute), one instance at a time
 #
 # Variants (the http-level configuration both instances start with):
 #   none          no apikey_cache
@@ -36,14 +39,15 @@ package ApiKey::Chaos::Schedule;
 # Admin changes, in every family, each through an instance drawn: revoke
 # and restore of the 5r/s key, PATCH of its rate limit (and back), PATCH
 # of the 50r/s key's scopes (and back), rotation of the 50r/s key with a
-# grace, PATCH of the 1000r/s key's rate limit, revocation of the
-# unlimited key near the end (it stays revoked).
+# grace, PATCH of the 1000r/s key's rate limit, rotation of the
+# unlimited key with a grace (which a replica judges alone), revocation of
+# the unlimited key near the end (it stays revoked).
 
 use strict;
 use warnings;
 
 our @FAMILIES = qw(proxy sigstop kill_empty kill_aof client_kill
-                   client_pause reload worker_kill sentinel);
+                   client_pause reload worker_kill sentinel clock);
 our @VARIANTS = qw(none cache lease closed);
 
 # the keys every run makes: slot => limit (undef: unlimited)
@@ -70,7 +74,8 @@ sub make {
     srand($seed);
 
     my $family = $FAMILIES[($seed - 1) % @FAMILIES];
-    my $variant = $VARIANTS[($seed - 1) % @VARIANTS];
+    my $variant = $VARIANTS[($seed - 1 + int(($seed - 1) / @FAMILIES))
+                            % @VARIANTS];
     my $duration = 15 + int rand 11;
 
     my $s = { seed => $seed, family => $family, variant => $variant,
@@ -243,6 +248,25 @@ sub _faults_sentinel {
 }
 
 
+# a step back early, on one instance, so that the graces of the
+# rotations end on a clock an hour or a day behind; the other instance's
+# clock steps either way; the first comes back (a step forward) near the
+# end
+
+sub _faults_clock {
+    my ($s) = @_;
+    my @at = (_slots($s, 2), $s->{duration} - 1.5);
+    my $inst = _pick(qw(a b));
+    my $other = $inst eq 'a' ? 'b' : 'a';
+
+    _add($s, at => $at[0], kind => 'clock', inst => $inst,
+         offset => _pick(-3600, -86400, -30));
+    _add($s, at => $at[1], kind => 'clock', inst => $other,
+         offset => _pick(3600, 30, -3600));
+    _add($s, at => $at[2], kind => 'clock', inst => $inst, offset => 0);
+}
+
+
 sub _admin {
     my ($s) = @_;
     my $d = $s->{duration};
@@ -274,6 +298,10 @@ sub _admin {
     _add($s, at => $d * _between(0.6, 0.7), kind => 'admin',
          inst => $inst->(), op => 'limit', key => 'k1000',
          rate_limit => { rate => '800r/s', burst => 80 });
+
+    _add($s, at => $d * _between(0.5, 0.6), kind => 'admin',
+         inst => $inst->(), op => 'rotate', key => 'kfree',
+         grace => 2 + int rand 3);
 
     _add($s, at => $d * _between(0.75, 0.85), kind => 'admin',
          inst => $inst->(), op => 'revoke', key => 'kfree');

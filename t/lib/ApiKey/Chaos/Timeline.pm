@@ -195,6 +195,7 @@ sub run_event {
     return $srv->failover($e->{how}) if $k eq 'failover';
     return $ngx->reload($e->{inst}, $e->{change}) if $k eq 'reload';
     return $ngx->kill_worker($e->{inst}, $e->{which}) if $k eq 'worker_kill';
+    return $ngx->clock($e->{inst}, $e->{offset}) if $k eq 'clock';
 
     if ($k eq 'kill_redis') {
         my $r = $srv->kill_redis($e->{down_ms}, empty => $e->{empty});

@@ -11,8 +11,9 @@ package ApiKey::Chaos::Traffic;
 # changes (a rotation, keys made again after Redis came back empty):
 #   { "k5": { "id": "k_...", "secrets": [ { "key": "ak_...",
 #             "until": null | Unix time } ... ] }, ... }
-# secrets[0] is the newest; an older one is used, by the hammer clients,
-# until a second after its grace ends, so that its refusal is seen.
+# secrets[0] is the newest; an older one is used, by every client, until
+# 3 s after its grace ends, so that its refusal is seen at both instances
+# (at the one that did not rotate, a second after the grace).
 #
 # Every request carries "X-Chaos-Req: <client>.<n>", which nginx logs,
 # and is written to the client's record file, one line each:
@@ -52,7 +53,8 @@ sub start {
     my @pids;
 
     push @pids, $t->spawn(sub {
-        _client(%o, name => "$o{inst}p", plan => _paced_plan());
+        _client(%o, name => "$o{inst}p", plan => _paced_plan(),
+                old_secrets => 1);
     });
 
     for my $h (1 .. $HAMMERS) {
@@ -167,7 +169,7 @@ sub _client {
         if ($o{old_secrets}) {
             for my $i (1 .. $#{$k->{secrets}}) {
                 my $until = $k->{secrets}[$i]{until};
-                push @usable, $i if defined $until && $now < $until + 1;
+                push @usable, $i if defined $until && $now < $until + 3;
             }
         }
 
