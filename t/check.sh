@@ -9,7 +9,7 @@
 #      fails a test file on any sanitizer line in nginx's logs, and
 #      t/check/ubsan.supp and t/check/lsan.supp hold nginx core's own
 #      reports, never the module's;
-#   3. each libFuzzer target of t/fuzz/ for CHECK_FUZZ_SECONDS (default 60)
+#   3. each libFuzzer target of t/fuzz/ for CHECK_FUZZ_SECONDS (default 30)
 #      from its seed corpus, failing on any crash or sanitizer report.
 #
 #   CHECK_PROVE          what prove runs (default: -j2 and every file but
@@ -151,12 +151,20 @@ suite() {
 
 
 fuzz() {
-    local seconds=${CHECK_FUZZ_SECONDS:-60} t corpus failed=0
+    local seconds=${CHECK_FUZZ_SECONDS:-30} t corpus failed=0
+    local targets="key redis_reader gate_reply admin_json"
 
     "$top/t/fuzz/build.sh" "$tree" "$check/fuzz" > "$check/fuzz-build.log" 2>&1 \
         || { tail -20 "$check/fuzz-build.log"; die "building the fuzzers failed"; }
 
-    for t in key gate_reply admin_json; do
+    # UndefinedBehaviorSanitizer stops at its first report, as a crash;
+    # LeakSanitizer checks every input (the suite turned it off)
+
+    export ASAN_OPTIONS=detect_leaks=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    UBSAN_OPTIONS+=:suppressions=$top/t/check/ubsan.supp
+
+    for t in $targets; do
         corpus=$check/fuzz/corpus-$t
         rm -rf "$corpus"
         cp -r "$top/t/fuzz/corpus/$t" "$corpus"
