@@ -90,4 +90,6 @@ target() {
 }
 
 target gate_reply
+target replica_record ngx_http_apikey_cache_sync.c
+target lease_reply
 target admin_json
