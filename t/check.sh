@@ -153,7 +153,7 @@ suite() {
 fuzz() {
     local seconds=${CHECK_FUZZ_SECONDS:-30} t corpus failed=0
     local targets="key redis_reader gate_reply lease_reply replica_record
-                   admin_json"
+                   sentinel admin_json admin_result"
 
     "$top/t/fuzz/build.sh" "$tree" "$check/fuzz" > "$check/fuzz-build.log" 2>&1 \
         || { tail -20 "$check/fuzz-build.log"; die "building the fuzzers failed"; }

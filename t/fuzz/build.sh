@@ -92,4 +92,6 @@ target() {
 target gate_reply
 target replica_record ngx_http_apikey_cache_sync.c
 target lease_reply
+target sentinel ngx_http_apikey_redis_sentinel.c ngx_http_apikey_redis_link.c
 target admin_json
+target admin_result
