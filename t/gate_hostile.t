@@ -51,6 +51,9 @@ http {
 
     apikey_redis 127.0.0.1:${\ $fake->port };
 
+    # time for a reply to reach the cap, even under the sanitizers
+    apikey_redis_timeout 3s;
+
     server {
         listen 127.0.0.1:%%PORT_1%%;
         server_name localhost;
@@ -94,9 +97,18 @@ for ([array => qr/a reply over the size limits/],
        "$m: the connection is closed, and why is logged");
 }
 
-my $kb = peak();
-ok($kb > 0 && $kb < 1024 * 1024,
-   "the worker never took a gigabyte: VmPeak $kb kB");
+SKIP: {
+
+    # AddressSanitizer's shadow is terabytes of VmPeak: there, its
+    # allocator refuses a gigabyte at once instead (t/check.sh)
+
+    skip 'VmPeak under AddressSanitizer', 1
+        if ($ENV{ASAN_OPTIONS} // '') =~ /max_allocation_size_mb/;
+
+    my $kb = peak();
+    ok($kb > 0 && $kb < 1024 * 1024,
+       "the worker never took a gigabyte: VmPeak $kb kB");
+}
 
 $fake->mode('text');
 ok(wait_for(10, sub {
