@@ -61,19 +61,24 @@ my $k = $t->create_key(rate => '1r/m', burst => 1);
 
 sub gate { (http_get($port, '/', { 'X-API-Key' => $k->{key} }))[0] }
 
-sub evals {
-    my $s = $t->redis_commandstats;
-    return ($s->{evalsha} // 0) + ($s->{eval} // 0);
-}
+# the gate script's calls, one TIME each (the replica's polls, every
+# 20 ms, make none)
+
+sub gate_calls { $t->redis_commandstats->{time} // 0 }
 
 ok(wait_for(5, sub { gate() == 200 }), 'the token of the minute');
 is(gate(), 429, 'then 429, from Redis');
 
-my $before = evals();
+my $before = gate_calls();
 my %n;
 $n{gate()}++ for 1 .. 10;
 is_deeply(\%n, { 429 => 10 }, '429 ten times more');
-is(evals() - $before, 0, 'answered by the instance, no Redis call');
+
+# the worker's tally of those 429s goes once a second, and may come now
+
+ok(gate_calls() - $before <= 1,
+   'answered by the instance, no Redis call but the tally')
+    or diag(gate_calls() - $before . ' calls');
 
 # a give-back of the token, as a worker's tally sends it: taken just now
 
