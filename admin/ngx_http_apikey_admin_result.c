@@ -28,6 +28,7 @@ static ngx_int_t ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, json_t *data, json_int_t total);
 static ngx_int_t ngx_http_apikey_admin_key_fields(redisReply *reply,
     ngx_str_t *f);
+static ngx_uint_t ngx_http_apikey_admin_plain(redisReply *reply);
 static int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
 
@@ -56,6 +57,7 @@ ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
     ngx_str_t     code;
     ngx_uint_t    status;
     redisReply  **e;
+    u_char        text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
 
     if (reply == NULL) {
         ngx_http_apikey_admin_error(r, ctx,
@@ -68,7 +70,9 @@ ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "apikey admin: redis error: %*s",
-                      (size_t) reply->len, reply->str);
+                      ngx_http_apikey_redis_text(text, (u_char *) reply->str,
+                                                 reply->len) - text,
+                      text);
 
         ngx_http_apikey_admin_error(r, ctx,
                                     NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -79,9 +83,11 @@ ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
 
     e = reply->element;
 
+    /* a code and a detail go into a problem body as they are */
+
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
-        || e[0]->type != REDIS_REPLY_STRING
-        || e[1]->type != REDIS_REPLY_STRING)
+        || !ngx_http_apikey_admin_plain(e[0])
+        || !ngx_http_apikey_admin_plain(e[1]))
     {
         goto invalid;
     }
@@ -594,11 +600,40 @@ ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
         }
     }
 
-    if (f[NGX_HTTP_APIKEY_ADMIN_F_ID].data == NULL) {
+    /* the id goes into logs as it is */
+
+    if (f[NGX_HTTP_APIKEY_ADMIN_F_ID].data == NULL
+        || !ngx_http_apikey_admin_valid_name(f[NGX_HTTP_APIKEY_ADMIN_F_ID].data,
+                                             f[NGX_HTTP_APIKEY_ADMIN_F_ID].len))
+    {
         return NGX_ERROR;
     }
 
     return NGX_OK;
+}
+
+
+/* a string of printable ASCII with no quote or backslash */
+
+static ngx_uint_t
+ngx_http_apikey_admin_plain(redisReply *reply)
+{
+    size_t  i;
+    u_char  c;
+
+    if (reply->type != REDIS_REPLY_STRING) {
+        return 0;
+    }
+
+    for (i = 0; i < reply->len; i++) {
+        c = reply->str[i];
+
+        if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

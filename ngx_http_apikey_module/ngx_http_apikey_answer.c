@@ -23,6 +23,14 @@
  */
 
 
+/*
+ * How far ahead of now a bucket may be (us): far past any limit's (a
+ * burst of 1,000,000 at 1r/m is 6e13), and far enough from the end of
+ * int64_t that a time plus it, or the headers' sums, cannot overflow.
+ */
+#define NGX_HTTP_APIKEY_AHEAD_MAX  (1LL << 53)
+
+
 static void ngx_http_apikey_sibling(ngx_http_apikey_ctx_t *ctx,
     ngx_http_apikey_cache_conf_t *ccf);
 static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
@@ -90,7 +98,9 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     }
 
     if (e[1]->type != REDIS_REPLY_STRING
-        || (reply->elements >= 3 && e[2]->type != REDIS_REPLY_INTEGER)
+        || (reply->elements >= 3
+            && (e[2]->type != REDIS_REPLY_INTEGER || e[2]->integer < 0
+                || e[2]->integer > NGX_HTTP_APIKEY_AHEAD_MAX))
         || (reply->elements == 5
             && (e[3]->type != REDIS_REPLY_INTEGER || e[3]->integer < 1
                 || e[3]->integer > (long long) ctx->lease.want
@@ -500,9 +510,12 @@ ngx_http_apikey_bucket_headers(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
     step = (double) ctx->per * 1000000 / ctx->rate;
     tokens = ctx->burst_size - ahead / step;
 
+    /* whatever the limit a record holds, no sum or cast overflows */
+
     ctx->burst = ctx->burst_size;
-    ctx->remaining = (tokens > 0) ? (ngx_int_t) (tokens + 0.001) : 0;
-    ctx->reset = (ngx_int_t) ((ahead + 999999) / 1000000);
+    ctx->remaining = (tokens >= ctx->burst_size) ? ctx->burst_size
+                     : (tokens > 0) ? (ngx_int_t) (tokens + 0.001) : 0;
+    ctx->reset = (ngx_int_t) (ahead / 1000000 + (ahead % 1000000 != 0));
     ctx->window = ngx_http_apikey_seconds(ctx->burst_size * step);
 
     /* one more token once ahead has come down to burst - remaining - 1 */
@@ -533,6 +546,10 @@ ngx_http_apikey_seconds(double us)
 
     if (us <= 0) {
         return 0;
+    }
+
+    if (us >= (double) NGX_MAX_INT_T_VALUE) {
+        return NGX_MAX_INT_T_VALUE;
     }
 
     s = (ngx_int_t) us;

@@ -73,9 +73,13 @@ sub metric {
     return $body =~ /^$name (\d+)$/m ? $1 : undef;
 }
 
-sub gate_calls { $t->redis_commandstats->{time} // 0 }
+# the gate script's calls, as the module counts them (the replica's polls
+# are other scripts)
 
-# a key the replica answers costs no gate call
+sub gate_calls { metric('apikey_batch_checks_count') // 0 }
+
+# a key the replica answers costs no gate call (asked twice: a worker's
+# tally of the second's answers may go out in between)
 
 sub local_answer {
     my ($k) = @_;
@@ -90,7 +94,7 @@ my $missing = metric('apikey_replica_missing_keys');
 ok($held > 10 && $held < $n, "the zone holds $held keys");
 is($held + $missing, $n, "and $missing are counted missing, every one");
 
-my @in = grep { local_answer($_) } @keys;
+my @in = grep { local_answer($_) || local_answer($_) } @keys;
 is(scalar @in, $held, 'the keys held are answered by the replica');
 
 my %all = map { (http_get($port, '/', { 'X-API-Key' => $_->{key} }))[0] => 1 }

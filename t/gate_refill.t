@@ -48,6 +48,10 @@ http {
         location /echo {
             return 200 "ok\n";
         }
+
+        location = /metrics {
+            apikey_metrics;
+        }
     }
 }
 
@@ -61,19 +65,27 @@ my $k = $t->create_key(rate => '1r/m', burst => 1);
 
 sub gate { (http_get($port, '/', { 'X-API-Key' => $k->{key} }))[0] }
 
-sub evals {
-    my $s = $t->redis_commandstats;
-    return ($s->{evalsha} // 0) + ($s->{eval} // 0);
+# the gate script's calls, as the module counts them (the replica's
+# polls are other scripts), the workers' tallies among them
+
+sub gate_calls {
+    my (undef, undef, $body) = http_get($port, '/metrics');
+    return $body =~ /^apikey_batch_checks_count (\d+)$/m ? $1 : 0;
 }
 
 ok(wait_for(5, sub { gate() == 200 }), 'the token of the minute');
 is(gate(), 429, 'then 429, from Redis');
 
-my $before = evals();
+my $before = gate_calls();
 my %n;
 $n{gate()}++ for 1 .. 10;
 is_deeply(\%n, { 429 => 10 }, '429 ten times more');
-is(evals() - $before, 0, 'answered by the instance, no Redis call');
+
+# the worker's tally of those 429s goes once a second, and may come now
+
+ok(gate_calls() - $before <= 1,
+   'answered by the instance, no Redis call but the tally')
+    or diag(gate_calls() - $before . ' calls');
 
 # a give-back of the token, as a worker's tally sends it: taken just now
 
@@ -107,13 +119,12 @@ ok(wait_for(5, sub {
        (http_get($port, '/', { 'X-API-Key' => $fast->{key} }))[0] == 200
    }), 'a 5 r/s burst 1 key passes');
 
-$t->redis('CONFIG', 'RESETSTAT');
+$before = gate_calls();
 
 my $m = $t->hammer(ports => [($port) x 8], path => '/',
                    key => $fast->{key}, seconds => 2);
 
-my $st = $t->redis_commandstats;
-my $calls = $st->{time} // 0;       # one TIME a gate script call
+my $calls = gate_calls() - $before;
 
 ok($m->{200} >= 8 && $m->{200} <= 13,
    "2 s of requests from 8 clients: $m->{200} passed");

@@ -3,130 +3,143 @@
  * Copyright (C) ngx_http_apikey_module developers
  *
  * libFuzzer target: the gatekeeper's reading of a gate script reply.  The
- * bytes are RESP, as Redis would send them, turned into a reply by
- * hiredis's own reader, then read as ngx_http_apikey_done() reads one.
- * Whatever the reply, the result must be one of the gate's codes, and the
- * strings it took from the reply must lie within the request's copy.
+ * bytes are RESP, as Redis would send them, turned into a reply by the
+ * module's capped reader, then read by ngx_http_apikey_read_reply() for a
+ * check that asked for a lease of 100 tokens.  Whatever the reply, the
+ * result must be one of the gate's codes, the rate numbers sane, and the
+ * strings the check took from the reply must lie within the request's
+ * copy of it: they are read after the reply is freed.
  */
 
 
-#include "ngx_http_apikey_gate.c"
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
 
-#include <hiredis/read.h>
+#include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_redis_conn.h"
+#include "fuzz_nginx.h"
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-static int ngx_http_apikey_fuzz_huge(const uint8_t *data, size_t size);
-
-
-static ngx_log_t  ngx_http_apikey_fuzz_log;
-
-
-/*
- * an array or bulk header over 1 MiB (or 1M elements) anywhere: hiredis
- * finds headers after a bulk's payload too, not only after a newline
- */
-
-static int
-ngx_http_apikey_fuzz_huge(const uint8_t *data, size_t size)
-{
-    size_t    i;
-    uint64_t  n;
-
-    for (i = 0; i < size; i++) {
-
-        if (data[i] != '*' && data[i] != '$') {
-            continue;
-        }
-
-        for (n = 0, i++; i < size && data[i] >= '0' && data[i] <= '9'; i++) {
-            n = n * 10 + (data[i] - '0');
-
-            if (n > 1024 * 1024) {
-                return 1;
-            }
-        }
-    }
-
-    return 0;
-}
+static void ngx_http_apikey_fuzz_within(ngx_str_t *s, u_char *g, size_t len,
+    redisReply *e);
 
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    void                        *reply;
-    redisReader                 *reader;
-    ngx_pool_t                  *pool;
-    ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_apikey_ctx_t       *ctx;
-    ngx_http_apikey_loc_conf_t  *akcf;
+    u_char                       *g;
+    size_t                        glen;
+    ngx_uint_t                    i;
+    redisReply                   *reply, *e;
+    ngx_pool_t                   *pool;
+    ngx_http_request_t           *r;
+    ngx_http_apikey_ctx_t        *ctx;
+    ngx_http_apikey_fuzz_in_t     in;
+    ngx_http_apikey_loc_conf_t   *akcf;
+    ngx_str_t                    *strs[6];
 
-    /*
-     * hiredis allocates what an array or string header announces before
-     * the data comes: headers beyond what Redis could send for a batch
-     * are not the module's concern
-     */
+    ngx_http_apikey_fuzz_init();
 
-    if (ngx_http_apikey_fuzz_huge(data, size)) {
+    in.pos = data;
+    in.last = data + size;
+
+    reply = ngx_http_apikey_fuzz_reply(&in);
+    if (reply == NULL) {
         return 0;
     }
 
-    reader = redisReaderCreate();
-    if (reader == NULL) {
-        return 0;
-    }
+    r = ngx_http_apikey_fuzz_request();
+    pool = r->pool;
 
-    reply = NULL;
-
-    if (redisReaderFeed(reader, (const char *) data, size) != REDIS_OK
-        || redisReaderGetReply(reader, &reply) != REDIS_OK
-        || reply == NULL)
-    {
-        redisReaderFree(reader);
-        return 0;
-    }
-
-    pool = ngx_create_pool(4096, &ngx_http_apikey_fuzz_log);
-    if (pool == NULL) {
-        abort();
-    }
-
-    r = ngx_pcalloc(pool, sizeof(ngx_http_request_t));
-    c = ngx_pcalloc(pool, sizeof(ngx_connection_t));
     ctx = ngx_pcalloc(pool, sizeof(ngx_http_apikey_ctx_t));
-    akcf = ngx_pcalloc(pool, sizeof(ngx_http_apikey_loc_conf_t));
-
-    if (r == NULL || c == NULL || ctx == NULL || akcf == NULL) {
+    if (ctx == NULL) {
         abort();
     }
 
-    c->log = &ngx_http_apikey_fuzz_log;
-    r->connection = c;
-    r->pool = pool;
+    akcf = ngx_http_apikey_fuzz_loc_conf(pool);
 
     ctx->request = r;
     ctx->conf = akcf;
     ctx->burst = -1;
 
-    /* a check that asked for a lease: replies of three and four elements */
+    /* a check that asked for a lease: replies of five elements too */
 
     ctx->lease.want = 100;
+
+    /* the g the reply carries, as it was, and where the reply holds it */
+
+    e = (reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2
+         && reply->element[1]->type == REDIS_REPLY_STRING)
+        ? reply->element[1] : NULL;
+
+    glen = e ? e->len : 0;
+    g = ngx_pnalloc(pool, glen + 1);
+    if (g == NULL) {
+        abort();
+    }
+
+    if (e) {
+        ngx_memcpy(g, e->str, glen);
+    }
 
     if (ngx_http_apikey_read_reply(r, ctx, reply) != NGX_OK) {
         abort();    /* only an allocation failure may stop it */
     }
 
-    if (ctx->result > NGX_HTTP_APIKEY_UNAVAILABLE
-        || (ctx->burst >= 0 && (ctx->remaining < 0 || ctx->next < 0)))
+    strs[0] = &ctx->id;
+    strs[1] = &ctx->org;
+    strs[2] = &ctx->prefix;
+    strs[3] = &ctx->name;
+    strs[4] = &ctx->environment;
+    strs[5] = &ctx->scopes;
+
+    for (i = 0; i < 6; i++) {
+        ngx_http_apikey_fuzz_within(strs[i], g, glen, e);
+    }
+
+    ngx_http_apikey_redis_reply_free(reply);
+
+    /* read after the reply is gone: AddressSanitizer sees a stray one */
+
+    for (i = 0; i < 6; i++) {
+        if (strs[i]->len
+            && memmem(g, glen, strs[i]->data, strs[i]->len) == NULL)
+        {
+            abort();
+        }
+    }
+
+    if (ctx->leased > ctx->lease.want) {
+        abort();
+    }
+
+    ngx_http_apikey_fuzz_sane(ctx);
+
+    ngx_destroy_pool(pool);
+
+    return 0;
+}
+
+
+/* a string the check took: none, or in the copy, never in the reply */
+
+static void
+ngx_http_apikey_fuzz_within(ngx_str_t *s, u_char *g, size_t len,
+    redisReply *e)
+{
+    if (s->len == 0) {
+        return;
+    }
+
+    if (e != NULL
+        && s->data >= (u_char *) e->str && s->data <= (u_char *) e->str + len)
     {
         abort();
     }
 
-    freeReplyObject(reply);
-    redisReaderFree(reader);
-    ngx_destroy_pool(pool);
-
-    return 0;
+    if (s->len > len) {
+        abort();
+    }
 }

@@ -13,6 +13,12 @@ package ApiKey::FakeRedis;
 #       return "*2147483647\r\n";
 #   });
 #   $f->port; $f->commands;  # [[cmd, args...], ...]
+#
+# Or one answer per mode, the mode the test set last answering every
+# command but PING (an unknown mode closes the connection):
+#
+#   my $f = ApiKey::FakeRedis->modes($t, array => "*2147483647\r\n", ...);
+#   $f->mode('array');
 
 use strict;
 use warnings;
@@ -44,6 +50,39 @@ sub start {
     close $listen;
 
     return $self;
+}
+
+
+sub modes {
+    my ($class, $t, %answers) = @_;
+
+    my $file = $t->dir . '/fake-redis-mode';
+
+    my $self = $class->start($t, sub {
+        my ($cmd) = @_;
+
+        return "+PONG\r\n" if uc $cmd eq 'PING';
+
+        open my $fh, '<', $file or return "-ERR no mode\r\n";
+        my $mode = do { local $/; <$fh> };
+
+        return $answers{$mode};
+    });
+
+    $self->{mode} = $file;
+
+    return $self;
+}
+
+
+sub mode {
+    my ($self, $mode) = @_;
+
+    open my $fh, '>', "$self->{mode}.new" or die "$self->{mode}: $!";
+    print $fh $mode;
+    close $fh;
+
+    rename "$self->{mode}.new", $self->{mode} or die "$self->{mode}: $!";
 }
 
 
