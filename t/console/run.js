@@ -390,6 +390,10 @@ async function run(browser) {
     await page.waitForFunction(() => document.getElementById('usage-day')
         .getAttribute('aria-pressed') === 'true');
 
+    // the chart is drawn again: a click before it is done may land where
+    // the layout moved from (seen under the sanitizers)
+    await page.waitForSelector('#usage-chart[data-state]');
+
     await page.click('#key-edit');
     await waitOpen('edit-dialog');
     await page.$eval('#edit-name', (e) => { e.value = ''; });
