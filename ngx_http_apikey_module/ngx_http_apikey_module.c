@@ -73,6 +73,48 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
       offsetof(ngx_http_apikey_main_conf_t, redis.timeout),
       NULL },
 
+    { ngx_string("apikey_redis_ssl"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_main_conf_t, redis.ssl),
+      NULL },
+
+    { ngx_string("apikey_redis_ssl_verify"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_main_conf_t, redis.ssl_verify),
+      NULL },
+
+    { ngx_string("apikey_redis_ssl_trusted_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_main_conf_t, redis.ssl_trusted_certificate),
+      NULL },
+
+    { ngx_string("apikey_redis_ssl_name"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_main_conf_t, redis.ssl_name),
+      NULL },
+
+    { ngx_string("apikey_redis_ssl_certificate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_main_conf_t, redis.ssl_certificate),
+      NULL },
+
+    { ngx_string("apikey_redis_ssl_certificate_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_apikey_main_conf_t, redis.ssl_certificate_key),
+      NULL },
+
     { ngx_string("apikey_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_apikey_cache,
@@ -242,6 +284,8 @@ ngx_http_apikey_create_main_conf(ngx_conf_t *cf)
      */
 
     akmcf->redis.timeout = NGX_CONF_UNSET_MSEC;
+    akmcf->redis.ssl = NGX_CONF_UNSET;
+    akmcf->redis.ssl_verify = NGX_CONF_UNSET;
     akmcf->cache.max_stale = NGX_CONF_UNSET_MSEC;
     akmcf->cache.lease = NGX_CONF_UNSET_MSEC;
 
@@ -255,6 +299,8 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_apikey_main_conf_t  *akmcf = conf;
 
     ngx_conf_init_msec_value(akmcf->redis.timeout, 100);
+    ngx_conf_init_value(akmcf->redis.ssl, 0);
+    ngx_conf_init_value(akmcf->redis.ssl_verify, 1);
     ngx_conf_init_msec_value(akmcf->cache.max_stale, 600000);
     ngx_conf_init_msec_value(akmcf->cache.lease, 0);
 
@@ -282,7 +328,13 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&akmcf->redis.ns, "apikey:");
     }
 
-    return NGX_CONF_OK;
+    if (akmcf->redis.ssl && !akmcf->enabled) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_redis_ssl\" requires \"apikey_redis\"");
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_http_apikey_redis_ssl_conf(cf, &akmcf->redis);
 }
 
 

@@ -49,6 +49,16 @@ typedef struct {
     ngx_str_t                      sentinel_password;
     ngx_msec_t                     timeout;
     ngx_array_t                    scripts;   /* ngx_http_apikey_script_t * */
+
+    ngx_flag_t                     ssl;       /* apikey_redis_ssl* */
+    ngx_flag_t                     ssl_verify;
+    ngx_str_t                      ssl_trusted_certificate;
+    ngx_str_t                      ssl_name;
+    ngx_str_t                      ssl_certificate;
+    ngx_str_t                      ssl_certificate_key;
+#if (NGX_SSL)
+    ngx_ssl_t                     *ssl_ctx;   /* NULL: no TLS */
+#endif
 } ngx_http_apikey_redis_conf_t;
 
 
@@ -65,6 +75,17 @@ typedef void (*ngx_http_apikey_redis_handler_pt)(void *data,
 
 typedef struct ngx_http_apikey_redis_op_s  ngx_http_apikey_redis_op_t;
 typedef struct ngx_http_apikey_redis_item_s  ngx_http_apikey_redis_item_t;
+
+
+/* TLS, ngx_http_apikey_redis_ssl.c */
+char *ngx_http_apikey_redis_ssl_conf(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf);
+
+#if (NGX_SSL)
+/* what a server's certificate must name, for a connection to address */
+void ngx_http_apikey_redis_ssl_name(ngx_http_apikey_redis_conf_t *rcf,
+    ngx_str_t *address, ngx_str_t *name);
+#endif
 
 
 /* apikey_redis, ngx_http_apikey_redis_conf.c */

@@ -193,7 +193,10 @@ ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
         return NGX_CONF_ERROR;
     }
 
+    /* named as written: the host a TLS certificate must be for */
+
     *addr = u.addrs[0];
+    addr->name = *text;
 
     return NGX_CONF_OK;
 }

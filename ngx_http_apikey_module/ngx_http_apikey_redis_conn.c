@@ -27,6 +27,10 @@
 
 static void ngx_http_apikey_redis_conn_read(ngx_event_t *rev);
 static void ngx_http_apikey_redis_conn_write(ngx_event_t *wev);
+#if (NGX_SSL)
+static void ngx_http_apikey_redis_conn_tls(ngx_event_t *ev);
+static void ngx_http_apikey_redis_conn_tls_done(ngx_connection_t *c);
+#endif
 static ngx_int_t ngx_http_apikey_redis_conn_dispatch(
     ngx_http_apikey_redis_conn_t *rc);
 
@@ -84,6 +88,34 @@ ngx_http_apikey_redis_conn_open(ngx_http_apikey_redis_conn_t *rc,
     c->read->handler = ngx_http_apikey_redis_conn_read;
     c->write->handler = ngx_http_apikey_redis_conn_write;
     c->idle = 1;
+
+#if (NGX_SSL)
+
+    /* TLS first: what is queued meanwhile goes once it is done */
+
+    if (rc->ssl) {
+
+        /* where TLS keeps its state for the connection */
+
+        c->pool = ngx_create_pool(1024, log);
+        if (c->pool == NULL) {
+            ngx_close_connection(c);
+            redisReaderFree(rc->reader);
+            rc->reader = NULL;
+            rc->peer.connection = NULL;
+
+            return NGX_ERROR;
+        }
+
+        c->read->handler = ngx_http_apikey_redis_conn_tls;
+        c->write->handler = ngx_http_apikey_redis_conn_tls;
+
+        if (rv == NGX_OK) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+    }
+
+#endif
 
     /* the owner logs a lost connection once, with the reason */
 
@@ -301,6 +333,110 @@ ngx_http_apikey_redis_conn_read(ngx_event_t *rev)
 }
 
 
+#if (NGX_SSL)
+
+/*
+ * The connection is made (or failed): the TLS handshake, then the check
+ * of the server's certificate; its failure closes the connection with
+ * the reason.
+ */
+
+static void
+ngx_http_apikey_redis_conn_tls(ngx_event_t *ev)
+{
+    int                            err;
+    socklen_t                      len;
+    ngx_int_t                      rv;
+    ngx_connection_t              *c;
+    ngx_http_apikey_redis_conn_t  *rc;
+
+    c = ev->data;
+    rc = c->data;
+
+    if (c->close) {
+        c->close = 0;
+        rc->handler(rc, NGX_HTTP_APIKEY_REDIS_CONN_EXITING, NULL, NULL);
+        return;
+    }
+
+    /* a command queued before the connect is done posts this early */
+
+    if (c->ssl != NULL || !c->write->ready) {
+        return;
+    }
+
+    err = 0;
+    len = sizeof(int);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+        err = ngx_socket_errno;
+    }
+
+    if (err) {
+        ngx_log_error(NGX_LOG_INFO, c->log, err, "connect() to %V failed",
+                      &rc->name);
+        ngx_http_apikey_redis_conn_close(rc, "cannot connect");
+        return;
+    }
+
+    if (ngx_ssl_create_connection(rc->ssl, c,
+                                  NGX_SSL_BUFFER|NGX_SSL_CLIENT)
+        != NGX_OK)
+    {
+        ngx_http_apikey_redis_conn_close(rc, "TLS could not begin");
+        return;
+    }
+
+    ngx_http_apikey_redis_ssl_sni(c, &rc->ssl_name);
+
+    rv = ngx_ssl_handshake(c);
+
+    if (rv == NGX_AGAIN) {
+        c->ssl->handler = ngx_http_apikey_redis_conn_tls_done;
+        return;
+    }
+
+    ngx_http_apikey_redis_conn_tls_done(c);
+}
+
+
+static void
+ngx_http_apikey_redis_conn_tls_done(ngx_connection_t *c)
+{
+    const char                    *reason;
+    ngx_http_apikey_redis_conn_t  *rc;
+
+    rc = c->data;
+
+    if (!c->ssl->handshaked) {
+        ngx_http_apikey_redis_conn_close(rc, "the TLS handshake failed");
+        return;
+    }
+
+    if (rc->ssl_verify) {
+        reason = ngx_http_apikey_redis_ssl_check(c, &rc->ssl_name);
+
+        if (reason != NULL) {
+            ngx_http_apikey_redis_conn_close(rc, reason);
+            return;
+        }
+    }
+
+    c->read->handler = ngx_http_apikey_redis_conn_read;
+    c->write->handler = ngx_http_apikey_redis_conn_write;
+
+    /* what was queued goes now; the server may have said something */
+
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    if (c->read->ready) {
+        ngx_post_event(c->read, &ngx_posted_events);
+    }
+}
+
+#endif
+
+
 /*
  * Hands each complete reply to the command at the head of the queue;
  * NGX_ERROR when the connection was closed meanwhile (by a bad reply, or
@@ -365,6 +501,7 @@ ngx_http_apikey_redis_conn_close(ngx_http_apikey_redis_conn_t *rc,
     const char *reason)
 {
     ngx_queue_t                   cmds, *q;
+    ngx_pool_t                   *pool;
     ngx_connection_t             *c;
     ngx_http_apikey_redis_cmd_t  *cmd;
 
@@ -377,7 +514,25 @@ ngx_http_apikey_redis_conn_close(ngx_http_apikey_redis_conn_t *rc,
     rc->peer.connection = NULL;
     rc->generation++;
 
+#if (NGX_SSL)
+
+    /* no close_notify to wait for or to send: nothing blocks the close */
+
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        c->ssl->no_send_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+
+#endif
+
+    pool = c->pool;
+
     ngx_close_connection(c);
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     redisReaderFree(rc->reader);
     rc->reader = NULL;

@@ -86,6 +86,12 @@ struct ngx_http_apikey_redis_conn_s {
     ngx_str_t                         name;      /* for logs */
 
     unsigned                          broken:1;  /* closed on a bad reply */
+
+#if (NGX_SSL)
+    ngx_ssl_t                        *ssl;       /* TLS when set */
+    ngx_str_t                         ssl_name;  /* its certificate's */
+    unsigned                          ssl_verify:1;
+#endif
 };
 
 
@@ -104,6 +110,17 @@ void ngx_http_apikey_redis_conn_free(ngx_http_apikey_redis_conn_t *rc);
 
 /* whether any of the command's bytes went out (it may have run) */
 #define ngx_http_apikey_redis_conn_sent(rc, cmd)  ((cmd)->start < (rc)->written)
+
+
+#if (NGX_SSL)
+
+/* ngx_http_apikey_redis_ssl.c: a TLS connection's SNI, and its check */
+
+void ngx_http_apikey_redis_ssl_sni(ngx_connection_t *c, ngx_str_t *name);
+const char *ngx_http_apikey_redis_ssl_check(ngx_connection_t *c,
+    ngx_str_t *name);
+
+#endif
 
 
 /* ngx_http_apikey_redis_reader.c */

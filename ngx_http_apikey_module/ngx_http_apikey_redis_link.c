@@ -129,6 +129,12 @@ ngx_http_apikey_redis_link_connect(ngx_http_apikey_redis_t *rd)
     rd->conn.handler = ngx_http_apikey_redis_event;
     rd->conn.data = rd;
 
+#if (NGX_SSL)
+    rd->conn.ssl = rcf->ssl_ctx;
+    rd->conn.ssl_verify = rcf->ssl_verify ? 1 : 0;
+    ngx_http_apikey_redis_ssl_name(rcf, &addr->name, &rd->conn.ssl_name);
+#endif
+
     rc = ngx_http_apikey_redis_conn_open(&rd->conn, addr->sockaddr,
                                          addr->socklen,
                                          rd->failed ? &rd->quiet : rd->log);

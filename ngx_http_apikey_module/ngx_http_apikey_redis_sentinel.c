@@ -548,6 +548,12 @@ ngx_http_apikey_sentinel_connect(ngx_http_apikey_redis_conn_t *rc,
 
     rc->name = sa[i].name;
 
+#if (NGX_SSL)
+    rc->ssl = st->conf->ssl_ctx;
+    rc->ssl_verify = st->conf->ssl_verify ? 1 : 0;
+    ngx_http_apikey_redis_ssl_name(st->conf, &sa[i].name, &rc->ssl_name);
+#endif
+
     if (ngx_http_apikey_redis_conn_open(rc, sa[i].sockaddr, sa[i].socklen,
                                         st->log)
         != NGX_OK)
