@@ -37,6 +37,8 @@ static void ngx_http_apikey_redis_select_reply(
     ngx_http_apikey_redis_cmd_t *cmd, redisReply *reply);
 static void ngx_http_apikey_redis_role_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *reply);
+static void ngx_http_apikey_redis_info_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *rr);
 static void ngx_http_apikey_redis_ping_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_http_apikey_redis_handshake_timeout(ngx_event_t *ev);
@@ -183,6 +185,7 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
     rd->auth.handler = ngx_http_apikey_redis_auth_reply;
     rd->select.handler = ngx_http_apikey_redis_select_reply;
     rd->role.handler = ngx_http_apikey_redis_role_reply;
+    rd->info.handler = ngx_http_apikey_redis_info_reply;
     rd->ping.handler = ngx_http_apikey_redis_ping_reply;
 
     if (rcf->password.len) {
@@ -230,6 +233,18 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
         {
             goto failed;
         }
+    }
+
+    argv[0] = "INFO";
+    argvlen[0] = sizeof("INFO") - 1;
+    argv[1] = "cluster";
+    argvlen[1] = sizeof("cluster") - 1;
+
+    if (ngx_http_apikey_redis_conn_argv(&rd->conn, 2, argv, argvlen,
+                                        &rd->info)
+        != NGX_OK)
+    {
+        goto failed;
     }
 
     if (ngx_http_apikey_redis_conn_send(&rd->conn,
@@ -352,6 +367,46 @@ ngx_http_apikey_redis_role_reply(ngx_http_apikey_redis_cmd_t *cmd,
     ngx_http_apikey_redis_link_reset(rd, "not the primary", 1);
 }
 
+
+
+/*
+ * INFO cluster: a node of a Redis Cluster holds a part of the keys only
+ * (a replica loaded from it would call the others' keys unknown), so it
+ * is never used as a plain server.  A user that may not run INFO (an ACL)
+ * goes on.
+ */
+
+static void
+ngx_http_apikey_redis_info_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *rr)
+{
+    ngx_uint_t                level;
+    ngx_http_apikey_redis_t  *rd;
+
+    static ngx_uint_t  told;
+
+    rd = ngx_http_apikey_redis_of(cmd, info);
+
+    if (rr == NULL || rr->type != REDIS_REPLY_STRING
+        || ngx_strlcasestrn((u_char *) rr->str, (u_char *) rr->str + rr->len,
+                            (u_char *) "cluster_enabled:1",
+                            sizeof("cluster_enabled:1") - 2)
+           == NULL)
+    {
+        return;
+    }
+
+    /* once a worker, however often it tries again */
+
+    level = told++ ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, rd->log, 0,
+                  "redis at %V is a node of a Redis Cluster, which "
+                  "\"apikey_redis\" does not support: give it a standalone "
+                  "Redis, or the Sentinels of a primary", &rd->conn.name);
+
+    ngx_http_apikey_redis_link_reset(rd, "a Redis Cluster node", 1);
+}
 
 
 /* PING answered: the connection is ready */
