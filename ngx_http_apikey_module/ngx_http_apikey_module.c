@@ -298,6 +298,8 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_apikey_main_conf_t  *akmcf = conf;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_init_msec_value(akmcf->redis.timeout, 100);
     ngx_conf_init_value(akmcf->redis.ssl, 0);
     ngx_conf_init_value(akmcf->redis.ssl_verify, 1);
@@ -326,6 +328,16 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
 
     if (akmcf->redis.ns.data == NULL) {
         ngx_str_set(&akmcf->redis.ns, "apikey:");
+    }
+
+    /* a host name: by the http block's resolver, or now */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (ngx_http_apikey_redis_resolve_conf(cf, &akmcf->redis, clcf->resolver)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
     }
 
     if (akmcf->redis.ssl && !akmcf->enabled) {

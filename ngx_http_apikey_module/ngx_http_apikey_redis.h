@@ -40,6 +40,9 @@ typedef struct {
 typedef struct {
     ngx_str_t                      address;   /* as written, for logs */
     ngx_addr_t                     addr;      /* host:port or unix:path */
+    ngx_str_t                      host;      /* a name: resolved again */
+    in_port_t                      port;
+    ngx_resolver_t                *resolver;  /* http's, if configured */
     ngx_int_t                      db;
     ngx_str_t                      user;
     ngx_str_t                      password;
@@ -91,6 +94,9 @@ void ngx_http_apikey_redis_ssl_name(ngx_http_apikey_redis_conf_t *rcf,
 /* apikey_redis, ngx_http_apikey_redis_conf.c */
 char *ngx_http_apikey_redis_directive(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
+
+char *ngx_http_apikey_redis_resolve_conf(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf, ngx_resolver_t *resolver);
 
 ngx_int_t ngx_http_apikey_redis_add_script(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_script_t *script);

@@ -27,7 +27,7 @@ typedef struct {
 
 
 static char *ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_addr_t *addr);
+    ngx_addr_t *addr, ngx_str_t *host, in_port_t *port);
 static void ngx_http_apikey_redis_param_error(ngx_conf_t *cf,
     const char *what, ngx_str_t *value);
 
@@ -70,7 +70,8 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
             return NGX_CONF_ERROR;
         }
 
-    } else if (ngx_http_apikey_redis_address(cf, &value[1], &rcf->addr)
+    } else if (ngx_http_apikey_redis_address(cf, &value[1], &rcf->addr,
+                                             &rcf->host, &rcf->port)
                != NGX_CONF_OK)
     {
         return NGX_CONF_ERROR;
@@ -134,7 +135,9 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_apikey_redis_address(cf, &s, sa) != NGX_CONF_OK) {
+        if (ngx_http_apikey_redis_address(cf, &s, sa, NULL, NULL)
+            != NGX_CONF_OK)
+        {
             return NGX_CONF_ERROR;
         }
     }
@@ -167,7 +170,7 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
 
 static char *
 ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
-    ngx_addr_t *addr)
+    ngx_addr_t *addr, ngx_str_t *host, in_port_t *port)
 {
     ngx_url_t  u;
 
@@ -175,6 +178,9 @@ ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
 
     u.url = *text;
     u.default_port = 6379;
+
+    /* the main address's name waits for the http block's resolver */
+    u.no_resolve = (host != NULL);
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         if (u.err) {
@@ -184,6 +190,13 @@ ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
         }
 
         return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0 && host != NULL && u.uri.len == 0 && u.host.len) {
+        *host = u.host;
+        *port = u.port;
+        addr->name = *text;
+        return NGX_CONF_OK;
     }
 
     if (u.naddrs == 0 || u.uri.len) {
@@ -199,6 +212,30 @@ ngx_http_apikey_redis_address(ngx_conf_t *cf, ngx_str_t *text,
     addr->name = *text;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The main address's host name, at the end of the http block: left to
+ * its resolver, which a worker asks for each connection, or else resolved
+ * now, once (the only lookup that may block: the master's, at start).
+ */
+
+char *
+ngx_http_apikey_redis_resolve_conf(ngx_conf_t *cf,
+    ngx_http_apikey_redis_conf_t *rcf, ngx_resolver_t *resolver)
+{
+    if (rcf->host.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    if (resolver != NULL) {
+        rcf->resolver = resolver;
+        return NGX_CONF_OK;
+    }
+
+    return ngx_http_apikey_redis_address(cf, &rcf->address, &rcf->addr,
+                                         NULL, NULL);
 }
 
 

@@ -28,6 +28,8 @@
 #define NGX_HTTP_APIKEY_REDIS_HANDSHAKE    1000    /* ms, at least */
 
 
+static void ngx_http_apikey_redis_resolve(ngx_http_apikey_redis_t *rd);
+static void ngx_http_apikey_redis_resolved(ngx_resolver_ctx_t *ctx);
 static void ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd);
 static void ngx_http_apikey_redis_handshake_reply(ngx_http_apikey_redis_t *rd,
     redisReply *rr, const char *what);
@@ -119,6 +121,18 @@ ngx_http_apikey_redis_link_connect(ngx_http_apikey_redis_t *rd)
             return;
         }
 
+    } else if (rcf->resolver && rcf->host.len) {
+
+        /* the name, through nginx's resolver, for each connection */
+
+        if (!rd->have_addr) {
+            ngx_http_apikey_redis_resolve(rd);
+            return;
+        }
+
+        rd->have_addr = 0;
+        addr = &rd->resolved;
+
     } else {
         addr = &rcf->addr;
     }
@@ -164,6 +178,97 @@ ngx_http_apikey_redis_link_connect(ngx_http_apikey_redis_t *rd)
                   ngx_max(rcf->timeout, NGX_HTTP_APIKEY_REDIS_HANDSHAKE));
 }
 
+
+
+/*
+ * A host name with a resolver in the http block: looked up without
+ * blocking (the resolver caches it for its TTL), its addresses taken in
+ * turn from one connection to the next.  Calls wait meanwhile, as for a
+ * connection being made.
+ */
+
+static void
+ngx_http_apikey_redis_resolve(ngx_http_apikey_redis_t *rd)
+{
+    ngx_resolver_ctx_t            *ctx;
+    ngx_http_apikey_redis_conf_t  *rcf;
+
+    rcf = rd->conf;
+
+    if (rd->resolving) {
+        return;
+    }
+
+    ctx = ngx_resolve_start(rcf->resolver, NULL);
+
+    if (ctx == NULL || ctx == NGX_NO_RESOLVER) {
+        ngx_http_apikey_redis_lost(rd, "cannot resolve its name");
+        return;
+    }
+
+    ctx->name = rcf->host;
+    ctx->handler = ngx_http_apikey_redis_resolved;
+    ctx->data = rd;
+    ctx->timeout = ngx_max(rcf->timeout, NGX_HTTP_APIKEY_REDIS_HANDSHAKE);
+
+    rd->resolving = ctx;
+    rd->discovering = 1;
+
+    if (ngx_resolve_name(ctx) != NGX_OK) {
+        rd->resolving = NULL;
+        rd->discovering = 0;
+        ngx_http_apikey_redis_lost(rd, "cannot resolve its name");
+    }
+}
+
+
+static void
+ngx_http_apikey_redis_resolved(ngx_resolver_ctx_t *ctx)
+{
+    ngx_http_apikey_redis_t *rd = ctx->data;
+
+    ngx_uint_t                     i;
+    ngx_http_apikey_redis_conf_t  *rcf;
+
+    static u_char  reason[NGX_MAX_ERROR_STR];
+
+    rcf = rd->conf;
+
+    rd->resolving = NULL;
+    rd->discovering = 0;
+
+    if (ctx->state || ctx->naddrs == 0) {
+        *ngx_snprintf(reason, sizeof(reason) - 1,
+                      "cannot resolve \"%V\": %s", &rcf->host,
+                      ctx->state ? ngx_resolver_strerror(ctx->state)
+                                 : "no address")
+            = '\0';
+
+        ngx_resolve_name_done(ctx);
+        ngx_http_apikey_redis_lost(rd, (const char *) reason);
+        return;
+    }
+
+    i = rd->next_addr++ % ctx->naddrs;
+
+    ngx_memcpy(rd->sockaddr, ctx->addrs[i].sockaddr, ctx->addrs[i].socklen);
+
+    rd->resolved.sockaddr = (struct sockaddr *) rd->sockaddr;
+    rd->resolved.socklen = ctx->addrs[i].socklen;
+    rd->resolved.name = rcf->addr.name;
+
+    ngx_inet_set_port(rd->resolved.sockaddr, rcf->port);
+
+    ngx_resolve_name_done(ctx);
+
+    if (rd->freeing || rd->quitting) {
+        return;
+    }
+
+    rd->have_addr = 1;
+
+    ngx_http_apikey_redis_link_connect(rd);
+}
 
 
 /*
@@ -749,6 +854,11 @@ ngx_http_apikey_redis_link_exit(void)
 
         if (rd->resend.posted) {
             ngx_delete_posted_event(&rd->resend);
+        }
+
+        if (rd->resolving) {
+            ngx_resolve_name_done(rd->resolving);
+            rd->resolving = NULL;
         }
 
         ngx_http_apikey_redis_conn_free(&rd->conn);

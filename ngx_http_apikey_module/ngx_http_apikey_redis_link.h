@@ -47,6 +47,11 @@ typedef struct {
     ngx_log_t                         *log;
     ngx_log_t                          quiet;     /* during an outage */
 
+    ngx_resolver_ctx_t                *resolving; /* the name, by resolver */
+    ngx_addr_t                         resolved;
+    ngx_uint_t                         next_addr;
+    u_char                             sockaddr[NGX_SOCKADDRLEN];
+
     ngx_http_apikey_redis_cmd_t        auth;
     ngx_http_apikey_redis_cmd_t        select;
     ngx_http_apikey_redis_cmd_t        role;
@@ -61,6 +66,7 @@ typedef struct {
     unsigned                           quitting:1;    /* graceful */
     unsigned                           freeing:1;     /* the worker ends */
     unsigned                           stalled:1;     /* logged */
+    unsigned                           have_addr:1;   /* just resolved */
 } ngx_http_apikey_redis_t;
 
 
