@@ -524,7 +524,17 @@ static void
 ngx_http_apikey_sentinel_ask_event(ngx_http_apikey_redis_conn_t *rc,
     ngx_uint_t event, const char *reason, redisReply *reply)
 {
-    /* a closed query is answered through its command's NULL reply */
+    /*
+     * a closed query is answered through its command's NULL reply, which
+     * comes next: it tells why (a failed TLS check, say), unless a timeout
+     * said so first
+     */
+
+    if (event == NGX_HTTP_APIKEY_REDIS_CONN_CLOSED
+        && ngx_http_apikey_sentinel.why == NULL)
+    {
+        ngx_http_apikey_sentinel.why = reason;
+    }
 
     if (event == NGX_HTTP_APIKEY_REDIS_CONN_PUSH) {
         ngx_http_apikey_redis_conn_close(rc, "a reply no query asked for");
