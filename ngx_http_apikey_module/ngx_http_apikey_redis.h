@@ -37,6 +37,13 @@ typedef struct {
 } ngx_http_apikey_script_t;
 
 
+/* a host name (resolved by the http block's resolver), or none ("") */
+typedef struct {
+    ngx_str_t                      host;
+    in_port_t                      port;
+} ngx_http_apikey_redis_host_t;
+
+
 typedef struct {
     ngx_str_t                      address;   /* as written, for logs */
     ngx_addr_t                     addr;      /* host:port or unix:path */
@@ -49,6 +56,9 @@ typedef struct {
     ngx_str_t                      ns;
     ngx_str_t                      sentinel_name;   /* "": no Sentinel */
     ngx_array_t                   *sentinels;       /* of ngx_addr_t */
+    ngx_array_t                   *sentinel_hosts;  /* of ngx_http_apikey_
+                                                       redis_host_t, each
+                                                       sentinel's */
     ngx_str_t                      sentinel_password;
     ngx_msec_t                     timeout;
     ngx_array_t                    scripts;   /* ngx_http_apikey_script_t * */

@@ -55,6 +55,7 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
     ngx_str_t                      *value, s, *field;
     ngx_uint_t                      i, k, seen;
     ngx_addr_t                     *sa;
+    ngx_http_apikey_redis_host_t   *sh;
     ngx_http_apikey_redis_param_t  *p;
 
     value = cf->args->elts;
@@ -67,6 +68,12 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
 
         rcf->sentinels = ngx_array_create(cf->pool, 3, sizeof(ngx_addr_t));
         if (rcf->sentinels == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rcf->sentinel_hosts = ngx_array_create(cf->pool, 3,
+                                         sizeof(ngx_http_apikey_redis_host_t));
+        if (rcf->sentinel_hosts == NULL) {
             return NGX_CONF_ERROR;
         }
 
@@ -131,11 +138,14 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
         }
 
         sa = ngx_array_push(rcf->sentinels);
-        if (sa == NULL) {
+        sh = ngx_array_push(rcf->sentinel_hosts);
+        if (sa == NULL || sh == NULL) {
             return NGX_CONF_ERROR;
         }
 
-        if (ngx_http_apikey_redis_address(cf, &s, sa, NULL, NULL)
+        ngx_memzero(sh, sizeof(ngx_http_apikey_redis_host_t));
+
+        if (ngx_http_apikey_redis_address(cf, &s, sa, &sh->host, &sh->port)
             != NGX_CONF_OK)
         {
             return NGX_CONF_ERROR;
@@ -225,17 +235,49 @@ char *
 ngx_http_apikey_redis_resolve_conf(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf, ngx_resolver_t *resolver)
 {
-    if (rcf->host.len == 0) {
-        return NGX_CONF_OK;
-    }
+    ngx_uint_t                     i;
+    ngx_addr_t                    *sa;
+    ngx_http_apikey_redis_host_t  *sh;
 
-    if (resolver != NULL) {
+    /* the http block's own, not the one nginx makes with no server */
+
+    if (resolver != NULL && resolver->connections.nelts) {
         rcf->resolver = resolver;
         return NGX_CONF_OK;
     }
 
-    return ngx_http_apikey_redis_address(cf, &rcf->address, &rcf->addr,
-                                         NULL, NULL);
+    if (rcf->host.len
+        && ngx_http_apikey_redis_address(cf, &rcf->address, &rcf->addr,
+                                         NULL, NULL)
+           != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (rcf->sentinels == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    sa = rcf->sentinels->elts;
+    sh = rcf->sentinel_hosts->elts;
+
+    for (i = 0; i < rcf->sentinels->nelts; i++) {
+
+        if (sh[i].host.len == 0) {
+            continue;
+        }
+
+        if (ngx_http_apikey_redis_address(cf, &sa[i].name, &sa[i], NULL,
+                                          NULL)
+            != NGX_CONF_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        sh[i].host.len = 0;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -29,7 +29,8 @@
 
 
 static void ngx_http_apikey_redis_resolve(ngx_http_apikey_redis_t *rd);
-static void ngx_http_apikey_redis_resolved(ngx_resolver_ctx_t *ctx);
+static void ngx_http_apikey_redis_resolved(ngx_http_apikey_redis_name_t *n,
+    const char *error);
 static void ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd);
 static void ngx_http_apikey_redis_handshake_reply(ngx_http_apikey_redis_t *rd,
     redisReply *rr, const char *what);
@@ -131,7 +132,7 @@ ngx_http_apikey_redis_link_connect(ngx_http_apikey_redis_t *rd)
         }
 
         rd->have_addr = 0;
-        addr = &rd->resolved;
+        addr = &rd->host.addr;
 
     } else {
         addr = &rcf->addr;
@@ -181,41 +182,32 @@ ngx_http_apikey_redis_link_connect(ngx_http_apikey_redis_t *rd)
 
 
 /*
- * A host name with a resolver in the http block: looked up without
- * blocking (the resolver caches it for its TTL), its addresses taken in
- * turn from one connection to the next.  Calls wait meanwhile, as for a
- * connection being made.
+ * A host name with a resolver in the http block: looked up for each
+ * connection (ngx_http_apikey_redis_name.c); calls wait meanwhile, as for
+ * a connection being made.
  */
 
 static void
 ngx_http_apikey_redis_resolve(ngx_http_apikey_redis_t *rd)
 {
-    ngx_resolver_ctx_t            *ctx;
+    ngx_int_t                      rc;
     ngx_http_apikey_redis_conf_t  *rcf;
 
     rcf = rd->conf;
 
-    if (rd->resolving) {
-        return;
-    }
+    rd->host.host = rcf->host;
+    rd->host.port = rcf->port;
+    rd->host.name = rcf->addr.name;
+    rd->host.handler = ngx_http_apikey_redis_resolved;
+    rd->host.data = rd;
 
-    ctx = ngx_resolve_start(rcf->resolver, NULL);
-
-    if (ctx == NULL || ctx == NGX_NO_RESOLVER) {
-        ngx_http_apikey_redis_lost(rd, "cannot resolve its name");
-        return;
-    }
-
-    ctx->name = rcf->host;
-    ctx->handler = ngx_http_apikey_redis_resolved;
-    ctx->data = rd;
-    ctx->timeout = ngx_max(rcf->timeout, NGX_HTTP_APIKEY_REDIS_HANDSHAKE);
-
-    rd->resolving = ctx;
     rd->discovering = 1;
 
-    if (ngx_resolve_name(ctx) != NGX_OK) {
-        rd->resolving = NULL;
+    rc = ngx_http_apikey_redis_name_resolve(&rd->host, rcf->resolver,
+                                 ngx_max(rcf->timeout,
+                                         NGX_HTTP_APIKEY_REDIS_HANDSHAKE));
+
+    if (rc == NGX_ERROR) {
         rd->discovering = 0;
         ngx_http_apikey_redis_lost(rd, "cannot resolve its name");
     }
@@ -223,48 +215,23 @@ ngx_http_apikey_redis_resolve(ngx_http_apikey_redis_t *rd)
 
 
 static void
-ngx_http_apikey_redis_resolved(ngx_resolver_ctx_t *ctx)
+ngx_http_apikey_redis_resolved(ngx_http_apikey_redis_name_t *n,
+    const char *error)
 {
-    ngx_http_apikey_redis_t *rd = ctx->data;
+    ngx_http_apikey_redis_t *rd = n->data;
 
-    ngx_uint_t                     i;
-    ngx_http_apikey_redis_conf_t  *rcf;
-
-    static u_char  reason[NGX_MAX_ERROR_STR];
-
-    rcf = rd->conf;
-
-    rd->resolving = NULL;
     rd->discovering = 0;
-
-    if (ctx->state || ctx->naddrs == 0) {
-        *ngx_snprintf(reason, sizeof(reason) - 1,
-                      "cannot resolve \"%V\": %s", &rcf->host,
-                      ctx->state ? ngx_resolver_strerror(ctx->state)
-                                 : "no address")
-            = '\0';
-
-        ngx_resolve_name_done(ctx);
-        ngx_http_apikey_redis_lost(rd, (const char *) reason);
-        return;
-    }
-
-    i = rd->next_addr++ % ctx->naddrs;
-
-    ngx_memcpy(rd->sockaddr, ctx->addrs[i].sockaddr, ctx->addrs[i].socklen);
-
-    rd->resolved.sockaddr = (struct sockaddr *) rd->sockaddr;
-    rd->resolved.socklen = ctx->addrs[i].socklen;
-    rd->resolved.name = rcf->addr.name;
-
-    ngx_inet_set_port(rd->resolved.sockaddr, rcf->port);
-
-    ngx_resolve_name_done(ctx);
 
     if (rd->freeing || rd->quitting) {
         return;
     }
 
+    if (error != NULL) {
+        ngx_http_apikey_redis_lost(rd, error);
+        return;
+    }
+
+    n->addr.name = n->name;
     rd->have_addr = 1;
 
     ngx_http_apikey_redis_link_connect(rd);
@@ -856,10 +823,7 @@ ngx_http_apikey_redis_link_exit(void)
             ngx_delete_posted_event(&rd->resend);
         }
 
-        if (rd->resolving) {
-            ngx_resolve_name_done(rd->resolving);
-            rd->resolving = NULL;
-        }
+        ngx_http_apikey_redis_name_cancel(&rd->host);
 
         ngx_http_apikey_redis_conn_free(&rd->conn);
     }

@@ -14,6 +14,7 @@
 
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_redis_conn.h"
+#include "ngx_http_apikey_redis_name.h"
 
 
 /*
@@ -47,10 +48,7 @@ typedef struct {
     ngx_log_t                         *log;
     ngx_log_t                          quiet;     /* during an outage */
 
-    ngx_resolver_ctx_t                *resolving; /* the name, by resolver */
-    ngx_addr_t                         resolved;
-    ngx_uint_t                         next_addr;
-    u_char                             sockaddr[NGX_SOCKADDRLEN];
+    ngx_http_apikey_redis_name_t       host;      /* by the resolver */
 
     ngx_http_apikey_redis_cmd_t        auth;
     ngx_http_apikey_redis_cmd_t        select;

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_redis.h"
 #include "ngx_http_apikey_redis_conn.h"
+#include "ngx_http_apikey_redis_name.h"
 #include "ngx_http_apikey_timer.h"
 
 
@@ -78,6 +79,9 @@ typedef struct {
     ngx_uint_t                         subbed;
     ngx_event_t                        resubscribe;
 
+    ngx_http_apikey_redis_name_t      *names;    /* of each Sentinel, or
+                                                    NULL: no resolver */
+
     unsigned                           asking:1;
     unsigned                           has_best:1;
     unsigned                           has_older:1;
@@ -111,6 +115,8 @@ static void ngx_http_apikey_sentinel_unsubscribed(const char *reason);
 static ngx_int_t ngx_http_apikey_sentinel_address(u_char *host, size_t hlen,
     u_char *port, size_t plen, ngx_http_apikey_sentinel_addr_t *addr);
 static ngx_str_t *ngx_http_apikey_sentinel_name(ngx_uint_t i);
+static void ngx_http_apikey_sentinel_resolved(ngx_http_apikey_redis_name_t *n,
+    const char *error);
 
 
 static ngx_http_apikey_sentinel_t  ngx_http_apikey_sentinel;
@@ -121,7 +127,10 @@ ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
     ngx_log_t *log, ngx_http_apikey_sentinel_pt found,
     ngx_http_apikey_sentinel_pt switched)
 {
-    ngx_http_apikey_sentinel_t  *st;
+    ngx_uint_t                     i, n;
+    ngx_addr_t                    *sa;
+    ngx_http_apikey_sentinel_t    *st;
+    ngx_http_apikey_redis_host_t  *sh;
 
     st = &ngx_http_apikey_sentinel;
 
@@ -152,12 +161,60 @@ ngx_http_apikey_sentinel_init(ngx_http_apikey_redis_conf_t *rcf,
 
     ngx_queue_init(&st->ask.cmds);
     ngx_queue_init(&st->sub.cmds);
+
+    /*
+     * Sentinels' host names, with a resolver in the http block: each
+     * connection to one uses its last address and asks for a fresh one
+     */
+
+    if (rcf->resolver == NULL) {
+        return;
+    }
+
+    n = rcf->sentinels->nelts;
+    sh = rcf->sentinel_hosts->elts;
+    sa = rcf->sentinels->elts;
+
+    st->names = ngx_calloc(n * sizeof(ngx_http_apikey_redis_name_t), log);
+    if (st->names == NULL) {
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        st->names[i].host = sh[i].host;
+        st->names[i].port = sh[i].port;
+        st->names[i].name = sa[i].name;
+        st->names[i].handler = ngx_http_apikey_sentinel_resolved;
+        st->names[i].data = st;
+
+        if (sh[i].host.len) {
+            (void) ngx_http_apikey_redis_name_resolve(&st->names[i],
+                          rcf->resolver, ngx_max(rcf->timeout, 1000));
+        }
+    }
+}
+
+
+/* a Sentinel's fresh address is kept for its next connection */
+
+static void
+ngx_http_apikey_sentinel_resolved(ngx_http_apikey_redis_name_t *n,
+    const char *error)
+{
+    if (error != NULL) {
+        ngx_log_error(NGX_LOG_INFO, ngx_http_apikey_sentinel.log, 0,
+                      "redis sentinel %V: %s", &n->name, error);
+        return;
+    }
+
+    n->addr.name = n->name;
 }
 
 
 void
 ngx_http_apikey_sentinel_exit(void)
 {
+    ngx_uint_t                   i;
     ngx_http_apikey_sentinel_t  *st;
 
     st = &ngx_http_apikey_sentinel;
@@ -182,6 +239,15 @@ ngx_http_apikey_sentinel_exit(void)
 
     ngx_http_apikey_redis_conn_free(&st->ask);
     ngx_http_apikey_redis_conn_free(&st->sub);
+
+    if (st->names) {
+        for (i = 0; i < st->conf->sentinels->nelts; i++) {
+            ngx_http_apikey_redis_name_cancel(&st->names[i]);
+        }
+
+        ngx_free(st->names);
+        st->names = NULL;
+    }
 }
 
 
@@ -548,23 +614,39 @@ static ngx_int_t
 ngx_http_apikey_sentinel_connect(ngx_http_apikey_redis_conn_t *rc,
     ngx_uint_t i, ngx_http_apikey_redis_cmd_t *auth)
 {
-    size_t                       argvlen[2];
-    const char                  *argv[2];
-    ngx_addr_t                  *sa;
-    ngx_http_apikey_sentinel_t  *st;
+    size_t                         argvlen[2];
+    const char                    *argv[2];
+    ngx_addr_t                    *sa;
+    ngx_http_apikey_sentinel_t    *st;
+    ngx_http_apikey_redis_name_t  *n;
 
     st = &ngx_http_apikey_sentinel;
-    sa = st->conf->sentinels->elts;
+    sa = &((ngx_addr_t *) st->conf->sentinels->elts)[i];
 
-    rc->name = sa[i].name;
+    if (st->names && st->names[i].host.len) {
+        n = &st->names[i];
+
+        /* the last address found, and a fresh one for the next time */
+
+        sa = n->addr.sockaddr ? &n->addr : NULL;
+
+        (void) ngx_http_apikey_redis_name_resolve(n, st->conf->resolver,
+                                        ngx_max(st->conf->timeout, 1000));
+
+        if (sa == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    rc->name = sa->name;
 
 #if (NGX_SSL)
     rc->ssl = st->conf->ssl_ctx;
     rc->ssl_verify = st->conf->ssl_verify ? 1 : 0;
-    ngx_http_apikey_redis_ssl_name(st->conf, &sa[i].name, &rc->ssl_name);
+    ngx_http_apikey_redis_ssl_name(st->conf, &sa->name, &rc->ssl_name);
 #endif
 
-    if (ngx_http_apikey_redis_conn_open(rc, sa[i].sockaddr, sa[i].socklen,
+    if (ngx_http_apikey_redis_conn_open(rc, sa->sockaddr, sa->socklen,
                                         st->log)
         != NGX_OK)
     {

@@ -4,8 +4,9 @@
 # name is looked up through nginx's resolver, never by a blocking call in
 # a worker and not at start (a name only that DNS server knows starts
 # fine), and again for each new connection: when the name moves to
-# another server, the next connection goes there.  A name that does not
-# resolve answers the fail mode and logs why.
+# another server, the next connection goes there.  A Sentinel's name is
+# looked up the same way.  A name that does not resolve answers the fail
+# mode and logs why.
 
 use strict;
 use warnings;
@@ -97,6 +98,42 @@ ok(wait_for(10, sub { status() == 401 }),
     or diag('status ' . status());
 
 $t->stop_nginx;
+
+# a Sentinel by a name only the resolver knows
+
+my $sentinel_bin = which('redis-sentinel');
+
+SKIP: {
+    skip 'redis-sentinel is not installed', 1 unless $sentinel_bin;
+
+    my $sp = $t->port('sentinel');
+    my $sdir = $t->dir . '/s';
+    mkdir $sdir;
+
+    open my $fh, '>', "$sdir/sentinel.conf" or die $!;
+    print $fh "port $sp\nbind 127.0.0.1\ndir $sdir\n"
+              . "sentinel monitor mymaster 127.0.0.1 $port 1\n";
+    close $fh;
+
+    my $spid = $t->_spawn("$sdir/log", $sentinel_bin, "$sdir/sentinel.conf");
+    $t->{children}{$spid} = 1;
+
+    $dns->set('redis.test' => '127.0.0.2', 'sentinel.test' => '127.0.0.1');
+
+    (my $c = conf('x'))
+        =~ s/apikey_redis x:\d+;/apikey_redis sentinel:mymaster sentinel=sentinel.test:$sp;/
+        or die 'no apikey_redis line';
+
+    $t->run_nginx($c, name => 'sentinel');
+
+    ok(wait_for(10, sub {
+           ((http_get($t->port(1), '/', { 'X-API-Key' => $k->{key} }))[0]
+            // 0) == 200
+       }), 'a Sentinel by name: the key passes, on the primary it named')
+        or diag($t->error_log('sentinel'));
+
+    $t->stop_nginx('sentinel');
+}
 
 # a name that does not resolve
 
