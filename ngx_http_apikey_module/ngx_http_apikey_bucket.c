@@ -121,6 +121,12 @@ static ngx_http_apikey_cache_conf_t   *ngx_http_apikey_bucket_conf;
 static ngx_event_t                     ngx_http_apikey_bucket_event;
 static ngx_http_apikey_bucket_told_t  *ngx_http_apikey_bucket_told;
 
+static void ngx_http_apikey_bucket_exit_tell(ngx_http_apikey_bucket_t *b);
+static void ngx_http_apikey_bucket_last_tell(ngx_event_t *ev);
+static void ngx_http_apikey_bucket_send_told(
+    ngx_http_apikey_bucket_told_t *bt);
+static ngx_event_t  ngx_http_apikey_bucket_last;
+
 
 /* the buckets' part of the zone, made on first use (zone locked) */
 
@@ -300,12 +306,12 @@ ngx_http_apikey_bucket_take(ngx_http_apikey_cache_conf_t *ccf,
     ngx_uint_t *limited, int64_t *ahead, ngx_uint_t *spent,
     ngx_http_apikey_lease_ask_t *ask)
 {
-    double                        step;
-    int64_t                       now, tat;
-    ngx_int_t                     rc;
-    ngx_http_apikey_cache_t      *cache;
-    ngx_http_apikey_bucket_t     *b;
-    ngx_http_apikey_bucket_sh_t  *bsh;
+    double                         step;
+    int64_t                        now, tat;
+    ngx_int_t                      rc;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_bucket_t      *b;
+    ngx_http_apikey_bucket_sh_t   *bsh;
 
     cache = ccf->shm_zone->data;
 
@@ -392,6 +398,8 @@ ngx_http_apikey_bucket_take(ngx_http_apikey_cache_conf_t *ccf,
 
 done:
 
+    ngx_http_apikey_bucket_exit_tell(b);
+
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
     return rc;
@@ -445,7 +453,9 @@ ngx_http_apikey_bucket_ask(ngx_http_apikey_cache_conf_t *ccf,
         size = b->limit[2];
     }
 
-    if (size < 2) {
+    /* a worker that shuts down takes no lease: it could not tell of it */
+
+    if (size < 2 || ngx_exiting) {
         return;
     }
 
@@ -505,8 +515,8 @@ ngx_http_apikey_bucket_grant(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_rec_t *rec, ngx_http_apikey_lease_ask_t *ask,
     ngx_uint_t n, int64_t at)
 {
-    ngx_http_apikey_cache_t   *cache;
-    ngx_http_apikey_bucket_t  *b;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_bucket_t      *b;
 
     cache = ccf->shm_zone->data;
 
@@ -551,6 +561,8 @@ ngx_http_apikey_bucket_grant(ngx_http_apikey_cache_conf_t *ccf,
 
 done:
 
+    ngx_http_apikey_bucket_exit_tell(b);
+
     ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
@@ -559,10 +571,10 @@ ngx_int_t
 ngx_http_apikey_bucket_sibling(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_rec_t *rec, int64_t *ahead)
 {
-    int64_t                    now;
-    ngx_int_t                  rc;
-    ngx_http_apikey_cache_t   *cache;
-    ngx_http_apikey_bucket_t  *b;
+    int64_t                        now;
+    ngx_int_t                      rc;
+    ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_bucket_t      *b;
 
     cache = ccf->shm_zone->data;
 
@@ -582,6 +594,8 @@ ngx_http_apikey_bucket_sibling(ngx_http_apikey_cache_conf_t *ccf,
             rc = NGX_AGAIN;
         }
     }
+
+    ngx_http_apikey_bucket_exit_tell(b);
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
@@ -638,11 +652,63 @@ ngx_http_apikey_bucket_init_worker(ngx_cycle_t *cycle,
 
     ngx_http_apikey_timer_init(&ngx_http_apikey_bucket_event,
                                ngx_http_apikey_bucket_sweep, NULL, cycle->log);
+    ngx_http_apikey_timer_init(&ngx_http_apikey_bucket_last,
+                               ngx_http_apikey_bucket_last_tell, NULL,
+                               cycle->log);
 
     ngx_add_timer(&ngx_http_apikey_bucket_event,
                   NGX_HTTP_APIKEY_BUCKET_SWEEP);
 
     return NGX_OK;
+}
+
+
+/*
+ * A worker that shuts down runs no sweep after its last: when it has
+ * granted, spent or given back tokens since (the replies to checks sent
+ * before the shutdown began), every lease of its zone ends and all is
+ * told once the replies of the moment are done (a posted event), for the
+ * zone may be one no other worker uses any more (a reload changed or
+ * removed it).  Called under the zone's lock.
+ */
+
+static void
+ngx_http_apikey_bucket_exit_tell(ngx_http_apikey_bucket_t *b)
+{
+    if (!ngx_exiting || b == NULL
+        || (b->used == 0 && b->back == 0 && b->tokens == 0)
+        || ngx_http_apikey_bucket_last.posted)
+    {
+        return;
+    }
+
+    ngx_post_event(&ngx_http_apikey_bucket_last, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_apikey_bucket_last_tell(ngx_event_t *ev)
+{
+    if (ngx_http_apikey_bucket_conf != NULL) {
+        ngx_http_apikey_bucket_tell(1);
+    }
+}
+
+
+static void
+ngx_http_apikey_bucket_send_told(ngx_http_apikey_bucket_told_t *bt)
+{
+    u_char  hex[64];
+
+    ngx_hex_dump(hex, bt->hash, 32);
+
+    if (bt->back) {
+        ngx_http_apikey_tally_back(hex, bt->back, bt->taken, bt->limit);
+    }
+
+    if (bt->used) {
+        ngx_http_apikey_tally_used(hex, bt->used);
+    }
 }
 
 
@@ -662,6 +728,10 @@ ngx_http_apikey_bucket_exit(void)
 {
     if (ngx_http_apikey_bucket_event.timer_set) {
         ngx_del_timer(&ngx_http_apikey_bucket_event);
+    }
+
+    if (ngx_http_apikey_bucket_last.posted) {
+        ngx_delete_posted_event(&ngx_http_apikey_bucket_last);
     }
 
     ngx_http_apikey_bucket_conf = NULL;
@@ -689,7 +759,6 @@ ngx_http_apikey_bucket_sweep(ngx_event_t *ev)
 static void
 ngx_http_apikey_bucket_tell(ngx_uint_t all)
 {
-    u_char                          hex[64];
     int64_t                         now;
     ngx_int_t                       rc;
     ngx_uint_t                      i, n, more;
@@ -783,17 +852,7 @@ done:
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
     for (i = 0; i < n; i++) {
-        bt = &ngx_http_apikey_bucket_told[i];
-
-        ngx_hex_dump(hex, bt->hash, 32);
-
-        if (bt->back) {
-            ngx_http_apikey_tally_back(hex, bt->back, bt->taken, bt->limit);
-        }
-
-        if (bt->used) {
-            ngx_http_apikey_tally_used(hex, bt->used);
-        }
+        ngx_http_apikey_bucket_send_told(&ngx_http_apikey_bucket_told[i]);
     }
 
     if (more) {

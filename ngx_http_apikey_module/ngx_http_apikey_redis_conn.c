@@ -110,6 +110,13 @@ ngx_http_apikey_redis_conn_open(ngx_http_apikey_redis_conn_t *rc,
         c->read->handler = ngx_http_apikey_redis_conn_tls;
         c->write->handler = ngx_http_apikey_redis_conn_tls;
 
+        /*
+         * not idle until the handshake is done: nginx's handshake handler
+         * would not hear of a graceful shutdown (tls_done tells of it)
+         */
+
+        c->idle = 0;
+
         if (rv == NGX_OK) {
             ngx_post_event(c->write, &ngx_posted_events);
         }
@@ -353,12 +360,6 @@ ngx_http_apikey_redis_conn_tls(ngx_event_t *ev)
     c = ev->data;
     rc = c->data;
 
-    if (c->close) {
-        c->close = 0;
-        rc->handler(rc, NGX_HTTP_APIKEY_REDIS_CONN_EXITING, NULL, NULL);
-        return;
-    }
-
     /* a command queued before the connect is done posts this early */
 
     if (c->ssl != NULL || !c->write->ready) {
@@ -424,12 +425,20 @@ ngx_http_apikey_redis_conn_tls_done(ngx_connection_t *c)
 
     c->read->handler = ngx_http_apikey_redis_conn_read;
     c->write->handler = ngx_http_apikey_redis_conn_write;
+    c->idle = 1;
 
     /* what was queued goes now; the server may have said something */
 
     ngx_post_event(c->write, &ngx_posted_events);
 
-    if (c->read->ready) {
+    if (ngx_exiting) {
+
+        /* a graceful shutdown began during the handshake */
+
+        c->close = 1;
+        ngx_post_event(c->read, &ngx_posted_events);
+
+    } else if (c->read->ready) {
         ngx_post_event(c->read, &ngx_posted_events);
     }
 }

@@ -222,7 +222,9 @@ ngx_http_apikey_redis_resolved(ngx_http_apikey_redis_name_t *n,
 
     rd->discovering = 0;
 
-    if (rd->freeing || rd->quitting) {
+    if (rd->freeing || rd->quitting || ngx_exiting || ngx_terminate
+        || ngx_quit)
+    {
         return;
     }
 

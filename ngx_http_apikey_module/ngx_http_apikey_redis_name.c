@@ -44,6 +44,9 @@ ngx_http_apikey_redis_name_resolve(ngx_http_apikey_redis_name_t *n,
     ctx->data = n;
     ctx->timeout = timeout;
 
+    /* a worker that shuts down does not wait for the answer */
+    ctx->cancelable = 1;
+
     /* the answer may come at once, from the resolver's cache */
 
     n->ctx = ctx;

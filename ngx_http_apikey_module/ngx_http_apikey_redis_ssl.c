@@ -61,6 +61,23 @@ ngx_http_apikey_redis_ssl_conf(ngx_conf_t *cf,
     cln->handler = ngx_ssl_cleanup_ctx;
     cln->data = ssl;
 
+    /*
+     * a write that must be tried again may be tried from another place:
+     * the connection's output buffer grows as commands are queued
+     */
+
+    SSL_CTX_set_mode(ssl->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
+    if (rcf->ssl_verify && rcf->ssl_name.len == 0
+        && rcf->addr.sockaddr && rcf->addr.sockaddr->sa_family == AF_UNIX)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"apikey_redis_ssl_verify\" over a UNIX-domain "
+                           "socket needs \"apikey_redis_ssl_name\": the name "
+                           "the server's certificate is for");
+        return NGX_CONF_ERROR;
+    }
+
     if (rcf->ssl_certificate.len) {
 
         if (rcf->ssl_certificate_key.len == 0) {

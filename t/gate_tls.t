@@ -94,6 +94,10 @@ like($out, qr/no "apikey_redis_ssl_certificate_key"/, 'with a clear message');
     . $t->dir . '/none.crt;'));
 isnt($rc, 0, 'a trusted certificate file that is not there is refused');
 
+($rc, $out) = $t->nginx_test(conf('unix:' . $t->dir . '/redis.sock', $trusted));
+isnt($rc, 0, 'TLS over a UNIX-domain socket without a name is refused');
+like($out, qr/needs "apikey_redis_ssl_name"/, 'with a clear message');
+
 ###############################################################################
 # verified: keys made and checked over TLS
 
