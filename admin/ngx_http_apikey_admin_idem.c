@@ -165,6 +165,7 @@ ngx_http_apikey_admin_fingerprint(ngx_http_request_t *r,
     size_t       len;
     json_t      *root;
     ngx_int_t    rc;
+    ngx_str_t    id;
 
     root = body->len ? json_loadb((char *) body->data, body->len, 0, NULL)
                      : json_object();
@@ -189,8 +190,16 @@ ngx_http_apikey_admin_fingerprint(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    p = ngx_sprintf(text, "%ui %V %V\n%s", ctx->operation, &ctx->org,
-                    &ctx->id, json);
+    /* a create has no id yet: "%V" of { 0, NULL } would memcpy from NULL */
+
+    id = ctx->id;
+
+    if (id.data == NULL) {
+        ngx_str_set(&id, "");
+    }
+
+    p = ngx_sprintf(text, "%ui %V %V\n%s", ctx->operation, &ctx->org, &id,
+                    json);
 
     ngx_free(json);
 

@@ -75,8 +75,10 @@ sub race {
             Time::HiRes::sleep(0.05 * $tries);
         }
 
+        # no status: the client's own error (connect, timeout) after them
         return join ' ', $r->{status}, $r->{json}{code} // '-',
-                         $r->{json}{key} // '-', $tries;
+                         $r->{json}{key} // '-', $tries,
+                         $r->{status} ? () : substr($r->{body}, 0, 200);
     }, together => 1, started => sub {
         return unless $stall;
         Time::HiRes::sleep($stall);
