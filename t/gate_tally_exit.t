@@ -5,6 +5,8 @@
 # (apikey_cache) and the uses of a lease (apikey_rate_lease) are in the
 # key's usage, and the lease's unspent tokens go back.  Before, the tally
 # waited for its one-second timer, which a quitting worker never saw.
+# The same when the reload turns leases off: the new workers never sweep
+# the old ones' leases, so the old ones give theirs back as they go.
 
 use strict;
 use warnings;
@@ -64,8 +66,14 @@ sub counted {
 
 sub loads { scalar(() = $t->error_log =~ /keys loaded/g) }
 
-for my $how (qw(QUIT HUP)) {
-    my $loaded = $t->nginx_pid ? loads() : 0;
+# the configuration a reload to "leases off" loads
+(my $no_lease = $conf) =~ s/^\s*apikey_rate_lease .*\n//m or die;
+
+for my $how (qw(QUIT HUP leases-off)) {
+    # the zone, and the replica in it, outlive a reload: only a start
+    # loads anew
+
+    my $loaded = $t->nginx_pid ? 0 : loads();
 
     $t->run_nginx($conf) unless $t->nginx_pid;
 
@@ -103,8 +111,13 @@ for my $how (qw(QUIT HUP)) {
     if ($how eq 'QUIT') {
         ok($t->stop_nginx('nginx', 'QUIT'), 'graceful quit');
 
-    } else {
+    } elsif ($how eq 'HUP') {
         ok($t->reload_nginx, 'graceful reload');
+
+    } else {
+        $t->write_config($no_lease);
+        ok($t->reload_nginx, 'graceful reload to a configuration without '
+                             . 'apikey_rate_lease');
     }
 
     ok(wait_for(5, sub { counted($free) == $passed + 7 }),
