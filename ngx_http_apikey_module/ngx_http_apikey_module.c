@@ -330,6 +330,18 @@ ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_str_set(&akmcf->redis.ns, "apikey:");
     }
 
+    /* the key that names the data layout, read by every handshake */
+
+    akmcf->redis.layout.len = akmcf->redis.ns.len + sizeof("layout") - 1;
+    akmcf->redis.layout.data = ngx_pnalloc(cf->pool, akmcf->redis.layout.len);
+    if (akmcf->redis.layout.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(ngx_cpymem(akmcf->redis.layout.data, akmcf->redis.ns.data,
+                          akmcf->redis.ns.len),
+               "layout", sizeof("layout") - 1);
+
     /* a host name: by the http block's resolver, or now */
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);

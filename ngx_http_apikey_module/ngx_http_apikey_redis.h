@@ -54,6 +54,7 @@ typedef struct {
     ngx_str_t                      user;
     ngx_str_t                      password;
     ngx_str_t                      ns;
+    ngx_str_t                      layout;    /* ns "layout": its version */
     ngx_str_t                      sentinel_name;   /* "": no Sentinel */
     ngx_array_t                   *sentinels;       /* of ngx_addr_t */
     ngx_array_t                   *sentinel_hosts;  /* of ngx_http_apikey_

@@ -42,6 +42,8 @@ static void ngx_http_apikey_redis_role_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_http_apikey_redis_info_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *rr);
+static void ngx_http_apikey_redis_layout_reply(
+    ngx_http_apikey_redis_cmd_t *cmd, redisReply *rr);
 static void ngx_http_apikey_redis_ping_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_http_apikey_redis_handshake_timeout(ngx_event_t *ev);
@@ -260,6 +262,7 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
     rd->select.handler = ngx_http_apikey_redis_select_reply;
     rd->role.handler = ngx_http_apikey_redis_role_reply;
     rd->info.handler = ngx_http_apikey_redis_info_reply;
+    rd->layout.handler = ngx_http_apikey_redis_layout_reply;
     rd->ping.handler = ngx_http_apikey_redis_ping_reply;
 
     if (rcf->password.len) {
@@ -316,6 +319,18 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
 
     if (ngx_http_apikey_redis_conn_argv(&rd->conn, 2, argv, argvlen,
                                         &rd->info)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    argv[0] = "GET";
+    argvlen[0] = sizeof("GET") - 1;
+    argv[1] = (const char *) rcf->layout.data;
+    argvlen[1] = rcf->layout.len;
+
+    if (ngx_http_apikey_redis_conn_argv(&rd->conn, 2, argv, argvlen,
+                                        &rd->layout)
         != NGX_OK)
     {
         goto failed;
@@ -480,6 +495,46 @@ ngx_http_apikey_redis_info_reply(ngx_http_apikey_redis_cmd_t *cmd,
                   "Redis, or the Sentinels of a primary", &rd->conn.name);
 
     ngx_http_apikey_redis_link_reset(rd, "a Redis Cluster node", 1);
+}
+
+
+/*
+ * GET ns "layout": the version of the data layout (docs/data-model.md).
+ * None is this module's layout, "1"; another one, written by a newer
+ * module or its migration, would be misread, so the server is left as a
+ * Cluster node is.  An ACL that forbids the GET lets it pass.
+ */
+
+static void
+ngx_http_apikey_redis_layout_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *rr)
+{
+    u_char                    text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
+    ngx_uint_t                level;
+    ngx_http_apikey_redis_t  *rd;
+
+    static ngx_uint_t  told;
+
+    rd = ngx_http_apikey_redis_of(cmd, layout);
+
+    if (rr == NULL || rr->type != REDIS_REPLY_STRING
+        || (rr->len == 1 && rr->str[0] == '1'))
+    {
+        return;
+    }
+
+    level = told++ ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, rd->log, 0,
+                  "redis at %V holds its keys in data layout \"%*s\", "
+                  "which this module does not know (it reads layout 1): "
+                  "upgrade the module, or move the data back with the "
+                  "release that wrote it", &rd->conn.name,
+                  ngx_http_apikey_redis_text(text, (u_char *) rr->str,
+                                             rr->len) - text,
+                  text);
+
+    ngx_http_apikey_redis_link_reset(rd, "an unknown data layout", 1);
 }
 
 

@@ -54,6 +54,7 @@ typedef struct {
     ngx_http_apikey_redis_cmd_t        select;
     ngx_http_apikey_redis_cmd_t        role;
     ngx_http_apikey_redis_cmd_t        info;
+    ngx_http_apikey_redis_cmd_t        layout;
     ngx_http_apikey_redis_cmd_t        ping;
 
     unsigned                           failed:1;

@@ -115,6 +115,10 @@ sub _serve {
     my $sel = IO::Select->new($listen);
     my %buf;
 
+    # a client that closes while a large reply is written is no reason to
+    # stop answering the others
+    $SIG{PIPE} = 'IGNORE';
+
     open my $log, '>>', $self->{log} or die "$self->{log}: $!";
     $log->autoflush(1);
 
