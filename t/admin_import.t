@@ -221,6 +221,17 @@ ok(wait_for(5, sub { (gate($port, $good->{key}))[0] == 200 }),
    'the new key passes');
 
 ###############################################################################
+# a store in another data layout is not written to
+
+$t->redis('SET', 'apikey:layout', '2');
+($rc, $out, $err) = import_lines([{ %$good, key => $t->raw_key }]);
+$t->redis('DEL', 'apikey:layout');
+
+is($rc, 3, 'another data layout: exit status 3');
+like($err, qr/^apikey-import: Redis holds its keys in data layout "2", not 1/,
+     'saying so');
+
+###############################################################################
 # usage errors
 
 ($rc, $out, $err) = import_lines([$good], '--cluster');
