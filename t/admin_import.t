@@ -84,6 +84,7 @@ my %special = (
            expires_in => 86400 },
     2 => { rate_limit => undef },
     3 => { name => "Ünïcödé ключ", expires_at => '2099-01-31T12:00:00Z' },
+    4 => { name => 'Über' },
 );
 
 @{$lines[$_ - 1]}{keys %{$special{$_}}} = values %{$special{$_}}
@@ -134,6 +135,9 @@ my ($k3) = grep { $_->{name} eq 'Ünïcödé ключ' }
                @{$a->get('orgs/org0/keys?per_page=100')->{json}{data}};
 is($k3 && $k3->{expires_at}, '2099-01-31T12:00:00Z',
    'a Unicode name and an expires_at');
+ok((grep { $_->{name} eq 'Über' }
+    @{$a->get('orgs/org1/keys?per_page=100')->{json}{data}}),
+   'a name of Latin-1 characters only, in UTF-8');
 my ($k2) = grep { $_->{name} eq 'imported 2' }
                @{$a->get('orgs/org2/keys?per_page=100')->{json}{data}};
 ok($k2 && exists $k2->{rate_limit} && !defined $k2->{rate_limit},
