@@ -6,8 +6,9 @@
 #
 # Self-contained: starts its own redis-server and nginx on free loopback
 # ports in build/bench-admin (removed at the start of the next run),
-# loads the keys through the admin create script itself (redis-cli
-# --pipe), and stops both by pid at exit.  Needs build/ (make), curl,
+# loads the keys with admin/apikey-import (the admin create script
+# itself; its rate and its Redis time a key are printed), and stops both
+# by pid at exit.  Needs build/ (make), curl,
 # redis-cli, perl, wrk.
 #
 #   BENCH_ADMIN_KEYS      keys in the organization (default 100000)
@@ -71,40 +72,38 @@ base=http://127.0.0.1:$hport/admin/orgs/$org
 
 wait_for curl -sf -o /dev/null -H "Authorization: Bearer $token" "$base/keys"
 
-# keys through the create script: names of three words and a number
+# keys through admin/apikey-import (the admin create script itself):
+# names of three words and a number, given as hashes; the import's rate,
+# and its cost to Redis from INFO commandstats
 
 echo "loading $nkeys keys into organization $org"
 
-# the script Redis runs: the admin library, then the create script
-
-sha=$(redis-cli -p "$rport" SCRIPT LOAD \
-          "$(cat "$top/admin/ngx_http_apikey_admin_lib.lua.in" \
-                 "$top/admin/ngx_http_apikey_admin_create.lua")")
-
-perl - "$sha" "$nkeys" "$org" > "$dir/load.resp" <<'PERL'
-my ($sha, $n, $org) = @ARGV;
-my $ns = 'apikey:';
+perl - "$nkeys" "$org" > "$dir/keys.jsonl" <<'PERL'
+my ($n, $org) = @ARGV;
 my @a = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
 my @w = qw(WordPress purge plugin mobile app backend billing sync export
            import CI deploy staging analytics webhook crm);
 sub r62 { join '', map { $a[int rand 62] } 1 .. $_[0] }
-binmode STDOUT;
 for my $i (1 .. $n) {
-    my $id = 'k_' . r62(22);
     my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
     my $name = join(' ', map { $w[int rand @w] } 1 .. 3)
                . sprintf(' %06d', $i);
-    my @c = ('EVALSHA', $sha, 6, "${ns}key:$id", "${ns}org:$org:keys",
-             "${ns}org:$org:idx", "${ns}org:$org:active",
-             "${ns}org:$org:events", "$ns\{$hash\}", $ns, $org, $id, $name,
-             '', 'ak_' . r62(5), $i % 4 ? 'production' : 'preview',
-             '["content:read"]', 5, 1, 5, 0, 0, 0, 0, 'bench', $hash);
-    print '*' . @c . "\r\n", map { '$' . length($_) . "\r\n$_\r\n" } @c;
+    print qq({"org":"$org","name":"$name","hash":"$hash",)
+        . qq("prefix":"ak_) . r62(5) . qq(","environment":")
+        . ($i % 4 ? 'production' : 'preview')
+        . qq(","scopes":["content:read"]}\n);
 }
 PERL
 
-redis-cli -p "$rport" --pipe < "$dir/load.resp" | tail -1
-rm -f "$dir/load.resp"
+redis-cli -p "$rport" CONFIG RESETSTAT > /dev/null
+"$top/admin/apikey-import" --redis "127.0.0.1:$rport" --actor bench \
+    < "$dir/keys.jsonl"
+rm -f "$dir/keys.jsonl"
+
+redis-cli -p "$rport" INFO commandstats | tr -d '\r' | awk -F'[=,]' '
+    /^cmdstat_evalsha:/ && $6 > 0 {
+        printf "import: %.1f us of Redis a key, %d keys/s per Redis core\n",
+               $6, 1e6 / $6 }'
 
 # a few real keys for the gatekeeper run
 
