@@ -50,7 +50,7 @@
 #define NGX_HTTP_APIKEY_BUCKET_SWEEP    100        /* ms */
 #define NGX_HTTP_APIKEY_BUCKET_LATE     100000     /* us: a request renews */
 #define NGX_HTTP_APIKEY_BUCKET_IDLE     10000000   /* us: then it goes */
-#define NGX_HTTP_APIKEY_BUCKET_TELL     1000000    /* us: uses tallied */
+#define NGX_HTTP_APIKEY_BUCKET_TELL     900000     /* us: uses tallied */
 #define NGX_HTTP_APIKEY_BUCKET_BACKS    256        /* told per sweep */
 
 
@@ -761,7 +761,7 @@ ngx_http_apikey_bucket_tell(ngx_uint_t all)
 {
     int64_t                         now;
     ngx_int_t                       rc;
-    ngx_uint_t                      i, n, more;
+    ngx_uint_t                      i, n, more, told;
     ngx_queue_t                    *q, *next;
     ngx_http_apikey_cache_t        *cache;
     ngx_http_apikey_bucket_t       *b;
@@ -771,6 +771,7 @@ ngx_http_apikey_bucket_tell(ngx_uint_t all)
     cache = ngx_http_apikey_bucket_conf->shm_zone->data;
 
     now = ngx_http_apikey_cache_now();
+    told = 0;
 
 again:
 
@@ -855,8 +856,19 @@ done:
         ngx_http_apikey_bucket_send_told(&ngx_http_apikey_bucket_told[i]);
     }
 
+    told += n;
+
     if (more) {
         goto again;
+    }
+
+    /*
+     * the uses are the instance's, of up to a second (told every 0.9 s
+     * plus a sweep): they go now, not with this worker's own counts
+     */
+
+    if (told) {
+        ngx_http_apikey_tally_now();
     }
 }
 

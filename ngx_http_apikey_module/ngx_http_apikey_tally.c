@@ -306,6 +306,32 @@ ngx_http_apikey_tally_put(u_char *hex, ngx_int_t *n, ngx_uint_t back,
 
 
 /*
+ * An instance's lease uses, told to one worker's tally once a second
+ * (ngx_http_apikey_bucket.c), go at once: a worker killed meanwhile
+ * loses the instance's counts it carries, so they are carried no longer
+ * than it takes to send them.
+ */
+
+void
+ngx_http_apikey_tally_now(void)
+{
+    ngx_event_t  *ev;
+
+    ev = &ngx_http_apikey_tally_event;
+
+    if (ngx_http_apikey_tally.slots == NULL || ev->posted) {
+        return;
+    }
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    ngx_post_event(ev, &ngx_posted_events);
+}
+
+
+/*
  * The counts go within a second; a worker that shuts down sends them now
  * (it exits once no call is under way, so a timer might never fire)
  */

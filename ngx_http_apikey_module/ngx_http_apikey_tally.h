@@ -49,6 +49,9 @@ void ngx_http_apikey_tally_back(u_char *hex, ngx_uint_t n, int64_t taken,
 /* n allowed checks of the secret at once (a lease's) */
 void ngx_http_apikey_tally_used(u_char *hex, ngx_uint_t n);
 
+/* what is tallied goes in the next pass, not within the second */
+void ngx_http_apikey_tally_now(void);
+
 /*
  * A check's reply that came after nginx answered the request without it
  * (it timed out: 503, unverified, or the replica's answer, which the

@@ -265,6 +265,30 @@ clean_ok(clean(), 'the clean run has no violation');
                  . 'missing (and its SIGKILL is no crash)');
 }
 
+# a sibling's allowed requests of the second before a worker's SIGKILL,
+# uncounted: with leases the killed worker may have carried the
+# instance's lease uses; without, they are a loss
+
+for my $lease (1, 0) {
+    my $e = clean();
+    $e->{events}[1]{conf}{lease} = $lease;
+    add($e, 'b', $T0 + 3.5 + $_ * 0.1, 200, 'ok', $FREE, pid => 13,
+        uncounted => 1) for 0 .. 4;
+    push @{$e->{events}}, { ev => 'worker_kill', inst => 'b', pid => 12,
+                            t => $T0 + 4.1 };
+    push @{$e->{errors}{b}}, '2026/01/01 00:00:00 [alert] 10#10: worker '
+                             . 'process 12 exited on signal 9';
+
+    if ($lease) {
+        clean_ok($e, 'invariant 3: with leases, a killed worker may take '
+                     . 'its instance\'s last second of lease uses along');
+    } else {
+        caught($e, 3, 'allowed', 'invariant 3: without leases, a '
+                                 . 'sibling\'s counts are no killed '
+                                 . 'worker\'s');
+    }
+}
+
 ###############################################################################
 # 4. crash, hang, alert
 

@@ -76,10 +76,14 @@ package ApiKey::Chaos::Check;
 #      L - K  <=  U  <=  L + N
 #
 #    K: that kind's log lines of a SIGKILLed worker (by $pid) in the
-#    second before its kill, and of every worker from a second before a
-#    failover to the promotion (counts it had not sent, or the new
-#    primary never received); N: the key's client requests that no log
-#    line records (a killed worker's requests in flight, checked or not).
+#    second before its kill (with leases in force, the allowed ones of
+#    its whole instance then: the instance's lease uses, told to one
+#    worker's tally once a second, go to Redis with that worker's next
+#    pass, and a worker killed meanwhile takes them along), and of every
+#    worker from a second before a failover to the promotion (counts it
+#    had not sent, or the new primary never received); N: the key's
+#    client requests that no log line records (a killed worker's requests
+#    in flight, checked or not).
 #
 # 4. No crash, no hang, no alert.  No "exited on signal" in an error log
 #    but SIGKILL of a worker the schedule killed (and nginx's own [alert]
@@ -640,8 +644,15 @@ sub inv3_usage {
                 my $kind = $KIND{$r->{ast}} or next;
                 $L{$kind}++;
 
+                # its own counts, and with leases the instance's lease
+                # uses it may have been carrying to Redis
                 my $killed = grep {
-                    $_->{inst} eq $i && $_->{pid} == $r->{pid}
+                    $_->{inst} eq $i
+                    && ($_->{pid} == $r->{pid}
+                        || $kind eq 'allowed'
+                           && grep { $_->{lease} }
+                                   configs_during($ev, $i, $_->{t} - 1,
+                                                  $_->{t}))
                     && $r->{end} >= $_->{t} - 1 && $r->{end} <= $_->{t}
                 } @{$ev->{killed}};
                 $killed ||= grep {
