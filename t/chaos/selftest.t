@@ -97,6 +97,18 @@ sub add {
 }
 
 
+# the schedule's SIGKILL of a worker, and nginx's [alert] about it
+
+sub kill_worker {
+    my ($e, $inst, $pid, $t) = @_;
+
+    push @{$e->{events}}, { ev => 'worker_kill', inst => $inst, pid => $pid,
+                            t => $t };
+    push @{$e->{errors}{$inst}}, '2026/01/01 00:00:00 [alert] 10#10: worker '
+                                 . "process $pid exited on signal 9";
+}
+
+
 sub write_evidence {
     my ($e) = @_;
 
@@ -257,10 +269,7 @@ clean_ok(clean(), 'the clean run has no violation');
     my $e = clean();
     add($e, 'b', $T0 + 3.5 + $_ * 0.1, 200, 'ok', $FREE, pid => 12,
         uncounted => 1) for 0 .. 4;
-    push @{$e->{events}}, { ev => 'worker_kill', inst => 'b', pid => 12,
-                            t => $T0 + 4.1 };
-    push @{$e->{errors}{b}}, '2026/01/01 00:00:00 [alert] 10#10: worker '
-                             . 'process 12 exited on signal 9';
+    kill_worker($e, 'b', 12, $T0 + 4.1);
     clean_ok($e, 'invariant 3: a killed worker\'s last second may be '
                  . 'missing (and its SIGKILL is no crash)');
 }
@@ -274,10 +283,7 @@ for my $lease (1, 0) {
     $e->{events}[1]{conf}{lease} = $lease;
     add($e, 'b', $T0 + 3.5 + $_ * 0.1, 200, 'ok', $FREE, pid => 13,
         uncounted => 1) for 0 .. 4;
-    push @{$e->{events}}, { ev => 'worker_kill', inst => 'b', pid => 12,
-                            t => $T0 + 4.1 };
-    push @{$e->{errors}{b}}, '2026/01/01 00:00:00 [alert] 10#10: worker '
-                             . 'process 12 exited on signal 9';
+    kill_worker($e, 'b', 12, $T0 + 4.1);
 
     if ($lease) {
         clean_ok($e, 'invariant 3: with leases, a killed worker may take '
