@@ -40,6 +40,7 @@ typedef struct {
     u_char                         start[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     size_t                         start_len;
     ngx_uint_t                     keys;
+    uint64_t                       sent;     /* ms, monotonic: the call */
     ngx_http_apikey_cache_refill_pt  refill;
     unsigned                       loading:1;
     unsigned                       failed:1;
@@ -255,6 +256,8 @@ ngx_http_apikey_cache_send(ngx_http_apikey_cache_reader_t *rd,
     args[3].data = (u_char *) n;
     args[3].len = ngx_strlen(n);
 
+    rd->sent = ngx_http_apikey_cache_msec();
+
     return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, script,
                                       1, 4, args, rd->rcf->timeout, handler,
                                       rd, rd->log, &rd->op);
@@ -428,7 +431,12 @@ ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
  * step with Redis now, at the position given (NULL: unchanged), and
  * learns Redis's clock from a reply's milliseconds: the replica judges
  * expiry and grace by it, run on from there by the monotonic clock, so
- * that a step of the host's clock changes nothing.
+ * that a step of the host's clock changes nothing.  Redis read its clock
+ * after the call was sent and before the reply came: taken as read when
+ * the call was sent, and a millisecond on (the reply's are truncated),
+ * the replica's clock is never behind Redis's, so that a grace or an
+ * expiry never ends later here than in Redis (by the call's round trip
+ * at most, it ends sooner).
  */
 
 static ngx_uint_t
@@ -456,8 +464,8 @@ ngx_http_apikey_cache_mine(ngx_http_apikey_cache_reader_t *rd, u_char *last,
         sh->synced = ngx_http_apikey_cache_msec();
 
         if (ms > 0) {
-            sh->clock = ms;
-            sh->clock_at = sh->synced;
+            sh->clock = ms + 1;
+            sh->clock_at = rd->sent;
         }
 
         if (last != NULL && len < NGX_HTTP_APIKEY_CACHE_ID_LEN) {
