@@ -16,7 +16,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::More;
-use Time::HiRes ();
 
 use ApiKey::Test;
 use ApiKey::Admin;
@@ -35,19 +34,22 @@ $t->run_nginx($conf);
 my $adm = ApiKey::Admin->new($t, $tok->{ops});
 my ($worker) = $t->worker_pids;
 
-# On a busy machine the previous client's connection may not be freed yet
-# when the next one arrives: nginx then closes the new one unanswered
-# ("worker_connections are not enough" at accept, no status), which is not
-# the module's answer, and the client sends it again.
+# The worker tries its admin connection again in the background (25 ms,
+# doubling): once an attempt finds the slot a client just freed, that
+# connection holds the last slot, and nginx closes the next clients at
+# accept, unanswered ("worker_connections are not enough"), which is not
+# the module's answer.  On a busy machine that may come after the first
+# request: each later one gets 503 store_unavailable or nothing.
 
 for my $i (1 .. 5) {
-    my $r;
+    my $r = $i % 2 ? $adm->post('orgs/acme/keys', { name => "first $i" })
+                   : $adm->get('orgs/acme/keys');
 
-    for my $try (1 .. 20) {
-        $r = $i % 2 ? $adm->post('orgs/acme/keys', { name => "first $i" })
-                    : $adm->get('orgs/acme/keys');
-        last if $r->{status};
-        Time::HiRes::sleep(0.05 * $try);
+    # closed unanswered at once, not left hanging
+    if ($i > 1 && !$r->{status} && $r->{body} !~ /^timeout/) {
+        pass("request $i: not accepted, the admin connection holds the "
+             . 'last slot');
+        next;
     }
 
     is_admin_problem($r, 503, 'store_unavailable',
