@@ -211,10 +211,11 @@ sub redis_commandstats {
 }
 
 
-# Every key with its type and contents, as text, for secret scans.
+# Every key with its type and contents, as text, for secret scans; with
+# streams => 1 the streams' entries too (the change log: hashes only).
 
 sub redis_dump {
-    my ($self) = @_;
+    my ($self, %o) = @_;
     my $text = '';
 
     for my $k (sort @{$self->redis('KEYS', '*')}) {
@@ -225,6 +226,9 @@ sub redis_dump {
               : $type eq 'set' ? $self->redis('SMEMBERS', $k)
               : $type eq 'zset'
                   ? $self->redis('ZRANGE', $k, 0, -1, 'WITHSCORES')
+              : $type eq 'stream' && $o{streams}
+                  ? [map { ($_->[0], @{$_->[1]}) }
+                         @{$self->redis('XRANGE', $k, '-', '+')}]
               : ["($type)"];
         $text .= "$k ($type): " . join(' ', map { $_ // '' } @$v) . "\n";
     }
