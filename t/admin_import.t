@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 
-# admin/apikey-import: keys made elsewhere, as JSON lines, written by the
-# admin API's own create script.  The imported keys pass the gatekeeper
+# admin/apikey-import: keys made elsewhere, as JSON lines, written as the
+# admin API's create script writes them (compared in Redis).  The imported keys pass the gatekeeper
 # (given raw or as their hash, with any prefix), with their rate limits,
 # through the replica of apikey_cache too; the admin API lists them, with
 # their fields and a "created" event by the import's actor; the raw keys
@@ -153,6 +153,92 @@ is(scalar(grep { index($dump, $_) >= 0 } @raw), 0,
    'no raw key anywhere in Redis');
 
 ###############################################################################
+# what the import writes is what the admin API's create writes: the same
+# keys made both ways (three per organization, so that the import writes
+# them in one call), compared in Redis with ids, hashes, prefixes and times
+# put aside
+
+my %body = (name => 'same', description => 'both ways', environment => 'preview',
+            scopes => ['a:b'], rate_limit => { rate => '7r/m', burst => 3 },
+            expires_in => 3600);
+my (%made, @same);
+
+for my $i (1 .. 3) {
+    my $r = $a->post('orgs/byapi/keys', { %body, name => "same $i" });
+    push @{$made{byapi}}, [$r->{json}{id}, $t->key_hash($r->{json}{key}),
+                           $r->{json}{prefix}];
+    my $key = $t->raw_key('ak');
+    push @same, { %body, name => "same $i", org => 'byimport', key => $key };
+    $made{key}{$key} = 1;
+}
+
+($rc, $out, $err) = import_lines(\@same, '--actor', 'ops');
+is($rc, 0, 'the same keys imported') or diag($err);
+
+for my $k (@{$a->get('orgs/byimport/keys?per_page=10')->{json}{data}}) {
+    my ($key) = grep { substr($_, 0, 8) eq $k->{prefix} } keys %{$made{key}};
+    push @{$made{byimport}}, [$k->{id}, $t->key_hash($key), $k->{prefix},
+                              $k->{name}];
+}
+
+# in the order the API made its own: by name
+
+my %named = map { $_->[3] => $_ } @{$made{byimport}};
+$made{byimport} = [@named{map { "same $_" } 1 .. 3}];
+
+# an organization's keys in Redis, as text with what differs put aside
+
+sub stored {
+    my ($org) = @_;
+    my @keys = @{$made{$org}};
+    my $ns = 'apikey:';
+    my @out;
+
+    for my $k (@keys) {
+        my ($id, $hash) = @$k;
+        my %rec = @{$t->redis('HGETALL', "${ns}key:$id")};
+        my %sec = @{$t->redis('HGETALL', "$ns\{$hash\}")};
+        push @out, map { "$_=$rec{$_}" } sort keys %rec;
+        push @out, map { "g.$_=$sec{$_}" } sort keys %sec;
+        push @out, 'changes=' . scalar(grep { $_ eq $hash }
+            map { @{$_->[1]} } @{$t->redis('XRANGE', "${ns}changes", '-',
+                                           '+')});
+    }
+
+    for my $i ('idx', 'active', 'keys', 'events') {
+        my $v = $i eq 'events'
+            ? $t->redis('LRANGE', "${ns}org:$org:events", 0, -1)
+            : $t->redis('ZRANGE', "${ns}org:$org:$i", 0, -1, 'WITHSCORES');
+        push @out, "$i=" . join(' | ', sort map { aside($_, $org, @keys) }
+                                            @$v);
+    }
+
+    return aside(join("\n", @out), $org, @keys);
+}
+
+sub aside {
+    my ($text, $org, @keys) = @_;
+
+    for my $n (0 .. $#keys) {
+        $text =~ s/\Q$keys[$n][0]\E/ID$n/g;
+        $text =~ s/\Q$keys[$n][1]\E/HASH$n/g;
+        $text =~ s/\Q$keys[$n][2]\E/PREFIX$n/g;
+    }
+
+    $text =~ s/\Q$org\E/ORG/g;
+    $text =~ s/\b1\d{12}(\.\d+)?\b/MS/g;
+    $text =~ s/\b1\d{9}\b/TIME/g;
+
+    return $text;
+}
+
+my ($api, $imp) = (stored('byapi'), stored('byimport'));
+like($api, qr/g\.g=0 TIME 0 7 60 3 preview a:b\nID0\nORG\nPREFIX0\nsame 1/,
+     'the API\'s create wrote the gate record');
+is($imp, $api, 'the import wrote the same records, secrets, change log,'
+               . ' indexes and events');
+
+###############################################################################
 # bad input: nothing written, the line named
 
 my $before = $a->get('orgs/org0/keys')->{json}{total_count};
@@ -207,6 +293,33 @@ like($out, qr/^apikey-import: 1 keys imported into 3 organizations, 120 already 
 # the replica learns of it from the change log within a poll
 ok(wait_for(5, sub { (gate($port, $good->{key}))[0] == 200 }),
    'the new key passes');
+
+# in the middle of one call's keys: those before it are written, it and
+# those after it are not, and the calls sent after it are; a second run
+# with --skip-existing writes what is left
+
+my @mid = map { { org => 'mid', name => "mid $_", key => $t->raw_key } }
+              1 .. 5;
+push @mid, { org => 'mid2', name => 'after', key => $t->raw_key };
+($rc) = import_lines([$mid[1]]);
+is($rc, 0, 'one key of a run imported');
+
+($rc, $out, $err) = import_lines(\@mid);
+is($rc, 1, 'a run with a key already there stops');
+like($err, qr/^apikey-import: line 2: conflict: .*\(the lines before it are imported, and 1 after it;/,
+     'at its line, saying what was written');
+like($out, qr/^apikey-import: 2 keys imported into 2 organizations in /,
+     'the summary counts what was written');
+is_deeply([sort map { $_->{name} }
+           @{$a->get('orgs/mid/keys')->{json}{data}}], ['mid 1', 'mid 2'],
+          'the key before it is written, those after it in its call not');
+is($a->get('orgs/mid2/keys')->{json}{total_count}, 1,
+   'the next call is written');
+
+($rc, $out, $err) = import_lines(\@mid, '--skip-existing');
+like($out, qr/^apikey-import: 3 keys imported into 2 organizations, 3 already there/,
+     '--skip-existing writes the rest');
+is($a->get('orgs/mid/keys')->{json}{total_count}, 5, 'all five are there');
 
 ###############################################################################
 # a store in another data layout is not written to

@@ -6,8 +6,8 @@
 #
 # Self-contained: starts its own redis-server and nginx on free loopback
 # ports in build/bench-admin (removed at the start of the next run),
-# loads the keys with admin/apikey-import (the admin create script
-# itself; its rate and its Redis time a key are printed), and stops both
+# loads the keys with admin/apikey-import (what the admin create script
+# writes; its rate and its Redis time a key are printed), and stops both
 # by pid at exit.  Needs build/ (make), curl,
 # redis-cli, perl, wrk.
 #
@@ -72,7 +72,7 @@ base=http://127.0.0.1:$hport/admin/orgs/$org
 
 wait_for curl -sf -o /dev/null -H "Authorization: Bearer $token" "$base/keys"
 
-# keys through admin/apikey-import (the admin create script itself):
+# keys through admin/apikey-import (what the admin create script writes):
 # names of three words and a number, given as hashes; the import's rate,
 # and its cost to Redis from INFO commandstats
 
@@ -100,10 +100,11 @@ redis-cli -p "$rport" CONFIG RESETSTAT > /dev/null
     < "$dir/keys.jsonl"
 rm -f "$dir/keys.jsonl"
 
-redis-cli -p "$rport" INFO commandstats | tr -d '\r' | awk -F'[=,]' '
-    /^cmdstat_evalsha:/ && $6 > 0 {
+redis-cli -p "$rport" INFO commandstats | tr -d '\r' \
+    | awk -F'[=,]' -v keys="$nkeys" '
+    /^cmdstat_evalsha:/ && $4 > 0 {
         printf "import: %.1f us of Redis a key, %d keys/s per Redis core\n",
-               $6, 1e6 / $6 }'
+               $4 / keys, 1e6 * keys / $4 }'
 
 # a few real keys for the gatekeeper run
 
