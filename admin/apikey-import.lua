@@ -63,7 +63,7 @@ local made, skipped, stop, refusal = 0, 0, 0, nil
 -- one of them is
 
 local clash = redis.call('EXISTS', unpack(KEYS, 9)) > 0
-local order, summaries, live, events, hashes = {}, {}, {}, {}, {}
+local order, summaries, named, live, events, hashes = {}, {}, {}, {}, {}, {}
 
 for n = 1, (#ARGV - 5) / ARGS do
     local a = 5 + (n - 1) * ARGS
@@ -118,7 +118,9 @@ for n = 1, (#ARGV - 5) / ARGS do
         redis.call('HSET', sk, 'g', gate(v, 0, v[5]))
 
         push(order, ms, id)
-        push(summaries, ms, summary(v))
+        local s = summary(v)
+        push(summaries, ms, s)
+        push(named, 0, nameentry(s))
         if active(v, now) then
             push(live, exp > 0 and exp or 'inf', id)
         end
@@ -141,6 +143,7 @@ if made > 0 then
 
     for _, k in ipairs(indexes()) do
         many('ZADD', k[1], summaries)
+        many('ZADD', names(k[1]), named)
         if #live > 0 then
             many('ZADD', k[2], live)
         end

@@ -150,6 +150,7 @@ typedef struct {
     ngx_str_t                       search;
     ngx_str_t                       status;
     ngx_str_t                       env_filter;
+    ngx_str_t                       name_prefix;
     ngx_uint_t                      page;
     ngx_uint_t                      per_page;
     time_t                          from;          /* usage */

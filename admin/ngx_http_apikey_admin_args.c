@@ -70,6 +70,7 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         ngx_http_apikey_admin_arg(a, &ctx->cursor_member);
         ngx_http_apikey_admin_arg_num(a, ctx->seen);
         ngx_http_apikey_admin_arg_num(a, NGX_HTTP_APIKEY_ADMIN_WALK);
+        ngx_http_apikey_admin_arg(a, &ctx->in.name_prefix);
         break;
 
     case NGX_HTTP_APIKEY_ADMIN_GET:

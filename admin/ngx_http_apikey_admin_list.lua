@@ -1,4 +1,5 @@
--- One page of an organization's keys, newest first, and how many match.
+-- One page of an organization's keys, newest first, and how many match;
+-- or, by name_prefix, in the order of their names from the name index.
 -- Without filters the page comes straight from the creation index.  With
 -- filters the script walks the compact summaries of NS org:<org>:idx next
 -- to the data, fetching only the page's records, at most "budget" of
@@ -9,7 +10,8 @@
 -- KEYS[3] NS org:<org>:active    KEYS[4] NS org:<org>:rebuild
 -- ARGV    ns, offset, count, search, status, environment ("": any),
 --         and for filters: cursor score and member ("": from the top),
---         matches before the cursor, budget
+--         matches before the cursor, budget; name_prefix ("": none,
+--         else alone: the other filters are "")
 --
 -- Returns {"ok", "", now, total, {key, ...}} or, while walking,
 -- {"ok", "", now, matches so far, {key, ...}, cursor score, cursor member}
@@ -34,6 +36,35 @@ local function fetch(ids)
         end
     end
     return data
+end
+
+-- the keys whose lowercase name starts with the lowercase name_prefix:
+-- a range of the name index, its page found by rank, not walked
+
+local prefix = string.lower(ARGV[11])
+
+if prefix ~= '' then
+    if not indexed(KEYS[1], KEYS[2], KEYS[4]) then
+        return REINDEX
+    end
+
+    local idx = names(KEYS[2])
+    local lo, hi = '[' .. prefix, '(' .. prefix .. '\255'
+    local total = redis.call('ZLEXCOUNT', idx, lo, hi)
+    local ids = {}
+
+    if total > off then
+        local first = redis.call('ZRANGEBYLEX', idx, lo, hi, 'LIMIT', 0, 1)
+        local r = redis.call('ZRANK', idx, first[1]) + off
+
+        for _, m in ipairs(redis.call('ZRANGE', idx, r,
+                                      r + math.min(count, total - off) - 1))
+        do
+            ids[#ids + 1] = string.match(m, '[^\t]*$')
+        end
+    end
+
+    return {'ok', '', now, total, fetch(ids)}
 end
 
 if search == '' and status == '' and env == '' then

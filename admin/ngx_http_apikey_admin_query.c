@@ -14,6 +14,8 @@
 static ngx_int_t ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf,
     ngx_uint_t which, ngx_str_t *value);
+static ngx_int_t ngx_http_apikey_admin_query_text(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *name, ngx_str_t *value);
 
 
 static ngx_str_t  ngx_http_apikey_admin_query_names[] = {
@@ -25,6 +27,7 @@ static ngx_str_t  ngx_http_apikey_admin_query_names[] = {
     ngx_string("from"),
     ngx_string("to"),
     ngx_string("granularity"),
+    ngx_string("name_prefix"),
     ngx_null_string
 };
 
@@ -45,7 +48,7 @@ ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
     switch (ctx->operation) {
 
     case NGX_HTTP_APIKEY_ADMIN_LIST:
-        allowed = 0x1f;
+        allowed = 0x11f;
         break;
 
     case NGX_HTTP_APIKEY_ADMIN_USAGE:
@@ -144,6 +147,19 @@ ngx_http_apikey_admin_parse_query(ngx_http_request_t *r,
         }
     }
 
+    /* name_prefix is answered from its own index, which knows names only */
+
+    if (ctx->in.name_prefix.len
+        && (ctx->in.search.len || ctx->in.status.len
+            || ctx->in.env_filter.len))
+    {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_query",
+                                           "name_prefix cannot be combined "
+                                           "with search, status or "
+                                           "environment");
+    }
+
     return NGX_OK;
 }
 
@@ -153,11 +169,9 @@ ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_loc_conf_t *alcf,
     ngx_uint_t which, ngx_str_t *value)
 {
-    u_char      *p, *last;
-    uint32_t     u;
     ngx_int_t    n;
     ngx_str_t   *env;
-    ngx_uint_t   i, chars;
+    ngx_uint_t   i;
 
     switch (which) {
 
@@ -195,36 +209,11 @@ ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
 
     case 2: /* search */
 
-        chars = 0;
-        p = value->data;
-        last = p + value->len;
-
-        while (p < last) {
-            if (*p < 0x80) {
-                u = *p++;
-
-            } else {
-                u = ngx_utf8_decode(&p, last - p);
-            }
-
-            if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u > 0x10ffff) {
-                return ngx_http_apikey_admin_error(r, ctx,
-                                                   NGX_HTTP_BAD_REQUEST,
-                                                   "invalid_query",
-                                                   "search must be UTF-8 "
-                                                   "text without control "
-                                                   "characters");
-            }
-
-            chars++;
-        }
-
-        if (chars > NGX_HTTP_APIKEY_ADMIN_NAME_MAX) {
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_query",
-                                               "search is longer than %d "
-                                               "characters",
-                                               NGX_HTTP_APIKEY_ADMIN_NAME_MAX);
+        n = ngx_http_apikey_admin_query_text(r, ctx,
+                                       &ngx_http_apikey_admin_query_names[2],
+                                       value);
+        if (n != NGX_OK) {
+            return n;
         }
 
         ctx->in.search = *value;
@@ -272,7 +261,64 @@ ngx_http_apikey_admin_query_value(ngx_http_request_t *r,
                                            "environment must be one of "
                                            "apikey_environments");
 
+    case 8: /* name_prefix */
+
+        n = ngx_http_apikey_admin_query_text(r, ctx,
+                                       &ngx_http_apikey_admin_query_names[8],
+                                       value);
+        if (n != NGX_OK) {
+            return n;
+        }
+
+        ctx->in.name_prefix = *value;
+        return NGX_OK;
+
     default: /* from, to, granularity */
         return ngx_http_apikey_admin_usage_query(r, ctx, which - 5, value);
     }
+}
+
+
+/* a text to look for among names: UTF-8, no control characters */
+
+static ngx_int_t
+ngx_http_apikey_admin_query_text(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *name, ngx_str_t *value)
+{
+    u_char      *p, *last;
+    uint32_t     u;
+    ngx_uint_t   chars;
+
+    chars = 0;
+    p = value->data;
+    last = p + value->len;
+
+    while (p < last) {
+        if (*p < 0x80) {
+            u = *p++;
+
+        } else {
+            u = ngx_utf8_decode(&p, last - p);
+        }
+
+        if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u > 0x10ffff) {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "invalid_query",
+                                               "%V must be UTF-8 text "
+                                               "without control characters",
+                                               name);
+        }
+
+        chars++;
+    }
+
+    if (chars > NGX_HTTP_APIKEY_ADMIN_NAME_MAX) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_query",
+                                           "%V is longer than %d characters",
+                                           name,
+                                           NGX_HTTP_APIKEY_ADMIN_NAME_MAX);
+    }
+
+    return NGX_OK;
 }

@@ -16,6 +16,7 @@
 -- KEYS[1] NS org:<org>:keys      KEYS[2] NS org:<org>:idx
 -- KEYS[3] NS org:<org>:active    KEYS[4] NS org:<org>:rebuild
 -- KEYS[5] NS org:<org>:idx:new   KEYS[6] NS org:<org>:active:new
+-- and the name indexes of KEYS[2] and KEYS[5] (names() in the library)
 -- ARGV    ns, records per call
 --
 -- Returns {"done"} or {"more"}.
@@ -29,11 +30,15 @@ local now = clock()
 local from = tonumber(redis.call('HGET', KEYS[4], 'cursor'))
 
 if not from then
-    if redis.call('ZCARD', KEYS[1]) == redis.call('ZCARD', KEYS[2]) then
+    local n = redis.call('ZCARD', KEYS[1])
+
+    if redis.call('ZCARD', KEYS[2]) == n
+       and redis.call('ZCARD', names(KEYS[2])) == n
+    then
         return {'done'}
     end
 
-    redis.call('UNLINK', KEYS[5], KEYS[6])
+    redis.call('UNLINK', KEYS[5], KEYS[6], names(KEYS[5]))
     from = 0
 end
 
@@ -45,7 +50,9 @@ for i = 1, #ids, 2 do
     local v = record(ns .. 'key:' .. ids[i])
 
     if v[1] then
-        redis.call('ZADD', KEYS[5], ids[i + 1], summary(v))
+        local s = summary(v)
+        redis.call('ZADD', KEYS[5], ids[i + 1], s)
+        redis.call('ZADD', names(KEYS[5]), 0, nameentry(s))
 
         if active(v, now) then
             local exp = tonumber(v[14]) or 0
@@ -68,11 +75,12 @@ end
 
 -- done: the new indexes take the place of the old ones
 
-redis.call('UNLINK', KEYS[2], KEYS[3])
+redis.call('UNLINK', KEYS[2], KEYS[3], names(KEYS[2]))
 
-for i = 5, 6 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then
-        redis.call('RENAME', KEYS[i], KEYS[i - 3])
+for _, k in ipairs({{KEYS[5], KEYS[2]}, {KEYS[6], KEYS[3]},
+                    {names(KEYS[5]), names(KEYS[2])}}) do
+    if redis.call('EXISTS', k[1]) == 1 then
+        redis.call('RENAME', k[1], k[2])
     end
 end
 

@@ -205,7 +205,7 @@ sub stored {
                                            '+')});
     }
 
-    for my $i ('idx', 'active', 'keys', 'events') {
+    for my $i ('idx', 'idx:names', 'active', 'keys', 'events') {
         my $v = $i eq 'events'
             ? $t->redis('LRANGE', "${ns}org:$org:events", 0, -1)
             : $t->redis('ZRANGE', "${ns}org:$org:$i", 0, -1, 'WITHSCORES');

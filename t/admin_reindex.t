@@ -119,7 +119,7 @@ my $rename = ($after->{rename} // 0) - ($before->{rename} // 0);
 
 is($del, 0, 'the rebuild ran no DEL');
 ok($unlink >= 1, 'the old indexes went with UNLINK') or diag($unlink);
-is($rename, 2, 'the new index and active set were renamed in place');
+is($rename, 3, 'the new index, active set and name index were renamed in place');
 is($t->redis('EXISTS', 'apikey:org:imp:rebuild', 'apikey:org:imp:idx:new',
              'apikey:org:imp:active:new'), 0, 'nothing left aside');
 
