@@ -75,6 +75,8 @@
 
 /* the fields of a key as the scripts return them */
 
+#define NGX_HTTP_APIKEY_ADMIN_META_MAX       1024  /* bytes of compact JSON */
+
 #define NGX_HTTP_APIKEY_ADMIN_F_ID           0
 #define NGX_HTTP_APIKEY_ADMIN_F_ORG          1
 #define NGX_HTTP_APIKEY_ADMIN_F_NAME         2
@@ -91,7 +93,8 @@
 #define NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT   13
 #define NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT   14
 #define NGX_HTTP_APIKEY_ADMIN_F_LAST_USED    15
-#define NGX_HTTP_APIKEY_ADMIN_F_N            16
+#define NGX_HTTP_APIKEY_ADMIN_F_META         16
+#define NGX_HTTP_APIKEY_ADMIN_F_N            17
 
 
 typedef struct {
@@ -131,6 +134,7 @@ typedef struct {
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE         0x0010
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT   0x0020
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN   0x0040
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_META         0x0080
 
 #define ngx_http_apikey_admin_given(in, field)                                \
     ((in)->given & NGX_HTTP_APIKEY_ADMIN_GIVEN_##field)
@@ -141,6 +145,7 @@ typedef struct {
     ngx_str_t                       description;
     ngx_str_t                       environment;
     ngx_str_t                       scopes_json;   /* ["a","b"] */
+    ngx_str_t                       meta;          /* compact JSON */
     ngx_uint_t                      rate;          /* 0: unlimited */
     ngx_uint_t                      per;
     ngx_uint_t                      burst;

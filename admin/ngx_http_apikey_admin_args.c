@@ -92,6 +92,7 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         ngx_http_apikey_admin_arg_num(a, ctx->in.per);
         ngx_http_apikey_admin_arg_num(a, ctx->in.burst);
         ngx_http_apikey_admin_arg_num(a, ctx->in.expires_at);
+        ngx_http_apikey_admin_arg(a, &ctx->in.meta);
         break;
 
     case NGX_HTTP_APIKEY_ADMIN_RESTORE:
@@ -302,6 +303,7 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     prefix.data = ctx->hash;
     prefix.len = NGX_HTTP_APIKEY_HASH_LEN;
     ngx_http_apikey_admin_arg(a, &prefix);
+    ngx_http_apikey_admin_arg(a, &in->meta);
 
     return NGX_OK;
 }
@@ -366,13 +368,14 @@ ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
     ngx_str_t   s;
     ngx_uint_t  i;
 
-    static u_char      letters[] = "ndsre";
+    static u_char      letters[] = "ndsrem";
     static ngx_uint_t  fields[] = {
         NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_DESCRIPTION,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE,
-        NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT,
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_META
     };
 
     s.data = ngx_pnalloc(a->pool, sizeof(letters));

@@ -11,7 +11,7 @@
 -- ARGV    ns, org, id, name, description, display prefix, environment,
 --         scopes (JSON array), rate (0: unlimited), per, burst,
 --         expires_at (0: none), expires_in (0: none), max_ttl (0: none),
---         max_keys (0: no limit), actor, hash
+--         max_keys (0: no limit), actor, hash, meta (compact JSON, "": none)
 --         and last, as in every change script (once() in the library):
 --         the fingerprint and the sealed new key ("" without an
 --         Idempotency-Key); KEYS last: NS idem:<id> with one
@@ -66,6 +66,10 @@ local function change()
 
     if exp > 0 then
         push(rec, 'expires_at', exp)
+    end
+
+    if ARGV[18] ~= '' and ARGV[18] ~= '{}' then
+        push(rec, 'meta', ARGV[18])
     end
 
     -- creation order is the score: keep it strict within a millisecond

@@ -65,6 +65,11 @@ static ngx_int_t ngx_http_apikey_admin_field_rate_limit(
 static ngx_int_t ngx_http_apikey_admin_field_expires_at(
     ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_field_t *f, json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_meta(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
+static ngx_uint_t ngx_http_apikey_admin_meta_text(json_t *value);
+static ngx_uint_t ngx_http_apikey_admin_meta_plain(u_char *p, size_t len);
 static ngx_int_t ngx_http_apikey_admin_invalid(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f);
 static ngx_int_t ngx_http_apikey_admin_digits(u_char *p, size_t n);
@@ -131,6 +136,14 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       NGX_HTTP_APIKEY_ADMIN_TTL_MAX, 0,
       "expires_in must be an integer number of seconds, "
       ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_TTL_MIN) " or more" },
+
+    { ngx_string("meta"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_meta, NGX_HTTP_APIKEY_ADMIN_GIVEN_META,
+      0, 0, 0, 0,
+      "meta must be a JSON object of at most "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_META_MAX)
+      " bytes (as compact JSON) whose names are 1 to 32 of a-z 0-9 _ and "
+      "whose strings hold no control characters" },
 
     { ngx_string("grace_seconds"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ROTATE),
@@ -563,6 +576,140 @@ ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
 invalid:
 
     return ngx_http_apikey_admin_invalid(r, ctx, f);
+}
+
+
+/*
+ * meta: an object whose names are [a-z0-9_]{1,32}, kept as compact JSON
+ * of at most NGX_HTTP_APIKEY_ADMIN_META_MAX bytes in the key's record and
+ * the gatekeeper's "g"; no string in it holds a control character, so
+ * that $apikey_meta_NAME can go into a header as it is
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_field_meta(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
+{
+    char         *js;
+    size_t        len, i;
+    json_t       *v;
+    const char   *name;
+
+    if (!json_is_object(value)) {
+        goto invalid;
+    }
+
+    json_object_foreach(value, name, v) {
+        len = ngx_strlen(name);
+
+        if (len == 0 || len > 32) {
+            goto invalid;
+        }
+
+        for (i = 0; i < len; i++) {
+            if (!((name[i] >= 'a' && name[i] <= 'z')
+                  || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+            {
+                goto invalid;
+            }
+        }
+
+        if (!ngx_http_apikey_admin_meta_text(v)) {
+            goto invalid;
+        }
+    }
+
+    js = json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (js == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_strlen(js);
+
+    if (len > NGX_HTTP_APIKEY_ADMIN_META_MAX) {
+        free(js);
+        goto invalid;
+    }
+
+    ctx->in.meta.data = ngx_pnalloc(r->pool, len);
+    if (ctx->in.meta.data == NULL) {
+        free(js);
+        return NGX_ERROR;
+    }
+
+    ctx->in.meta.len = ngx_cpymem(ctx->in.meta.data, js, len)
+                       - ctx->in.meta.data;
+    free(js);
+
+    return NGX_OK;
+
+invalid:
+
+    return ngx_http_apikey_admin_invalid(r, ctx, f);
+}
+
+
+/* no C0, DEL or C1 control character in any string or name of a value */
+
+static ngx_uint_t
+ngx_http_apikey_admin_meta_text(json_t *value)
+{
+    size_t       i;
+    json_t      *v;
+    const char  *name;
+
+    if (json_is_array(value)) {
+        for (i = 0; i < json_array_size(value); i++) {
+            if (!ngx_http_apikey_admin_meta_text(json_array_get(value, i))) {
+                return 0;
+            }
+        }
+
+        return 1;
+    }
+
+    if (json_is_object(value)) {
+        json_object_foreach(value, name, v) {
+            if (!ngx_http_apikey_admin_meta_text(v)
+                || !ngx_http_apikey_admin_meta_plain((u_char *) name,
+                                                     ngx_strlen(name)))
+            {
+                return 0;
+            }
+        }
+
+        return 1;
+    }
+
+    if (!json_is_string(value)) {
+        return 1;
+    }
+
+    name = json_string_value(value);
+
+    return ngx_http_apikey_admin_meta_plain((u_char *) name,
+                                            json_string_length(value));
+}
+
+
+static ngx_uint_t
+ngx_http_apikey_admin_meta_plain(u_char *p, size_t len)
+{
+    u_char    *last;
+    uint32_t   u;
+
+    last = p + len;
+
+    while (p < last) {
+        u = (*p < 0x80) ? *p++ : ngx_utf8_decode(&p, last - p);
+
+        if (u < 0x20 || (u >= 0x7f && u <= 0x9f)) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 

@@ -16,6 +16,7 @@
 #define NGX_HTTP_APIKEY_ADMIN_SCOPES  2
 #define NGX_HTTP_APIKEY_ADMIN_RATE    3
 #define NGX_HTTP_APIKEY_ADMIN_STATUS  4
+#define NGX_HTTP_APIKEY_ADMIN_META    5
 
 
 /* a member of the key object: its name, record field and kind */
@@ -28,7 +29,8 @@ typedef struct {
 
 
 static const char *ngx_http_apikey_admin_status(ngx_str_t *f, time_t now);
-static json_t *ngx_http_apikey_admin_scopes_json(ngx_str_t *s);
+static json_t *ngx_http_apikey_admin_stored_json(ngx_str_t *s,
+    ngx_uint_t object);
 static json_t *ngx_http_apikey_admin_rate_json(ngx_str_t *f);
 static time_t ngx_http_apikey_admin_field_time(ngx_str_t *s);
 
@@ -57,6 +59,7 @@ static ngx_http_apikey_admin_member_t  ngx_http_apikey_admin_key_members[] = {
       NGX_HTTP_APIKEY_ADMIN_TIME },
     { "revoked_at", NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT,
       NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "meta", NGX_HTTP_APIKEY_ADMIN_F_META, NGX_HTTP_APIKEY_ADMIN_META },
     { NULL, 0, 0 }
 };
 
@@ -89,7 +92,11 @@ ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
             break;
 
         case NGX_HTTP_APIKEY_ADMIN_SCOPES:
-            v = ngx_http_apikey_admin_scopes_json(&f[m->field]);
+            v = ngx_http_apikey_admin_stored_json(&f[m->field], 0);
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_META:
+            v = ngx_http_apikey_admin_stored_json(&f[m->field], 1);
             break;
 
         case NGX_HTTP_APIKEY_ADMIN_RATE:
@@ -131,24 +138,27 @@ ngx_http_apikey_admin_status(ngx_str_t *f, time_t now)
 }
 
 
-/* the record keeps scopes as JSON array text */
+/*
+ * the record keeps scopes as JSON array text and meta as JSON object
+ * text; none is the empty one
+ */
 
 static json_t *
-ngx_http_apikey_admin_scopes_json(ngx_str_t *s)
+ngx_http_apikey_admin_stored_json(ngx_str_t *s, ngx_uint_t object)
 {
-    json_t  *scopes;
+    json_t  *v;
 
     if (s->len) {
-        scopes = json_loadb((const char *) s->data, s->len, 0, NULL);
+        v = json_loadb((const char *) s->data, s->len, 0, NULL);
 
-        if (json_is_array(scopes)) {
-            return scopes;
+        if (object ? json_is_object(v) : json_is_array(v)) {
+            return v;
         }
 
-        json_decref(scopes);
+        json_decref(v);
     }
 
-    return json_array();
+    return object ? json_object() : json_array();
 }
 
 

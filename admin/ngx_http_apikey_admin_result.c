@@ -578,13 +578,19 @@ ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
     size_t       i;
     redisReply  *e;
 
+    /* an answer kept for an Idempotency-Key before meta has no meta */
+
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != NGX_HTTP_APIKEY_ADMIN_F_N)
+        || reply->elements < NGX_HTTP_APIKEY_ADMIN_F_META
+        || reply->elements > NGX_HTTP_APIKEY_ADMIN_F_N)
     {
         return NGX_ERROR;
     }
 
-    for (i = 0; i < NGX_HTTP_APIKEY_ADMIN_F_N; i++) {
+    f[NGX_HTTP_APIKEY_ADMIN_F_META].data = NULL;
+    f[NGX_HTTP_APIKEY_ADMIN_F_META].len = 0;
+
+    for (i = 0; i < reply->elements; i++) {
         e = reply->element[i];
 
         if (e->type == REDIS_REPLY_STRING) {

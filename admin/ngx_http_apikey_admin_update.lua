@@ -7,9 +7,10 @@
 -- KEYS[5] NS org:<org>:events    KEYS[6] NS org:<org>:rebuild
 -- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor, max_keys, max_ttl, fields given ("n" name,
---         "d" description, "s" scopes, "r" rate limit, "e" expiry), name,
---         description, scopes (JSON array), rate (0: unlimited), per,
---         burst, expires_at (0: never)
+--         "d" description, "s" scopes, "r" rate limit, "e" expiry, "m"
+--         meta), name, description, scopes (JSON array), rate (0:
+--         unlimited), per, burst, expires_at (0: never), meta (compact
+--         JSON)
 --         and last, as in every change script (once() in the library):
 --         the fingerprint and the sealed new key ("" without an
 --         Idempotency-Key); KEYS last: NS idem:<id> with one
@@ -47,6 +48,14 @@ local function change(v)
 
     if has('s') then
         push(set, 'scopes', ARGV[9])
+    end
+
+    if has('m') then
+        if ARGV[14] == '{}' then
+            push(del, 'meta')
+        else
+            push(set, 'meta', ARGV[14])
+        end
     end
 
     if has('r') then

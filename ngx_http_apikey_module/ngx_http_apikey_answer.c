@@ -407,7 +407,7 @@ ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
 /*
  * The secret's "g" field (docs/data-model.md): a line of check values
  * ending with the environment and the scopes, then id, org, prefix and
- * name, one per line; parsed in place (ctx points into data, which must
+ * name, one per line, and the key's meta if it has any; parsed in place (ctx points into data, which must
  * live as long as the request).
  */
 
@@ -475,13 +475,28 @@ ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
             return NGX_DECLINED;
         }
 
-        q = (i < 3) ? ngx_strlchr(p, last, '\n') : last;
+        q = ngx_strlchr(p, last, '\n');
+
         if (q == NULL) {
-            return NGX_DECLINED;
+            if (i < 3) {
+                return NGX_DECLINED;
+            }
+
+            q = last;
         }
 
         lines[i]->data = p;
         lines[i]->len = q - p;
+    }
+
+    /* meta, compact JSON; a key without it has {} */
+
+    if (q < last) {
+        ctx->meta.data = q + 1;
+        ctx->meta.len = last - q - 1;
+
+    } else {
+        ngx_str_set(&ctx->meta, "{}");
     }
 
     return NGX_OK;

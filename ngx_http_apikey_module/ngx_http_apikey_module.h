@@ -99,6 +99,7 @@ typedef struct {
     ngx_str_t                     environment;
     ngx_str_t                     prefix;
     ngx_str_t                     scopes;        /* the key's, "a b" */
+    ngx_str_t                     meta;          /* compact JSON */
     ngx_int_t                     rate;          /* the key's limit */
     ngx_int_t                     per;
     ngx_int_t                     burst_size;

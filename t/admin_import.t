@@ -160,7 +160,7 @@ is(scalar(grep { index($dump, $_) >= 0 } @raw), 0,
 
 my %body = (name => 'same', description => 'both ways', environment => 'preview',
             scopes => ['a:b'], rate_limit => { rate => '7r/m', burst => 3 },
-            expires_in => 3600);
+            expires_in => 3600, meta => { plan => 'pro' });
 my (%made, @same);
 
 for my $i (1 .. 3) {
@@ -233,7 +233,7 @@ sub aside {
 }
 
 my ($api, $imp) = (stored('byapi'), stored('byimport'));
-like($api, qr/g\.g=0 TIME 0 7 60 3 preview a:b\nID0\nORG\nPREFIX0\nsame 1/,
+like($api, qr/g\.g=0 TIME 0 7 60 3 preview a:b\nID0\nORG\nPREFIX0\nsame 1\n\{"plan":"pro"\}/,
      'the API\'s create wrote the gate record');
 is($imp, $api, 'the import wrote the same records, secrets, change log,'
                . ' indexes and events');
@@ -266,6 +266,15 @@ for ([ [ $good, { org => 'org0', name => 'x', key => $typo } ],
      [ [ { %$good, environment => 'staging' } ],
        qr/^apikey-import: line 1: environment must be one of/,
        'an unknown environment' ],
+     [ [ { %$good, meta => { Plan => 1 } } ],
+       qr/^apikey-import: line 1: meta must be a JSON object/,
+       'a meta name out of [a-z0-9_]' ],
+     [ [ { %$good, meta => { plan => "a\r\nb" } } ],
+       qr/^apikey-import: line 1: meta must be a JSON object/,
+       'a control character in meta' ],
+     [ [ { %$good, meta => { map { ("f$_" => 'x' x 40) } 1 .. 30 } } ],
+       qr/^apikey-import: line 1: meta must be a JSON object/,
+       'meta over 1 KiB' ],
      [ [ $good, $good ],
        qr/^apikey-import: line 2: the same key as line 1/, 'a key twice' ])
 {

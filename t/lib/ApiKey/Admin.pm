@@ -264,7 +264,7 @@ sub load_keys {
                    "${ns}org:$org:idx:new", "${ns}org:$org:active:new",
                    "$ns\{$hash\}", $ns, $org, $id,
                    $name->($i), '', 'ak_' . $r62->(5), $env->($i), '[]',
-                   $o{rate} // 0, 1, 1, 0, 0, 0, 0, 'bulk', $hash, '', '');
+                   $o{rate} // 0, 1, 1, 0, 0, 0, 0, 'bulk', $hash, '', '', '');
 
         $resp .= '*' . @cmd . "\r\n";
         $resp .= '$' . length($_) . "\r\n$_\r\n" for @cmd;
