@@ -31,14 +31,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     u_char                       *g;
     size_t                        glen;
-    ngx_uint_t                    i;
+    ngx_uint_t                    i, n;
     redisReply                   *reply, *e;
     ngx_pool_t                   *pool;
     ngx_http_request_t           *r;
     ngx_http_apikey_ctx_t        *ctx;
     ngx_http_apikey_fuzz_in_t     in;
     ngx_http_apikey_loc_conf_t   *akcf;
-    ngx_str_t                    *strs[6];
+    ngx_str_t                    *strs[7];
 
     ngx_http_apikey_fuzz_init();
 
@@ -94,8 +94,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     strs[3] = &ctx->name;
     strs[4] = &ctx->environment;
     strs[5] = &ctx->scopes;
+    strs[6] = &ctx->meta;
 
-    for (i = 0; i < 6; i++) {
+    /* a key without meta has the constant {} */
+
+    n = 7;
+
+    if (ctx->meta.len == 2 && ngx_strncmp(ctx->meta.data, "{}", 2) == 0) {
+        n = 6;
+    }
+
+    for (i = 0; i < n; i++) {
         ngx_http_apikey_fuzz_within(strs[i], g, glen, e);
     }
 
@@ -103,7 +112,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* read after the reply is gone: AddressSanitizer sees a stray one */
 
-    for (i = 0; i < 6; i++) {
+    for (i = 0; i < n; i++) {
         if (strs[i]->len
             && memmem(g, glen, strs[i]->data, strs[i]->len) == NULL)
         {
