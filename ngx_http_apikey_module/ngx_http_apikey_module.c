@@ -36,6 +36,8 @@ static char *ngx_http_apikey_rate_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_apikey_rate_lease(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_apikey_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_apikey_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_http_apikey_init_process(ngx_cycle_t *cycle);
@@ -166,7 +168,7 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
 
     { ngx_string("apikey_fail_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_apikey_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apikey_loc_conf_t, fail_mode),
       &ngx_http_apikey_fail_modes },
@@ -180,7 +182,7 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
 
     { ngx_string("apikey_preflight"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_apikey_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_apikey_loc_conf_t, preflight),
       &ngx_http_apikey_preflights },
@@ -708,7 +710,9 @@ ngx_http_apikey_rate_headers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\"", &value[i]);
+                               "invalid parameter \"%V\": give \"off\", "
+                               "or \"draft\", \"legacy\" or both",
+                               &value[i]);
             return NGX_CONF_ERROR;
         }
 
@@ -827,11 +831,48 @@ ngx_http_apikey_rate_lease(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         || akmcf->cache.lease == 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\"", &value[1]);
+                           "invalid value \"%V\": give \"off\" or a time "
+                           "more than 0, such as \"2s\"", &value[1]);
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* ngx_conf_set_enum_slot, with the valid values in its error */
+
+static char *
+ngx_http_apikey_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char            *p, *last, text[NGX_MAX_CONF_ERRSTR];
+    ngx_str_t         *value;
+    ngx_conf_enum_t   *e;
+
+    value = cf->args->elts;
+
+    for (e = cmd->post; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strcmp(e->name.data, value[1].data) == 0)
+        {
+            return ngx_conf_set_enum_slot(cf, cmd, conf);
+        }
+    }
+
+    p = text;
+    last = text + sizeof(text);
+
+    for (e = cmd->post; e->name.len; e++) {
+        p = ngx_slprintf(p, last, "%s\"%V\"",
+                         (e == cmd->post) ? "" : (e[1].name.len ? ", " : " or "),
+                         &e->name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\": give %*s", &value[1],
+                       p - text, text);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -89,7 +89,7 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
     for (i = 2; i < cf->args->nelts; i++) {
 
         for (k = 0, p = ngx_http_apikey_redis_params; p->name.len; k++, p++) {
-            if (value[i].len > p->name.len
+            if (value[i].len >= p->name.len
                 && ngx_strncmp(value[i].data, p->name.data, p->name.len) == 0)
             {
                 break;
@@ -97,7 +97,7 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
         }
 
         if (p->name.len == 0) {
-            ngx_http_apikey_redis_param_error(cf, "invalid", &value[i]);
+            ngx_http_apikey_redis_param_error(cf, "unknown", &value[i]);
             return NGX_CONF_ERROR;
         }
 
@@ -110,6 +110,11 @@ ngx_http_apikey_redis_directive(ngx_conf_t *cf,
 
         s.len = value[i].len - p->name.len;
         s.data = value[i].data + p->name.len;
+
+        if (s.len == 0) {
+            ngx_http_apikey_redis_param_error(cf, "invalid", &value[i]);
+            return NGX_CONF_ERROR;
+        }
 
         if (p->offset != (ngx_uint_t) -1) {
             field = (ngx_str_t *) ((u_char *) rcf + p->offset);
@@ -287,13 +292,29 @@ static void
 ngx_http_apikey_redis_param_error(ngx_conf_t *cf, const char *what,
     ngx_str_t *value)
 {
-    u_char  *eq;
-    size_t   len;
+    u_char                         *eq, *p, *last;
+    size_t                          len;
+    ngx_http_apikey_redis_param_t  *param;
+    u_char                          text[NGX_MAX_CONF_ERRSTR];
 
     eq = ngx_strlchr(value->data, value->data + value->len, '=');
     len = eq ? (size_t) (eq + 1 - value->data) : value->len;
 
+    /* the parameters there are, after an unknown one */
+
+    p = text;
+    last = text + sizeof(text);
+
+    if (what[0] == 'u') {
+        p = ngx_slprintf(p, last, ": give");
+
+        for (param = ngx_http_apikey_redis_params; param->name.len; param++) {
+            p = ngx_slprintf(p, last, " %V...", &param->name);
+        }
+    }
+
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "%s parameter \"%*s%s\" in \"apikey_redis\"",
-                       what, len, value->data, eq ? "..." : "");
+                       "%s parameter \"%*s%s\" in \"apikey_redis\"%*s",
+                       what, len, value->data, eq ? "..." : "", p - text,
+                       text);
 }

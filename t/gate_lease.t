@@ -117,7 +117,7 @@ SKIP: {
         [ 'apikey_rate_lease 0',
           admin_config($t, %conf, http => "$conf{http}\n"
                                           =~ s/\Q$lease\E/apikey_rate_lease 0;/r),
-          qr/invalid value "0"/ ],
+          qr/invalid value "0": give "off" or a time more than 0, such as "2s"/ ],
         [ 'apikey_rate_lease x',
           admin_config($t, %conf, http => "$conf{http}\n"
                                           =~ s/\Q$lease\E/apikey_rate_lease x;/r),

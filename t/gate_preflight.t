@@ -252,7 +252,7 @@ $t->stop_nginx('http');
 (my $bad = $conf) =~ s/%%HTTP%%/apikey_preflight maybe;/;
 my ($rc, $out) = $t->nginx_test($bad);
 isnt($rc, 0, 'nginx -t rejects apikey_preflight maybe');
-like($out, qr/\[emerg\] .*invalid value "maybe".* in \S*nginx\.conf:\d+/,
+like($out, qr/\[emerg\] .*invalid value "maybe": give "pass" or "check" in \S*nginx\.conf:\d+/,
      'with a message naming the value and the line')
     or diag($out);
 
