@@ -77,7 +77,7 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
     ngx_int_t                   rc;
     ngx_buf_t                  *b;
     ngx_str_t                   type;
-    ngx_uint_t                  i, k, seen;
+    ngx_uint_t                  i, k;
     ngx_atomic_uint_t           v, sum[NGX_HTTP_APIKEY_M_RESULTS];
     ngx_http_apikey_metrics_t  *m;
 
@@ -183,7 +183,7 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
                          "counter",
                          "Admin API requests, by operation and status.");
 
-    seen = 0;
+    /* only what happened: no sample of a request that never came */
 
     for (i = 0; i < NGX_HTTP_APIKEY_M_ROUTES; i++) {
         for (k = 0; k < NGX_HTTP_APIKEY_M_STATUSES; k++) {
@@ -193,8 +193,6 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
                 continue;
             }
 
-            seen = 1;
-
             p = ngx_sprintf(p, "apikey_admin_requests_total{route=\"%s\",",
                             ngx_http_apikey_routes[i]);
 
@@ -203,13 +201,6 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
                               ngx_http_apikey_metrics_statuses[k], v)
                 : ngx_sprintf(p, "status=\"other\"} %uA\n", v);
         }
-    }
-
-    if (!seen) {
-        p = ngx_cpymem(p, "apikey_admin_requests_total{route=\"none\","
-                          "status=\"200\"} 0\n",
-                       sizeof("apikey_admin_requests_total{route=\"none\","
-                              "status=\"200\"} 0\n") - 1);
     }
 
     b->last = p;
