@@ -634,7 +634,7 @@ void
 ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     size_t len, ngx_log_t *log)
 {
-    size_t                        chunk, avg;
+    size_t                        chunk, avg, cost;
     ngx_uint_t                    keys, missing, bytes, lost;
     ngx_http_apikey_cache_sh_t   *sh;
 
@@ -668,17 +668,27 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    /* the slab allocator rounds a record up to a power of two */
+    /*
+     * What a record takes in the zone: the slab allocator rounds it up to
+     * a power of two and describes each page apart, and the index has a
+     * bucket per NGX_HTTP_APIKEY_CACHE_RECORD bytes of the zone; then a
+     * quarter more, for the buckets of the keys in use and for slack.
+     */
 
-    avg = (keys > missing) ? bytes / (keys - missing) : 256;
+    avg = (keys > missing) ? bytes / (keys - missing)
+                           : NGX_HTTP_APIKEY_CACHE_RECORD;
 
     for (chunk = 8; chunk < avg; chunk <<= 1) { /* void */ }
+
+    cost = chunk + chunk * sizeof(ngx_slab_page_t) / ngx_pagesize
+           + chunk * sizeof(void *) / NGX_HTTP_APIKEY_CACHE_RECORD;
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "apikey_cache zone \"%V\" is too small: %ui of %ui keys "
                   "did not fit and are checked in Redis; about %uzk is "
-                  "needed", &cache->name, missing + lost, keys + lost,
-                  ((keys + lost) * chunk * 5 / 4 + 64 * 1024) / 1024);
+                  "needed, %uz bytes a key", &cache->name, missing + lost,
+                  keys + lost,
+                  ((keys + lost) * cost * 5 / 4 + 64 * 1024) / 1024, cost);
 }
 
 

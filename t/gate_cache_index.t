@@ -4,7 +4,8 @@
 # (its hits counted); unknown keys refused there too; deletes
 # through the change log; a full reload (the log trimmed) that removes,
 # a slice at a time, the keys Redis no longer has, leaving none behind and
-# every other key answered.
+# every other key answered; and a zone too small, whose warning names a
+# size that then holds every key.
 
 use strict;
 use warnings;
@@ -186,6 +187,44 @@ is_deeply($st, { 200 => 2000 }, 'keys of the reload and of before pass');
 is($hits, 2000, 'answered by the replica');
 
 $t->stop_nginx;
+
+# a zone too small: the keys that do not fit go to Redis; the warning's
+# size holds them all
+
+run('1m', 'small');
+
+ok(wait_for(60, sub { $t->error_log('small') =~ /keys loaded/ }),
+   'the small zone loaded');
+
+my ($warn) = $t->error_log('small')
+             =~ /\[warn\].*zone "keys" is too small: (.*)/;
+like($warn // '', qr/^\d+ of ${\ scalar @keys} keys did not fit .* about \d+k is needed, \d+ bytes a key/,
+     'a warning with the size needed and the cost of a key');
+
+my ($need, $cost) = ($warn // '') =~ /about (\d+)k is needed, (\d+) bytes/;
+my $held = metric('apikey_replica_keys');
+
+# what a key takes in fact: the zone over the keys it held (the index and
+# the zone's own upkeep included)
+
+my $real = int(1024 * 1024 / $held);
+diag("1m holds $held keys: $real bytes a key; the warning says $cost");
+ok($cost >= $real * 0.9 && $cost <= $real * 1.1,
+   'the warning\'s cost of a key is within 10% of what a key takes');
+
+($st, $hits) = ask(@keys[map { int rand @keys } 1 .. 500]);
+is_deeply($st, { 200 => 500 }, 'keys held or not, all pass');
+
+$t->stop_nginx('small');
+
+run("${need}k", 'fits');
+
+ok(wait_for(60, sub { $t->error_log('fits') =~ /keys loaded/ }),
+   "the size the warning named (${need}k) loaded");
+is(metric('apikey_replica_missing_keys'), 0, 'and holds every key');
+unlike($t->error_log('fits'), qr/too small/, 'without a warning');
+
+$t->stop_nginx('fits');
 $t->error_log_clean;
 
 done_testing;
