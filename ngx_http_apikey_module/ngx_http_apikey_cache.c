@@ -25,6 +25,7 @@ static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *cn);
 static void ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *cn);
+static size_t ngx_http_apikey_cache_size(ngx_http_apikey_cache_node_t *cn);
 static ngx_int_t ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn,
     u_char *p, u_char *last);
 
@@ -476,7 +477,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
            + (has_c ? 32 : 0);
 
-    cn = ngx_slab_alloc_locked(cache->shpool, size);
+    cn = ngx_http_apikey_cache_alloc_locked(cache, size);
 
     if (cn != NULL) {
         ngx_memzero(cn, offsetof(ngx_http_apikey_cache_node_t, g));
@@ -494,7 +495,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
             && ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
                != NGX_OK)
         {
-            ngx_slab_free_locked(cache->shpool, cn);
+            ngx_http_apikey_cache_free_locked(cache, cn, size);
             goto done;
         }
 
@@ -511,12 +512,14 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
         rc = NGX_DECLINED;
         size = offsetof(ngx_http_apikey_cache_node_t, g);
 
-        cn = ngx_slab_calloc_locked(cache->shpool, size);
+        cn = ngx_http_apikey_cache_alloc_locked(cache, size);
 
         if (cn == NULL) {
             sh->lost++;
             goto done;
         }
+
+        ngx_memzero(cn, size);
 
         cn->missing = 1;
         sh->missing++;
@@ -634,7 +637,7 @@ void
 ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     size_t len, ngx_log_t *log)
 {
-    size_t                        chunk, avg, cost;
+    size_t                        avg, cost;
     ngx_uint_t                    keys, missing, bytes, lost;
     ngx_http_apikey_cache_sh_t   *sh;
 
@@ -669,8 +672,7 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
     /*
-     * What a record takes in the zone: the slab allocator rounds it up to
-     * a power of two and describes each page apart, and the index has a
+     * What a record takes in the zone: its slot, and the index has a
      * bucket per NGX_HTTP_APIKEY_CACHE_RECORD bytes of the zone; then a
      * quarter more, for the buckets of the keys in use and for slack.
      */
@@ -678,10 +680,8 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     avg = (keys > missing) ? bytes / (keys - missing)
                            : NGX_HTTP_APIKEY_CACHE_RECORD;
 
-    for (chunk = 8; chunk < avg; chunk <<= 1) { /* void */ }
-
-    cost = chunk + chunk * sizeof(ngx_slab_page_t) / ngx_pagesize
-           + chunk * sizeof(void *) / NGX_HTTP_APIKEY_CACHE_RECORD;
+    cost = ngx_http_apikey_cache_slot(avg);
+    cost += cost * sizeof(void *) / NGX_HTTP_APIKEY_CACHE_RECORD;
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "apikey_cache zone \"%V\" is too small: %ui of %ui keys "
@@ -771,14 +771,22 @@ ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
     sh = cache->sh;
 
     sh->keys--;
-    sh->bytes -= offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
-                 + (cn->has_c ? 32 : 0);
+    sh->bytes -= ngx_http_apikey_cache_size(cn);
 
     if (cn->missing) {
         sh->missing--;
     }
 
-    ngx_slab_free_locked(cache->shpool, cn);
+    ngx_http_apikey_cache_free_locked(cache, cn,
+                                      ngx_http_apikey_cache_size(cn));
+}
+
+
+static size_t
+ngx_http_apikey_cache_size(ngx_http_apikey_cache_node_t *cn)
+{
+    return offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
+           + (cn->has_c ? 32 : 0);
 }
 
 
@@ -844,8 +852,11 @@ ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn, u_char *p,
     }
 
     cn->revoked = (n[0] == 1);
-    cn->exp = (time_t) n[1];
-    cn->grace = (time_t) n[2];
+
+    /* a time past 2106 is as good as never */
+
+    cn->exp = (uint32_t) ngx_min(n[1], 0xffffffff);
+    cn->grace = (uint32_t) ngx_min(n[2], 0xffffffff);
     cn->rate = (uint32_t) n[3];
     cn->per = (uint32_t) n[4];
     cn->burst = (uint32_t) n[5];

@@ -30,8 +30,11 @@
 /* a replica that heard from Redis this recently is current (ms) */
 #define NGX_HTTP_APIKEY_CACHE_FRESH    1000
 
-/* zone bytes a record takes, as the slab rounds it: one index bucket each */
-#define NGX_HTTP_APIKEY_CACHE_RECORD   256
+/* zone bytes a record takes: one index bucket each */
+#define NGX_HTTP_APIKEY_CACHE_RECORD   192
+
+/* larger records are the slab's, in its powers of two */
+#define NGX_HTTP_APIKEY_CACHE_SLOT_MAX 1024
 
 
 typedef struct {
@@ -63,8 +66,8 @@ struct ngx_http_apikey_cache_node_s {
     ngx_http_apikey_cache_node_t  *next;         /* in the index's bucket */
     uint64_t                       stamp;        /* change log position */
     uint64_t                       version;
-    time_t                         exp;
-    time_t                         grace;
+    uint32_t                       exp;          /* Unix seconds, 0: none */
+    uint32_t                       grace;
     uint32_t                       load;         /* the load that wrote it */
     uint32_t                       rate;
     uint32_t                       per;
@@ -77,6 +80,10 @@ struct ngx_http_apikey_cache_node_s {
     unsigned                       gone:1;       /* no g: deleted */
     u_char                         g[1];         /* then c, 32 bytes */
 };
+
+
+/* pages of records of one size (ngx_http_apikey_cache_alloc.c) */
+typedef struct ngx_http_apikey_cache_page_s  ngx_http_apikey_cache_page_t;
 
 
 typedef struct {
@@ -95,6 +102,7 @@ typedef struct {
     ngx_pid_t                      reader;
     u_char                         last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     ngx_uint_t                     swept;        /* buckets swept */
+    ngx_http_apikey_cache_page_t  *pages[NGX_HTTP_APIKEY_CACHE_SLOT_MAX / 8];
     void                          *bucket;       /* ngx_http_apikey_bucket.c */
     unsigned                       loaded:1;     /* a load completed */
     unsigned                       loading:1;
@@ -196,6 +204,18 @@ void ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache,
 
 /* removes a slice of the records a load left stale; 1 when more are left */
 ngx_uint_t ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache);
+
+
+/*
+ * ngx_http_apikey_cache_alloc.c: a record's room in the zone, locked, and
+ * what a record of size takes there
+ */
+
+void *ngx_http_apikey_cache_alloc_locked(ngx_http_apikey_cache_t *cache,
+    size_t size);
+void ngx_http_apikey_cache_free_locked(ngx_http_apikey_cache_t *cache,
+    void *p, size_t size);
+size_t ngx_http_apikey_cache_slot(size_t size);
 
 
 /* ngx_http_apikey_cache_sync.c: the reader, in one worker */

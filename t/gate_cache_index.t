@@ -4,8 +4,9 @@
 # (its hits counted); unknown keys refused there too; deletes
 # through the change log; a full reload (the log trimmed) that removes,
 # a slice at a time, the keys Redis no longer has, leaving none behind and
-# every other key answered; and a zone too small, whose warning names a
-# size that then holds every key.
+# every other key answered; a zone too small, whose warning names a size
+# that then holds every key; and churn in a small zone that leaves no
+# room unreturned.
 
 use strict;
 use warnings;
@@ -48,12 +49,16 @@ sub new_key {
     return { key => $raw, hash => sha256_hex($raw) };
 }
 
+# names of the length given, or 9 characters
+
 sub write_keys {
-    for my $k (@_) {
+    my ($len, @keys) = ref $_[0] ? (9, @_) : @_;
+
+    for my $k (@keys) {
         my $id = 'k_' . substr($k->{hash}, 0, 22);
         $t->redis('HSET', "apikey:\{$k->{hash}\}", 'g',
                   "0 0 0 0 1 0 production\n$id\nacme\n"
-                  . substr($k->{key}, 0, 8) . "\nindex key");
+                  . substr($k->{key}, 0, 8) . "\n" . 'n' x $len);
     }
 }
 
@@ -225,6 +230,48 @@ is(metric('apikey_replica_missing_keys'), 0, 'and holds every key');
 unlike($t->error_log('fits'), qr/too small/, 'without a warning');
 
 $t->stop_nginx('fits');
+
+# churn in a zone that holds some 5,000 keys: 1,000 keys replaced by 1,000
+# others of other sizes, 20 times over; a slot that a deleted record did
+# not give back would soon leave keys out
+
+$t->redis('FLUSHALL');
+
+my @live = map { new_key() } 1 .. 1000;
+write_keys(20, @live);
+
+run('1m', 'churn');
+
+ok(wait_for(60, sub { $t->error_log('churn') =~ /keys loaded/ }),
+   'the churned zone loaded');
+
+my (@dead, $steady);
+
+for my $round (1 .. 20) {
+    my @next = map { new_key() } 1 .. 1000;
+    write_keys(10 + int rand 60, @next);
+    $t->redis('DEL', "apikey:\{$_->{hash}\}") for @live;
+    $t->redis('XADD', 'apikey:changes', '*', 'h', $_->{hash}) for @next, @live;
+
+    push @dead, @live;
+    @live = @next;
+
+    $steady = wait_for(10, sub {
+        metric('apikey_replica_keys') == 1000
+        && metric('apikey_replica_missing_keys') == 0
+    }) or last;
+}
+
+ok($steady, '20 rounds of churn: the zone holds the 1000 keys, none missing')
+    or diag(metric('apikey_replica_keys') . ' held, '
+            . metric('apikey_replica_missing_keys') . ' missing');
+
+($st, $hits) = ask(@live, @dead[map { int rand @dead } 1 .. 500]);
+is_deeply($st, { 200 => 1000, 401 => 500 },
+          'the keys of the last round pass, the deleted ones are refused');
+is($hits, 1500, 'by the replica');
+
+$t->stop_nginx('churn');
 $t->error_log_clean;
 
 done_testing;
