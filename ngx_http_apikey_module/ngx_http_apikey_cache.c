@@ -19,16 +19,15 @@ static ngx_uint_t ngx_http_apikey_cache_current(
     ngx_uint_t offline);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_lookup(
     ngx_http_apikey_cache_t *cache, u_char *hash);
-static ngx_http_apikey_cache_node_t *ngx_http_apikey_cache_ceil(
-    ngx_http_apikey_cache_t *cache, u_char *hash);
-static ngx_int_t ngx_http_apikey_cache_order(u_char *a, u_char *b);
+static ngx_http_apikey_cache_node_t **ngx_http_apikey_cache_bucket(
+    ngx_http_apikey_cache_sh_t *sh, u_char *hash);
 static void ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
-    ngx_http_apikey_cache_node_t *node);
+    ngx_http_apikey_cache_node_t *cn);
+static void ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *cn);
+static size_t ngx_http_apikey_cache_size(ngx_http_apikey_cache_node_t *cn);
 static ngx_int_t ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn,
     u_char *p, u_char *last);
-static void ngx_http_apikey_cache_rbtree_insert_value(
-    ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
-    ngx_rbtree_node_t *sentinel);
 
 
 char *
@@ -147,6 +146,7 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_apikey_cache_t  *ocache = data;
 
     size_t                    len;
+    ngx_uint_t                n;
     ngx_http_apikey_cache_t  *cache;
 
     cache = shm_zone->data;
@@ -177,8 +177,18 @@ ngx_http_apikey_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     cache->shpool->data = cache->sh;
 
-    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
-                    ngx_http_apikey_cache_rbtree_insert_value);
+    /* a power of two of buckets, about one a record the zone holds */
+
+    for (n = 1; n * 2 <= shm_zone->shm.size / NGX_HTTP_APIKEY_CACHE_RECORD;
+         n <<= 1)
+    { /* void */ }
+
+    cache->sh->index = ngx_slab_calloc(cache->shpool, n * sizeof(void *));
+    if (cache->sh->index == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->sh->mask = n - 1;
 
     ngx_memcpy(cache->sh->last, "0-0", sizeof("0-0"));
 
@@ -423,7 +433,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     ngx_int_t                      rc;
     ngx_uint_t                     has_c;
     ngx_http_apikey_cache_sh_t    *sh;
-    ngx_http_apikey_cache_node_t  *cn, *old;
+    ngx_http_apikey_cache_node_t  *cn, *old, **slot;
 
     if (hex->len != 64
         || ngx_http_apikey_cache_unhex(hash, hex->data, 64) != NGX_OK)
@@ -467,7 +477,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
            + (has_c ? 32 : 0);
 
-    cn = ngx_slab_alloc_locked(cache->shpool, size);
+    cn = ngx_http_apikey_cache_alloc_locked(cache, size);
 
     if (cn != NULL) {
         ngx_memzero(cn, offsetof(ngx_http_apikey_cache_node_t, g));
@@ -485,7 +495,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
             && ngx_http_apikey_cache_parse(cn, g->data, g->data + g->len)
                != NGX_OK)
         {
-            ngx_slab_free_locked(cache->shpool, cn);
+            ngx_http_apikey_cache_free_locked(cache, cn, size);
             goto done;
         }
 
@@ -502,12 +512,14 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
         rc = NGX_DECLINED;
         size = offsetof(ngx_http_apikey_cache_node_t, g);
 
-        cn = ngx_slab_calloc_locked(cache->shpool, size);
+        cn = ngx_http_apikey_cache_alloc_locked(cache, size);
 
         if (cn == NULL) {
             sh->lost++;
             goto done;
         }
+
+        ngx_memzero(cn, size);
 
         cn->missing = 1;
         sh->missing++;
@@ -518,9 +530,9 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     cn->version = sh->version;
     cn->load = sh->load;
 
-    ngx_memcpy(&cn->node.key, hash, sizeof(ngx_rbtree_key_t));
-
-    ngx_rbtree_insert(&sh->rbtree, &cn->node);
+    slot = ngx_http_apikey_cache_bucket(sh, hash);
+    cn->next = *slot;
+    *slot = cn;
 
     sh->keys++;
     sh->bytes += size;
@@ -625,7 +637,7 @@ void
 ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     size_t len, ngx_log_t *log)
 {
-    size_t                        chunk, avg;
+    size_t                        avg, cost;
     ngx_uint_t                    keys, missing, bytes, lost;
     ngx_http_apikey_cache_sh_t   *sh;
 
@@ -643,7 +655,7 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
     sh->loaded = 1;
     sh->loading = 0;
     sh->sweeping = 1;
-    ngx_memzero(sh->stale, 32);
+    sh->swept = 0;
 
     keys = sh->keys;
     missing = sh->missing;
@@ -659,30 +671,37 @@ ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache, u_char *last,
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
-    /* the slab allocator rounds a record up to a power of two */
+    /*
+     * What a record takes in the zone: its slot, and the index has a
+     * bucket per NGX_HTTP_APIKEY_CACHE_RECORD bytes of the zone; then a
+     * quarter more, for the buckets of the keys in use and for slack.
+     */
 
-    avg = (keys > missing) ? bytes / (keys - missing) : 256;
+    avg = (keys > missing) ? bytes / (keys - missing)
+                           : NGX_HTTP_APIKEY_CACHE_RECORD;
 
-    for (chunk = 8; chunk < avg; chunk <<= 1) { /* void */ }
+    cost = ngx_http_apikey_cache_slot(avg);
+    cost += cost * sizeof(void *) / NGX_HTTP_APIKEY_CACHE_RECORD;
 
     ngx_log_error(NGX_LOG_WARN, log, 0,
                   "apikey_cache zone \"%V\" is too small: %ui of %ui keys "
                   "did not fit and are checked in Redis; about %uzk is "
-                  "needed", &cache->name, missing + lost, keys + lost,
-                  ((keys + lost) * chunk * 5 / 4 + 64 * 1024) / 1024);
+                  "needed, %uz bytes a key", &cache->name, missing + lost,
+                  keys + lost,
+                  ((keys + lost) * cost * 5 / 4 + 64 * 1024) / 1024, cost);
 }
 
 
-#define NGX_HTTP_APIKEY_CACHE_SWEEP  256
+/* buckets and records a slice of the sweep looks at, under the lock */
+#define NGX_HTTP_APIKEY_CACHE_SWEEP  2048
 
 
 ngx_uint_t
 ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache)
 {
     ngx_uint_t                     n, more;
-    ngx_rbtree_node_t             *node, *next;
     ngx_http_apikey_cache_sh_t    *sh;
-    ngx_http_apikey_cache_node_t  *cn;
+    ngx_http_apikey_cache_node_t  *cn, **p;
 
     sh = cache->sh;
     more = 0;
@@ -693,27 +712,29 @@ ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache)
         goto done;
     }
 
-    cn = ngx_http_apikey_cache_ceil(cache, sh->stale);
-    node = cn ? &cn->node : NULL;
+    for (n = 0; sh->swept <= sh->mask && n < NGX_HTTP_APIKEY_CACHE_SWEEP;
+         sh->swept++)
+    {
+        p = &sh->index[sh->swept];
 
-    for (n = 0; node != NULL && n < NGX_HTTP_APIKEY_CACHE_SWEEP; n++) {
-        next = ngx_rbtree_next(&sh->rbtree, node);
+        for (n++; *p != NULL; n++) {
+            cn = *p;
 
-        cn = (ngx_http_apikey_cache_node_t *) node;
+            if (cn->load == sh->load) {
+                p = &cn->next;
+                continue;
+            }
 
-        if (cn->load != sh->load) {
-            ngx_http_apikey_cache_delete(cache, cn);
+            *p = cn->next;
+            ngx_http_apikey_cache_free(cache, cn);
         }
-
-        node = next;
     }
 
-    if (node == NULL) {
+    if (sh->swept > sh->mask) {
         sh->sweeping = 0;
         goto done;
     }
 
-    ngx_memcpy(sh->stale, ((ngx_http_apikey_cache_node_t *) node)->hash, 32);
     more = 1;
 
 done:
@@ -728,133 +749,75 @@ static void
 ngx_http_apikey_cache_delete(ngx_http_apikey_cache_t *cache,
     ngx_http_apikey_cache_node_t *cn)
 {
+    ngx_http_apikey_cache_node_t  **p;
+
+    for (p = ngx_http_apikey_cache_bucket(cache->sh, cn->hash);
+         *p != cn;
+         p = &(*p)->next)
+    { /* void */ }
+
+    *p = cn->next;
+
+    ngx_http_apikey_cache_free(cache, cn);
+}
+
+
+static void
+ngx_http_apikey_cache_free(ngx_http_apikey_cache_t *cache,
+    ngx_http_apikey_cache_node_t *cn)
+{
     ngx_http_apikey_cache_sh_t  *sh;
 
     sh = cache->sh;
 
-    ngx_rbtree_delete(&sh->rbtree, &cn->node);
-
     sh->keys--;
-    sh->bytes -= offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
-                 + (cn->has_c ? 32 : 0);
+    sh->bytes -= ngx_http_apikey_cache_size(cn);
 
     if (cn->missing) {
         sh->missing--;
     }
 
-    ngx_slab_free_locked(cache->shpool, cn);
+    ngx_http_apikey_cache_free_locked(cache, cn,
+                                      ngx_http_apikey_cache_size(cn));
 }
 
 
-/*
- * The tree is ordered by the hash's first bytes read as a number (the
- * node's key), then by the whole hash.
- */
-
-static ngx_int_t
-ngx_http_apikey_cache_order(u_char *a, u_char *b)
+static size_t
+ngx_http_apikey_cache_size(ngx_http_apikey_cache_node_t *cn)
 {
-    ngx_rbtree_key_t  ka, kb;
+    return offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
+           + (cn->has_c ? 32 : 0);
+}
 
-    ngx_memcpy(&ka, a, sizeof(ngx_rbtree_key_t));
-    ngx_memcpy(&kb, b, sizeof(ngx_rbtree_key_t));
 
-    if (ka != kb) {
-        return (ka < kb) ? -1 : 1;
-    }
+/* the index's bucket of a hash: its first bytes, a digest's, are uniform */
 
-    return ngx_memcmp(a, b, 32);
+static ngx_http_apikey_cache_node_t **
+ngx_http_apikey_cache_bucket(ngx_http_apikey_cache_sh_t *sh, u_char *hash)
+{
+    ngx_uint_t  key;
+
+    ngx_memcpy(&key, hash, sizeof(ngx_uint_t));
+
+    return &sh->index[key & sh->mask];
 }
 
 
 static ngx_http_apikey_cache_node_t *
 ngx_http_apikey_cache_lookup(ngx_http_apikey_cache_t *cache, u_char *hash)
 {
-    ngx_int_t                      rc;
-    ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_apikey_cache_node_t  *cn;
 
-    node = cache->sh->rbtree.root;
-    sentinel = cache->sh->rbtree.sentinel;
-
-    while (node != sentinel) {
-        cn = (ngx_http_apikey_cache_node_t *) node;
-
-        rc = ngx_http_apikey_cache_order(hash, cn->hash);
-
-        if (rc == 0) {
+    for (cn = *ngx_http_apikey_cache_bucket(cache->sh, hash);
+         cn != NULL;
+         cn = cn->next)
+    {
+        if (ngx_memcmp(cn->hash, hash, 32) == 0) {
             return cn;
         }
-
-        node = (rc < 0) ? node->left : node->right;
     }
 
     return NULL;
-}
-
-
-/* the first record at or after hash, in the tree's order */
-
-static ngx_http_apikey_cache_node_t *
-ngx_http_apikey_cache_ceil(ngx_http_apikey_cache_t *cache, u_char *hash)
-{
-    ngx_int_t                      rc;
-    ngx_rbtree_node_t             *node, *sentinel;
-    ngx_http_apikey_cache_node_t  *cn, *found;
-
-    node = cache->sh->rbtree.root;
-    sentinel = cache->sh->rbtree.sentinel;
-    found = NULL;
-
-    while (node != sentinel) {
-        cn = (ngx_http_apikey_cache_node_t *) node;
-
-        rc = ngx_http_apikey_cache_order(hash, cn->hash);
-
-        if (rc == 0) {
-            return cn;
-        }
-
-        if (rc < 0) {
-            found = cn;
-            node = node->left;
-
-        } else {
-            node = node->right;
-        }
-    }
-
-    return found;
-}
-
-
-static void
-ngx_http_apikey_cache_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t            **p;
-    ngx_http_apikey_cache_node_t  *cn, *cnt;
-
-    cn = (ngx_http_apikey_cache_node_t *) node;
-
-    for ( ;; ) {
-        cnt = (ngx_http_apikey_cache_node_t *) temp;
-
-        p = (ngx_http_apikey_cache_order(cn->hash, cnt->hash) < 0)
-            ? &temp->left : &temp->right;
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
 }
 
 
@@ -889,8 +852,11 @@ ngx_http_apikey_cache_parse(ngx_http_apikey_cache_node_t *cn, u_char *p,
     }
 
     cn->revoked = (n[0] == 1);
-    cn->exp = (time_t) n[1];
-    cn->grace = (time_t) n[2];
+
+    /* a time past 2106 is as good as never */
+
+    cn->exp = (uint32_t) ngx_min(n[1], 0xffffffff);
+    cn->grace = (uint32_t) ngx_min(n[2], 0xffffffff);
     cn->rate = (uint32_t) n[3];
     cn->per = (uint32_t) n[4];
     cn->burst = (uint32_t) n[5];

@@ -30,6 +30,12 @@
 /* a replica that heard from Redis this recently is current (ms) */
 #define NGX_HTTP_APIKEY_CACHE_FRESH    1000
 
+/* zone bytes a record takes: one index bucket each */
+#define NGX_HTTP_APIKEY_CACHE_RECORD   192
+
+/* larger records are the slab's, in its powers of two */
+#define NGX_HTTP_APIKEY_CACHE_SLOT_MAX 1024
+
 
 typedef struct {
     ngx_shm_zone_t                *shm_zone;     /* NULL: no apikey_cache */
@@ -48,15 +54,20 @@ typedef struct {
  * log's position the record is as new as: a record read earlier never
  * replaces it (the instance's own change, applied at once, is newer than
  * what the reader read just before it), and a secret the instance itself
- * deleted stays "gone" until the reader is past that deletion.
+ * deleted stays "gone" until the reader is past that deletion.  The
+ * records are found through a hash index, a bucket per
+ * NGX_HTTP_APIKEY_CACHE_RECORD bytes of the zone chosen by the hash's
+ * first bytes (a digest: uniform already), and chained through "next".
  */
 
-typedef struct {
-    ngx_rbtree_node_t              node;         /* key: the hash's start */
+typedef struct ngx_http_apikey_cache_node_s  ngx_http_apikey_cache_node_t;
+
+struct ngx_http_apikey_cache_node_s {
+    ngx_http_apikey_cache_node_t  *next;         /* in the index's bucket */
     uint64_t                       stamp;        /* change log position */
     uint64_t                       version;
-    time_t                         exp;
-    time_t                         grace;
+    uint32_t                       exp;          /* Unix seconds, 0: none */
+    uint32_t                       grace;
     uint32_t                       load;         /* the load that wrote it */
     uint32_t                       rate;
     uint32_t                       per;
@@ -68,12 +79,16 @@ typedef struct {
     unsigned                       missing:1;    /* no g: did not fit */
     unsigned                       gone:1;       /* no g: deleted */
     u_char                         g[1];         /* then c, 32 bytes */
-} ngx_http_apikey_cache_node_t;
+};
+
+
+/* pages of records of one size (ngx_http_apikey_cache_alloc.c) */
+typedef struct ngx_http_apikey_cache_page_s  ngx_http_apikey_cache_page_t;
 
 
 typedef struct {
-    ngx_rbtree_t                   rbtree;
-    ngx_rbtree_node_t              sentinel;
+    ngx_http_apikey_cache_node_t **index;        /* by the hash's start */
+    ngx_uint_t                     mask;         /* buckets - 1 */
     uint32_t                       load;         /* the latest load */
     uint64_t                       version;      /* changes applied */
     ngx_uint_t                     keys;
@@ -86,7 +101,8 @@ typedef struct {
     uint64_t                       clock_at;     /* ms, monotonic */
     ngx_pid_t                      reader;
     u_char                         last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
-    u_char                         stale[32];    /* where the sweep is */
+    ngx_uint_t                     swept;        /* buckets swept */
+    ngx_http_apikey_cache_page_t  *pages[NGX_HTTP_APIKEY_CACHE_SLOT_MAX / 8];
     void                          *bucket;       /* ngx_http_apikey_bucket.c */
     unsigned                       loaded:1;     /* a load completed */
     unsigned                       loading:1;
@@ -188,6 +204,18 @@ void ngx_http_apikey_cache_end_load(ngx_http_apikey_cache_t *cache,
 
 /* removes a slice of the records a load left stale; 1 when more are left */
 ngx_uint_t ngx_http_apikey_cache_sweep(ngx_http_apikey_cache_t *cache);
+
+
+/*
+ * ngx_http_apikey_cache_alloc.c: a record's room in the zone, locked, and
+ * what a record of size takes there
+ */
+
+void *ngx_http_apikey_cache_alloc_locked(ngx_http_apikey_cache_t *cache,
+    size_t size);
+void ngx_http_apikey_cache_free_locked(ngx_http_apikey_cache_t *cache,
+    void *p, size_t size);
+size_t ngx_http_apikey_cache_slot(size_t size);
 
 
 /* ngx_http_apikey_cache_sync.c: the reader, in one worker */

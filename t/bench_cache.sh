@@ -37,6 +37,11 @@
 #   BENCH_LEASE         the lease mode's apikey_rate_lease TIME (default
 #                       2s); off leaves the directive out, the third
 #                       instance then being a second cache one
+#   BENCH_CACHE_KEYS    keys Redis holds (default 1000): the ones past the
+#                       first 1000 are written in the same layout by a
+#                       script in Redis, never asked for, and make the
+#                       replicas (and their zones) as large
+#   BENCH_MODULE        the module to measure (default build's)
 
 set -euo pipefail
 
@@ -46,6 +51,8 @@ rounds=${BENCH_CACHE_ROUNDS:-5}
 conns=${BENCH_CONNS:-64}
 lease=${BENCH_LEASE:-2s}
 keys=1000
+total=${BENCH_CACHE_KEYS:-$keys}
+module=${BENCH_MODULE:-$top/build/ngx_http_apikey_module.so}
 dir=$top/build/bench-cache
 keytool=$top/build/apikey-key
 kinds="valid limited malformed unknown"
@@ -125,13 +132,34 @@ echo "ak_${k:3:-1}$([ "${k: -1}" = A ] && echo B || echo A)" \
 
 redis-cli -p "$rport" < "$dir/seed.redis" > /dev/null
 
+# the other keys: the layout above, hashes that no key has, 100,000 a
+# script call
+
+if [ "$total" -gt "$keys" ]; then
+    echo "seeding $((total - keys)) more keys in Redis"
+fi
+
+for ((from = 1; from <= total - keys; from += 100000)); do
+    redis-cli -p "$rport" eval '
+        local to = math.min(tonumber(ARGV[1]) + 99999, tonumber(ARGV[2]))
+        for i = tonumber(ARGV[1]), to do
+            local h = redis.sha1hex(i .. "") .. redis.sha1hex(i .. "x")
+            local id = string.sub(redis.sha1hex(i .. "k"), 1, 22)
+            redis.call("HSET", "apikey:{" .. string.sub(h, 1, 64) .. "}",
+                       "g", "0 0 0 1000000 1 1000000 production\nk_" .. id
+                            .. "\nbench\nak_" .. string.sub(id, 1, 5)
+                            .. "\nfill " .. i)
+        end
+        return to' 0 "$from" "$((total - keys))" > /dev/null
+done
+
 for kind in $kinds; do
     wrk_script "$dir/$kind.txt" "$dir/$kind.lua"
 done
 
 conf() {
     cat <<CONF
-load_module $top/build/ngx_http_apikey_module.so;
+load_module $module;
 worker_processes 2;
 pid $1/nginx.pid;
 error_log $1/error.log warn;
@@ -158,10 +186,13 @@ else
 fi
 
 conf "$dir/plain" "${port[plain]}" "" > "$dir/plain/nginx.conf"
-conf "$dir/cache" "${port[cache]}" "apikey_cache zone=bench:16m;" \
+# 16m, or 512 bytes a key
+zone=$(( total > 32768 ? total / 2048 + 1 : 16 ))m
+
+conf "$dir/cache" "${port[cache]}" "apikey_cache zone=bench:$zone;" \
     > "$dir/cache/nginx.conf"
 conf "$dir/lease" "${port[lease]}" \
-     "apikey_cache zone=bench:16m; $lease_conf" > "$dir/lease/nginx.conf"
+     "apikey_cache zone=bench:$zone; $lease_conf" > "$dir/lease/nginx.conf"
 
 for m in $modes; do
     /usr/sbin/nginx -p "$dir/$m" -c "$dir/$m/nginx.conf" -e "$dir/$m/error.log"
@@ -176,8 +207,14 @@ loaded() {
     curl -sf "http://127.0.0.1:$1/metrics" \
         | grep -q '^apikey_replica_lag_seconds [0-9]'
 }
+# a second per 10,000 keys at least
+for ((i = 0; i < total / 1000 + 100; i++)); do
+    loaded "${port[cache]}" && loaded "${port[lease]}" && break
+    sleep 0.1
+done
 wait_for loaded "${port[cache]}"
 wait_for loaded "${port[lease]}"
+grep -h 'apikey_cache zone.*\(loaded\|too small\)' "$dir"/*/error.log || true
 
 # the instance at port $1's checks by status, "status count" lines
 checks() {
