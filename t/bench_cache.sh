@@ -225,13 +225,16 @@ checks() {
 # run SECONDS KIND PORT LOCATION NAME: one wrk run, Redis's commandstats of
 # it kept in $dir/stats/NAME, the checks it made by status (as
 # "ok=N,limited=N") in $dir/stats/NAME.checks; prints "requests/s p50 p99
-# requests non2xx errors calls trips", the latencies in ms
+# requests non2xx errors calls trips redis_us", the latencies in ms,
+# redis_us the CPU time (user and system) Redis spent during the run
 run() {
-    local out
+    local out cpu0 cpu1
     checks "$3" > "$dir/stats/$5.before"
     redis-cli -p "$rport" config resetstat > /dev/null
+    cpu0=$(redis_cpu)
     out=$(wrk -t2 -c"$conns" -d"${1}s" --latency -s "$dir/$2.lua" \
               "http://127.0.0.1:$3/$4")
+    cpu1=$(redis_cpu)
     redis-cli -p "$rport" info commandstats | tr -d '\r' \
         | grep '^cmdstat_' | grep -v '^cmdstat_\(info\|config\)' \
         > "$dir/stats/$5" || true
@@ -268,9 +271,15 @@ run() {
         /Non-2xx/         { bad = w[5] }
         /Socket errors/   { err = w[4] + w[6] + w[8] + w[10] }
         END {
-            printf "%.2f %.3f %.3f %d %d %d %d %d\n", rps, p50, p99, n,
-                   bad, err, calls, trips
-        }'
+            printf "%.2f %.3f %.3f %d %d %d %d %d %.0f\n", rps, p50, p99, n,
+                   bad, err, calls, trips, (cpu1 - cpu0) * 1e6
+        }' cpu0="$cpu0" cpu1="$cpu1"
+}
+
+# Redis's CPU seconds so far, user and system (INFO cpu)
+redis_cpu() {
+    redis-cli -p "$rport" info cpu | tr -d '\r' | awk -F: '
+        /^used_cpu_(sys|user):/ { t += $2 } END { printf "%.6f\n", t }'
 }
 
 echo "warming up"
@@ -289,7 +298,7 @@ echo "$rounds rounds of ${seconds}s per run, $conns connections," \
 printf '%-6s %-10s %12s %14s %14s %14s\n' round kind "bare r/s" "gated r/s" \
        "cached r/s" "leased r/s"
 
-printf 'round\tkind\tmode\trps\tp50_ms\tp99_ms\trequests\tnon2xx\terrors\tcalls\ttrips\tchecks\n' \
+printf 'round\tkind\tmode\trps\tp50_ms\tp99_ms\trequests\tnon2xx\terrors\tcalls\ttrips\tredis_us\tchecks\n' \
     > "$dir/runs.tsv"
 
 # figures[KIND,MODE,METRIC]: the rounds' values, space separated
@@ -309,12 +318,12 @@ for round in $(seq 1 "$rounds"); do
             else
                 p=${port[$m]} loc=gated
             fi
-            read -r r p50 p99 n bad err calls trips \
+            read -r r p50 p99 n bad err calls trips rus \
                 <<< "$(run "$seconds" "$kind" "$p" "$loc" \
                            "$round-$kind-$m")"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
                 "$round" "$kind" "$m" "$r" "$p50" "$p99" "$n" "$bad" \
-                "$err" "$calls" "$trips" \
+                "$err" "$calls" "$trips" "$rus" \
                 "$(cat "$dir/stats/$round-$kind-$m.checks")" >> "$dir/runs.tsv"
             rps[$m]=$r
 
@@ -341,6 +350,11 @@ for round in $(seq 1 "$rounds"); do
                 "$(awk -v c="$calls" -v n="$n" 'BEGIN { print n ? c / n : 0 }')"
             add "$kind" "$m" trips \
                 "$(awk -v c="$trips" -v n="$n" 'BEGIN { print n ? c / n : 0 }')"
+            add "$kind" "$m" rus \
+                "$(awk -v c="$rus" -v n="$n" 'BEGIN { print n ? c / n : 0 }')"
+            add "$kind" "$m" rcore \
+                "$(awk -v c="$rus" -v n="$n" \
+                       'BEGIN { print (c > 0 ? n * 1e6 / c : 0) }')"
             if [ "$m" != bare ]; then
                 add "$kind" "$m" ratio \
                     "$(awk -v g="$r" -v b="${rps[bare]}" \
@@ -387,7 +401,9 @@ row() {
 echo
 echo "medians of $rounds rounds, apikey_rate_lease $lease"
 echo "(calls/req: Redis commands per request, the scripts' own included;"
-echo " trips/req: script calls per request, what nginx sends; bare: background)"
+echo " trips/req: script calls per request, what nginx sends; bare: background;"
+echo " Redis us/req: Redis's CPU time per request, and the requests/s one Redis"
+echo " core would take at that cost, 'per core')"
 printf '  %-14s %11s %11s %11s %11s   %s\n' "" bare "no cache" cache \
        "$lease_label" "lease target"
 
@@ -402,6 +418,8 @@ for kind in $kinds; do
         row "$kind" "calls/req" calls %.4f
     fi
     row "$kind" "trips/req" trips %.4f
+    row "$kind" "Redis us/req" rus %.2f
+    row "$kind" "per core r/s" rcore %.0f
     row "$kind" "ratio to bare" ratio %.3f "ratio >= 0.9" ">=" 0.9
 done
 
