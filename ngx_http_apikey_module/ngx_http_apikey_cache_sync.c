@@ -11,21 +11,29 @@
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_timer.h"
+#include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_cache_scripts.h"
 
 
 /*
  * The reader: one worker of the instance (the first) loads the replica
- * from Redis in slices and then follows the change log, polling it
- * every NGX_HTTP_APIKEY_CACHE_POLL ms with one short script call on the
- * worker's gatekeeper connection.  Nothing here blocks: each step is a
- * reply handler that arms the timer of the next.
+ * from Redis in slices and then follows the change log, on a connection
+ * of its own.  Once it has read the log to its end, it waits there in
+ * Redis: an XREAD that blocks until an entry comes after the last one it
+ * read, whatever wrote it, or for NGX_HTTP_APIKEY_CACHE_BLOCK ms.  An
+ * entry, or a second without one, and the reader reads the log with its
+ * script (the second's read finds a gap that no entry shows: a log
+ * deleted or replaced).  Idle, that is two XREADs and one script call a
+ * second.  Nothing here blocks the worker: each step is a reply handler
+ * that sends the next call, or arms the timer of the next step.
  */
 
 
-#define NGX_HTTP_APIKEY_CACHE_POLL      20
+#define NGX_HTTP_APIKEY_CACHE_POLL      1000      /* ms, a read at least */
+#define NGX_HTTP_APIKEY_CACHE_RETRY     20        /* ms, after a failure */
+#define NGX_HTTP_APIKEY_CACHE_BLOCK     500       /* ms an XREAD waits */
 #define NGX_HTTP_APIKEY_CACHE_SLICE     "400"     /* keys a load slice scans */
-#define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a poll reads */
+#define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a read takes */
 
 
 typedef struct {
@@ -41,6 +49,7 @@ typedef struct {
     size_t                         start_len;
     ngx_uint_t                     keys;
     uint64_t                       sent;     /* ms, monotonic: the call */
+    uint64_t                       read;     /* ms, monotonic: the log's */
     ngx_http_apikey_cache_refill_pt  refill;
     unsigned                       loading:1;
     unsigned                       failed:1;
@@ -50,6 +59,8 @@ typedef struct {
 static void ngx_http_apikey_cache_step(ngx_event_t *ev);
 static void ngx_http_apikey_cache_loaded(void *data, redisReply *reply);
 static void ngx_http_apikey_cache_followed(void *data, redisReply *reply);
+static void ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd);
+static void ngx_http_apikey_cache_woken(void *data, redisReply *reply);
 static ngx_int_t ngx_http_apikey_cache_send(
     ngx_http_apikey_cache_reader_t *rd, ngx_http_apikey_script_t *script,
     u_char *arg, size_t len, const char *n,
@@ -237,7 +248,7 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
         /* Redis is known down: try again later, from the start of a load */
 
         rd->loading = 0;
-        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
     }
 }
 
@@ -258,7 +269,7 @@ ngx_http_apikey_cache_send(ngx_http_apikey_cache_reader_t *rd,
 
     rd->sent = ngx_http_apikey_cache_msec();
 
-    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, script,
+    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_REPLICA, script,
                                       1, 4, args, rd->rcf->timeout, handler,
                                       rd, rd->log, &rd->op);
 }
@@ -285,7 +296,7 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
 
         ngx_http_apikey_cache_failed(rd, "load", reply);
         rd->loading = 0;
-        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
         return;
     }
 
@@ -335,7 +346,7 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
                   "the change log from %*s", &rd->cache->name, rd->keys,
                   rd->start_len, rd->start);
 
-    ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+    ngx_http_apikey_cache_next(rd, 1);
 }
 
 
@@ -375,11 +386,12 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
         ngx_http_apikey_cache_failed(rd, "follow", reply);
-        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
         return;
     }
 
     rd->failed = 0;
+    rd->read = ngx_http_apikey_cache_msec();
 
     e = reply->element[1];
 
@@ -398,9 +410,100 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
         return;
     }
 
-    /* a full read: more entries may wait */
+    /* at the log's end, or a full read: the XREAD says if more wait */
 
-    ngx_http_apikey_cache_next(rd, n ? 1 : NGX_HTTP_APIKEY_CACHE_POLL);
+    ngx_http_apikey_cache_wait(rd);
+}
+
+
+static void
+ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
+{
+    u_char                       last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
+    u_char                       block[NGX_INT_T_LEN];
+    ngx_str_t                    args[8];
+    ngx_http_apikey_cache_t     *cache;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    cache = rd->cache;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    args[7].len = ngx_strlen(cache->sh->last);
+    ngx_memcpy(last, cache->sh->last, args[7].len);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_str_set(&args[0], "XREAD");
+    ngx_str_set(&args[1], "COUNT");
+    ngx_str_set(&args[2], "1");
+    ngx_str_set(&args[3], "BLOCK");
+    args[4].data = block;
+    args[4].len = ngx_sprintf(block, "%d", NGX_HTTP_APIKEY_CACHE_BLOCK)
+                  - block;
+    ngx_str_set(&args[5], "STREAMS");
+    args[6] = rd->stream;
+    args[7].data = last;
+
+    /* the call's timeout runs from the end of the block */
+
+    if (ngx_http_apikey_redis_command(NGX_HTTP_APIKEY_REDIS_REPLICA, 8, args,
+                                      NGX_HTTP_APIKEY_CACHE_BLOCK
+                                      + rd->rcf->timeout,
+                                      ngx_http_apikey_cache_woken, rd,
+                                      rd->log, &rd->op)
+        != NGX_OK)
+    {
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
+        return;
+    }
+
+    ngx_http_apikey_redis_blocking(rd->op);
+    ngx_http_apikey_metric_add(calls[NGX_HTTP_APIKEY_REDIS_REPLICA]);
+}
+
+
+/*
+ * The XREAD's reply: an entry after the last one read, and the log is
+ * read at once; none, and the replica is as current as Redis's answer
+ * (nothing came after its position meanwhile), and waits again unless a
+ * second passed since the log was last read.
+ */
+
+static void
+ngx_http_apikey_cache_woken(void *data, redisReply *reply)
+{
+    ngx_http_apikey_cache_reader_t *rd = data;
+
+    rd->op = NULL;
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_NIL
+            && reply->type != REDIS_REPLY_ARRAY))
+    {
+        ngx_http_apikey_cache_failed(rd, "wait", reply);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+
+        if (!ngx_http_apikey_cache_mine(rd, NULL, 0, NULL)) {
+            return;
+        }
+
+        if (ngx_http_apikey_cache_msec() - rd->read
+            < NGX_HTTP_APIKEY_CACHE_POLL)
+        {
+            ngx_http_apikey_cache_wait(rd);
+            return;
+        }
+    }
+
+    ngx_http_apikey_cache_step(&rd->timer);
 }
 
 

@@ -34,7 +34,7 @@
 
 typedef struct {
     ngx_atomic_t                   checks[NGX_HTTP_APIKEY_M_RESULTS];
-    ngx_atomic_t                   calls[2];         /* gate, admin */
+    ngx_atomic_t                   calls[3];         /* by connection */
     ngx_atomic_t                   errors[NGX_HTTP_APIKEY_M_ERRORS];
     ngx_atomic_t                   reconnects;
     ngx_atomic_t                   failovers;

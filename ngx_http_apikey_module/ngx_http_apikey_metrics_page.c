@@ -97,7 +97,7 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b = ngx_create_temp_buf(r->pool, 6144 + NGX_HTTP_APIKEY_M_ROUTES
+    b = ngx_create_temp_buf(r->pool, 7168 + NGX_HTTP_APIKEY_M_ROUTES
                                             * NGX_HTTP_APIKEY_M_STATUSES * 96);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -137,10 +137,12 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
 
     p = ngx_http_apikey_metrics_family(p, "apikey_redis_calls_total",
                          "counter",
-                         "Script calls sent to Redis, by connection.");
+                         "Calls sent to Redis, by connection.");
     p = ngx_sprintf(p, "apikey_redis_calls_total{connection=\"gate\"} %uA\n"
-                       "apikey_redis_calls_total{connection=\"admin\"} %uA\n",
-                    m->calls[0], m->calls[1]);
+                       "apikey_redis_calls_total{connection=\"admin\"} %uA\n"
+                       "apikey_redis_calls_total{connection=\"replica\"} "
+                       "%uA\n",
+                    m->calls[0], m->calls[1], m->calls[2]);
 
     p = ngx_http_apikey_metrics_family(p, "apikey_redis_errors_total",
                          "counter",

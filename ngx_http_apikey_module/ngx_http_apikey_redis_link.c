@@ -56,7 +56,8 @@ static void ngx_http_apikey_redis_found(void);
 static void ngx_http_apikey_redis_switched(void);
 
 
-ngx_http_apikey_redis_t  ngx_http_apikey_redis[2];
+ngx_http_apikey_redis_t
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_LINKS];
 
 static ngx_http_apikey_redis_exit_pt  ngx_http_apikey_redis_exit_handler;
 
@@ -752,7 +753,7 @@ ngx_http_apikey_redis_found(void)
     ngx_uint_t                i;
     ngx_http_apikey_redis_t  *rd;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         if (!rd->discovering) {
@@ -780,7 +781,7 @@ ngx_http_apikey_redis_switched(void)
 
     ngx_http_apikey_metric_add(failovers);
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         if (ngx_http_apikey_redis_conn_is_open(&rd->conn)) {
@@ -805,7 +806,7 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
     ngx_uint_t                i;
     ngx_http_apikey_redis_t  *rd;
 
-    static const char  *names[] = { "gate", "admin" };
+    static const char  *names[] = { "gate", "admin", "replica" };
 
     if (rcf->sentinel_name.len) {
         ngx_http_apikey_sentinel_init(rcf, cycle->log,
@@ -815,7 +816,7 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
 
     ngx_http_apikey_redis_exit_handler = exiting;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         ngx_memzero(rd, sizeof(ngx_http_apikey_redis_t));
@@ -841,12 +842,13 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
     }
 
     /*
-     * the gatekeeper's connection is made now; the admin API's when it is
-     * first used, so that a worker of a server without an admin location
-     * holds one connection
+     * the gatekeeper's connection is made now; the admin API's and the
+     * replica's when first used, so that a worker of a server without an
+     * admin location or apikey_cache holds one connection
      */
 
     ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_ADMIN].idle = 1;
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_REPLICA].idle = 1;
 
     ngx_http_apikey_redis_link_connect(
                             &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_GATE]);
@@ -859,13 +861,13 @@ ngx_http_apikey_redis_link_exit(void)
     ngx_uint_t                i;
     ngx_http_apikey_redis_t  *rd;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         ngx_http_apikey_redis[i].freeing = 1;
     }
 
     ngx_http_apikey_sentinel_exit();
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         if (rd->handshake.timer_set) {

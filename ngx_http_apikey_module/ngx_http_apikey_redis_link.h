@@ -18,9 +18,10 @@
 
 
 /*
- * A worker's link to Redis, one for the gatekeeper's calls and one for
- * the admin API's (ngx_http_apikey_redis_link.c): its connection, the
- * handshake, reconnects with backoff, Sentinel's primary.  The calls made
+ * A worker's link to Redis, one for the gatekeeper's calls, one for the
+ * admin API's and one for the replica's reads
+ * (ngx_http_apikey_redis_link.c): its connection, the handshake,
+ * reconnects with backoff, Sentinel's primary.  The calls made
  * on it are ngx_http_apikey_redis.c's: they wait in "waiting", which the
  * link hands on by posting "resend" (whose handler is the calls' file's)
  * whenever they may go, or must be answered.
@@ -69,7 +70,8 @@ typedef struct {
 } ngx_http_apikey_redis_t;
 
 
-extern ngx_http_apikey_redis_t  ngx_http_apikey_redis[2];
+extern ngx_http_apikey_redis_t
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_LINKS];
 
 
 void ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
