@@ -18,14 +18,17 @@
 /*
  * The reader: one worker of the instance (the first) loads the replica
  * from Redis in slices and then follows the change log, on a connection
- * of its own.  Once it has read the log to its end, it waits there in
- * Redis: an XREAD that blocks until an entry comes after the last one it
- * read, whatever wrote it, or for NGX_HTTP_APIKEY_CACHE_BLOCK ms.  An
- * entry, or a second without one, and the reader reads the log with its
- * script (the second's read finds a gap that no entry shows: a log
- * deleted or replaced).  Idle, that is two XREADs and one script call a
- * second.  Nothing here blocks the worker: each step is a reply handler
- * that sends the next call, or arms the timer of the next step.
+ * of its own.  A slice that fails (a timeout, a lost connection) is asked
+ * again from the same SCAN cursor as long as the same server answers
+ * (its run_id): the load goes on where it stopped.  Once the reader has
+ * read the log to its end, it waits there in Redis: an XREAD that blocks
+ * until an entry comes after the last one it read, whatever wrote it, or
+ * for NGX_HTTP_APIKEY_CACHE_BLOCK ms.  An entry, or a second without
+ * one, and the reader reads the log with its script (the second's read
+ * finds a gap that no entry shows: a log deleted or replaced).  Idle,
+ * that is two XREADs and one script call a second.  Nothing here blocks
+ * the worker: each step is a reply handler that sends the next call, or
+ * arms the timer of the next step.
  */
 
 
@@ -47,11 +50,17 @@ typedef struct {
     u_char                         cursor[NGX_INT64_LEN + 1];
     u_char                         start[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     size_t                         start_len;
+    u_char                         server[NGX_HTTP_APIKEY_REDIS_SERVER_LEN];
+    size_t                         server_len;   /* where the cursor is */
     ngx_uint_t                     keys;
+    ngx_uint_t                     slices;
+    ngx_uint_t                     resumes;
+    uint64_t                       began;    /* ms, monotonic: the load */
     uint64_t                       sent;     /* ms, monotonic: the call */
     uint64_t                       read;     /* ms, monotonic: the log's */
     ngx_http_apikey_cache_refill_pt  refill;
     unsigned                       loading:1;
+    unsigned                       resume:1; /* a slice failed */
     unsigned                       failed:1;
 } ngx_http_apikey_cache_reader_t;
 
@@ -221,9 +230,16 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
             ngx_http_apikey_cache_begin_load(cache);
 
             rd->loading = 1;
+            rd->resume = 0;
             rd->keys = 0;
+            rd->slices = 0;
+            rd->resumes = 0;
+            rd->began = ngx_http_apikey_cache_msec();
             rd->cursor[0] = '0';
             rd->cursor[1] = '\0';
+
+            ngx_http_apikey_metric_set(replica_loading, 1);
+            ngx_http_apikey_metric_set(replica_load_keys, 0);
 
             ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                           "apikey_cache zone \"%V\": loading",
@@ -245,9 +261,9 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
 
     if (rc != NGX_OK) {
 
-        /* Redis is known down: try again later, from the start of a load */
+        /* Redis is known down: try again later (a load resumes then) */
 
-        rd->loading = 0;
+        rd->resume = rd->loading;
         ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
     }
 }
@@ -280,7 +296,9 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
 {
     ngx_http_apikey_cache_reader_t *rd = data;
 
+    u_char       server[NGX_HTTP_APIKEY_REDIS_SERVER_LEN];
     size_t       len;
+    uint64_t     ms;
     ngx_uint_t   n;
     redisReply  *e;
 
@@ -292,22 +310,50 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
         || reply->element[0]->len > NGX_INT64_LEN
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
-        /* begin again: a SCAN cursor means nothing on another server */
+        /*
+         * a timeout, or a lost connection: the slice is asked again, from
+         * the same cursor, once Redis answers
+         */
 
         ngx_http_apikey_cache_failed(rd, "load", reply);
-        rd->loading = 0;
+        rd->resume = 1;
         ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
         return;
     }
 
-    rd->failed = 0;
+    len = ngx_http_apikey_redis_server(NGX_HTTP_APIKEY_REDIS_REPLICA, server);
 
     e = reply->element[1];
 
     if (rd->cursor[0] == '0' && rd->cursor[1] == '\0') {
-        len = ngx_min(e->len, NGX_HTTP_APIKEY_CACHE_ID_LEN - 1);
-        ngx_memcpy(rd->start, e->str, len);
-        rd->start_len = len;
+        ngx_memcpy(rd->server, server, len);
+        rd->server_len = len;
+
+        n = ngx_min(e->len, NGX_HTTP_APIKEY_CACHE_ID_LEN - 1);
+        ngx_memcpy(rd->start, e->str, n);
+        rd->start_len = n;
+
+    } else if (len != rd->server_len
+               || ngx_memcmp(server, rd->server, len) != 0)
+    {
+        /* a SCAN cursor means nothing on another server: begin again */
+
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "apikey_cache zone \"%V\": another Redis server "
+                      "answers, the load begins again", &rd->cache->name);
+
+        rd->loading = 0;
+        ngx_http_apikey_cache_next(rd, 1);
+        return;
+    }
+
+    rd->failed = 0;
+    rd->slices++;
+
+    if (rd->resume) {
+        rd->resume = 0;
+        rd->resumes++;
+        ngx_http_apikey_metric_add(replica_load_resumes);
     }
 
     /* what a slice reads is as new as where the load began, at least */
@@ -323,6 +369,8 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
     }
 
     rd->keys += n;
+
+    ngx_http_apikey_metric_set(replica_load_keys, rd->keys);
 
     e = reply->element[0];
 
@@ -341,9 +389,15 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
 
     (void) ngx_http_apikey_cache_mine(rd, NULL, 0, reply->element[2]);
 
-    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
-                  "apikey_cache zone \"%V\": %ui keys loaded, following "
+    ngx_http_apikey_metric_set(replica_loading, 0);
+
+    ms = ngx_http_apikey_cache_msec() - rd->began;
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "apikey_cache zone \"%V\": %ui keys loaded in %uL.%03uL s "
+                  "(%ui slices, %ui resumed after a failed one), following "
                   "the change log from %*s", &rd->cache->name, rd->keys,
+                  ms / 1000, ms % 1000, rd->slices, rd->resumes,
                   rd->start_len, rd->start);
 
     ngx_http_apikey_cache_next(rd, 1);

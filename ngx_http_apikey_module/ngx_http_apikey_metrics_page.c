@@ -289,6 +289,22 @@ ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
                          "Checks the replica answered without Redis.");
     p = ngx_sprintf(p, "apikey_replica_hits_total %uA\n", m->replica_hits);
 
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_loading", "gauge",
+                         "1 while the replica is being loaded.");
+    p = ngx_sprintf(p, "apikey_replica_loading %uA\n", m->replica_loading);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_load_keys", "gauge",
+                         "Keys the running or the last load has read.");
+    p = ngx_sprintf(p, "apikey_replica_load_keys %uA\n",
+                    m->replica_load_keys);
+
+    p = ngx_http_apikey_metrics_family(p,
+                         "apikey_replica_load_resumes_total", "counter",
+                         "Load slices that went on from the cursor of a "
+                         "failed one.");
+    p = ngx_sprintf(p, "apikey_replica_load_resumes_total %uA\n",
+                    m->replica_load_resumes);
+
     return p;
 }
 

@@ -871,6 +871,21 @@ ngx_http_apikey_redis_ready(void)
 }
 
 
+size_t
+ngx_http_apikey_redis_server(ngx_uint_t conn, u_char *buf)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis[conn];
+
+    if (rd->identified) {
+        return ngx_cpymem(buf, rd->run_id, 40) - buf;
+    }
+
+    return ngx_sprintf(buf, "#%ui", rd->conn.generation) - buf;
+}
+
+
 ngx_uint_t
 ngx_http_apikey_redis_replicas(void)
 {

@@ -195,6 +195,17 @@ void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op,
 /* whether ngx_http_apikey_redis_eval() would send a check now */
 ngx_uint_t ngx_http_apikey_redis_ready(void);
 
+/*
+ * Within a reply handler: the server that answered on the connection, as
+ * text of at most NGX_HTTP_APIKEY_REDIS_SERVER_LEN bytes written to buf,
+ * the same for the same server however often it is reconnected to: its
+ * run_id, or, where INFO is refused, the connection's number (the same
+ * connection is the same server).  The replica's connection only.
+ */
+#define NGX_HTTP_APIKEY_REDIS_SERVER_LEN  (40 + NGX_INT_T_LEN + 1)
+
+size_t ngx_http_apikey_redis_server(ngx_uint_t conn, u_char *buf);
+
 /* the most replicas a primary's ROLE showed in this worker (Sentinel) */
 ngx_uint_t ngx_http_apikey_redis_replicas(void);
 

@@ -46,6 +46,7 @@ typedef struct {
     ngx_msec_t                         backoff;
     ngx_msec_t                         last_reply;
     ngx_uint_t                         replicas;  /* most ROLE showed */
+    u_char                             run_id[40];    /* of the server */
     ngx_log_t                         *log;
     ngx_log_t                          quiet;     /* during an outage */
 
@@ -55,6 +56,7 @@ typedef struct {
     ngx_http_apikey_redis_cmd_t        select;
     ngx_http_apikey_redis_cmd_t        role;
     ngx_http_apikey_redis_cmd_t        info;
+    ngx_http_apikey_redis_cmd_t        server;
     ngx_http_apikey_redis_cmd_t        layout;
     ngx_http_apikey_redis_cmd_t        ping;
 
@@ -67,6 +69,8 @@ typedef struct {
     unsigned                           freeing:1;     /* the worker ends */
     unsigned                           stalled:1;     /* logged */
     unsigned                           have_addr:1;   /* just resolved */
+    unsigned                           identify:1;    /* asks run_id */
+    unsigned                           identified:1;  /* run_id known */
 } ngx_http_apikey_redis_t;
 
 
