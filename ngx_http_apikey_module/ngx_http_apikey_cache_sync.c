@@ -473,10 +473,10 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
 static void
 ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
 {
-    u_char                       last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
-    u_char                       block[NGX_INT_T_LEN];
-    ngx_str_t                    args[8];
-    ngx_http_apikey_cache_t     *cache;
+    u_char                    last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
+    u_char                    block[NGX_INT_T_LEN];
+    ngx_str_t                 args[8];
+    ngx_http_apikey_cache_t  *cache;
 
     if (ngx_exiting || ngx_quit || ngx_terminate) {
         return;
