@@ -26,15 +26,19 @@
  * for NGX_HTTP_APIKEY_CACHE_BLOCK ms.  An entry, or a second without
  * one, and the reader reads the log with its script (the second's read
  * finds a gap that no entry shows: a log deleted or replaced).  Idle,
- * that is two XREADs and one script call a second.  Nothing here blocks
- * the worker: each step is a reply handler that sends the next call, or
- * arms the timer of the next step.
+ * that is two XREADs and one script call a second.  Each reply is the
+ * replica's last contact with Redis, from which it answers for max_stale
+ * once Redis is gone: under a short max_stale the XREAD blocks for a
+ * tenth of it, so that nine tenths at least are left after a fault.
+ * Nothing here blocks the worker: each step is a reply handler that
+ * sends the next call, or arms the timer of the next step.
  */
 
 
 #define NGX_HTTP_APIKEY_CACHE_POLL      1000      /* ms, a read at least */
 #define NGX_HTTP_APIKEY_CACHE_RETRY     20        /* ms, after a failure */
 #define NGX_HTTP_APIKEY_CACHE_BLOCK     500       /* ms an XREAD waits */
+#define NGX_HTTP_APIKEY_CACHE_BLOCK_MIN 20
 #define NGX_HTTP_APIKEY_CACHE_SLICE     "400"     /* keys a load slice scans */
 #define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a read takes */
 
@@ -58,6 +62,7 @@ typedef struct {
     uint64_t                       began;    /* ms, monotonic: the load */
     uint64_t                       sent;     /* ms, monotonic: the call */
     uint64_t                       read;     /* ms, monotonic: the log's */
+    ngx_msec_t                     block;    /* ms an XREAD waits */
     ngx_http_apikey_cache_refill_pt  refill;
     unsigned                       loading:1;
     unsigned                       resume:1; /* a slice failed */
@@ -140,6 +145,13 @@ ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
     rd->rcf = rcf;
     rd->log = cycle->log;
     rd->refill = refill;
+
+    rd->block = NGX_HTTP_APIKEY_CACHE_BLOCK;
+
+    if (ccf->max_stale && ccf->max_stale / 10 < rd->block) {
+        rd->block = ngx_max(ccf->max_stale / 10,
+                            NGX_HTTP_APIKEY_CACHE_BLOCK_MIN);
+    }
 
     rd->stream.len = rcf->ns.len + sizeof("changes") - 1;
     rd->stream.data = ngx_pnalloc(cycle->pool, rd->stream.len);
@@ -496,8 +508,7 @@ ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
     ngx_str_set(&args[2], "1");
     ngx_str_set(&args[3], "BLOCK");
     args[4].data = block;
-    args[4].len = ngx_sprintf(block, "%d", NGX_HTTP_APIKEY_CACHE_BLOCK)
-                  - block;
+    args[4].len = ngx_sprintf(block, "%M", rd->block) - block;
     ngx_str_set(&args[5], "STREAMS");
     args[6] = rd->stream;
     args[7].data = last;
@@ -505,8 +516,7 @@ ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
     /* the call's timeout runs from the end of the block */
 
     if (ngx_http_apikey_redis_command(NGX_HTTP_APIKEY_REDIS_REPLICA, 8, args,
-                                      NGX_HTTP_APIKEY_CACHE_BLOCK
-                                      + rd->rcf->timeout,
+                                      rd->block + rd->rcf->timeout,
                                       ngx_http_apikey_cache_woken, rd,
                                       rd->log, &rd->op)
         != NGX_OK)

@@ -27,7 +27,7 @@ $t->run_redis;
 my $tok = write_tokens($t, ops => '*');
 
 my $conf_a = admin_config($t,
-                          http => 'apikey_cache zone=keys:4m max_stale=3s;',
+                          http => 'apikey_cache zone=keys:4m;',
                           server => 'location = /metrics { apikey_metrics; }');
 (my $conf_b = $conf_a) =~ s/%%PORT_1%%/%%PORT_2%%/g;
 
