@@ -513,6 +513,8 @@ ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
     args[6] = rd->stream;
     args[7].data = last;
 
+    rd->sent = ngx_http_apikey_cache_msec();
+
     /* the call's timeout runs from the end of the block */
 
     if (ngx_http_apikey_redis_command(NGX_HTTP_APIKEY_REDIS_REPLICA, 8, args,
@@ -534,7 +536,10 @@ ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
  * The XREAD's reply: an entry after the last one read, and the log is
  * read at once; none, and the replica is as current as Redis's answer
  * (nothing came after its position meanwhile), and waits again unless a
- * second passed since the log was last read.
+ * second passed since the log was last read.  A connection that ended
+ * before the block did (Redis killed or restarted, the connection
+ * dropped) was in step until then too: Redis would have sent any entry
+ * it had.
  */
 
 static void
@@ -548,6 +553,13 @@ ngx_http_apikey_cache_woken(void *data, redisReply *reply)
         || (reply->type != REDIS_REPLY_NIL
             && reply->type != REDIS_REPLY_ARRAY))
     {
+        if (reply == NULL
+            && ngx_http_apikey_cache_msec() - rd->sent < rd->block
+            && !ngx_http_apikey_cache_mine(rd, NULL, 0, NULL))
+        {
+            return;
+        }
+
         ngx_http_apikey_cache_failed(rd, "wait", reply);
         ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
         return;
