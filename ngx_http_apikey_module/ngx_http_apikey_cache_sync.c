@@ -11,21 +11,36 @@
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_cache.h"
 #include "ngx_http_apikey_timer.h"
+#include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_cache_scripts.h"
 
 
 /*
  * The reader: one worker of the instance (the first) loads the replica
- * from Redis in slices and then follows the change log, polling it
- * every NGX_HTTP_APIKEY_CACHE_POLL ms with one short script call on the
- * worker's gatekeeper connection.  Nothing here blocks: each step is a
- * reply handler that arms the timer of the next.
+ * from Redis in slices and then follows the change log, on a connection
+ * of its own.  A slice that fails (a timeout, a lost connection) is asked
+ * again from the same SCAN cursor as long as the same server answers
+ * (its run_id): the load goes on where it stopped.  Once the reader has
+ * read the log to its end, it waits there in Redis: an XREAD that blocks
+ * until an entry comes after the last one it read, whatever wrote it, or
+ * for NGX_HTTP_APIKEY_CACHE_BLOCK ms.  An entry, or a second without
+ * one, and the reader reads the log with its script (the second's read
+ * finds a gap that no entry shows: a log deleted or replaced).  Idle,
+ * that is two XREADs and one script call a second.  Each reply is the
+ * replica's last contact with Redis, from which it answers for max_stale
+ * once Redis is gone: under a short max_stale the XREAD blocks for a
+ * tenth of it, so that nine tenths at least are left after a fault.
+ * Nothing here blocks the worker: each step is a reply handler that
+ * sends the next call, or arms the timer of the next step.
  */
 
 
-#define NGX_HTTP_APIKEY_CACHE_POLL      20
+#define NGX_HTTP_APIKEY_CACHE_POLL      1000      /* ms, a read at least */
+#define NGX_HTTP_APIKEY_CACHE_RETRY     20        /* ms, after a failure */
+#define NGX_HTTP_APIKEY_CACHE_BLOCK     500       /* ms an XREAD waits */
+#define NGX_HTTP_APIKEY_CACHE_BLOCK_MIN 20
 #define NGX_HTTP_APIKEY_CACHE_SLICE     "400"     /* keys a load slice scans */
-#define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a poll reads */
+#define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a read takes */
 
 
 typedef struct {
@@ -39,10 +54,18 @@ typedef struct {
     u_char                         cursor[NGX_INT64_LEN + 1];
     u_char                         start[NGX_HTTP_APIKEY_CACHE_ID_LEN];
     size_t                         start_len;
+    u_char                         server[NGX_HTTP_APIKEY_REDIS_SERVER_LEN];
+    size_t                         server_len;   /* where the cursor is */
     ngx_uint_t                     keys;
+    ngx_uint_t                     slices;
+    ngx_uint_t                     resumes;
+    uint64_t                       began;    /* ms, monotonic: the load */
     uint64_t                       sent;     /* ms, monotonic: the call */
+    uint64_t                       read;     /* ms, monotonic: the log's */
+    ngx_msec_t                     block;    /* ms an XREAD waits */
     ngx_http_apikey_cache_refill_pt  refill;
     unsigned                       loading:1;
+    unsigned                       resume:1; /* a slice failed */
     unsigned                       failed:1;
 } ngx_http_apikey_cache_reader_t;
 
@@ -50,6 +73,8 @@ typedef struct {
 static void ngx_http_apikey_cache_step(ngx_event_t *ev);
 static void ngx_http_apikey_cache_loaded(void *data, redisReply *reply);
 static void ngx_http_apikey_cache_followed(void *data, redisReply *reply);
+static void ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd);
+static void ngx_http_apikey_cache_woken(void *data, redisReply *reply);
 static ngx_int_t ngx_http_apikey_cache_send(
     ngx_http_apikey_cache_reader_t *rd, ngx_http_apikey_script_t *script,
     u_char *arg, size_t len, const char *n,
@@ -120,6 +145,13 @@ ngx_http_apikey_cache_sync_init(ngx_cycle_t *cycle,
     rd->rcf = rcf;
     rd->log = cycle->log;
     rd->refill = refill;
+
+    rd->block = NGX_HTTP_APIKEY_CACHE_BLOCK;
+
+    if (ccf->max_stale && ccf->max_stale / 10 < rd->block) {
+        rd->block = ngx_max(ccf->max_stale / 10,
+                            NGX_HTTP_APIKEY_CACHE_BLOCK_MIN);
+    }
 
     rd->stream.len = rcf->ns.len + sizeof("changes") - 1;
     rd->stream.data = ngx_pnalloc(cycle->pool, rd->stream.len);
@@ -210,9 +242,16 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
             ngx_http_apikey_cache_begin_load(cache);
 
             rd->loading = 1;
+            rd->resume = 0;
             rd->keys = 0;
+            rd->slices = 0;
+            rd->resumes = 0;
+            rd->began = ngx_http_apikey_cache_msec();
             rd->cursor[0] = '0';
             rd->cursor[1] = '\0';
+
+            ngx_http_apikey_metric_set(replica_loading, 1);
+            ngx_http_apikey_metric_set(replica_load_keys, 0);
 
             ngx_log_error(NGX_LOG_INFO, rd->log, 0,
                           "apikey_cache zone \"%V\": loading",
@@ -234,10 +273,10 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
 
     if (rc != NGX_OK) {
 
-        /* Redis is known down: try again later, from the start of a load */
+        /* Redis is known down: try again later (a load resumes then) */
 
-        rd->loading = 0;
-        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        rd->resume = rd->loading;
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
     }
 }
 
@@ -258,7 +297,7 @@ ngx_http_apikey_cache_send(ngx_http_apikey_cache_reader_t *rd,
 
     rd->sent = ngx_http_apikey_cache_msec();
 
-    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_GATE, script,
+    return ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_REPLICA, script,
                                       1, 4, args, rd->rcf->timeout, handler,
                                       rd, rd->log, &rd->op);
 }
@@ -269,7 +308,9 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
 {
     ngx_http_apikey_cache_reader_t *rd = data;
 
+    u_char       server[NGX_HTTP_APIKEY_REDIS_SERVER_LEN];
     size_t       len;
+    uint64_t     ms;
     ngx_uint_t   n;
     redisReply  *e;
 
@@ -281,22 +322,50 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
         || reply->element[0]->len > NGX_INT64_LEN
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
-        /* begin again: a SCAN cursor means nothing on another server */
+        /*
+         * a timeout, or a lost connection: the slice is asked again, from
+         * the same cursor, once Redis answers
+         */
 
         ngx_http_apikey_cache_failed(rd, "load", reply);
-        rd->loading = 0;
-        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        rd->resume = 1;
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
         return;
     }
 
-    rd->failed = 0;
+    len = ngx_http_apikey_redis_server(NGX_HTTP_APIKEY_REDIS_REPLICA, server);
 
     e = reply->element[1];
 
     if (rd->cursor[0] == '0' && rd->cursor[1] == '\0') {
-        len = ngx_min(e->len, NGX_HTTP_APIKEY_CACHE_ID_LEN - 1);
-        ngx_memcpy(rd->start, e->str, len);
-        rd->start_len = len;
+        ngx_memcpy(rd->server, server, len);
+        rd->server_len = len;
+
+        n = ngx_min(e->len, NGX_HTTP_APIKEY_CACHE_ID_LEN - 1);
+        ngx_memcpy(rd->start, e->str, n);
+        rd->start_len = n;
+
+    } else if (len != rd->server_len
+               || ngx_memcmp(server, rd->server, len) != 0)
+    {
+        /* a SCAN cursor means nothing on another server: begin again */
+
+        ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                      "apikey_cache zone \"%V\": another Redis server "
+                      "answers, the load begins again", &rd->cache->name);
+
+        rd->loading = 0;
+        ngx_http_apikey_cache_next(rd, 1);
+        return;
+    }
+
+    rd->failed = 0;
+    rd->slices++;
+
+    if (rd->resume) {
+        rd->resume = 0;
+        rd->resumes++;
+        ngx_http_apikey_metric_add(replica_load_resumes);
     }
 
     /* what a slice reads is as new as where the load began, at least */
@@ -312,6 +381,8 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
     }
 
     rd->keys += n;
+
+    ngx_http_apikey_metric_set(replica_load_keys, rd->keys);
 
     e = reply->element[0];
 
@@ -330,12 +401,18 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
 
     (void) ngx_http_apikey_cache_mine(rd, NULL, 0, reply->element[2]);
 
-    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
-                  "apikey_cache zone \"%V\": %ui keys loaded, following "
+    ngx_http_apikey_metric_set(replica_loading, 0);
+
+    ms = ngx_http_apikey_cache_msec() - rd->began;
+
+    ngx_log_error(NGX_LOG_NOTICE, rd->log, 0,
+                  "apikey_cache zone \"%V\": %ui keys loaded in %uL.%03uL s "
+                  "(%ui slices, %ui resumed after a failed one), following "
                   "the change log from %*s", &rd->cache->name, rd->keys,
+                  ms / 1000, ms % 1000, rd->slices, rd->resumes,
                   rd->start_len, rd->start);
 
-    ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+    ngx_http_apikey_cache_next(rd, 1);
 }
 
 
@@ -375,11 +452,12 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
         || reply->element[1]->type != REDIS_REPLY_STRING)
     {
         ngx_http_apikey_cache_failed(rd, "follow", reply);
-        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_POLL);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
         return;
     }
 
     rd->failed = 0;
+    rd->read = ngx_http_apikey_cache_msec();
 
     e = reply->element[1];
 
@@ -398,9 +476,110 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
         return;
     }
 
-    /* a full read: more entries may wait */
+    /* at the log's end, or a full read: the XREAD says if more wait */
 
-    ngx_http_apikey_cache_next(rd, n ? 1 : NGX_HTTP_APIKEY_CACHE_POLL);
+    ngx_http_apikey_cache_wait(rd);
+}
+
+
+static void
+ngx_http_apikey_cache_wait(ngx_http_apikey_cache_reader_t *rd)
+{
+    u_char                    last[NGX_HTTP_APIKEY_CACHE_ID_LEN];
+    u_char                    block[NGX_INT_T_LEN];
+    ngx_str_t                 args[8];
+    ngx_http_apikey_cache_t  *cache;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    cache = rd->cache;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    args[7].len = ngx_strlen(cache->sh->last);
+    ngx_memcpy(last, cache->sh->last, args[7].len);
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    ngx_str_set(&args[0], "XREAD");
+    ngx_str_set(&args[1], "COUNT");
+    ngx_str_set(&args[2], "1");
+    ngx_str_set(&args[3], "BLOCK");
+    args[4].data = block;
+    args[4].len = ngx_sprintf(block, "%M", rd->block) - block;
+    ngx_str_set(&args[5], "STREAMS");
+    args[6] = rd->stream;
+    args[7].data = last;
+
+    rd->sent = ngx_http_apikey_cache_msec();
+
+    /* the call's timeout runs from the end of the block */
+
+    if (ngx_http_apikey_redis_command(NGX_HTTP_APIKEY_REDIS_REPLICA, 8, args,
+                                      rd->block + rd->rcf->timeout,
+                                      ngx_http_apikey_cache_woken, rd,
+                                      rd->log, &rd->op)
+        != NGX_OK)
+    {
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
+        return;
+    }
+
+    ngx_http_apikey_redis_blocking(rd->op);
+    ngx_http_apikey_metric_add(calls[NGX_HTTP_APIKEY_REDIS_REPLICA]);
+}
+
+
+/*
+ * The XREAD's reply: an entry after the last one read, and the log is
+ * read at once; none, and the replica is as current as Redis's answer
+ * (nothing came after its position meanwhile), and waits again unless a
+ * second passed since the log was last read.  A connection that ended
+ * before the block did (Redis killed or restarted, the connection
+ * dropped) was in step until then too: Redis would have sent any entry
+ * it had.
+ */
+
+static void
+ngx_http_apikey_cache_woken(void *data, redisReply *reply)
+{
+    ngx_http_apikey_cache_reader_t *rd = data;
+
+    rd->op = NULL;
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_NIL
+            && reply->type != REDIS_REPLY_ARRAY))
+    {
+        if (reply == NULL
+            && ngx_http_apikey_cache_msec() - rd->sent < rd->block
+            && !ngx_http_apikey_cache_mine(rd, NULL, 0, NULL))
+        {
+            return;
+        }
+
+        ngx_http_apikey_cache_failed(rd, "wait", reply);
+        ngx_http_apikey_cache_next(rd, NGX_HTTP_APIKEY_CACHE_RETRY);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_NIL) {
+
+        if (!ngx_http_apikey_cache_mine(rd, NULL, 0, NULL)) {
+            return;
+        }
+
+        if (ngx_http_apikey_cache_msec() - rd->read
+            < NGX_HTTP_APIKEY_CACHE_POLL)
+        {
+            ngx_http_apikey_cache_wait(rd);
+            return;
+        }
+    }
+
+    ngx_http_apikey_cache_step(&rd->timer);
 }
 
 

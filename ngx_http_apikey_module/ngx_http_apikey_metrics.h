@@ -34,7 +34,7 @@
 
 typedef struct {
     ngx_atomic_t                   checks[NGX_HTTP_APIKEY_M_RESULTS];
-    ngx_atomic_t                   calls[2];         /* gate, admin */
+    ngx_atomic_t                   calls[3];         /* by connection */
     ngx_atomic_t                   errors[NGX_HTTP_APIKEY_M_ERRORS];
     ngx_atomic_t                   reconnects;
     ngx_atomic_t                   failovers;
@@ -43,6 +43,9 @@ typedef struct {
     ngx_atomic_t                   batch[NGX_HTTP_APIKEY_M_BATCH];
     ngx_atomic_t                   batch_checks;     /* sum */
     ngx_atomic_t                   replica_hits;     /* apikey_cache */
+    ngx_atomic_t                   replica_loading;  /* 1: a load runs */
+    ngx_atomic_t                   replica_load_keys;    /* it read */
+    ngx_atomic_t                   replica_load_resumes;
     ngx_atomic_t                   admin[NGX_HTTP_APIKEY_M_ROUTES]
                                         [NGX_HTTP_APIKEY_M_STATUSES];
 } ngx_http_apikey_metrics_t;
@@ -58,6 +61,12 @@ extern ngx_http_apikey_metrics_t  *ngx_http_apikey_metrics;
 #define ngx_http_apikey_metric_add(field)                                     \
     if (ngx_http_apikey_metrics) {                                            \
         (void) ngx_atomic_fetch_add(&ngx_http_apikey_metrics->field, 1);      \
+    }
+
+
+#define ngx_http_apikey_metric_set(field, value)                              \
+    if (ngx_http_apikey_metrics) {                                            \
+        ngx_http_apikey_metrics->field = (value);                             \
     }
 
 

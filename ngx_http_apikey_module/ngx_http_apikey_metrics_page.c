@@ -97,7 +97,7 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b = ngx_create_temp_buf(r->pool, 6144 + NGX_HTTP_APIKEY_M_ROUTES
+    b = ngx_create_temp_buf(r->pool, 7168 + NGX_HTTP_APIKEY_M_ROUTES
                                             * NGX_HTTP_APIKEY_M_STATUSES * 96);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -137,10 +137,12 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
 
     p = ngx_http_apikey_metrics_family(p, "apikey_redis_calls_total",
                          "counter",
-                         "Script calls sent to Redis, by connection.");
+                         "Calls sent to Redis, by connection.");
     p = ngx_sprintf(p, "apikey_redis_calls_total{connection=\"gate\"} %uA\n"
-                       "apikey_redis_calls_total{connection=\"admin\"} %uA\n",
-                    m->calls[0], m->calls[1]);
+                       "apikey_redis_calls_total{connection=\"admin\"} %uA\n"
+                       "apikey_redis_calls_total{connection=\"replica\"} "
+                       "%uA\n",
+                    m->calls[0], m->calls[1], m->calls[2]);
 
     p = ngx_http_apikey_metrics_family(p, "apikey_redis_errors_total",
                          "counter",
@@ -277,6 +279,22 @@ ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
                          "counter",
                          "Checks the replica answered without Redis.");
     p = ngx_sprintf(p, "apikey_replica_hits_total %uA\n", m->replica_hits);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_loading", "gauge",
+                         "1 while the replica is being loaded.");
+    p = ngx_sprintf(p, "apikey_replica_loading %uA\n", m->replica_loading);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_replica_load_keys", "gauge",
+                         "Keys the running or the last load has read.");
+    p = ngx_sprintf(p, "apikey_replica_load_keys %uA\n",
+                    m->replica_load_keys);
+
+    p = ngx_http_apikey_metrics_family(p,
+                         "apikey_replica_load_resumes_total", "counter",
+                         "Load slices that went on from the cursor of a "
+                         "failed one.");
+    p = ngx_sprintf(p, "apikey_replica_load_resumes_total %uA\n",
+                    m->replica_load_resumes);
 
     return p;
 }

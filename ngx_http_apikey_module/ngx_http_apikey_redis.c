@@ -15,10 +15,10 @@
 
 
 /*
- * The calls made on a worker's two links to Redis (the gatekeeper's and
- * the admin API's, ngx_http_apikey_redis_link.c): EVALSHA, EVAL after
- * NOSCRIPT, a timer per call, the queue of calls waiting for a
- * connection, or for fewer calls in flight.
+ * The calls made on a worker's links to Redis (the gatekeeper's, the
+ * admin API's and the replica's, ngx_http_apikey_redis_link.c): EVALSHA,
+ * EVAL after NOSCRIPT, other commands as they are, a timer per call, the
+ * queue of calls waiting for a connection, or for fewer calls in flight.
  *
  * A call is answered once (its handler), with the reply or, when the
  * timeout passes first or Redis is unreachable, with NULL.  A call that
@@ -230,44 +230,53 @@ ngx_http_apikey_redis_eval(ngx_uint_t conn, ngx_http_apikey_script_t *script,
 }
 
 
-/*
- * WAIT 1 on the admin API's connection: after a change, until one replica
- * has it, for at most half the timeout; the handler gets the number of
- * replicas that acknowledged, as a reply
- */
+/* a command of bulk strings, as they are: no script to send again */
 
 ngx_int_t
-ngx_http_apikey_redis_wait(ngx_msec_t timeout,
+ngx_http_apikey_redis_command(ngx_uint_t conn, ngx_uint_t nargs,
+    ngx_str_t *args, ngx_msec_t timeout,
     ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
     ngx_http_apikey_redis_op_t **opp)
 {
-    u_char                      *p, ms[NGX_INT_T_LEN];
-    size_t                       n;
+    u_char                      *p;
+    size_t                       size;
+    ngx_uint_t                   i;
     ngx_http_apikey_redis_t     *rd;
     ngx_http_apikey_redis_op_t  *op;
 
-    rd = &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_ADMIN];
+    rd = &ngx_http_apikey_redis[conn];
 
     if (!ngx_http_apikey_redis_link_ready(rd)) {
         return NGX_DECLINED;
     }
 
-    op = ngx_http_apikey_redis_op_new(rd, sizeof(ngx_http_apikey_redis_op_t)
-                  + sizeof("*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$\r\n\r\n")
-                  + 2 * NGX_INT_T_LEN, handler, data, timeout, log);
+    size = sizeof(ngx_http_apikey_redis_op_t)
+           + (nargs + 1) * (sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN);
+
+    for (i = 0; i < nargs; i++) {
+        size += args[i].len;
+    }
+
+    op = ngx_http_apikey_redis_op_new(rd, size, handler, data, timeout, log);
     if (op == NULL) {
         return NGX_ERROR;
     }
 
-    op->retried = 1;        /* no script: nothing to send again as EVAL */
-
-    n = ngx_sprintf(ms, "%M", timeout / 2 ? timeout / 2 : 1) - ms;
+    op->retried = 1;
 
     op->bytes = (u_char *) (op + 1);
 
-    p = ngx_sprintf(op->bytes, "*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$%uz\r\n", n);
-    p = ngx_cpymem(p, ms, n);
-    *p++ = '\r'; *p++ = '\n';
+    p = ngx_sprintf(op->bytes, "*%ui\r\n", nargs);
+
+    for (i = 0; i < nargs; i++) {
+        p = ngx_sprintf(p, "$%uz\r\n", args[i].len);
+
+        if (args[i].len) {
+            p = ngx_cpymem(p, args[i].data, args[i].len);
+        }
+
+        *p++ = '\r'; *p++ = '\n';
+    }
 
     op->len = p - op->bytes;
 
@@ -279,6 +288,31 @@ ngx_http_apikey_redis_wait(ngx_msec_t timeout,
     *opp = op;
 
     return NGX_OK;
+}
+
+
+/*
+ * WAIT 1 on the admin API's connection: after a change, until one replica
+ * has it, for at most half the timeout; the handler gets the number of
+ * replicas that acknowledged, as a reply
+ */
+
+ngx_int_t
+ngx_http_apikey_redis_wait(ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
+    ngx_http_apikey_redis_op_t **opp)
+{
+    u_char     ms[NGX_INT_T_LEN];
+    ngx_str_t  args[3];
+
+    ngx_str_set(&args[0], "WAIT");
+    ngx_str_set(&args[1], "1");
+
+    args[2].data = ms;
+    args[2].len = ngx_sprintf(ms, "%M", timeout / 2 ? timeout / 2 : 1) - ms;
+
+    return ngx_http_apikey_redis_command(NGX_HTTP_APIKEY_REDIS_ADMIN, 3, args,
+                                         timeout, handler, data, log, opp);
 }
 
 
@@ -698,6 +732,13 @@ ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op,
 }
 
 
+void
+ngx_http_apikey_redis_blocking(ngx_http_apikey_redis_op_t *op)
+{
+    op->timer.cancelable = 1;
+}
+
+
 ngx_uint_t
 ngx_http_apikey_redis_sent(void)
 {
@@ -830,6 +871,21 @@ ngx_http_apikey_redis_ready(void)
 }
 
 
+size_t
+ngx_http_apikey_redis_server(ngx_uint_t conn, u_char *buf)
+{
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = &ngx_http_apikey_redis[conn];
+
+    if (rd->identified) {
+        return ngx_cpymem(buf, rd->run_id, 40) - buf;
+    }
+
+    return ngx_sprintf(buf, "#%ui", rd->conn.generation) - buf;
+}
+
+
 ngx_uint_t
 ngx_http_apikey_redis_replicas(void)
 {
@@ -865,7 +921,7 @@ ngx_http_apikey_redis_exit_worker(void)
 
     ngx_http_apikey_redis_link_exit();
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         while (!ngx_queue_empty(&rd->waiting)) {

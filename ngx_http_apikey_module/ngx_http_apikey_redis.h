@@ -112,9 +112,15 @@ char *ngx_http_apikey_redis_resolve_conf(ngx_conf_t *cf,
 ngx_int_t ngx_http_apikey_redis_add_script(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf, ngx_http_apikey_script_t *script);
 
-/* a worker's two connections: checks, and the admin API's calls */
+/*
+ * A worker's connections: checks, the admin API's calls, and, in the
+ * worker that keeps the apikey_cache replica, the replica's reads (a
+ * blocked XREAD there holds up nothing else)
+ */
 #define NGX_HTTP_APIKEY_REDIS_GATE       0
 #define NGX_HTTP_APIKEY_REDIS_ADMIN      1
+#define NGX_HTTP_APIKEY_REDIS_REPLICA    2
+#define NGX_HTTP_APIKEY_REDIS_LINKS      3
 
 /*
  * Runs a script with EVALSHA (EVAL after NOSCRIPT) on one of the worker's
@@ -129,6 +135,21 @@ ngx_int_t ngx_http_apikey_redis_eval(ngx_uint_t conn,
     ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
     ngx_msec_t timeout, ngx_http_apikey_redis_handler_pt handler,
     void *data, ngx_log_t *log, ngx_http_apikey_redis_op_t **op);
+
+/*
+ * Sends a command, its arguments as they are, on one of the worker's
+ * connections; what else holds as for ngx_http_apikey_redis_eval().
+ */
+ngx_int_t ngx_http_apikey_redis_command(ngx_uint_t conn, ngx_uint_t nargs,
+    ngx_str_t *args, ngx_msec_t timeout,
+    ngx_http_apikey_redis_handler_pt handler, void *data, ngx_log_t *log,
+    ngx_http_apikey_redis_op_t **op);
+
+/*
+ * A command that blocks in Redis, such as XREAD BLOCK: a worker that shuts
+ * down does not wait for its reply
+ */
+void ngx_http_apikey_redis_blocking(ngx_http_apikey_redis_op_t *op);
 
 /*
  * WAIT for one replica on the admin API's connection (at most half the
@@ -173,6 +194,17 @@ void ngx_http_apikey_redis_resend(ngx_http_apikey_redis_op_t *op,
 
 /* whether ngx_http_apikey_redis_eval() would send a check now */
 ngx_uint_t ngx_http_apikey_redis_ready(void);
+
+/*
+ * Within a reply handler: the server that answered on the connection, as
+ * text of at most NGX_HTTP_APIKEY_REDIS_SERVER_LEN bytes written to buf,
+ * the same for the same server however often it is reconnected to: its
+ * run_id, or, where INFO is refused, the connection's number (the same
+ * connection is the same server).  The replica's connection only.
+ */
+#define NGX_HTTP_APIKEY_REDIS_SERVER_LEN  (40 + NGX_INT_T_LEN + 1)
+
+size_t ngx_http_apikey_redis_server(ngx_uint_t conn, u_char *buf);
 
 /* the most replicas a primary's ROLE showed in this worker (Sentinel) */
 ngx_uint_t ngx_http_apikey_redis_replicas(void);

@@ -42,6 +42,8 @@ static void ngx_http_apikey_redis_role_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *reply);
 static void ngx_http_apikey_redis_info_reply(ngx_http_apikey_redis_cmd_t *cmd,
     redisReply *rr);
+static void ngx_http_apikey_redis_server_reply(
+    ngx_http_apikey_redis_cmd_t *cmd, redisReply *rr);
 static void ngx_http_apikey_redis_layout_reply(
     ngx_http_apikey_redis_cmd_t *cmd, redisReply *rr);
 static void ngx_http_apikey_redis_ping_reply(ngx_http_apikey_redis_cmd_t *cmd,
@@ -56,7 +58,8 @@ static void ngx_http_apikey_redis_found(void);
 static void ngx_http_apikey_redis_switched(void);
 
 
-ngx_http_apikey_redis_t  ngx_http_apikey_redis[2];
+ngx_http_apikey_redis_t
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_LINKS];
 
 static ngx_http_apikey_redis_exit_pt  ngx_http_apikey_redis_exit_handler;
 
@@ -262,6 +265,7 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
     rd->select.handler = ngx_http_apikey_redis_select_reply;
     rd->role.handler = ngx_http_apikey_redis_role_reply;
     rd->info.handler = ngx_http_apikey_redis_info_reply;
+    rd->server.handler = ngx_http_apikey_redis_server_reply;
     rd->layout.handler = ngx_http_apikey_redis_layout_reply;
     rd->ping.handler = ngx_http_apikey_redis_ping_reply;
 
@@ -322,6 +326,20 @@ ngx_http_apikey_redis_handshake_send(ngx_http_apikey_redis_t *rd)
         != NGX_OK)
     {
         goto failed;
+    }
+
+    rd->identified = 0;
+
+    if (rd->identify) {
+        argv[1] = "server";
+        argvlen[1] = sizeof("server") - 1;
+
+        if (ngx_http_apikey_redis_conn_argv(&rd->conn, 2, argv, argvlen,
+                                            &rd->server)
+            != NGX_OK)
+        {
+            goto failed;
+        }
     }
 
     argv[0] = "GET";
@@ -495,6 +513,50 @@ ngx_http_apikey_redis_info_reply(ngx_http_apikey_redis_cmd_t *cmd,
                   "Redis, or the Sentinels of a primary", &rd->conn.name);
 
     ngx_http_apikey_redis_link_reset(rd, "a Redis Cluster node", 1);
+}
+
+
+/*
+ * INFO server, asked by the replica's link: the server's run_id, new with
+ * each start of a server, tells whether a reconnect found the same one
+ * (a SCAN cursor goes on there).  A user that may not run INFO goes on,
+ * its server unknown.
+ */
+
+static void
+ngx_http_apikey_redis_server_reply(ngx_http_apikey_redis_cmd_t *cmd,
+    redisReply *rr)
+{
+    u_char                   *p, *last;
+    ngx_uint_t                i;
+    ngx_http_apikey_redis_t  *rd;
+
+    rd = ngx_http_apikey_redis_of(cmd, server);
+
+    if (rr == NULL || rr->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    last = (u_char *) rr->str + rr->len;
+
+    p = ngx_strlcasestrn((u_char *) rr->str, last, (u_char *) "run_id:",
+                         sizeof("run_id:") - 2);
+
+    if (p == NULL || last - p < (ssize_t) (sizeof("run_id:") - 1 + 40)) {
+        return;
+    }
+
+    p += sizeof("run_id:") - 1;
+
+    for (i = 0; i < 40; i++) {
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+        {
+            return;
+        }
+    }
+
+    ngx_memcpy(rd->run_id, p, 40);
+    rd->identified = 1;
 }
 
 
@@ -752,7 +814,7 @@ ngx_http_apikey_redis_found(void)
     ngx_uint_t                i;
     ngx_http_apikey_redis_t  *rd;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         if (!rd->discovering) {
@@ -780,7 +842,7 @@ ngx_http_apikey_redis_switched(void)
 
     ngx_http_apikey_metric_add(failovers);
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         if (ngx_http_apikey_redis_conn_is_open(&rd->conn)) {
@@ -805,7 +867,7 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
     ngx_uint_t                i;
     ngx_http_apikey_redis_t  *rd;
 
-    static const char  *names[] = { "gate", "admin" };
+    static const char  *names[] = { "gate", "admin", "replica" };
 
     if (rcf->sentinel_name.len) {
         ngx_http_apikey_sentinel_init(rcf, cycle->log,
@@ -815,7 +877,7 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
 
     ngx_http_apikey_redis_exit_handler = exiting;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         ngx_memzero(rd, sizeof(ngx_http_apikey_redis_t));
@@ -841,12 +903,14 @@ ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,
     }
 
     /*
-     * the gatekeeper's connection is made now; the admin API's when it is
-     * first used, so that a worker of a server without an admin location
-     * holds one connection
+     * the gatekeeper's connection is made now; the admin API's and the
+     * replica's when first used, so that a worker of a server without an
+     * admin location or apikey_cache holds one connection
      */
 
     ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_ADMIN].idle = 1;
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_REPLICA].idle = 1;
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_REPLICA].identify = 1;
 
     ngx_http_apikey_redis_link_connect(
                             &ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_GATE]);
@@ -859,13 +923,13 @@ ngx_http_apikey_redis_link_exit(void)
     ngx_uint_t                i;
     ngx_http_apikey_redis_t  *rd;
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         ngx_http_apikey_redis[i].freeing = 1;
     }
 
     ngx_http_apikey_sentinel_exit();
 
-    for (i = 0; i < 2; i++) {
+    for (i = 0; i < NGX_HTTP_APIKEY_REDIS_LINKS; i++) {
         rd = &ngx_http_apikey_redis[i];
 
         if (rd->handshake.timer_set) {

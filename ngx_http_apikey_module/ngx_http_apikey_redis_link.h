@@ -18,9 +18,10 @@
 
 
 /*
- * A worker's link to Redis, one for the gatekeeper's calls and one for
- * the admin API's (ngx_http_apikey_redis_link.c): its connection, the
- * handshake, reconnects with backoff, Sentinel's primary.  The calls made
+ * A worker's link to Redis, one for the gatekeeper's calls, one for the
+ * admin API's and one for the replica's reads
+ * (ngx_http_apikey_redis_link.c): its connection, the handshake,
+ * reconnects with backoff, Sentinel's primary.  The calls made
  * on it are ngx_http_apikey_redis.c's: they wait in "waiting", which the
  * link hands on by posting "resend" (whose handler is the calls' file's)
  * whenever they may go, or must be answered.
@@ -45,6 +46,7 @@ typedef struct {
     ngx_msec_t                         backoff;
     ngx_msec_t                         last_reply;
     ngx_uint_t                         replicas;  /* most ROLE showed */
+    u_char                             run_id[40];    /* of the server */
     ngx_log_t                         *log;
     ngx_log_t                          quiet;     /* during an outage */
 
@@ -54,6 +56,7 @@ typedef struct {
     ngx_http_apikey_redis_cmd_t        select;
     ngx_http_apikey_redis_cmd_t        role;
     ngx_http_apikey_redis_cmd_t        info;
+    ngx_http_apikey_redis_cmd_t        server;
     ngx_http_apikey_redis_cmd_t        layout;
     ngx_http_apikey_redis_cmd_t        ping;
 
@@ -66,10 +69,13 @@ typedef struct {
     unsigned                           freeing:1;     /* the worker ends */
     unsigned                           stalled:1;     /* logged */
     unsigned                           have_addr:1;   /* just resolved */
+    unsigned                           identify:1;    /* asks run_id */
+    unsigned                           identified:1;  /* run_id known */
 } ngx_http_apikey_redis_t;
 
 
-extern ngx_http_apikey_redis_t  ngx_http_apikey_redis[2];
+extern ngx_http_apikey_redis_t
+    ngx_http_apikey_redis[NGX_HTTP_APIKEY_REDIS_LINKS];
 
 
 void ngx_http_apikey_redis_link_init(ngx_cycle_t *cycle,

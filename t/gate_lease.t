@@ -523,7 +523,7 @@ sub wrk_wait {
 # revocation: wrk hammers a leased key through A and B; a poller per
 # instance asks in a loop; the key is revoked through A's admin API.  Each
 # instance must refuse it within 100 ms of the admin reply (its replica
-# follows the change log every 20 ms), leased tokens or not.  After an
+# is woken by the change log's new entry), leased tokens or not.  After an
 # instance first answered "revoked", nothing may pass there; 20 ms are
 # left for a Redis reply decided before the revocation and read late by a
 # busy worker.  The key's rate, 100000r/s with burst 20000 (a lease of

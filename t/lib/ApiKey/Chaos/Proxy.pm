@@ -25,8 +25,9 @@ package ApiKey::Chaos::Proxy;
 #   pairs                        "ok a=N b=M": live pairs per listener
 #
 # TARGET: "all", a listener's name (every pair of that instance, and for
-# delay and stall also the pairs it makes later), or "one" / "one:NAME"
-# (the oldest live pair, of any listener or of NAME).
+# delay and stall also the pairs it makes later), "one" / "one:NAME"
+# (the oldest live pair, of any listener or of NAME), or "last" /
+# "last:NAME" (the newest).
 #
 # A pair closes when either side closes (so CLIENT KILL on Redis reaches
 # nginx).  Every accept, close and fault applied is logged with a
@@ -351,10 +352,10 @@ sub _targets {
     return @live if $target eq 'all';
     return grep { $_->{lst} eq $target } @live if $self->{lst}{$target};
 
-    if ($target =~ /^one(?::(\w+))?$/) {
-        my $name = $1;
+    if ($target =~ /^(one|last)(?::(\w+))?$/) {
+        my ($which, $name) = ($1, $2);
         my @p = $name ? grep { $_->{lst} eq $name } @live : @live;
-        return @p ? ($p[0]) : ();
+        return @p ? ($which eq 'one' ? $p[0] : $p[-1]) : ();
     }
 
     return;
@@ -402,10 +403,10 @@ sub command {
     return "err bad MS" if defined $ms && $ms !~ /^\d+$/;
 
     my @p = $self->_targets($target);
-    my @l = $target =~ /^one/ ? () : $self->_listeners_of($target);
+    my @l = $target =~ /^(?:one|last)/ ? () : $self->_listeners_of($target);
 
     return "err unknown target '$target'" unless @p || @l
-        || $target =~ /^one/;
+        || $target =~ /^(?:one|last)/;
 
     if ($cmd eq 'drop') {
         $self->logf('fault drop %s pairs=%d (%s)', $target, scalar @p,
