@@ -38,6 +38,7 @@
 #define NGX_HTTP_APIKEY_CACHE_POLL      1000      /* ms, a read at least */
 #define NGX_HTTP_APIKEY_CACHE_RETRY     20        /* ms, after a failure */
 #define NGX_HTTP_APIKEY_CACHE_BLOCK     500       /* ms an XREAD waits */
+#define NGX_HTTP_APIKEY_CACHE_SWEEP_READ  100     /* ms of sweep between reads */
 #define NGX_HTTP_APIKEY_CACHE_BLOCK_MIN 20
 #define NGX_HTTP_APIKEY_CACHE_SLICE     "400"     /* keys a load slice scans */
 #define NGX_HTTP_APIKEY_CACHE_ENTRIES   "500"     /* entries a read takes */
@@ -216,9 +217,16 @@ ngx_http_apikey_cache_step(ngx_event_t *ev)
 
     cache = rd->cache;
 
-    /* what the last load did not see goes, a slice a step */
+    /*
+     * what the last load did not see goes, a slice a step; the log is
+     * read between slices, so that changes are seen meanwhile (a sweep
+     * of a million keys takes seconds)
+     */
 
-    if (ngx_http_apikey_cache_sweep(cache)) {
+    if (ngx_http_apikey_cache_msec() - rd->read
+        < NGX_HTTP_APIKEY_CACHE_SWEEP_READ
+        && ngx_http_apikey_cache_sweep(cache))
+    {
         ngx_http_apikey_cache_next(rd, 1);
         return;
     }
@@ -476,7 +484,15 @@ ngx_http_apikey_cache_followed(void *data, redisReply *reply)
         return;
     }
 
-    /* at the log's end, or a full read: the XREAD says if more wait */
+    /*
+     * a sweep goes on; else, at the log's end or after a full read, the
+     * XREAD says if more wait
+     */
+
+    if (rd->cache->sh->sweeping) {
+        ngx_http_apikey_cache_next(rd, 1);
+        return;
+    }
 
     ngx_http_apikey_cache_wait(rd);
 }
