@@ -458,6 +458,47 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
         goto done;
     }
 
+    size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
+           + (has_c ? 32 : 0);
+
+    if (old != NULL && !old->missing && !old->gone && g->len
+        && g->len <= 65535
+        && ngx_http_apikey_cache_size(old) <= NGX_HTTP_APIKEY_CACHE_SLOT_MAX
+        && size <= ngx_http_apikey_cache_room(old,
+                                             ngx_http_apikey_cache_size(old)))
+    {
+        /*
+         * a change that fits the record's slot is written there: in a
+         * full zone, a record a few bytes longer would find no slot of
+         * its size and leave the key to Redis
+         */
+
+        sh->bytes -= ngx_http_apikey_cache_size(old);
+        sh->version++;
+
+        ngx_memcpy(old->g, g->data, g->len);
+        old->len = (u_short) g->len;
+        old->has_c = has_c;
+
+        if (has_c) {
+            ngx_memcpy(old->g + old->len, chash, 32);
+        }
+
+        old->stamp = stamp;
+        old->version = sh->version;
+        old->load = sh->load;
+
+        sh->bytes += size;
+
+        if (ngx_http_apikey_cache_parse(old, g->data, g->data + g->len)
+            != NGX_OK)
+        {
+            ngx_http_apikey_cache_delete(cache, old);
+        }
+
+        goto done;
+    }
+
     if (old != NULL) {
         ngx_http_apikey_cache_delete(cache, old);
 
@@ -473,9 +514,6 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     }
 
     sh->version++;
-
-    size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
-           + (has_c ? 32 : 0);
 
     cn = ngx_http_apikey_cache_alloc_locked(cache, size);
 

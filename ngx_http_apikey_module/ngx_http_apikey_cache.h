@@ -216,6 +216,7 @@ void *ngx_http_apikey_cache_alloc_locked(ngx_http_apikey_cache_t *cache,
 void ngx_http_apikey_cache_free_locked(ngx_http_apikey_cache_t *cache,
     void *p, size_t size);
 size_t ngx_http_apikey_cache_slot(size_t size);
+size_t ngx_http_apikey_cache_room(void *p, size_t size);
 
 
 /* ngx_http_apikey_cache_sync.c: the reader, in one worker */

@@ -116,6 +116,28 @@ ngx_http_apikey_cache_alloc_locked(ngx_http_apikey_cache_t *cache,
 }
 
 
+/*
+ * What the slot of a record of size at p holds: a record changed in place
+ * may grow up to it, or shrink, and is freed by its page's size all the
+ * same; a record of the slab's has no room to spare
+ */
+
+size_t
+ngx_http_apikey_cache_room(void *p, size_t size)
+{
+    ngx_http_apikey_cache_page_t  *page;
+
+    if (size > NGX_HTTP_APIKEY_CACHE_SLOT_MAX) {
+        return size;
+    }
+
+    page = (ngx_http_apikey_cache_page_t *)
+               ((uintptr_t) p & ~((uintptr_t) ngx_pagesize - 1));
+
+    return page->size;
+}
+
+
 void
 ngx_http_apikey_cache_free_locked(ngx_http_apikey_cache_t *cache, void *p,
     size_t size)
