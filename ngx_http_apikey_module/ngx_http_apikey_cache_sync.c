@@ -397,8 +397,14 @@ ngx_http_apikey_cache_loaded(void *data, redisReply *reply)
     ngx_memcpy(rd->cursor, e->str, e->len);
     rd->cursor[e->len] = '\0';
 
+    /*
+     * the next slice at once: the calls that came to Redis while this one
+     * was on its way back go before it, so a load costs them one slice's
+     * wait at most, and a pause between slices would only make it longer
+     */
+
     if (!(e->len == 1 && e->str[0] == '0')) {
-        ngx_http_apikey_cache_next(rd, 1);
+        ngx_http_apikey_cache_next(rd, 0);
         return;
     }
 
