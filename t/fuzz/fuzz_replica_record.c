@@ -9,9 +9,10 @@
  * begun and ended, sweeps; the reader's replies, read as RESP by its own
  * handlers (ngx_http_apikey_cache_sync.c, included to reach them); and
  * the gate's look-ups, online and offline.  After every step the zone's
- * accounting must match its tree (keys, bytes, missing: never an
- * underflow), and a look-up must say what the record says; in the end,
- * with every record removed, the slab pool must have every page back.
+ * accounting must match its index (keys, bytes, missing: never an
+ * underflow; each record in its hash's bucket, once), and a look-up must
+ * say what the record says; in the end, with every record removed, the
+ * slab pool must have every page back.
  */
 
 
@@ -33,6 +34,8 @@ static void ngx_http_apikey_fuzz_find(ngx_http_apikey_fuzz_in_t *in,
     ngx_pool_t *pool, ngx_http_apikey_cache_conf_t *ccf);
 static ngx_http_apikey_cache_node_t *ngx_http_apikey_fuzz_node(
     ngx_http_apikey_cache_t *cache, u_char *hash);
+static ngx_http_apikey_cache_node_t *ngx_http_apikey_fuzz_any(
+    ngx_http_apikey_cache_sh_t *sh);
 static void ngx_http_apikey_fuzz_accounting(ngx_http_apikey_cache_t *cache);
 static void ngx_http_apikey_fuzz_hex(u_char *dst, u_char *hash);
 static void ngx_http_apikey_fuzz_refill(ngx_http_apikey_cache_conf_t *ccf,
@@ -55,8 +58,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_str_t                      h, g, c, last;
     ngx_uint_t                     i, op, pfree;
     ngx_pool_t                    *pool;
-    ngx_rbtree_node_t             *node;
     ngx_http_apikey_cache_t       *cache;
+    ngx_http_apikey_cache_node_t  *cn;
     ngx_http_apikey_fuzz_in_t      in;
     redisReply                    *reply;
     ngx_cycle_t                    cycle;
@@ -176,10 +179,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h.data = hex;
     h.len = 64;
 
-    while (sh->rbtree.root != sh->rbtree.sentinel) {
-        node = ngx_rbtree_min(sh->rbtree.root, sh->rbtree.sentinel);
-        ngx_http_apikey_fuzz_hex(hex,
-                             ((ngx_http_apikey_cache_node_t *) node)->hash);
+    while ((cn = ngx_http_apikey_fuzz_any(sh)) != NULL) {
+        ngx_http_apikey_fuzz_hex(hex, cn->hash);
 
         (void) ngx_http_apikey_cache_apply(cache, &h, &g, &c, UINT64_MAX, 0);
     }
@@ -396,27 +397,22 @@ ngx_http_apikey_fuzz_find(ngx_http_apikey_fuzz_in_t *in, ngx_pool_t *pool,
 }
 
 
+/* the record of a hash, found by walking every bucket, not by look-up */
+
 static ngx_http_apikey_cache_node_t *
 ngx_http_apikey_fuzz_node(ngx_http_apikey_cache_t *cache, u_char *hash)
 {
-    ngx_rbtree_node_t             *node, *root, *sentinel;
+    ngx_uint_t                     i;
+    ngx_http_apikey_cache_sh_t    *sh;
     ngx_http_apikey_cache_node_t  *cn;
 
-    root = cache->sh->rbtree.root;
-    sentinel = cache->sh->rbtree.sentinel;
+    sh = cache->sh;
 
-    if (root == sentinel) {
-        return NULL;
-    }
-
-    for (node = ngx_rbtree_min(root, sentinel);
-         node != NULL;
-         node = ngx_rbtree_next(&cache->sh->rbtree, node))
-    {
-        cn = (ngx_http_apikey_cache_node_t *) node;
-
-        if (ngx_memcmp(cn->hash, hash, 32) == 0) {
-            return cn;
+    for (i = 0; i <= sh->mask; i++) {
+        for (cn = sh->index[i]; cn != NULL; cn = cn->next) {
+            if (ngx_memcmp(cn->hash, hash, 32) == 0) {
+                return cn;
+            }
         }
     }
 
@@ -424,48 +420,63 @@ ngx_http_apikey_fuzz_node(ngx_http_apikey_cache_t *cache, u_char *hash)
 }
 
 
-/* the zone's counts are its tree's, and the tree is in order */
+static ngx_http_apikey_cache_node_t *
+ngx_http_apikey_fuzz_any(ngx_http_apikey_cache_sh_t *sh)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i <= sh->mask; i++) {
+        if (sh->index[i] != NULL) {
+            return sh->index[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * the zone's counts are its index's, each record is in its hash's bucket,
+ * and no hash is there twice (two records of a hash share a bucket)
+ */
 
 static void
 ngx_http_apikey_fuzz_accounting(ngx_http_apikey_cache_t *cache)
 {
-    u_char                        *prev;
-    ngx_uint_t                     keys, bytes, missing;
-    ngx_rbtree_node_t             *node, *root, *sentinel;
+    ngx_uint_t                     i, key, keys, bytes, missing;
     ngx_http_apikey_cache_sh_t    *sh;
-    ngx_http_apikey_cache_node_t  *cn;
+    ngx_http_apikey_cache_node_t  *cn, *other;
 
     sh = cache->sh;
-    root = sh->rbtree.root;
-    sentinel = sh->rbtree.sentinel;
 
     keys = 0;
     bytes = 0;
     missing = 0;
-    prev = NULL;
 
-    node = (root != sentinel) ? ngx_rbtree_min(root, sentinel) : NULL;
+    for (i = 0; i <= sh->mask; i++) {
+        for (cn = sh->index[i]; cn != NULL; cn = cn->next) {
 
-    for ( /* void */ ; node != NULL; node = ngx_rbtree_next(&sh->rbtree, node))
-    {
-        cn = (ngx_http_apikey_cache_node_t *) node;
+            ngx_memcpy(&key, cn->hash, sizeof(ngx_uint_t));
 
-        if (ngx_memcmp(&node->key, cn->hash, sizeof(ngx_rbtree_key_t)) != 0
-            || (prev != NULL && ngx_memcmp(prev, cn->hash, 32) == 0))
-        {
-            abort();
+            if ((key & sh->mask) != i) {
+                abort();
+            }
+
+            for (other = cn->next; other != NULL; other = other->next) {
+                if (ngx_memcmp(other->hash, cn->hash, 32) == 0) {
+                    abort();
+                }
+            }
+
+            if (cn->missing && (cn->len || cn->has_c)) {
+                abort();
+            }
+
+            keys++;
+            missing += cn->missing;
+            bytes += offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
+                     + (cn->has_c ? 32 : 0);
         }
-
-        if (cn->missing && (cn->len || cn->has_c)) {
-            abort();
-        }
-
-        prev = cn->hash;
-
-        keys++;
-        missing += cn->missing;
-        bytes += offsetof(ngx_http_apikey_cache_node_t, g) + cn->len
-                 + (cn->has_c ? 32 : 0);
     }
 
     if (keys != sh->keys || bytes != sh->bytes || missing != sh->missing
