@@ -125,9 +125,14 @@ sub worker_pids {
         open my $fh, '<', $stat or next;
         my $line = <$fh> // next;
         # pid (comm) state ppid; under the sanitizers the master may also
-        # have an llvm-symbolizer child, which is no worker
-        push @pids, $1 if $line =~ /^(\d+) \((.*)\) \S (\d+)/
-                          && $3 == $master && $2 eq 'nginx';
+        # have an llvm-symbolizer child, which is no worker, and is named
+        # nginx until it has run exec: a worker has set its title
+        next unless $line =~ /^(\d+) \((.*)\) \S (\d+)/
+                    && $3 == $master && $2 eq 'nginx';
+        my $pid = $1;
+        open my $cmd, '<', "/proc/$pid/cmdline" or next;
+        my $title = <$cmd> // '';
+        push @pids, $pid if $title =~ /^nginx: worker process/;
     }
 
     @pids = sort { $a <=> $b } @pids;
