@@ -268,6 +268,7 @@ ngx_int_t ngx_http_apikey_admin_send_json(ngx_http_request_t *r,
 ngx_int_t ngx_http_apikey_admin_no_memory(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
+ngx_int_t ngx_http_apikey_admin_text_chars(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);
 

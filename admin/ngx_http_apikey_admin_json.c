@@ -69,7 +69,6 @@ static ngx_int_t ngx_http_apikey_admin_field_meta(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value);
 static ngx_uint_t ngx_http_apikey_admin_meta_text(json_t *value);
-static ngx_uint_t ngx_http_apikey_admin_meta_plain(u_char *p, size_t len);
 static ngx_int_t ngx_http_apikey_admin_invalid(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f);
 static ngx_int_t ngx_http_apikey_admin_digits(u_char *p, size_t n);
@@ -672,8 +671,9 @@ ngx_http_apikey_admin_meta_text(json_t *value)
     if (json_is_object(value)) {
         json_object_foreach(value, name, v) {
             if (!ngx_http_apikey_admin_meta_text(v)
-                || !ngx_http_apikey_admin_meta_plain((u_char *) name,
-                                                     ngx_strlen(name)))
+                || ngx_http_apikey_admin_text_chars((u_char *) name,
+                                                    ngx_strlen(name))
+                   == NGX_ERROR)
             {
                 return 0;
             }
@@ -688,28 +688,9 @@ ngx_http_apikey_admin_meta_text(json_t *value)
 
     name = json_string_value(value);
 
-    return ngx_http_apikey_admin_meta_plain((u_char *) name,
-                                            json_string_length(value));
-}
-
-
-static ngx_uint_t
-ngx_http_apikey_admin_meta_plain(u_char *p, size_t len)
-{
-    u_char    *last;
-    uint32_t   u;
-
-    last = p + len;
-
-    while (p < last) {
-        u = (*p < 0x80) ? *p++ : ngx_utf8_decode(&p, last - p);
-
-        if (u < 0x20 || (u >= 0x7f && u <= 0x9f)) {
-            return 0;
-        }
-    }
-
-    return 1;
+    return ngx_http_apikey_admin_text_chars((u_char *) name,
+                                            json_string_length(value))
+           != NGX_ERROR;
 }
 
 

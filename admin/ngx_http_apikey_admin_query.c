@@ -285,31 +285,16 @@ static ngx_int_t
 ngx_http_apikey_admin_query_text(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *name, ngx_str_t *value)
 {
-    u_char      *p, *last;
-    uint32_t     u;
-    ngx_uint_t   chars;
+    ngx_int_t  chars;
 
-    chars = 0;
-    p = value->data;
-    last = p + value->len;
+    chars = ngx_http_apikey_admin_text_chars(value->data, value->len);
 
-    while (p < last) {
-        if (*p < 0x80) {
-            u = *p++;
-
-        } else {
-            u = ngx_utf8_decode(&p, last - p);
-        }
-
-        if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u > 0x10ffff) {
-            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
-                                               "invalid_query",
-                                               "%V must be UTF-8 text "
-                                               "without control characters",
-                                               name);
-        }
-
-        chars++;
+    if (chars == NGX_ERROR) {
+        return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                           "invalid_query",
+                                           "%V must be UTF-8 text "
+                                           "without control characters",
+                                           name);
     }
 
     if (chars > NGX_HTTP_APIKEY_ADMIN_NAME_MAX) {

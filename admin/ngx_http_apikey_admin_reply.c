@@ -175,6 +175,35 @@ ngx_http_apikey_admin_send_json(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * the characters of UTF-8 text without C0, DEL or C1 control characters,
+ * or NGX_ERROR
+ */
+
+ngx_int_t
+ngx_http_apikey_admin_text_chars(u_char *p, size_t len)
+{
+    u_char     *last;
+    uint32_t    u;
+    ngx_int_t   chars;
+
+    chars = 0;
+    last = p + len;
+
+    while (p < last) {
+        u = (*p < 0x80) ? *p++ : ngx_utf8_decode(&p, last - p);
+
+        if (u < 0x20 || (u >= 0x7f && u <= 0x9f) || u > 0x10ffff) {
+            return NGX_ERROR;
+        }
+
+        chars++;
+    }
+
+    return chars;
+}
+
+
 /* organization, key id, token and environment names */
 
 ngx_int_t

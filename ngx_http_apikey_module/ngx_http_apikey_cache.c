@@ -429,7 +429,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     ngx_str_t *g, ngx_str_t *c, uint64_t stamp, ngx_uint_t mark)
 {
     u_char                         hash[32], chash[32];
-    size_t                         size;
+    size_t                         size, oldsize;
     ngx_int_t                      rc;
     ngx_uint_t                     has_c;
     ngx_http_apikey_cache_sh_t    *sh;
@@ -461,11 +461,11 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
     size = offsetof(ngx_http_apikey_cache_node_t, g) + g->len
            + (has_c ? 32 : 0);
 
+    oldsize = old ? ngx_http_apikey_cache_size(old) : 0;
+
     if (old != NULL && !old->missing && !old->gone && g->len
-        && g->len <= 65535
-        && ngx_http_apikey_cache_size(old) <= NGX_HTTP_APIKEY_CACHE_SLOT_MAX
-        && size <= ngx_http_apikey_cache_room(old,
-                                             ngx_http_apikey_cache_size(old)))
+        && g->len <= 65535 && oldsize <= NGX_HTTP_APIKEY_CACHE_SLOT_MAX
+        && size <= ngx_http_apikey_cache_room(old, oldsize))
     {
         /*
          * a change that fits the record's slot is written there: in a
@@ -473,7 +473,7 @@ ngx_http_apikey_cache_apply(ngx_http_apikey_cache_t *cache, ngx_str_t *hex,
          * its size and leave the key to Redis
          */
 
-        sh->bytes -= ngx_http_apikey_cache_size(old);
+        sh->bytes -= oldsize;
         sh->version++;
 
         ngx_memcpy(old->g, g->data, g->len);
