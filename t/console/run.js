@@ -724,6 +724,7 @@ async function run(browser) {
     await page.setViewport({ width: 390, height: 844, isMobile: true,
                              hasTouch: true });
     await page.waitForFunction(() => window.innerWidth === 390);
+    await page.waitForSelector('#keys-body tr');
 
     const phone = await page.evaluate(() => ({
         scroll: document.documentElement.scrollWidth,
