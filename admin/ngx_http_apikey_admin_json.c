@@ -69,6 +69,9 @@ static ngx_int_t ngx_http_apikey_admin_field_meta(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value);
 static ngx_uint_t ngx_http_apikey_admin_meta_text(json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_quota(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
 static ngx_int_t ngx_http_apikey_admin_invalid(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f);
 static ngx_str_t *ngx_http_apikey_admin_printable(ngx_http_request_t *r,
@@ -142,6 +145,13 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_META_MAX)
       " bytes (as compact JSON) whose names are 1 to 32 of a-z 0-9 _ and "
       "whose strings hold no control characters" },
+
+    { ngx_string("quota"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_quota, NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA,
+      0, 0, 0, 0,
+      "quota must be null or an object with limit, an integer from 1 to "
+      "1000000000000, and period, day or month; used and resets_at "
+      "cannot be set" },
 
     { ngx_string("grace_seconds"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ROTATE),
@@ -690,6 +700,79 @@ ngx_http_apikey_admin_meta_text(json_t *value)
     return ngx_http_apikey_admin_text_chars((u_char *) name,
                                             json_string_length(value))
            != NGX_ERROR;
+}
+
+
+/*
+ * quota: {"limit": 1..10^12, "period": "day" | "month"} or null, passed
+ * to the scripts as "<limit> <d|m>" ("" for none); what the key object
+ * shows of it besides, used and resets_at, is read-only
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_field_quota(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
+{
+    u_char      *p;
+    json_t      *v, *limit, *period;
+    json_int_t   n;
+    const char  *key, *per;
+
+    if (json_is_null(value)) {
+        ngx_str_set(&ctx->in.quota, "");
+        return NGX_OK;
+    }
+
+    if (!json_is_object(value)) {
+        goto invalid;
+    }
+
+    limit = NULL;
+    period = NULL;
+
+    json_object_foreach(value, key, v) {
+        if (ngx_strcmp(key, "limit") == 0) {
+            limit = v;
+
+        } else if (ngx_strcmp(key, "period") == 0) {
+            period = v;
+
+        } else if (ngx_strcmp(key, "used") != 0
+                   && ngx_strcmp(key, "resets_at") != 0)
+        {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "unknown_field",
+                                               "unknown field quota.%V",
+                                               ngx_http_apikey_admin_printable(
+                                                                   r, key));
+        } else {
+            goto invalid;
+        }
+    }
+
+    n = json_is_integer(limit) ? json_integer_value(limit) : 0;
+    per = json_is_string(period) ? json_string_value(period) : "";
+
+    if (n < 1 || n > NGX_HTTP_APIKEY_ADMIN_QUOTA_MAX
+        || (ngx_strcmp(per, "day") != 0 && ngx_strcmp(per, "month") != 0))
+    {
+        goto invalid;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->in.quota.data = p;
+    ctx->in.quota.len = ngx_sprintf(p, "%L %c", (int64_t) n, per[0]) - p;
+
+    return NGX_OK;
+
+invalid:
+
+    return ngx_http_apikey_admin_invalid(r, ctx, f);
 }
 
 

@@ -27,8 +27,7 @@ ngx_http_apikey_admin_parse_time(u_char *p, size_t len)
 {
     u_char     *last;
     time_t      t;
-    ngx_int_t   year, month, day, hour, min, sec, off, oh, om, days, y, era;
-    ngx_int_t   yoe, doy, doe, dim;
+    ngx_int_t   year, month, day, hour, min, sec, off, oh, om, days, dim;
 
     static ngx_int_t  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
                                   31 };
@@ -110,18 +109,28 @@ ngx_http_apikey_admin_parse_time(u_char *p, size_t len)
         return NGX_ERROR;
     }
 
-    /* days since 1970-01-01 of a proleptic Gregorian date */
+    days = ngx_http_apikey_admin_days(year, month, day);
+
+    t = (time_t) days * 86400 + hour * 3600 + min * 60 + sec - off;
+
+    return t;
+}
+
+
+/* days since 1970-01-01 of a proleptic Gregorian date (year >= 1) */
+
+ngx_int_t
+ngx_http_apikey_admin_days(ngx_int_t year, ngx_int_t month, ngx_int_t day)
+{
+    ngx_int_t  y, era, yoe, doy, doe;
 
     y = year - (month <= 2);
     era = y / 400;
     yoe = y - era * 400;
     doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
     doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    days = era * 146097 + doe - 719468;
 
-    t = (time_t) days * 86400 + hour * 3600 + min * 60 + sec - off;
-
-    return t;
+    return era * 146097 + doe - 719468;
 }
 
 
