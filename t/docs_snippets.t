@@ -3,11 +3,12 @@
 # Docs that run: every ```nginx block of README.md and docs/*.md, and
 # docs/example-nginx.conf, passes nginx -t with the built module.
 #
-# The convention for writers: a block whose fence reads ```nginx is a
-# whole nginx.conf, and this test runs it; a block that is only part of
-# one (a directive, a location) is marked with the fence info string
-# ```nginx fragment and is not run.  Any other info string after "nginx"
-# (a misspelt "fragment" too) counts as a whole nginx.conf.  The quick
+# The convention for writers (docs/contributing.md says it too): a block
+# whose fence reads ```nginx is a whole nginx.conf, and this test runs it;
+# a block that is only part of one (a directive, a location) is marked
+# with the fence info string ```nginx fragment and is not run.  Any other
+# info string after "nginx" (a misspelt "fragment" too) counts as a whole
+# nginx.conf.  The quick
 # start under README's "Example" heading and every block under an
 # "Example Configuration" heading must be whole.  The blocks read are
 # counted against a plain count of the files' nginx fences, so none is
