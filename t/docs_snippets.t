@@ -8,12 +8,11 @@
 # a block that is only part of one (a directive, a location) is marked
 # with the fence info string ```nginx fragment and is not run.  Any other
 # info string after "nginx" (a misspelt "fragment" too) counts as a whole
-# nginx.conf.  The quick
-# start under README's "Example" heading and every block under an
-# "Example Configuration" heading must be whole.  The blocks read are
-# counted against a plain count of the files' nginx fences, so none is
-# skipped unseen; and every apikey_admin_tokens of the docs names
-# apikey-admin-tokens.
+# nginx.conf.  The quick start under README's "Example" heading and every
+# block under an "Example Configuration" heading must be whole.  The
+# blocks read are counted against a plain count of the files' nginx
+# fences, so none is skipped unseen; and every apikey_admin_tokens of the
+# docs names apikey-admin-tokens.
 #
 # What the test changes in a block before
 # nginx -t -p PREFIX/ -c nginx.conf -e error.log (one prefix a block), and
