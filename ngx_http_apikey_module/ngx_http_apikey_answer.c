@@ -165,6 +165,18 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
             /* nothing gives units back before the period ends */
 
             ctx->retry_after = ngx_max(ctx->quota_reset, 1);
+
+            /*
+             * the replica answers the key 429 until then: a second
+             * short, since the seconds Redis told are whole ones
+             */
+
+            if (ctx->cached && ctx->quota_reset > 1) {
+                ngx_http_apikey_bucket_quota_note(&akmcf->cache, &ctx->rec,
+                                        ngx_http_apikey_cache_now()
+                                        + (int64_t) (ctx->quota_reset - 1)
+                                          * 1000000);
+            }
         }
 
         if (ctx->cached) {
@@ -313,6 +325,28 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
      */
 
     if (local.result == NGX_HTTP_APIKEY_OK && local.quota && !offline) {
+
+        /* ... unless Redis said it is used up until the period ends */
+
+        if (ngx_http_apikey_bucket_quota_out(&akmcf->cache, &ctx->rec, &ahead)
+            == NGX_OK)
+        {
+            local.result = NGX_HTTP_APIKEY_LIMITED;
+            local.quota_out = 1;
+            local.quota_used = local.quota;
+            local.quota_reset = ngx_http_apikey_seconds((double) ahead) + 1;
+            local.retry_after = local.quota_reset;
+
+            *ctx = local;
+
+            ngx_http_apikey_metric_add(replica_hits);
+            ngx_http_apikey_tally_add(ctx->hash,
+                                      NGX_HTTP_APIKEY_TALLY_LIMITED);
+            return NGX_OK;
+        }
+
+        ctx->cached = 1;
+
         return NGX_DECLINED;
     }
 

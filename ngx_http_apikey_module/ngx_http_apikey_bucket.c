@@ -73,6 +73,7 @@ typedef struct {
     int64_t                        back_taken;   /* Redis us, of back */
     uint32_t                       used;         /* spent, not told yet */
     int64_t                        told;
+    int64_t                        quota_until;  /* the quota is used up */
 } ngx_http_apikey_bucket_t;
 
 
@@ -222,6 +223,10 @@ ngx_http_apikey_bucket_get(ngx_http_apikey_cache_t *cache,
             b->limit[0] = rec->rate;
             b->limit[1] = rec->per;
             b->limit[2] = rec->burst;
+
+            /* a new quota, or none: Redis tells again */
+
+            b->quota_until = 0;
         }
 
         return b;
@@ -507,6 +512,67 @@ ngx_http_apikey_bucket_note(ngx_http_apikey_cache_conf_t *ccf,
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/*
+ * A quota Redis found used up stays so until its period ends: nothing but
+ * a change of the key (a new record version) gives it units sooner, so
+ * the instance answers its checks 429 until then (the bucket's own 429
+ * first, as Redis would: a bucket known empty is asked of Redis).
+ */
+
+void
+ngx_http_apikey_bucket_quota_note(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_rec_t *rec, int64_t until)
+{
+    ngx_http_apikey_cache_t   *cache;
+    ngx_http_apikey_bucket_t  *b;
+
+    cache = ccf->shm_zone->data;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    b = ngx_http_apikey_bucket_get(cache, rec, 1);
+
+    if (b != NULL) {
+        b->quota_until = until;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+ngx_int_t
+ngx_http_apikey_bucket_quota_out(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_rec_t *rec, int64_t *left)
+{
+    int64_t                    now;
+    ngx_int_t                  rc;
+    ngx_http_apikey_cache_t   *cache;
+    ngx_http_apikey_bucket_t  *b;
+
+    cache = ccf->shm_zone->data;
+    now = ngx_http_apikey_cache_now();
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    b = ngx_http_apikey_bucket_get(cache, rec, 0);
+
+    if (b != NULL && b->quota_until > now
+        && (rec->rate == 0
+            || b->tat - now <= ((double) rec->burst - 1) * rec->per
+                               * 1000000 / rec->rate + 1))
+    {
+        b->seen = now;
+        *left = b->quota_until - now;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
 }
 
 

@@ -65,6 +65,16 @@ void ngx_http_apikey_bucket_note(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_rec_t *rec, int64_t tat);
 
 /*
+ * A quota Redis found used up until "until" (instance's clock, us); and
+ * NGX_OK with *left (us) while the instance knows it still is, the
+ * bucket not known empty
+ */
+void ngx_http_apikey_bucket_quota_note(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_rec_t *rec, int64_t until);
+ngx_int_t ngx_http_apikey_bucket_quota_out(ngx_http_apikey_cache_conf_t *ccf,
+    ngx_http_apikey_cache_rec_t *rec, int64_t *left);
+
+/*
  * What Redis answered a check that asked for a lease: n tokens taken at
  * Redis time "at" (0 when it took none), this request's one among them.
  */

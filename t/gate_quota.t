@@ -306,6 +306,45 @@ for my $case ([ 'without apikey_cache', { rate => '1000r/s', burst => 100 },
        'leases: 9 more of 20 pass a quota of 10 with apikey_rate_lease');
 }
 
+# the replica: once Redis said the quota is used up, the instance answers
+# the key 429 quota_exceeded itself until the period ends, with the same
+# status, code and Retry-After
+
+{
+    my $k = $adm->create('acme', name => 'used up', rate_limit => undef,
+                         quota => { limit => 3, period => 'day' });
+    my $p = $t->port(3);
+
+    ok(wait_for(5, sub { (ApiKey::Admin::gate($p, $k->{key}))[0] != 401 }),
+       'replica: the instance knows the key');
+
+    is_deeply([ map { (ApiKey::Admin::gate($p, $k->{key}))[0] } 1 .. 3 ],
+              [ 200, 200, 429 ], 'replica: 2 more pass, then Redis refuses');
+
+    my $before = $t->redis_commandstats->{evalsha} // 0;
+    my @st = map { [ http_get($p, '/api/', { 'X-API-Key' => $k->{key} }) ] }
+             1 .. 20;
+    my $calls = ($t->redis_commandstats->{evalsha} // 0) - $before;
+
+    is(scalar(grep { $_->[0] == 429 && $_->[2] =~ /"quota_exceeded"/ } @st),
+       20, 'replica: 20 more are 429 quota_exceeded');
+    cmp_ok($calls, '<', 10, 'replica: answered without a Redis call each')
+        or diag("$calls script calls for 20 requests");
+
+    my $left = midnight() - time;
+    ok(abs(($st[-1][1]{'retry-after'} // 0) - $left) <= 3,
+       'replica: Retry-After is the seconds until midnight UTC')
+        or diag("Retry-After $st[-1][1]{'retry-after'}, expected about $left");
+
+    my $adm_b = ApiKey::Admin->new($t, $tok->{ops}, port => $p);
+
+    is($adm_b->patch("orgs/acme/keys/$k->{id}",
+                     { quota => { limit => 4, period => 'day' } })->{status},
+       200, 'replica: the quota is raised at the same instance');
+    is((ApiKey::Admin::gate($p, $k->{key}))[0], 200,
+       'replica: the next request passes at once');
+}
+
 $t->error_log_clean;
 
 done_testing;
