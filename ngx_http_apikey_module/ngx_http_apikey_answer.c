@@ -52,7 +52,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 {
     u_char                       *p;
     double                        held;
-    int64_t                       ahead;
+    int64_t                       ahead, until;
     redisReply                  **e;
     ngx_http_apikey_main_conf_t  *akmcf;
     u_char                        text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
@@ -160,22 +160,21 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
         ngx_http_apikey_bucket_headers(ctx, ahead);
 
+        until = 0;
+
         if (ctx->quota_out) {
 
-            /* nothing gives units back before the period ends */
+            /*
+             * nothing gives units back before the period ends: the
+             * replica answers the key 429 until then, a second short,
+             * since the seconds Redis told are whole ones
+             */
 
             ctx->retry_after = ngx_max(ctx->quota_reset, 1);
 
-            /*
-             * the replica answers the key 429 until then: a second
-             * short, since the seconds Redis told are whole ones
-             */
-
-            if (ctx->cached && ctx->quota_reset > 1) {
-                ngx_http_apikey_bucket_quota_note(&akmcf->cache, &ctx->rec,
-                                        ngx_http_apikey_cache_now()
-                                        + (int64_t) (ctx->quota_reset - 1)
-                                          * 1000000);
+            if (ctx->quota_reset > 1) {
+                until = ngx_http_apikey_cache_now()
+                        + (int64_t) (ctx->quota_reset - 1) * 1000000;
             }
         }
 
@@ -189,7 +188,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
             ngx_http_apikey_bucket_note(&akmcf->cache, &ctx->rec,
                                         ngx_http_apikey_cache_now()
-                                        + e[2]->integer);
+                                        + e[2]->integer, until);
         }
     }
 

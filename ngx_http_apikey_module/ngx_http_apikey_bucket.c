@@ -492,7 +492,7 @@ ngx_http_apikey_bucket_ask(ngx_http_apikey_cache_conf_t *ccf,
 
 void
 ngx_http_apikey_bucket_note(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_rec_t *rec, int64_t tat)
+    ngx_http_apikey_cache_rec_t *rec, int64_t tat, int64_t quota_until)
 {
     ngx_http_apikey_cache_t   *cache;
     ngx_http_apikey_bucket_t  *b;
@@ -508,6 +508,10 @@ ngx_http_apikey_bucket_note(ngx_http_apikey_cache_conf_t *ccf,
             b->tat = tat;
         }
 
+        if (quota_until) {
+            b->quota_until = quota_until;
+        }
+
         b->probe = 0;
     }
 
@@ -521,27 +525,6 @@ ngx_http_apikey_bucket_note(ngx_http_apikey_cache_conf_t *ccf,
  * the instance answers its checks 429 until then (the bucket's own 429
  * first, as Redis would: a bucket known empty is asked of Redis).
  */
-
-void
-ngx_http_apikey_bucket_quota_note(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_rec_t *rec, int64_t until)
-{
-    ngx_http_apikey_cache_t   *cache;
-    ngx_http_apikey_bucket_t  *b;
-
-    cache = ccf->shm_zone->data;
-
-    ngx_shmtx_lock(&cache->shpool->mutex);
-
-    b = ngx_http_apikey_bucket_get(cache, rec, 1);
-
-    if (b != NULL) {
-        b->quota_until = until;
-    }
-
-    ngx_shmtx_unlock(&cache->shpool->mutex);
-}
-
 
 ngx_int_t
 ngx_http_apikey_bucket_quota_out(ngx_http_apikey_cache_conf_t *ccf,

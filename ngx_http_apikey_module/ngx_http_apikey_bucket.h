@@ -60,17 +60,17 @@ ngx_int_t ngx_http_apikey_bucket_take(ngx_http_apikey_cache_conf_t *ccf,
     ngx_uint_t *limited, int64_t *ahead, ngx_uint_t *spent,
     ngx_http_apikey_lease_ask_t *ask);
 
-/* what Redis said of the bucket at a time not after the check (local) */
+/*
+ * What Redis said of the bucket at a time not after the check (local),
+ * and, unless 0, until when (same clock) the key's quota is used up
+ */
 void ngx_http_apikey_bucket_note(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_rec_t *rec, int64_t tat);
+    ngx_http_apikey_cache_rec_t *rec, int64_t tat, int64_t quota_until);
 
 /*
- * A quota Redis found used up until "until" (instance's clock, us); and
- * NGX_OK with *left (us) while the instance knows it still is, the
- * bucket not known empty
+ * NGX_OK with *left (us) while the instance knows the key's quota is used
+ * up (bucket_note), the bucket not known empty
  */
-void ngx_http_apikey_bucket_quota_note(ngx_http_apikey_cache_conf_t *ccf,
-    ngx_http_apikey_cache_rec_t *rec, int64_t until);
 ngx_int_t ngx_http_apikey_bucket_quota_out(ngx_http_apikey_cache_conf_t *ccf,
     ngx_http_apikey_cache_rec_t *rec, int64_t *left);
 
