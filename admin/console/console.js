@@ -1294,7 +1294,7 @@
                        refused: 'Refused' };
         var totals = { allowed: 0, rate_limited: 0, refused: 0 };
         var max = 0, unit = state.granularity === 'day' ? 'day' : 'hour';
-        var chart, title, desc, bw, scale, legend, i, step, summary;
+        var chart, title, desc, bw, scale, legend, i, step, summary, ticks;
 
         list.forEach(function (b) {
             kinds.forEach(function (kd) {
@@ -1327,22 +1327,21 @@
         chart.appendChild(title);
         chart.appendChild(desc);
 
-        scale = (H - T - B) / max;
+        /* y axis: whole, distinct counts, the top one at or over max */
+
+        ticks = yTicks(max);
+        scale = (H - T - B) / ticks[ticks.length - 1];
         bw = (W - L - R) / list.length;
 
-        /* y axis: 0, half, max */
+        ticks.forEach(function (v) {
+            var y = H - B - v * scale;
 
-        [0, 0.5, 1].forEach(function (f) {
-            var y = H - B - f * max * scale;
-
-            chart.appendChild(svg('line', { 'class': f ? 'grid' : 'axis',
+            chart.appendChild(svg('line', { 'class': v ? 'grid' : 'axis',
                                             x1: L, x2: W - R, y1: y,
                                             y2: y }));
-            chart.appendChild(svg('text', { x: L - 6, y: y + 4,
-                                            'text-anchor': 'end',
-                                            text: String(Math.round(f
-                                                                    * max))
-                                          }));
+            chart.appendChild(svg('text', { 'class': 'y-tick', x: L - 6,
+                                            y: y + 4, 'text-anchor': 'end',
+                                            text: String(v) }));
         });
 
         list.forEach(function (b, n) {
@@ -1391,6 +1390,33 @@
 
         box.appendChild(chart);
         box.appendChild(legend);
+    }
+
+
+    /*
+     * 0 and up to two more ticks a whole step apart (1, 2 or 5 times a
+     * power of ten, at least 1), the last at or above max: a key used once
+     * gets 0 and 1, not 0, 1, 1
+     */
+
+    function yTicks(max) {
+        var half = max / 2, p = 1, step, out = [], v;
+
+        while (p * 10 <= half) {
+            p *= 10;
+        }
+
+        step = [1, 2, 5, 10].map(function (m) { return m * p; })
+                            .filter(function (s) { return s >= half; })[0];
+        step = Math.max(1, step);
+
+        for (v = 0; v < max; v += step) {
+            out.push(v);
+        }
+
+        out.push(v);
+
+        return out;
     }
 
 

@@ -384,6 +384,17 @@ async function run(browser) {
         check('the usage chart is drawn with SVG',
               usage === 'empty' || await page.$('#usage-chart svg rect')
                                    !== null, usage + ': ' + usageText);
+
+        // the key was used once: its y axis says 0 and 1, whole and
+        // distinct, never 0, 1, 1
+        const ticks = await page.$$eval('#usage-chart svg text.y-tick',
+            (ts) => ts.map((t) => t.textContent));
+
+        check('the usage chart\'s y axis has whole, distinct, rising labels',
+              usage === 'chart'
+              && (ticks.length >= 2 && ticks.every((v, i) =>
+                      /^\d+$/.test(v) && (i === 0 || +v > +ticks[i - 1]))),
+              ticks.join(', '));
     }
 
     await page.click('#usage-day');
