@@ -12,6 +12,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_apikey_module.h"
+
 
 #define NGX_HTTP_APIKEY_M_RESULTS        11   /* the gate's result codes */
 
@@ -115,6 +117,15 @@ char *ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
 void ngx_http_apikey_metrics_init_process(ngx_cycle_t *cycle);
+
+/*
+ * ngx_http_apikey_metrics_guard.c: the directives that restrict a
+ * location are watched while the http block is read (preconfiguration);
+ * a merged location with apikey_metrics and none of them logs a warning
+ */
+ngx_int_t ngx_http_apikey_metrics_guard_init(ngx_conf_t *cf);
+void ngx_http_apikey_metrics_guard_check(ngx_conf_t *cf,
+    ngx_http_apikey_loc_conf_t *akcf);
 
 /* microseconds of a monotonic clock, for latencies */
 uint64_t ngx_http_apikey_metrics_now(void);

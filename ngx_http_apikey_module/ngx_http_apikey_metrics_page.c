@@ -71,7 +71,14 @@ char *
 ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
+    ngx_http_apikey_loc_conf_t *akcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
+
+    /* where, for the warning of an unrestricted location */
+
+    akcf->metrics_file = cf->conf_file->file.name.data;
+    akcf->metrics_line = cf->conf_file->line;
 
     if (ngx_http_apikey_metrics_zone_add(cf, &ngx_http_apikey_module)
         != NGX_OK)

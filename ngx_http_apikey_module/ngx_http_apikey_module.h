@@ -63,6 +63,11 @@ typedef struct {
     ngx_uint_t                    rate_headers;
     ngx_int_t                     vars[2];       /* $http_<header>, and
                                                     $http_authorization */
+    ngx_flag_t                    restricted;    /* allow, deny, auth_*,
+                                                    satisfy: see
+                                                    _metrics_guard.c */
+    u_char                       *metrics_file;  /* apikey_metrics here */
+    ngx_uint_t                    metrics_line;
 } ngx_http_apikey_loc_conf_t;
 
 
