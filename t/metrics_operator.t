@@ -21,7 +21,8 @@
 #   build, start: apikey_build_info's version is debian/changelog's, the
 #                 start time the master's, kept by a reload;
 #   redis_up:     1 for the gate's node; Redis stopped, 0 within seconds;
-#                 back, 1 again.
+#                 back, 1 again;
+#   docs:         every family on the page has a row in docs/metrics.md.
 
 use strict;
 use warnings;
@@ -221,6 +222,16 @@ $t->start_redis;
 $s = wait_series(sub { $_[0]{"apikey_redis_up{connection=\"gate\",node=\"$node\"}"} });
 is($s->{"apikey_redis_up{connection=\"gate\",node=\"$node\"}"}, 1,
    'redis_up: 1 again once it is back');
+
+###############################################################################
+# docs: every family on the page has its row in docs/metrics.md
+
+my $doc = ApiKey::Test::_slurp("$FindBin::Bin/../docs/metrics.md");
+my @families = (http_get($port, '/metrics'))[2] =~ /^# TYPE (\S+) /mg;
+my @undocumented = grep { $doc !~ /^\| `\Q$_\E` \|/m } @families;
+ok(@families > 20 && !@undocumented,
+   'docs: every family has a row in docs/metrics.md')
+    or diag("undocumented: @undocumented");
 
 $t->error_log_clean;
 
