@@ -30,6 +30,7 @@ static u_char *ngx_http_apikey_metrics_counter(u_char *p, const char *name,
 static u_char *ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
     const char *labels, ngx_atomic_t *buckets, ngx_uint_t n, const char **le,
     ngx_atomic_uint_t sum, ngx_uint_t micro);
+static u_char *ngx_http_apikey_metrics_labels(u_char *p, const char *labels);
 
 
 /* upper bounds of the buckets, as written */
@@ -123,7 +124,7 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
     }
 
     b = ngx_create_temp_buf(r->pool,
-                            10240
+                            12288
                             + NGX_HTTP_APIKEY_M_ROUTES
                               * NGX_HTTP_APIKEY_M_STATUSES * 96
                             + NGX_HTTP_APIKEY_M_ROUTES
@@ -390,16 +391,16 @@ ngx_http_apikey_metrics_operator(u_char *p, ngx_http_apikey_metrics_t *m)
         p = ngx_sprintf(p, "apikey_redis_up{connection=\"%s\",node=\"",
                         ngx_http_apikey_links[nodes[i].link]);
 
-        /* a label value's escapes; a node's name has no new line */
+        /* a label value's escapes */
 
         last = nodes[i].name + nodes[i].len;
 
         for (q = nodes[i].name; q < last; q++) {
-            if (*q == '\\' || *q == '"') {
+            if (*q == '\\' || *q == '"' || *q == '\n') {
                 *p++ = '\\';
             }
 
-            *p++ = *q;
+            *p++ = (*q == '\n') ? 'n' : *q;
         }
 
         p = ngx_sprintf(p, "\"} %ui\n", nodes[i].up);
@@ -462,7 +463,6 @@ ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
     const char *labels, ngx_atomic_t *buckets, ngx_uint_t n, const char **le,
     ngx_atomic_uint_t sum, ngx_uint_t micro)
 {
-    size_t             len;
     ngx_uint_t         i;
     ngx_atomic_uint_t  count;
 
@@ -474,17 +474,8 @@ ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
                         name, labels, le[i], count);
     }
 
-    /* "route=\"x\"," as "{route=\"x\"}" */
-
-    len = ngx_strlen(labels);
-
     p = ngx_sprintf(p, "%s_sum", name);
-
-    if (len) {
-        *p++ = '{';
-        p = ngx_cpymem(p, labels, len - 1);
-        *p++ = '}';
-    }
+    p = ngx_http_apikey_metrics_labels(p, labels);
 
     if (micro) {
         p = ngx_sprintf(p, " %uA.%06uA\n", sum / 1000000, sum % 1000000);
@@ -494,12 +485,28 @@ ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
     }
 
     p = ngx_sprintf(p, "%s_count", name);
-
-    if (len) {
-        *p++ = '{';
-        p = ngx_cpymem(p, labels, len - 1);
-        *p++ = '}';
-    }
+    p = ngx_http_apikey_metrics_labels(p, labels);
 
     return ngx_sprintf(p, " %uA\n", count);
+}
+
+
+/* "route=\"x\"," as "{route=\"x\"}"; "" as nothing */
+
+static u_char *
+ngx_http_apikey_metrics_labels(u_char *p, const char *labels)
+{
+    size_t  len;
+
+    len = ngx_strlen(labels);
+
+    if (len == 0) {
+        return p;
+    }
+
+    *p++ = '{';
+    p = ngx_cpymem(p, labels, len - 1);
+    *p++ = '}';
+
+    return p;
 }

@@ -76,7 +76,7 @@ sub scrape {
 sub wait_series {
     my ($cond) = @_;
     my $s;
-    ApiKey::Test::wait_for(10, sub { $s = scrape(); $cond->($s) });
+    ApiKey::Test::wait_for($ApiKey::Test::Util::WAIT, sub { $s = scrape(); $cond->($s) });
     return $s;
 }
 
