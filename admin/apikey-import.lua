@@ -18,7 +18,8 @@
 --          whose id or secret is in use), then per key id, name,
 --          description, display prefix, environment, scopes (JSON array),
 --          rate (0: unlimited), per, burst, expires_at (0: none),
---          expires_in (0: none), hash, meta (compact JSON, "" for none)
+--          expires_in (0: none), hash, meta (compact JSON, "" for none),
+--          quota ("<limit> <d|m>", "" for none)
 --
 -- Returns {made, skipped, n, code, detail}: n is 0 when every key was
 -- written or passed over; else the n-th key was refused (code, detail as
@@ -29,7 +30,7 @@
 
 local ns, org, actor = ARGV[1], ARGV[2], ARGV[3]
 local maxttl, skip = tonumber(ARGV[4]), ARGV[5] == '1'
-local ARGS = 13
+local ARGS = 14
 
 -- a command of one key and many arguments, in calls of at most 1000 of
 -- them (unpack's limit)
@@ -103,11 +104,11 @@ for n = 1, (#ARGV - 5) / ARGS do
         -- the record as HMGET would read it back: the array "v" of F
 
         local rate = tonumber(ARGV[a + 7])
-        local meta = ARGV[a + 13]
+        local meta, quota = ARGV[a + 13], ARGV[a + 14]
         local v = {id, org, ARGV[a + 2], ARGV[a + 3], ARGV[a + 4],
                    ARGV[a + 5], ARGV[a + 6], false, false, false,
                    tostring(now), actor, tostring(now), false, false, hash,
-                   false, false, false, false}
+                   false, false, false, false, false}
 
         local rec = {'id', id, 'org', org, 'name', v[3], 'description', v[4],
                      'prefix', v[5], 'env', v[6], 'scopes', v[7],
@@ -127,6 +128,11 @@ for n = 1, (#ARGV - 5) / ARGS do
         if meta ~= '' and meta ~= '{}' then
             v[20] = meta
             push(rec, 'meta', meta)
+        end
+
+        if quota ~= '' then
+            v[21] = quota
+            push(rec, 'quota', quota)
         end
 
         redis.call('HSET', kk, unpack(rec))

@@ -94,7 +94,11 @@
 #define NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT   14
 #define NGX_HTTP_APIKEY_ADMIN_F_LAST_USED    15
 #define NGX_HTTP_APIKEY_ADMIN_F_META         16
-#define NGX_HTTP_APIKEY_ADMIN_F_N            17
+#define NGX_HTTP_APIKEY_ADMIN_F_QUOTA        17    /* "<limit> <d|m>" */
+#define NGX_HTTP_APIKEY_ADMIN_F_QUOTA_USED   18    /* "<period> <used>" */
+#define NGX_HTTP_APIKEY_ADMIN_F_N            19
+
+#define NGX_HTTP_APIKEY_ADMIN_QUOTA_MAX      1000000000000LL
 
 
 typedef struct {
@@ -135,6 +139,7 @@ typedef struct {
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT   0x0020
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN   0x0040
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_META         0x0080
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA        0x0100
 
 #define ngx_http_apikey_admin_given(in, field)                                \
     ((in)->given & NGX_HTTP_APIKEY_ADMIN_GIVEN_##field)
@@ -146,6 +151,7 @@ typedef struct {
     ngx_str_t                       environment;
     ngx_str_t                       scopes_json;   /* ["a","b"] */
     ngx_str_t                       meta;          /* compact JSON */
+    ngx_str_t                       quota;         /* "N d|m", "": none */
     ngx_uint_t                      rate;          /* 0: unlimited */
     ngx_uint_t                      per;
     ngx_uint_t                      burst;
@@ -359,6 +365,8 @@ ngx_int_t ngx_http_apikey_admin_unseal(ngx_http_request_t *r,
 ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
 time_t ngx_http_apikey_admin_parse_time(u_char *p, size_t len);
+ngx_int_t ngx_http_apikey_admin_days(ngx_int_t year, ngx_int_t month,
+    ngx_int_t day);
 
 
 /*

@@ -93,6 +93,7 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         ngx_http_apikey_admin_arg_num(a, ctx->in.burst);
         ngx_http_apikey_admin_arg_num(a, ctx->in.expires_at);
         ngx_http_apikey_admin_arg(a, &ctx->in.meta);
+        ngx_http_apikey_admin_arg(a, &ctx->in.quota);
         break;
 
     case NGX_HTTP_APIKEY_ADMIN_RESTORE:
@@ -304,6 +305,7 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     prefix.len = NGX_HTTP_APIKEY_HASH_LEN;
     ngx_http_apikey_admin_arg(a, &prefix);
     ngx_http_apikey_admin_arg(a, &in->meta);
+    ngx_http_apikey_admin_arg(a, &in->quota);
 
     return NGX_OK;
 }
@@ -368,14 +370,15 @@ ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
     ngx_str_t   s;
     ngx_uint_t  i;
 
-    static u_char      letters[] = "ndsrem";
+    static u_char      letters[] = "ndsremq";
     static ngx_uint_t  fields[] = {
         NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_DESCRIPTION,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE,
         NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT,
-        NGX_HTTP_APIKEY_ADMIN_GIVEN_META
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_META,
+        NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA
     };
 
     s.data = ngx_pnalloc(a->pool, sizeof(letters));

@@ -11,7 +11,8 @@
 -- ARGV    ns, org, id, name, description, display prefix, environment,
 --         scopes (JSON array), rate (0: unlimited), per, burst,
 --         expires_at (0: none), expires_in (0: none), max_ttl (0: none),
---         max_keys (0: no limit), actor, hash, meta (compact JSON, "": none)
+--         max_keys (0: no limit), actor, hash, meta (compact JSON, "": none),
+--         quota ("<limit> <d|m>", "": none)
 --         and last, as in every change script (once() in the library):
 --         the fingerprint and the sealed new key ("" without an
 --         Idempotency-Key); KEYS last: NS idem:<id> with one
@@ -70,6 +71,10 @@ local function change()
 
     if ARGV[18] ~= '' and ARGV[18] ~= '{}' then
         push(rec, 'meta', ARGV[18])
+    end
+
+    if ARGV[19] ~= '' then
+        push(rec, 'quota', ARGV[19])
     end
 
     -- creation order is the score: keep it strict within a millisecond

@@ -69,9 +69,11 @@ static ngx_int_t ngx_http_apikey_admin_field_meta(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value);
 static ngx_uint_t ngx_http_apikey_admin_meta_text(json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_quota(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
 static ngx_int_t ngx_http_apikey_admin_invalid(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f);
-static ngx_int_t ngx_http_apikey_admin_digits(u_char *p, size_t n);
 static ngx_str_t *ngx_http_apikey_admin_printable(ngx_http_request_t *r,
     const char *name);
 
@@ -143,6 +145,13 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_META_MAX)
       " bytes (as compact JSON) whose names are 1 to 32 of a-z 0-9 _ and "
       "whose strings hold no control characters" },
+
+    { ngx_string("quota"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+      ngx_http_apikey_admin_field_quota, NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA,
+      0, 0, 0, 0,
+      "quota must be null or an object with limit, an integer from 1 to "
+      "1000000000000, and period, day or month; used and resets_at "
+      "cannot be set" },
 
     { ngx_string("grace_seconds"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ROTATE),
@@ -694,6 +703,79 @@ ngx_http_apikey_admin_meta_text(json_t *value)
 }
 
 
+/*
+ * quota: {"limit": 1..10^12, "period": "day" | "month"} or null, passed
+ * to the scripts as "<limit> <d|m>" ("" for none); what the key object
+ * shows of it besides, used and resets_at, is read-only
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_field_quota(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
+{
+    u_char      *p;
+    json_t      *v, *limit, *period;
+    json_int_t   n;
+    const char  *key, *per;
+
+    if (json_is_null(value)) {
+        ngx_str_set(&ctx->in.quota, "");
+        return NGX_OK;
+    }
+
+    if (!json_is_object(value)) {
+        goto invalid;
+    }
+
+    limit = NULL;
+    period = NULL;
+
+    json_object_foreach(value, key, v) {
+        if (ngx_strcmp(key, "limit") == 0) {
+            limit = v;
+
+        } else if (ngx_strcmp(key, "period") == 0) {
+            period = v;
+
+        } else if (ngx_strcmp(key, "used") != 0
+                   && ngx_strcmp(key, "resets_at") != 0)
+        {
+            return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
+                                               "unknown_field",
+                                               "unknown field quota.%V",
+                                               ngx_http_apikey_admin_printable(
+                                                                   r, key));
+        } else {
+            goto invalid;
+        }
+    }
+
+    n = json_is_integer(limit) ? json_integer_value(limit) : 0;
+    per = json_is_string(period) ? json_string_value(period) : "";
+
+    if (n < 1 || n > NGX_HTTP_APIKEY_ADMIN_QUOTA_MAX
+        || (ngx_strcmp(per, "day") != 0 && ngx_strcmp(per, "month") != 0))
+    {
+        goto invalid;
+    }
+
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 2);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->in.quota.data = p;
+    ctx->in.quota.len = ngx_sprintf(p, "%L %c", (int64_t) n, per[0]) - p;
+
+    return NGX_OK;
+
+invalid:
+
+    return ngx_http_apikey_admin_invalid(r, ctx, f);
+}
+
+
 static ngx_int_t
 ngx_http_apikey_admin_field_rate_limit(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
@@ -801,131 +883,6 @@ ngx_http_apikey_admin_field_expires_at(ngx_http_request_t *r,
     ctx->in.expires_at = t;
 
     return NGX_OK;
-}
-
-
-/*
- * RFC 3339: 2030-01-31T12:00:00Z, fractions and offsets allowed;
- * NGX_ERROR if invalid
- */
-
-time_t
-ngx_http_apikey_admin_parse_time(u_char *p, size_t len)
-{
-    u_char     *last;
-    time_t      t;
-    ngx_int_t   year, month, day, hour, min, sec, off, oh, om, days, y, era;
-    ngx_int_t   yoe, doy, doe, dim;
-
-    static ngx_int_t  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30,
-                                  31 };
-
-    last = p + len;
-
-    if (len < 20 || p[4] != '-' || p[7] != '-'
-        || (p[10] != 'T' && p[10] != 't')
-        || p[13] != ':' || p[16] != ':')
-    {
-        return NGX_ERROR;
-    }
-
-    year = ngx_http_apikey_admin_digits(p, 4);
-    month = ngx_http_apikey_admin_digits(p + 5, 2);
-    day = ngx_http_apikey_admin_digits(p + 8, 2);
-    hour = ngx_http_apikey_admin_digits(p + 11, 2);
-    min = ngx_http_apikey_admin_digits(p + 14, 2);
-    sec = ngx_http_apikey_admin_digits(p + 17, 2);
-
-    if (year < 1970 || year > 9999 || month < 1 || month > 12
-        || day < 1 || hour < 0 || hour > 23 || min < 0 || min > 59
-        || sec < 0 || sec > 60)
-    {
-        return NGX_ERROR;
-    }
-
-    dim = mdays[month - 1];
-
-    if (month == 2
-        && year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))
-    {
-        dim = 29;
-    }
-
-    if (day > dim) {
-        return NGX_ERROR;
-    }
-
-    if (sec == 60) {
-        sec = 59;
-    }
-
-    p += 19;
-
-    if (*p == '.') {
-        for (p++; p < last && *p >= '0' && *p <= '9'; p++) { /* void */ }
-
-        if (p[-1] == '.') {
-            return NGX_ERROR;
-        }
-    }
-
-    if (p < last && (*p == 'Z' || *p == 'z')) {
-        off = 0;
-        p++;
-
-    } else if (last - p == 6 && (*p == '+' || *p == '-') && p[3] == ':') {
-        oh = ngx_http_apikey_admin_digits(p + 1, 2);
-        om = ngx_http_apikey_admin_digits(p + 4, 2);
-
-        if (oh < 0 || oh > 23 || om < 0 || om > 59) {
-            return NGX_ERROR;
-        }
-
-        off = (oh * 60 + om) * 60;
-
-        if (*p == '-') {
-            off = -off;
-        }
-
-        p += 6;
-
-    } else {
-        return NGX_ERROR;
-    }
-
-    if (p != last) {
-        return NGX_ERROR;
-    }
-
-    /* days since 1970-01-01 of a proleptic Gregorian date */
-
-    y = year - (month <= 2);
-    era = y / 400;
-    yoe = y - era * 400;
-    doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    days = era * 146097 + doe - 719468;
-
-    t = (time_t) days * 86400 + hour * 3600 + min * 60 + sec - off;
-
-    return t;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_digits(u_char *p, size_t n)
-{
-    ngx_int_t  v;
-
-    for (v = 0; n; n--, p++) {
-        if (*p < '0' || *p > '9') {
-            return NGX_ERROR;
-        }
-
-        v = v * 10 + (*p - '0');
-    }
-
-    return v;
 }
 
 

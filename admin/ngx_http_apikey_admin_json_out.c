@@ -17,6 +17,7 @@
 #define NGX_HTTP_APIKEY_ADMIN_RATE    3
 #define NGX_HTTP_APIKEY_ADMIN_STATUS  4
 #define NGX_HTTP_APIKEY_ADMIN_META    5
+#define NGX_HTTP_APIKEY_ADMIN_QUOTA   6
 
 
 /* a member of the key object: its name, record field and kind */
@@ -32,6 +33,7 @@ static const char *ngx_http_apikey_admin_status(ngx_str_t *f, time_t now);
 static json_t *ngx_http_apikey_admin_stored_json(ngx_str_t *s,
     ngx_uint_t object);
 static json_t *ngx_http_apikey_admin_rate_json(ngx_str_t *f);
+static json_t *ngx_http_apikey_admin_quota_json(ngx_str_t *f, time_t now);
 static time_t ngx_http_apikey_admin_field_time(ngx_str_t *s);
 
 
@@ -60,6 +62,7 @@ static ngx_http_apikey_admin_member_t  ngx_http_apikey_admin_key_members[] = {
     { "revoked_at", NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT,
       NGX_HTTP_APIKEY_ADMIN_TIME },
     { "meta", NGX_HTTP_APIKEY_ADMIN_F_META, NGX_HTTP_APIKEY_ADMIN_META },
+    { "quota", 0, NGX_HTTP_APIKEY_ADMIN_QUOTA },
     { NULL, 0, 0 }
 };
 
@@ -101,6 +104,10 @@ ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
 
         case NGX_HTTP_APIKEY_ADMIN_RATE:
             v = ngx_http_apikey_admin_rate_json(f);
+            break;
+
+        case NGX_HTTP_APIKEY_ADMIN_QUOTA:
+            v = ngx_http_apikey_admin_quota_json(f, now);
             break;
 
         default: /* NGX_HTTP_APIKEY_ADMIN_STATUS */
@@ -159,6 +166,84 @@ ngx_http_apikey_admin_stored_json(ngx_str_t *s, ngx_uint_t object)
     }
 
     return object ? json_object() : json_array();
+}
+
+
+/*
+ * {"limit", "period", "used", "resets_at"}, or null without a quota: the
+ * record's "<limit> <d|m>" and the count the gatekeeper keeps with the
+ * key's bucket, "<period> <used>", which counts for the UTC day ("d" and
+ * the days since 1970) or month ("m" and 12 * year + month - 1) now is
+ * in, and is 0 in any other (docs/data-model.md)
+ */
+
+static json_t *
+ngx_http_apikey_admin_quota_json(ngx_str_t *f, time_t now)
+{
+    u_char     *p;
+    json_t     *q;
+    time_t      ends;
+    int64_t     limit, used;
+    ngx_tm_t    tm;
+    ngx_str_t  *s, *u;
+    u_char      id[NGX_INT64_LEN + 2];
+
+    s = &f[NGX_HTTP_APIKEY_ADMIN_F_QUOTA];
+    u = &f[NGX_HTTP_APIKEY_ADMIN_F_QUOTA_USED];
+
+    if (s->len < 3 || s->data[s->len - 2] != ' '
+        || (s->data[s->len - 1] != 'd' && s->data[s->len - 1] != 'm'))
+    {
+        return json_null();
+    }
+
+    limit = ngx_atoof(s->data, s->len - 2);
+
+    if (limit <= 0) {
+        return json_null();
+    }
+
+    ngx_gmtime(now, &tm);
+
+    if (s->data[s->len - 1] == 'd') {
+        p = ngx_sprintf(id, "d%T", now / 86400);
+        ends = (now / 86400 + 1) * 86400;
+
+    } else {
+        p = ngx_sprintf(id, "m%i", (ngx_int_t) (tm.ngx_tm_year * 12
+                                                + tm.ngx_tm_mon - 1));
+        ends = (time_t) ngx_http_apikey_admin_days(
+                            tm.ngx_tm_year + (tm.ngx_tm_mon == 12),
+                            tm.ngx_tm_mon % 12 + 1, 1) * 86400;
+    }
+
+    used = 0;
+
+    if (u->len > (size_t) (p - id) + 1
+        && ngx_strncmp(u->data, id, p - id) == 0 && u->data[p - id] == ' ')
+    {
+        used = ngx_atoof(u->data + (p - id) + 1, u->len - (p - id) - 1);
+        used = ngx_max(used, 0);
+    }
+
+    q = json_object();
+
+    if (q == NULL
+        || json_object_set_new(q, "limit", json_integer(limit)) != 0
+        || json_object_set_new(q, "period",
+                               json_string(s->data[s->len - 1] == 'd'
+                                           ? "day" : "month"))
+           != 0
+        || json_object_set_new(q, "used", json_integer(used)) != 0
+        || json_object_set_new(q, "resets_at",
+                               ngx_http_apikey_admin_time_json(ends))
+           != 0)
+    {
+        json_decref(q);
+        return NULL;
+    }
+
+    return q;
 }
 
 

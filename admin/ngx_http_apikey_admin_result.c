@@ -570,7 +570,7 @@ ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
 }
 
 
-/* the 16 fields of a key; nil fields are { 0, NULL } */
+/* the 16 to 19 fields of a key; nil fields are { 0, NULL } */
 
 static ngx_int_t
 ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
@@ -578,7 +578,10 @@ ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
     size_t       i;
     redisReply  *e;
 
-    /* an answer kept for an Idempotency-Key before meta has no meta */
+    /*
+     * an answer kept for an Idempotency-Key before meta has no meta, one
+     * before quotas no quota
+     */
 
     if (reply->type != REDIS_REPLY_ARRAY
         || reply->elements < NGX_HTTP_APIKEY_ADMIN_F_META
@@ -587,8 +590,13 @@ ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
         return NGX_ERROR;
     }
 
-    f[NGX_HTTP_APIKEY_ADMIN_F_META].data = NULL;
-    f[NGX_HTTP_APIKEY_ADMIN_F_META].len = 0;
+    for (i = NGX_HTTP_APIKEY_ADMIN_F_META;
+         i < NGX_HTTP_APIKEY_ADMIN_F_N;
+         i++)
+    {
+        f[i].data = NULL;
+        f[i].len = 0;
+    }
 
     for (i = 0; i < reply->elements; i++) {
         e = reply->element[i];

@@ -36,7 +36,8 @@ local function change(v)
     local oldprefix = v[5]
     local oldcur, oldprev = v[16], v[17]
     local used = lastused(ns, v)
-    local bucket = redis.call('HMGET', cur, 'b', 'u', 'h', 'a', 'l', 'r')
+    local bucket = redis.call('HMGET', cur, 'b', 'u', 'h', 'a', 'l', 'r',
+                              'q')
     local exp = tonumber(v[14]) or 0
     local grace = tonumber(ARGV[5])
     local ends = 0
@@ -70,10 +71,10 @@ local function change(v)
 
     redis.call('HSET', KEYS[9], 'g', gate(v, 0, v[5]))
 
-    -- the new secret goes on from the old one's bucket, last use and usage
-    -- counts of the hour
+    -- the new secret goes on from the old one's bucket, last use, usage
+    -- counts of the hour and quota count
 
-    for i, f in ipairs({'b', 'u', 'h', 'a', 'l', 'r'}) do
+    for i, f in ipairs({'b', 'u', 'h', 'a', 'l', 'r', 'q'}) do
         if bucket[i] then
             redis.call('HSET', KEYS[9], f, bucket[i])
         end
@@ -84,7 +85,7 @@ local function change(v)
 
     if ends > 0 then
         redis.call('HSET', cur, 'g', gate(v, ends, oldprefix), 'c', KEYS[9])
-        redis.call('HDEL', cur, 'b', 'h', 'a', 'l', 'r')
+        redis.call('HDEL', cur, 'b', 'h', 'a', 'l', 'r', 'q')
         redis.call('PEXPIREAT', cur, (ends + 60) * 1000)
     end
 

@@ -8,9 +8,9 @@
 -- KEYS[7] NS org:<org>:idx:new   KEYS[8] NS org:<org>:active:new
 -- ARGV    ns, org, actor, max_keys, max_ttl, fields given ("n" name,
 --         "d" description, "s" scopes, "r" rate limit, "e" expiry, "m"
---         meta), name, description, scopes (JSON array), rate (0:
---         unlimited), per, burst, expires_at (0: never), meta (compact
---         JSON)
+--         meta, "q" quota), name, description, scopes (JSON array), rate
+--         (0: unlimited), per, burst, expires_at (0: never), meta (compact
+--         JSON), quota ("<limit> <d|m>", "": none)
 --         and last, as in every change script (once() in the library):
 --         the fingerprint and the sealed new key ("" without an
 --         Idempotency-Key); KEYS last: NS idem:<id> with one
@@ -55,6 +55,17 @@ local function change(v)
             push(del, 'meta')
         else
             push(set, 'meta', ARGV[14])
+        end
+    end
+
+    -- a new quota keeps the period's count: a raised limit lets more
+    -- through at once, a lowered one refuses once it is reached
+
+    if has('q') then
+        if ARGV[15] == '' then
+            push(del, 'quota')
+        else
+            push(set, 'quota', ARGV[15])
         end
     end
 

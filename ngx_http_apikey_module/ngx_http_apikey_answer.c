@@ -78,16 +78,20 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1 || reply->elements > 5
-        || reply->elements == 4
+        || reply->elements < 1 || reply->elements > 7
+        || reply->elements == 4 || reply->elements == 6
         || e[0]->type != REDIS_REPLY_INTEGER
         || e[0]->integer < NGX_HTTP_APIKEY_OK
-        || e[0]->integer > NGX_HTTP_APIKEY_LIMITED)
+        || e[0]->integer > NGX_HTTP_APIKEY_QUOTA_OUT
+        || (e[0]->integer == NGX_HTTP_APIKEY_QUOTA_OUT
+            && reply->elements != 7))
     {
         goto unexpected;
     }
 
-    ctx->result = (ngx_uint_t) e[0]->integer;
+    ctx->quota_out = (e[0]->integer == NGX_HTTP_APIKEY_QUOTA_OUT);
+    ctx->result = ctx->quota_out ? NGX_HTTP_APIKEY_LIMITED
+                                 : (ngx_uint_t) e[0]->integer;
 
     if (reply->elements == 1) {
         if (ctx->result != NGX_HTTP_APIKEY_INVALID) {
@@ -101,10 +105,15 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         || (reply->elements >= 3
             && (e[2]->type != REDIS_REPLY_INTEGER || e[2]->integer < 0
                 || e[2]->integer > NGX_HTTP_APIKEY_AHEAD_MAX))
-        || (reply->elements == 5
-            && (e[3]->type != REDIS_REPLY_INTEGER || e[3]->integer < 1
+        || (reply->elements >= 5
+            && (e[3]->type != REDIS_REPLY_INTEGER
+                || e[3]->integer < (reply->elements == 5)
                 || e[3]->integer > (long long) ctx->lease.want
-                || e[4]->type != REDIS_REPLY_INTEGER)))
+                || e[4]->type != REDIS_REPLY_INTEGER))
+        || (reply->elements == 7
+            && (e[5]->type != REDIS_REPLY_INTEGER || e[5]->integer < 0
+                || e[6]->type != REDIS_REPLY_INTEGER || e[6]->integer < 0
+                || e[6]->integer > 31 * 86400)))
     {
         goto unexpected;
     }
@@ -122,10 +131,19 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         goto unexpected;
     }
 
+    if (reply->elements == 7) {
+        if (ctx->quota == 0) {
+            goto unexpected;
+        }
+
+        ctx->quota_used = e[5]->integer;
+        ctx->quota_reset = (ngx_int_t) e[6]->integer;
+    }
+
     if (reply->elements >= 3) {
         ahead = e[2]->integer;
 
-        if (reply->elements == 5) {
+        if (reply->elements >= 5 && e[3]->integer > 0) {
             ctx->leased = (ngx_uint_t) e[3]->integer;
             ctx->leased_at = e[4]->integer;
         }
@@ -141,6 +159,13 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         }
 
         ngx_http_apikey_bucket_headers(ctx, ahead);
+
+        if (ctx->quota_out) {
+
+            /* nothing gives units back before the period ends */
+
+            ctx->retry_after = ngx_max(ctx->quota_reset, 1);
+        }
 
         if (ctx->cached) {
 
@@ -280,6 +305,16 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     /* the environment and the scopes, as after a redirect */
 
     ngx_http_apikey_recheck(&local, local.conf);
+
+    /*
+     * a key with a quota passes only where Redis counts it: only an
+     * instance cut off from Redis lets it through on its own bucket, and
+     * its tally then uses the quota
+     */
+
+    if (local.result == NGX_HTTP_APIKEY_OK && local.quota && !offline) {
+        return NGX_DECLINED;
+    }
 
     if (local.result == NGX_HTTP_APIKEY_OK && local.rate > 0) {
         ctx->cached = 1;
@@ -491,12 +526,38 @@ ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
 
     /* meta, compact JSON; a key without it has {} */
 
-    if (q < last) {
-        ctx->meta.data = q + 1;
-        ctx->meta.len = last - q - 1;
+    ctx->quota = 0;
 
-    } else {
+    if (q == last) {
         ngx_str_set(&ctx->meta, "{}");
+        return NGX_OK;
+    }
+
+    p = q + 1;
+    q = ngx_strlchr(p, last, '\n');
+
+    ctx->meta.data = p;
+    ctx->meta.len = (q ? q : last) - p;
+
+    if (q == NULL) {
+        return NGX_OK;
+    }
+
+    /* the quota, "<limit> <d|m>", after the meta (a key with one has it) */
+
+    p = q + 1;
+
+    if (last - p < 3 || (last[-1] != 'd' && last[-1] != 'm')
+        || last[-2] != ' ')
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx->quota = ngx_atoof(p, last - 2 - p);
+    ctx->quota_period = last[-1];
+
+    if (ctx->quota <= 0) {
+        return NGX_DECLINED;
     }
 
     return NGX_OK;

@@ -50,6 +50,7 @@ ngx_http_apikey_ctx_create(ngx_http_request_t *r,
     ctx->request = r;
     ctx->conf = akcf;
     ctx->burst = -1;
+    ctx->quota_used = -1;
     ctx->state = NGX_HTTP_APIKEY_DONE;
 
     cln = ngx_http_cleanup_add(r, 0);

@@ -20,9 +20,14 @@
 -- taken at Redis time at (us): g is the secret's gate field, for nginx
 -- to read the key's identity and limit from, and ahead how far
 -- (microseconds) the bucket's theoretical arrival time is past now, from
--- which nginx works out the rate headers.  Codes, in the order the checks
+-- which nginx works out the rate headers.  A key with a quota is
+-- answered {code, g, ahead, n, at, used, ends} once it passed the checks
+-- before the bucket: the units of the period used (this request's
+-- among them) and the seconds until the period ends (n and at 0 without
+-- a lease, ahead 0 without a limit).  Codes, in the order the checks
 -- run: 0 ok, 1 invalid, 2 revoked, 3 expired, 4 environment mismatch,
--- 5 insufficient scope, 6 limited.
+-- 5 insufficient scope, 6 limited, 7 quota used up.  A refused request
+-- takes nothing: neither a token nor a unit of the quota.
 --
 -- A call is applied once, however often it comes (nginx sends a call
 -- again when its connection drops before the reply; a proxy may send one
@@ -245,6 +250,84 @@ local function give_back(home, g, b, back, taken, lim)
     return b
 end
 
+-- the calendar period of a quota, p "d" (the UTC day) or "m" (the UTC
+-- month), that now is in: its id ("d<days since 1970>", "m<12 * year +
+-- month - 1>") and the seconds until it ends; days and civil dates
+-- convert as in the proleptic Gregorian calendar
+
+local periods = {}
+
+local function days_from_civil(y, m, d)
+    if m <= 2 then
+        y = y - 1
+    end
+    local era = math.floor(y / 400)
+    local yoe = y - era * 400
+    local doy = math.floor((153 * (m > 2 and m - 3 or m + 9) + 2) / 5) + d - 1
+    return era * 146097 + yoe * 365 + math.floor(yoe / 4)
+           - math.floor(yoe / 100) + doy - 719468
+end
+
+local function period(p)
+    if periods[p] then
+        return periods[p][1], periods[p][2]
+    end
+
+    local day = math.floor(now / 86400)
+    local id, ends
+
+    if p == 'd' then
+        id, ends = 'd' .. string.format('%d', day), (day + 1) * 86400
+    else
+        local z = day + 719468
+        local era = math.floor(z / 146097)
+        local doe = z - era * 146097
+        local yoe = math.floor((doe - math.floor(doe / 1460)
+                                + math.floor(doe / 36524)
+                                - math.floor(doe / 146096)) / 365)
+        local doy = doe - (365 * yoe + math.floor(yoe / 4)
+                           - math.floor(yoe / 100))
+        local mp = math.floor((5 * doy + 2) / 153)
+        local m = mp < 10 and mp + 3 or mp - 9
+        local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+
+        id = 'm' .. string.format('%d', y * 12 + m - 1)
+        ends = days_from_civil(m == 12 and y + 1 or y, m % 12 + 1, 1) * 86400
+    end
+
+    periods[p] = {id, ends - now}
+
+    return id, ends - now
+end
+
+-- a key's quota from its gate field g (the line "<limit> <d|m>" after
+-- its meta, docs/data-model.md) and the count field q of its bucket's
+-- secret ("<period id> <used>"): nil for a key without one, else the
+-- limit, the units of this period used, the seconds until it ends, and
+-- the HSET arguments that count one more
+
+local function quota_of(g, q)
+    local last = string.byte(g, -1)
+
+    if last ~= 100 and last ~= 109 then
+        return nil
+    end
+
+    local limit, p = string.match(g, '}\n(%d+) ([dm])$')
+
+    if not limit then
+        return nil
+    end
+
+    local id, ends = period(p)
+    local qid, used = string.match(q or '', '^(%S+) (%d+)$')
+
+    used = (qid == id) and tonumber(used) or 0
+
+    return tonumber(limit), used, ends,
+           {'q', id .. ' ' .. string.format('%d', used + 1)}
+end
+
 -- the tally of checks Redis did not count itself (ngx_http_apikey_tally.c),
 -- sent with the checks: environment "\1", scopes "allowed limited
 -- refused" (a count below 0 takes back what a check counted that nginx
@@ -291,6 +374,19 @@ local function tally(key, counts, lease)
         end
     end
 
+    -- checks the replica allowed while Redis was unreachable use the
+    -- quota too (and those taken back give it back)
+
+    if n[1] ~= '0' then
+        local quota, used, _, q = quota_of(f[1],
+                                           redis.call('HGET', home, 'q'))
+        if quota then
+            q[2] = string.match(q[2], '^%S+ ') .. string.format('%d',
+                       math.max(used + tonumber(n[1]), 0))
+            redis.pcall('HSET', home, unpack(q))
+        end
+    end
+
     if tonumber(n[1]) > 0 and f[4] ~= t[1] then
         return write(key, {1}, 'u', t[1])
     end
@@ -303,7 +399,7 @@ local function check(key, want_env, want_scopes, lease)
         return tally(key, want_scopes, lease)
     end
 
-    local f = redis.call('HMGET', key, 'g', 'b', 'c', 'h', 'a', 'u')
+    local f = redis.call('HMGET', key, 'g', 'b', 'c', 'h', 'a', 'u', 'q')
 
     if not f[1] then
         return {1}
@@ -344,8 +440,21 @@ local function check(key, want_env, want_scopes, lease)
 
     if f[3] then
         home = f[3]
-        f[2], f[4], f[5] = unpack(redis.call('HMGET', home, 'b', 'h', 'a'))
+        f[2], f[4], f[5], f[7] =
+            unpack(redis.call('HMGET', home, 'b', 'h', 'a', 'q'))
         f.home = true
+    end
+
+    -- the key's quota, if it has one: the units of this period used so
+    -- far, and the field q that takes this request's
+
+    local quota, used, ends, q = quota_of(f[1], f[7])
+
+    if quota and used >= quota then
+        if rate == '0' then
+            return count(key, f, {7, f[1], 0, 0, 0, used, ends}, 2)
+        end
+        q = false
     end
 
     -- an allowed check counts with the write it makes anyway: a, read
@@ -360,16 +469,18 @@ local function check(key, want_env, want_scopes, lease)
     local a = string.format('%d', (tonumber(f[5]) or 0) + 1)
 
     if rate == '0' then
+        local reply = quota and {0, f[1], 0, 0, 0, used + 1, ends} or {0, f[1]}
+
         if f[3] then
-            local e = write(f[3], nil, 'a', a)
+            local e = write(f[3], nil, 'a', a, unpack(q or {}))
             if e then
                 return e
             end
 
-            return allow(key, f, {0, f[1]})
+            return allow(key, f, reply)
         end
 
-        return allow(key, f, {0, f[1]}, 'a', a)
+        return allow(key, f, reply, 'a', a, unpack(q or {}))
     end
 
     -- GCRA, the token bucket kept as one number: b is the theoretical
@@ -408,11 +519,18 @@ local function check(key, want_env, want_scopes, lease)
         return count(key, f, {6, f[1], tat - us}, 2)
     end
 
-    -- a lease: as many of the tokens the bucket holds as asked for
+    -- the bucket has a token, the quota none: refused, nothing taken
+
+    if q == false then
+        return count(key, f, {7, f[1], tat - us, 0, 0, used, ends}, 2)
+    end
+
+    -- a lease: as many of the tokens the bucket holds as asked for; a key
+    -- with a quota takes its request's token alone
 
     local n = 1
 
-    if want and want > 1 then
+    if want and want > 1 and not quota then
         n = math.floor((burst * step - (tat - us) + 1) / step)
 
         if n > want then
@@ -432,8 +550,15 @@ local function check(key, want_env, want_scopes, lease)
         reply[5] = us
     end
 
+    if quota then
+        reply[4] = reply[4] or 0
+        reply[5] = reply[5] or 0
+        reply[6] = used + 1
+        reply[7] = ends
+    end
+
     if f[3] then
-        local e = write(f[3], nil, 'b', b, 'a', a)
+        local e = write(f[3], nil, 'b', b, 'a', a, unpack(q or {}))
         if e then
             return e
         end
@@ -441,7 +566,7 @@ local function check(key, want_env, want_scopes, lease)
         return allow(key, f, reply)
     end
 
-    return allow(key, f, reply, 'b', b, 'a', a)
+    return allow(key, f, reply, 'b', b, 'a', a, unpack(q or {}))
 end
 
 local out = {}
@@ -470,7 +595,7 @@ end
 local kept = {}
 
 for i, r in ipairs(out) do
-    kept[i] = r[2] and {r[1], true, r[3], r[4], r[5]} or r
+    kept[i] = r[2] and {r[1], true, r[3], r[4], r[5], r[6], r[7]} or r
 end
 
 if not seen[3] or now - tonumber(seen[3]) >= 600 then

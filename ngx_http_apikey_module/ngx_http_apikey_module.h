@@ -45,6 +45,9 @@
 #define NGX_HTTP_APIKEY_UNVERIFIED      9
 #define NGX_HTTP_APIKEY_PREFLIGHT       10
 
+/* the gate script's code for a quota used up: LIMITED, with quota_out */
+#define NGX_HTTP_APIKEY_QUOTA_OUT       7
+
 #define NGX_HTTP_APIKEY_PENDING         1
 #define NGX_HTTP_APIKEY_DONE            2
 
@@ -119,6 +122,10 @@ typedef struct {
     ngx_int_t                     next;          /* s until one more */
     ngx_int_t                     retry_after;
     ngx_int_t                     window;
+    int64_t                       quota;         /* units a period, 0: none */
+    int64_t                       quota_used;    /* -1: not known */
+    ngx_int_t                     quota_reset;   /* s until it ends */
+    u_char                        quota_period;  /* 'd' or 'm' */
     unsigned                      looked:1;      /* the key was looked for */
     unsigned                      checked:1;     /* the check was made */
     unsigned                      cached:1;      /* rec is the replica's */
@@ -128,6 +135,7 @@ typedef struct {
     unsigned                      counted:1;
     unsigned                      resend:1;      /* a sibling, once more */
     unsigned                      resent:2;
+    unsigned                      quota_out:1;   /* limited by the quota */
 } ngx_http_apikey_ctx_t;
 
 

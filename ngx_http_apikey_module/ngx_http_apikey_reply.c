@@ -11,8 +11,22 @@
 #include "ngx_http_apikey_module.h"
 
 
+/* one policy of the rate headers: a bucket or a quota */
+
+typedef struct {
+    ngx_str_t                 name;
+    int64_t                   quota;       /* q: burst, or units a period */
+    ngx_int_t                 window;      /* w */
+    int64_t                   remaining;   /* r */
+    ngx_int_t                 next;        /* t: s until more */
+    ngx_int_t                 reset;       /* s until all */
+} ngx_http_apikey_policy_t;
+
+
 static ngx_int_t ngx_http_apikey_header_filter(ngx_http_request_t *r);
-static u_char *ngx_http_apikey_itoa(u_char *p, ngx_int_t n);
+static ngx_uint_t ngx_http_apikey_policies(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_policy_t *pol);
+static u_char *ngx_http_apikey_itoa(u_char *p, int64_t n);
 
 
 ngx_http_apikey_result_t  ngx_http_apikey_results[] = {
@@ -46,6 +60,14 @@ ngx_http_apikey_result_t  ngx_http_apikey_results[] = {
 };
 
 
+static ngx_http_apikey_result_t  ngx_http_apikey_quota_result = {
+    ngx_string("limited"), NGX_HTTP_TOO_MANY_REQUESTS,
+    ngx_string("quota_exceeded"),
+    ngx_string("The API key's quota for this period is used up; "
+               "retry when it resets.")
+};
+
+
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 
 
@@ -63,7 +85,8 @@ ngx_http_apikey_refuse(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
     static ngx_str_t  bearer_invalid =
                                 ngx_string("Bearer error=\"invalid_token\"");
 
-    res = &ngx_http_apikey_results[ctx->result];
+    res = ctx->quota_out ? &ngx_http_apikey_quota_result
+                         : &ngx_http_apikey_results[ctx->result];
 
     id = ctx->id.len ? &ctx->id : &empty;
     prefix = ctx->prefix.len ? &ctx->prefix : &empty;
@@ -254,10 +277,11 @@ ngx_http_apikey_add_header(ngx_http_request_t *r, const char *name,
 static ngx_int_t
 ngx_http_apikey_header_filter(ngx_http_request_t *r)
 {
-    u_char                 *p;
-    ngx_str_t               v[5];
-    ngx_uint_t              i, first, last;
-    ngx_http_apikey_ctx_t  *ctx;
+    u_char                    *p;
+    ngx_str_t                  v[5];
+    ngx_uint_t                 i, n, first, last, close;
+    ngx_http_apikey_ctx_t     *ctx;
+    ngx_http_apikey_policy_t   pol[2], *c;
 
     static ngx_str_t  names[] = {
         ngx_string("RateLimit-Policy"),
@@ -275,7 +299,7 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
 
     if (ctx == NULL
         || ctx->rate_sent
-        || ctx->burst < 0
+        || (ctx->burst < 0 && ctx->quota_used < 0)
         || (ctx->result != NGX_HTTP_APIKEY_OK
             && ctx->result != NGX_HTTP_APIKEY_LIMITED))
     {
@@ -293,33 +317,71 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
         return ngx_http_next_header_filter(r);
     }
 
+    n = ngx_http_apikey_policies(ctx, pol);
+
+    /*
+     * RateLimit and the legacy headers: the policy closest to refusing,
+     * the one with the fewest left (of two as close, the one that refills
+     * later)
+     */
+
+    close = 0;
+
+    for (i = 1; i < n; i++) {
+        if (pol[i].remaining < pol[close].remaining
+            || (pol[i].remaining == pol[close].remaining
+                && pol[i].next > pol[close].next))
+        {
+            close = i;
+        }
+    }
+
+    c = &pol[close];
+
     /* every gatekept response pays for these: no ngx_sprintf() */
 
-    p = ngx_pnalloc(r->pool, sizeof("\"default\";q=;w=\"default\";r=;t=") - 1
-                             + 8 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, 3 * (sizeof("\"default\";q=;w=, ") - 1
+                                  + 2 * NGX_INT_T_LEN)
+                             + sizeof("\"default\";r=;t=") - 1
+                             + 5 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     v[0].data = p;
-    p = ngx_cpymem(p, "\"default\";q=", sizeof("\"default\";q=") - 1);
-    v[2].data = p;
-    p = ngx_http_apikey_itoa(p, ctx->burst);
-    v[2].len = p - v[2].data;
-    p = ngx_cpymem(p, ";w=", sizeof(";w=") - 1);
-    p = ngx_http_apikey_itoa(p, ctx->window);
+
+    for (i = 0; i < n; i++) {
+        if (i) {
+            *p++ = ','; *p++ = ' ';
+        }
+
+        *p++ = '"';
+        p = ngx_cpymem(p, pol[i].name.data, pol[i].name.len);
+        p = ngx_cpymem(p, "\";q=", sizeof("\";q=") - 1);
+        p = ngx_http_apikey_itoa(p, pol[i].quota);
+        p = ngx_cpymem(p, ";w=", sizeof(";w=") - 1);
+        p = ngx_http_apikey_itoa(p, pol[i].window);
+    }
+
     v[0].len = p - v[0].data;
 
     v[1].data = p;
-    p = ngx_cpymem(p, "\"default\";r=", sizeof("\"default\";r=") - 1);
-    v[3].data = p;
-    p = ngx_http_apikey_itoa(p, ctx->remaining);
-    v[3].len = p - v[3].data;
+    *p++ = '"';
+    p = ngx_cpymem(p, c->name.data, c->name.len);
+    p = ngx_cpymem(p, "\";r=", sizeof("\";r=") - 1);
+    p = ngx_http_apikey_itoa(p, c->remaining);
     p = ngx_cpymem(p, ";t=", sizeof(";t=") - 1);
-    p = ngx_http_apikey_itoa(p, ctx->next);
+    p = ngx_http_apikey_itoa(p, c->next);
     v[1].len = p - v[1].data;
+
+    v[2].data = p;
+    p = ngx_http_apikey_itoa(p, c->quota);
+    v[2].len = p - v[2].data;
+    v[3].data = p;
+    p = ngx_http_apikey_itoa(p, c->remaining);
+    v[3].len = p - v[3].data;
     v[4].data = p;
-    p = ngx_http_apikey_itoa(p, ctx->reset);
+    p = ngx_http_apikey_itoa(p, c->reset);
     v[4].len = p - v[4].data;
 
     for (i = first; i < last; i++) {
@@ -335,8 +397,70 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
 }
 
 
+/*
+ * The policies that applied to the check: the key's bucket ("default"
+ * when it is the only one, else "key") and its quota ("day" or "month",
+ * when Redis told its use); returns how many
+ */
+
+static ngx_uint_t
+ngx_http_apikey_policies(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_policy_t *pol)
+{
+    ngx_uint_t  n;
+    ngx_tm_t    tm;
+
+    static ngx_uint_t  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                   30, 31 };
+
+    n = 0;
+
+    if (ctx->burst >= 0) {
+        ngx_str_set(&pol[n].name, "default");
+        pol[n].quota = ctx->burst;
+        pol[n].window = ctx->window;
+        pol[n].remaining = ctx->remaining;
+        pol[n].next = ctx->next;
+        pol[n].reset = ctx->reset;
+        n++;
+    }
+
+    if (ctx->quota_used >= 0 && ctx->quota > 0) {
+        if (n) {
+            ngx_str_set(&pol[0].name, "key");
+        }
+
+        if (ctx->quota_period == 'd') {
+            ngx_str_set(&pol[n].name, "day");
+            pol[n].window = 86400;
+
+        } else {
+
+            /* the month's length: the month the period's last second is in */
+
+            ngx_gmtime(ngx_time() + ctx->quota_reset - 1, &tm);
+
+            ngx_str_set(&pol[n].name, "month");
+            pol[n].window = 86400 * (mdays[tm.ngx_tm_mon - 1]
+                                     + (tm.ngx_tm_mon == 2
+                                        && tm.ngx_tm_year % 4 == 0
+                                        && (tm.ngx_tm_year % 100 != 0
+                                            || tm.ngx_tm_year % 400 == 0)));
+        }
+
+        pol[n].quota = ctx->quota;
+        pol[n].remaining = ngx_max(ctx->quota - ctx->quota_used, 0);
+        pol[n].next = ctx->quota_reset;
+        pol[n].reset = ctx->quota_reset;
+        n++;
+    }
+
+    return n;
+}
+
+
 static u_char *
-ngx_http_apikey_itoa(u_char *p, ngx_int_t n)
+ngx_http_apikey_itoa(u_char *p, int64_t n)
 {
     u_char   buf[NGX_INT_T_LEN], *q;
 

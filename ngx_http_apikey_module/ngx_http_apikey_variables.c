@@ -51,6 +51,10 @@ static ngx_http_variable_t  ngx_http_apikey_vars[] = {
       offsetof(ngx_http_apikey_ctx_t, remaining),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("apikey_quota_remaining"), NULL, ngx_http_apikey_variable,
+      offsetof(ngx_http_apikey_ctx_t, quota_used),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("apikey_meta"), NULL, ngx_http_apikey_variable,
       offsetof(ngx_http_apikey_ctx_t, meta), NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
@@ -69,6 +73,7 @@ ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 {
     u_char                 *p;
     ngx_str_t              *s, empty = ngx_null_string;
+    ngx_uint_t              quota;
     ngx_http_apikey_ctx_t  *ctx;
 
     /* before the check, and where it learnt nothing, the value is empty */
@@ -81,16 +86,25 @@ ngx_http_apikey_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     } else if (data == 0) {
         s = &ngx_http_apikey_results[ctx->result].status;
 
-    } else if (data == offsetof(ngx_http_apikey_ctx_t, remaining)) {
+    } else if (data == offsetof(ngx_http_apikey_ctx_t, remaining)
+               || data == offsetof(ngx_http_apikey_ctx_t, quota_used))
+    {
         s = &empty;
+        quota = (data == offsetof(ngx_http_apikey_ctx_t, quota_used));
 
-        if (ctx->burst >= 0) {
+        if (quota ? (ctx->quota > 0 && ctx->quota_used >= 0)
+                  : (ctx->burst >= 0))
+        {
             p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
             if (p == NULL) {
                 return NGX_ERROR;
             }
 
-            v->len = ngx_sprintf(p, "%i", ctx->remaining) - p;
+            v->len = ngx_sprintf(p, "%L",
+                                 quota ? ngx_max(ctx->quota - ctx->quota_used,
+                                                 0)
+                                       : (int64_t) ctx->remaining)
+                     - p;
             v->data = p;
             v->valid = 1;
             v->no_cacheable = 0;

@@ -78,7 +78,7 @@ is($?, 0, 'the raw key has a valid checksum');
 is(join(',', sort keys %$k),
    join(',', sort qw(id org name description prefix environment scopes
                      rate_limit status created_at created_by updated_at
-                     last_used_at expires_at revoked_at meta key)),
+                     last_used_at expires_at revoked_at meta quota key)),
    'exactly the key object and "key"');
 
 my ($st, $h) = gate($port, $k->{key});

@@ -160,7 +160,8 @@ is(scalar(grep { index($dump, $_) >= 0 } @raw), 0,
 
 my %body = (name => 'same', description => 'both ways', environment => 'preview',
             scopes => ['a:b'], rate_limit => { rate => '7r/m', burst => 3 },
-            expires_in => 3600, meta => { plan => 'pro' });
+            expires_in => 3600, meta => { plan => 'pro' },
+            quota => { limit => 1000, period => 'month' });
 my (%made, @same);
 
 for my $i (1 .. 3) {
@@ -269,6 +270,12 @@ for ([ [ $good, { org => 'org0', name => 'x', key => $typo } ],
      [ [ { %$good, meta => { Plan => 1 } } ],
        qr/^apikey-import: line 1: meta must be a JSON object/,
        'a meta name out of [a-z0-9_]' ],
+     [ [ { %$good, quota => { limit => 0, period => 'day' } } ],
+       qr/^apikey-import: line 1: quota must be null or an object/,
+       'a quota of 0' ],
+     [ [ { %$good, quota => { limit => 5, period => 'week' } } ],
+       qr/^apikey-import: line 1: quota must be null or an object/,
+       'a quota per week' ],
      [ [ { %$good, meta => { plan => "a\r\nb" } } ],
        qr/^apikey-import: line 1: meta must be a JSON object/,
        'a control character in meta' ],

@@ -54,7 +54,7 @@ ok(!grep({ exists $_->{key} } @{$r->{json}{data}}), 'no raw key in a list');
 is_deeply([sort keys %{$r->{json}{data}[0]}],
           [sort qw(id org name description prefix environment scopes
                    rate_limit status created_at created_by updated_at
-                   last_used_at expires_at revoked_at meta)],
+                   last_used_at expires_at revoked_at meta quota)],
           'key objects');
 
 is_deeply(names(list('page=2')), ['Key 05', 'Key 04', 'Key 03', 'Key 02',

@@ -47,8 +47,8 @@ start_redis "$dir" "$rport" --appendonly yes --save ''
 # a fresh admin token every run: only its hash goes to disk
 
 { read -r token; read -r line; } < <("$top/admin/apikey-token" demo '*')
-echo "$line" > "$dir/admin-tokens"
-rm -f "$dir/admin-token"
+echo "$line" > "$dir/apikey-admin-tokens"
+rm -f "$dir/admin-token" "$dir/admin-tokens"    # of earlier versions
 
 cat > "$dir/nginx.conf" <<CONF
 load_module $top/build/ngx_http_apikey_module.so;
@@ -78,12 +78,12 @@ http {
             proxy_pass http://127.0.0.1:$bport/;
         }
 
-        # the admin API: bearer tokens from run/admin-tokens; the web
+        # the admin API: bearer tokens from run/apikey-admin-tokens; the web
         # console at /admin/ itself
         location /admin/ {
             apikey_admin;
             apikey_admin_console on;
-            apikey_admin_tokens $dir/admin-tokens;
+            apikey_admin_tokens $dir/apikey-admin-tokens;
         }
     }
 
@@ -108,7 +108,7 @@ base=http://127.0.0.1:$hport
 cat <<TXT
 
 Redis on 127.0.0.1:$rport (AOF in run/), nginx on $base.
-Admin token (printed once; its hash is in run/admin-tokens): $token
+Admin token (printed once; its hash is in run/apikey-admin-tokens): $token
 
 Web console: $base/admin/  (paste the token, organization acme)
 

@@ -202,6 +202,16 @@ ngx_http_apikey_fuzz_sane(ngx_http_apikey_ctx_t *ctx)
     {
         abort();
     }
+
+    /* a quota used up is a 429 with the time until the period ends */
+
+    if (ctx->quota < 0 || ctx->quota_reset < 0
+        || (ctx->quota_out
+            && (ctx->result != NGX_HTTP_APIKEY_LIMITED || ctx->quota == 0
+                || ctx->retry_after < 1)))
+    {
+        abort();
+    }
 }
 
 
