@@ -111,6 +111,10 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
     ctx->request = r;
     ngx_http_set_ctx(r, ctx, ngx_http_apikey_admin_module);
 
+    if (ngx_http_apikey_metrics) {
+        ctx->started = ngx_http_apikey_metrics_now();
+    }
+
     ngx_str_set(&value, "no-store");
 
     if (ngx_http_apikey_add_header(r, "Cache-Control",
@@ -664,7 +668,9 @@ ngx_http_apikey_admin_log_handler(ngx_http_request_t *r)
 
     ngx_http_apikey_metrics_admin(ctx->routed ? ctx->operation
                                               : NGX_HTTP_APIKEY_M_ROUTES,
-                                  r->headers_out.status);
+                                  r->headers_out.status,
+                                  ngx_http_apikey_metrics_now()
+                                  - ctx->started);
 
     return NGX_OK;
 }

@@ -191,6 +191,7 @@ typedef void (*ngx_http_apikey_admin_resume_pt)(
 
 struct ngx_http_apikey_admin_ctx_s {
     ngx_http_request_t             *request;
+    uint64_t                        started;   /* us, for the metrics */
     ngx_http_apikey_admin_token_t  *token;
     ngx_http_apikey_redis_op_t     *op;        /* the call in Redis */
     ngx_uint_t                      step;      /* which call it is */

@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_bucket.h"
+#include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_tally.h"
 #include "ngx_http_apikey_timer.h"
 
@@ -582,6 +583,14 @@ ngx_http_apikey_bucket_grant(ngx_http_apikey_cache_conf_t *ccf,
         /* the ask never reached Redis: what it gave back is still here */
 
         ngx_http_apikey_bucket_give(b, ask->back, ask->taken);
+
+    } else {
+        ngx_http_apikey_metric_add(lease_asks);
+        ngx_http_apikey_metric_add_n(lease_back, ask->back);
+
+        if (n > 1) {
+            ngx_http_apikey_metric_add(lease_grants);
+        }
     }
 
     if (b->serial != ask->serial || b->asked == 0) {

@@ -82,6 +82,10 @@ ngx_http_apikey_handler(ngx_http_request_t *r)
 
     ctx->checked = 1;
 
+    if (ngx_http_apikey_metrics) {
+        ctx->entered = ngx_http_apikey_metrics_now();
+    }
+
     if (r != r->main) {
         mctx = ngx_http_apikey_get_ctx(r->main);
 
@@ -608,10 +612,13 @@ ngx_http_apikey_decide(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx)
 
     /* the first decision counts: a redirect or a subrequest is no check */
 
-    if (!ctx->counted) {
-        ctx->counted = 1;
+    if (!ctx->counted && ngx_http_apikey_metrics) {
         ngx_http_apikey_metric_add(checks[ctx->result]);
+        ngx_http_apikey_metrics_gate(ngx_http_apikey_metrics_now()
+                                     - ctx->entered);
     }
+
+    ctx->counted = 1;
 
     if (res->http_status == 0) {
 

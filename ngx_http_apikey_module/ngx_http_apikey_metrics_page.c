@@ -23,9 +23,14 @@ static u_char *ngx_http_apikey_metrics_family(u_char *p, const char *name,
     const char *type, const char *help);
 static u_char *ngx_http_apikey_metrics_replica(ngx_http_request_t *r,
     u_char *p, ngx_http_apikey_metrics_t *m);
+static u_char *ngx_http_apikey_metrics_operator(u_char *p,
+    ngx_http_apikey_metrics_t *m);
+static u_char *ngx_http_apikey_metrics_counter(u_char *p, const char *name,
+    const char *help, ngx_atomic_uint_t v);
 static u_char *ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
-    ngx_atomic_t *buckets, ngx_uint_t n, const char **le, ngx_atomic_uint_t sum,
-    ngx_uint_t micro);
+    const char *labels, ngx_atomic_t *buckets, ngx_uint_t n, const char **le,
+    ngx_atomic_uint_t sum, ngx_uint_t micro);
+static u_char *ngx_http_apikey_metrics_labels(u_char *p, const char *labels);
 
 
 /* upper bounds of the buckets, as written */
@@ -33,6 +38,16 @@ static u_char *ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
 static const char  *ngx_http_apikey_latency_le[] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
     "0.25", "0.5", "1", "+Inf"
+};
+
+static const char  *ngx_http_apikey_gate_le[] = {
+    "0.00005", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+    "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf"
+};
+
+static const char  *ngx_http_apikey_admin_le[] = {
+    "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+    "0.5", "1", "2.5", "5", "+Inf"
 };
 
 static const char  *ngx_http_apikey_batch_le[] = {
@@ -48,12 +63,23 @@ static const char  *ngx_http_apikey_error_kinds[] = {
     "timeout", "connection", "reply"
 };
 
+static const char  *ngx_http_apikey_links[] = {
+    "gate", "admin", "replica"
+};
+
 
 char *
 ngx_http_apikey_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
+    ngx_http_apikey_loc_conf_t *akcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
+
+    /* where, for the warning of an unrestricted location */
+
+    akcf->metrics_file = cf->conf_file->file.name.data;
+    akcf->metrics_line = cf->conf_file->line;
 
     if (ngx_http_apikey_metrics_zone_add(cf, &ngx_http_apikey_module)
         != NGX_OK)
@@ -97,8 +123,14 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b = ngx_create_temp_buf(r->pool, 7168 + NGX_HTTP_APIKEY_M_ROUTES
-                                            * NGX_HTTP_APIKEY_M_STATUSES * 96);
+    b = ngx_create_temp_buf(r->pool,
+                            12288
+                            + NGX_HTTP_APIKEY_M_ROUTES
+                              * NGX_HTTP_APIKEY_M_STATUSES * 96
+                            + NGX_HTTP_APIKEY_M_ROUTES
+                              * (NGX_HTTP_APIKEY_M_ADMIN_TIME + 2) * 112
+                            + NGX_HTTP_APIKEY_M_NODES
+                              * (2 * NGX_SOCKADDR_STRLEN + 64));
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -169,15 +201,16 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
                          "apikey_redis_script_duration_seconds", "histogram",
                          "Time from sending a gate script call to its reply.");
     p = ngx_http_apikey_metrics_histogram(p,
-                         "apikey_redis_script_duration_seconds", m->latency,
+                         "apikey_redis_script_duration_seconds", "",
+                         m->latency,
                          NGX_HTTP_APIKEY_M_LATENCY, ngx_http_apikey_latency_le,
                          m->latency_us, 1);
 
     p = ngx_http_apikey_metrics_family(p, "apikey_batch_checks", "histogram",
                          "Checks sent in one gate script call.");
-    p = ngx_http_apikey_metrics_histogram(p, "apikey_batch_checks", m->batch,
-                         NGX_HTTP_APIKEY_M_BATCH, ngx_http_apikey_batch_le,
-                         m->batch_checks, 0);
+    p = ngx_http_apikey_metrics_histogram(p, "apikey_batch_checks", "",
+                         m->batch, NGX_HTTP_APIKEY_M_BATCH,
+                         ngx_http_apikey_batch_le, m->batch_checks, 0);
 
     p = ngx_http_apikey_metrics_replica(r, p, m);
 
@@ -204,6 +237,8 @@ ngx_http_apikey_metrics_handler(ngx_http_request_t *r)
                 : ngx_sprintf(p, "status=\"other\"} %uA\n", v);
         }
     }
+
+    p = ngx_http_apikey_metrics_operator(p, m);
 
     b->last = p;
 
@@ -300,6 +335,115 @@ ngx_http_apikey_metrics_replica(ngx_http_request_t *r, u_char *p,
 }
 
 
+/* the time the gatekeeper and the admin API take, Redis, leases, build */
+
+static u_char *
+ngx_http_apikey_metrics_operator(u_char *p, ngx_http_apikey_metrics_t *m)
+{
+    u_char                          *q, *last;
+    u_char                           labels[sizeof("route=\"\",") + 16];
+    ngx_uint_t                       i, n;
+    ngx_atomic_uint_t                count;
+    ngx_http_apikey_metrics_node_t   nodes[NGX_HTTP_APIKEY_M_NODES];
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_gate_duration_seconds",
+                         "histogram",
+                         "Time the gatekeeper added to a request, from the "
+                         "access phase to its decision.");
+    p = ngx_http_apikey_metrics_histogram(p, "apikey_gate_duration_seconds",
+                         "", m->gate, NGX_HTTP_APIKEY_M_GATE,
+                         ngx_http_apikey_gate_le, m->gate_us, 1);
+
+    p = ngx_http_apikey_metrics_family(p,
+                         "apikey_admin_request_duration_seconds",
+                         "histogram",
+                         "Time the admin API took to answer, by operation.");
+
+    /* as apikey_admin_requests_total: the operations that were asked */
+
+    for (i = 0; i < NGX_HTTP_APIKEY_M_ROUTES; i++) {
+        count = 0;
+
+        for (n = 0; n < NGX_HTTP_APIKEY_M_ADMIN_TIME; n++) {
+            count += m->admin_time[i][n];
+        }
+
+        if (count == 0) {
+            continue;
+        }
+
+        ngx_sprintf(labels, "route=\"%s\",%Z", ngx_http_apikey_routes[i]);
+
+        p = ngx_http_apikey_metrics_histogram(p,
+                         "apikey_admin_request_duration_seconds",
+                         (const char *) labels, m->admin_time[i],
+                         NGX_HTTP_APIKEY_M_ADMIN_TIME,
+                         ngx_http_apikey_admin_le, m->admin_us[i], 1);
+    }
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_redis_up", "gauge",
+                         "1 if the connection of that kind last reached the "
+                         "Redis node, 0 if it last failed to.");
+
+    n = ngx_http_apikey_metrics_nodes(nodes);
+
+    for (i = 0; i < n; i++) {
+        p = ngx_sprintf(p, "apikey_redis_up{connection=\"%s\",node=\"",
+                        ngx_http_apikey_links[nodes[i].link]);
+
+        /* a label value's escapes */
+
+        last = nodes[i].name + nodes[i].len;
+
+        for (q = nodes[i].name; q < last; q++) {
+            if (*q == '\\' || *q == '"' || *q == '\n') {
+                *p++ = '\\';
+            }
+
+            *p++ = (*q == '\n') ? 'n' : *q;
+        }
+
+        p = ngx_sprintf(p, "\"} %ui\n", nodes[i].up);
+    }
+
+    p = ngx_http_apikey_metrics_counter(p, "apikey_lease_asks_total",
+                         "Leases of a key's tokens asked of Redis.",
+                         m->lease_asks);
+    p = ngx_http_apikey_metrics_counter(p, "apikey_lease_grants_total",
+                         "Leases Redis granted with tokens for the instance.",
+                         m->lease_grants);
+    p = ngx_http_apikey_metrics_counter(p,
+                         "apikey_lease_giveback_tokens_total",
+                         "Unspent leased tokens sent back to Redis.",
+                         m->lease_back);
+    p = ngx_http_apikey_metrics_counter(p, "apikey_tally_flushes_total",
+                         "Flushes of the counts Redis is to record.",
+                         m->tally_flushes);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_build_info", "gauge",
+                         "The module's version, as a label; always 1.");
+    p = ngx_sprintf(p, "apikey_build_info{version=\"%s\"} 1\n",
+                    NGX_HTTP_APIKEY_VERSION);
+
+    p = ngx_http_apikey_metrics_family(p, "apikey_start_time_seconds",
+                         "gauge",
+                         "When the counters began: the nginx instance's "
+                         "start, in Unix seconds.");
+
+    return ngx_sprintf(p, "apikey_start_time_seconds %T\n", m->start);
+}
+
+
+static u_char *
+ngx_http_apikey_metrics_counter(u_char *p, const char *name,
+    const char *help, ngx_atomic_uint_t v)
+{
+    p = ngx_http_apikey_metrics_family(p, name, "counter", help);
+
+    return ngx_sprintf(p, "%s %uA\n", name, v);
+}
+
+
 static u_char *
 ngx_http_apikey_metrics_family(u_char *p, const char *name, const char *type,
     const char *help)
@@ -309,12 +453,15 @@ ngx_http_apikey_metrics_family(u_char *p, const char *name, const char *type,
 }
 
 
-/* buckets are kept apart and written cumulative; "micro": sum in us */
+/*
+ * buckets are kept apart and written cumulative; labels: "" or each
+ * followed by a comma; "micro": the sum in us
+ */
 
 static u_char *
 ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
-    ngx_atomic_t *buckets, ngx_uint_t n, const char **le, ngx_atomic_uint_t sum,
-    ngx_uint_t micro)
+    const char *labels, ngx_atomic_t *buckets, ngx_uint_t n, const char **le,
+    ngx_atomic_uint_t sum, ngx_uint_t micro)
 {
     ngx_uint_t         i;
     ngx_atomic_uint_t  count;
@@ -323,16 +470,43 @@ ngx_http_apikey_metrics_histogram(u_char *p, const char *name,
 
     for (i = 0; i < n; i++) {
         count += buckets[i];
-        p = ngx_sprintf(p, "%s_bucket{le=\"%s\"} %uA\n", name, le[i], count);
+        p = ngx_sprintf(p, "%s_bucket{%sle=\"%s\"} %uA\n",
+                        name, labels, le[i], count);
     }
+
+    p = ngx_sprintf(p, "%s_sum", name);
+    p = ngx_http_apikey_metrics_labels(p, labels);
 
     if (micro) {
-        p = ngx_sprintf(p, "%s_sum %uA.%06uA\n", name,
-                        sum / 1000000, sum % 1000000);
+        p = ngx_sprintf(p, " %uA.%06uA\n", sum / 1000000, sum % 1000000);
 
     } else {
-        p = ngx_sprintf(p, "%s_sum %uA\n", name, sum);
+        p = ngx_sprintf(p, " %uA\n", sum);
     }
 
-    return ngx_sprintf(p, "%s_count %uA\n", name, count);
+    p = ngx_sprintf(p, "%s_count", name);
+    p = ngx_http_apikey_metrics_labels(p, labels);
+
+    return ngx_sprintf(p, " %uA\n", count);
+}
+
+
+/* "route=\"x\"," as "{route=\"x\"}"; "" as nothing */
+
+static u_char *
+ngx_http_apikey_metrics_labels(u_char *p, const char *labels)
+{
+    size_t  len;
+
+    len = ngx_strlen(labels);
+
+    if (len == 0) {
+        return p;
+    }
+
+    *p++ = '{';
+    p = ngx_cpymem(p, labels, len - 1);
+    *p++ = '}';
+
+    return p;
 }

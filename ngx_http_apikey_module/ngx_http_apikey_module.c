@@ -16,6 +16,7 @@
 #define NGX_HTTP_APIKEY_SCOPE_MAX       64
 
 
+static ngx_int_t ngx_http_apikey_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_apikey_init(ngx_conf_t *cf);
 static void *ngx_http_apikey_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -206,7 +207,7 @@ static ngx_command_t  ngx_http_apikey_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_apikey_module_ctx = {
-    ngx_http_apikey_add_variables,         /* preconfiguration */
+    ngx_http_apikey_preconfiguration,      /* preconfiguration */
     ngx_http_apikey_init,                  /* postconfiguration */
 
     ngx_http_apikey_create_main_conf,      /* create main configuration */
@@ -234,6 +235,17 @@ ngx_module_t  ngx_http_apikey_module = {
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
+
+
+static ngx_int_t
+ngx_http_apikey_preconfiguration(ngx_conf_t *cf)
+{
+    if (ngx_http_apikey_metrics_guard_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_add_variables(cf);
+}
 
 
 static ngx_int_t
@@ -382,6 +394,8 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
      *     conf->www_authenticate = { 0, NULL };
      *     conf->environment = { 0, NULL };
      *     conf->scopes = { 0, NULL };
+     *     conf->metrics_file = NULL;
+     *     conf->metrics_line = 0;
      */
 
     conf->enable = NGX_CONF_UNSET;
@@ -390,6 +404,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->preflight = NGX_CONF_UNSET_UINT;
     conf->hide_header = NGX_CONF_UNSET;
     conf->rate_headers = NGX_CONF_UNSET_UINT;
+    conf->restricted = NGX_CONF_UNSET;
     conf->vars[0] = NGX_ERROR;
     conf->vars[1] = NGX_ERROR;
 
@@ -417,6 +432,9 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               |NGX_HTTP_APIKEY_HEADERS_LEGACY);
     ngx_conf_merge_str_value(conf->environment, prev->environment, "");
     ngx_conf_merge_str_value(conf->scopes, prev->scopes, "");
+    ngx_conf_merge_value(conf->restricted, prev->restricted, 0);
+
+    ngx_http_apikey_metrics_guard_check(cf, conf);
 
     if (conf->header.data == NULL) {
         if (prev->header.data == NULL) {

@@ -18,6 +18,9 @@
 #include "ngx_http_apikey_bucket.h"
 
 
+/* the module's version, as debian/changelog has it upstream */
+#define NGX_HTTP_APIKEY_VERSION         "0.4.0"
+
 #define NGX_HTTP_APIKEY_FAIL_CLOSED     0
 #define NGX_HTTP_APIKEY_FAIL_OPEN       1
 
@@ -63,6 +66,11 @@ typedef struct {
     ngx_uint_t                    rate_headers;
     ngx_int_t                     vars[2];       /* $http_<header>, and
                                                     $http_authorization */
+    ngx_flag_t                    restricted;    /* allow, deny, auth_*,
+                                                    satisfy: see
+                                                    _metrics_guard.c */
+    u_char                       *metrics_file;  /* apikey_metrics here */
+    ngx_uint_t                    metrics_line;
 } ngx_http_apikey_loc_conf_t;
 
 
@@ -91,6 +99,8 @@ typedef struct {
     u_char                       *hash;          /* the hex, in secret */
     u_char                        bin[32];       /* the same, as bytes */
     int64_t                       start;         /* us, before the check */
+    uint64_t                      entered;       /* us, monotonic: the
+                                                    access phase began */
     ngx_http_apikey_cache_rec_t   rec;           /* the replica's bucket */
     ngx_http_apikey_lease_ask_t   lease;         /* asked of Redis */
     ngx_uint_t                    leased;        /* tokens Redis took */

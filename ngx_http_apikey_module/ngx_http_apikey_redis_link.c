@@ -626,6 +626,9 @@ ngx_http_apikey_redis_ping_reply(ngx_http_apikey_redis_cmd_t *cmd,
     rd->state = NGX_HTTP_APIKEY_REDIS_READY;
     rd->last_reply = ngx_current_msec;
     rd->connected = 1;
+
+    ngx_http_apikey_metrics_redis_up(rd - ngx_http_apikey_redis,
+                                     &rd->conn.name, 1);
     rd->backoff = 0;
     rd->stalled = 0;
 
@@ -733,6 +736,8 @@ ngx_http_apikey_redis_lost(ngx_http_apikey_redis_t *rd, const char *reason)
         /* one error per outage; the retries that follow are informational */
 
         ngx_http_apikey_metric_add(errors[NGX_HTTP_APIKEY_M_CONNECTION]);
+        ngx_http_apikey_metrics_redis_up(rd - ngx_http_apikey_redis,
+                                         &rd->conn.name, 0);
 
         level = rd->failed ? NGX_LOG_INFO : NGX_LOG_ERR;
 

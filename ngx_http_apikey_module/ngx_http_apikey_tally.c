@@ -9,6 +9,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_apikey_module.h"
+#include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_tally.h"
 #include "ngx_http_apikey_timer.h"
 
@@ -365,11 +366,12 @@ static void
 ngx_http_apikey_tally_flush(ngx_event_t *ev)
 {
     ngx_int_t                      rc;
-    ngx_uint_t                     i;
+    ngx_uint_t                     i, sent;
     ngx_http_apikey_tally_t       *t;
     ngx_http_apikey_tally_slot_t  *s;
 
     t = &ngx_http_apikey_tally;
+    sent = 0;
 
     ngx_http_apikey_tally_lost = 0;
 
@@ -420,6 +422,11 @@ ngx_http_apikey_tally_flush(ngx_event_t *ev)
 
         ngx_memcpy(s->sent, s->n, sizeof(s->n));
         s->sent_back = s->back;
+        sent = 1;
+    }
+
+    if (sent) {
+        ngx_http_apikey_metric_add(tally_flushes);
     }
 
     if (t->used && !ngx_exiting) {
@@ -471,6 +478,8 @@ ngx_http_apikey_tally_done(void *data, redisReply *reply)
                       "apikey: a tally call failed; Redis applies it once "
                       "if it ran");
     }
+
+    ngx_http_apikey_metric_add_n(lease_back, s->sent_back);
 
     s->n[0] -= s->sent[0];
     s->n[1] -= s->sent[1];

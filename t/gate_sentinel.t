@@ -3,8 +3,8 @@
 # apikey_redis sentinel:NAME: a real primary, a replica and three
 # redis-sentinels on loopback.  The workers find the primary through the
 # Sentinels, wait for a replica after a revocation, move to the new
-# primary after a failover, and never use the old primary when it comes
-# back with stale data.
+# primary after a failover (apikey_redis_up moving with them), and never
+# use the old primary when it comes back with stale data.
 
 use strict;
 use warnings;
@@ -140,6 +140,12 @@ http {
         location /admin/ {
             apikey_admin;
         }
+
+        location = /metrics {
+            apikey_metrics;
+            allow 127.0.0.1;
+            deny all;
+        }
     }
 }
 
@@ -260,6 +266,18 @@ ok(!$last503 || $last503 - $killed <= $promoted - $killed + 1,
            ($promoted // 0) - $killed));
 
 is_deeply([$t->worker_pids], \@workers, 'no worker died');
+
+# apikey_redis_up follows the move: the new primary's node is up, and the
+# old one is off the list (each connection that moved took it off)
+
+my $up = '';
+ok(wait_for(10, sub {
+       my $body = (http_get($port, '/metrics'))[2] // '';
+       $up = join ' ', sort $body
+                 =~ /^(apikey_redis_up\{connection="gate",.*)$/mg;
+       $up eq "apikey_redis_up{connection=\"gate\",node=\"127.0.0.1:$p2\"} 1";
+   }), 'apikey_redis_up: the gate on the new primary, the old one gone')
+    or diag($up);
 
 # revoke on the new primary, then bring the old one back with its stale
 # data, where the key is still valid

@@ -140,8 +140,17 @@ is($s->{'apikey_batch_checks_bucket{le="+Inf"}'},
 
 my %labels;
 $labels{$1} = 1 while $body =~ /[{,]([a-z_]+)="/g;
-is_deeply([sort keys %labels], [qw(connection kind le status)],
+is_deeply([sort keys %labels], [qw(connection kind le node status version)],
           'only bounded labels');
+is_deeply([sort grep { /^apikey_redis_up\{/ } keys %$s],
+          ['apikey_redis_up{connection="gate",node="127.0.0.1:'
+           . $t->redis_port . '"}'],
+          'the node label: the configured Redis');
+ok(defined $s->{apikey_gate_duration_seconds_count}
+   && defined $s->{apikey_lease_asks_total}
+   && defined $s->{apikey_tally_flushes_total}
+   && defined $s->{apikey_start_time_seconds},
+   'the operator series are on the page (and promtool sees them)');
 
 for my $secret ($ok->{id}, 'acme-metrics', 'metrics key', $ok->{prefix},
                 $ok->{key})
@@ -209,6 +218,13 @@ is_deeply([map { $s->{"apikey_admin_requests_total{$_}"} }
           [1, 1, 1, 1], 'admin requests by route and status');
 is(scalar(grep { /^apikey_admin_requests_total/ } keys %$s), 4,
    'and none that did not happen');
+
+# the admin API's time by route: histograms with a label of their own
+
+$body = (scrape())[2];
+like($body, qr/^apikey_admin_request_duration_seconds_count\{route="create"\} 1$/m,
+     'admin time by route');
+promtool_ok($body, 'with admin requests');
 
 # a HUP reload keeps the zone and its counters
 
