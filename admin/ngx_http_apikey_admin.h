@@ -357,6 +357,10 @@ ngx_int_t ngx_http_apikey_admin_unseal(ngx_http_request_t *r,
 
 ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
+
+
+/* ngx_http_apikey_admin_time.c: RFC 3339 times in; NGX_ERROR if invalid */
+
 time_t ngx_http_apikey_admin_parse_time(u_char *p, size_t len);
 
 
