@@ -23,7 +23,7 @@
 #define NGX_HTTP_APIKEY_M_LATENCY        12   /* histogram buckets, +Inf */
 #define NGX_HTTP_APIKEY_M_BATCH          8
 
-#define NGX_HTTP_APIKEY_M_ROUTES         11   /* admin operations, none */
+#define NGX_HTTP_APIKEY_M_ROUTES         15   /* admin operations, none */
 #define NGX_HTTP_APIKEY_M_STATUSES       13
 
 
