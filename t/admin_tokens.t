@@ -159,6 +159,7 @@ $r = make_token($mgr, name => 'sub', orgs => ['acme'],
 is($r->{status}, 201, 'a token within its own: made') or diag($r->{body});
 is($r->{json}{created_by}, 'acme-manager',
    'created_by: the management token\'s name');
+my $sub = as($r->{json}{token});
 
 $r = make_token($ops, name => 'beta-reader', orgs => ['beta'],
                 permissions => ['keys:read']);
@@ -318,6 +319,16 @@ ok(!(grep { index($dump, $_) >= 0 } @raw), 'no raw token in Redis');
 like($dump, qr/\Q$hash\E/, 'the token\'s hash is there');
 
 $t->log_contains_no($_, 'management token') for @raw;
+
+###############################################################################
+# Redis down: a management token cannot be checked
+
+is($sub->get('orgs/acme/keys')->{status}, 200, 'a valid token works');
+$t->stop_redis;
+is_admin_problem($sub->get('orgs/acme/keys'), 503, 'store_unavailable',
+                 'Redis down: 503 store_unavailable, not 401');
+is_admin_problem(as($t->raw_key('ak'))->get('orgs/acme/keys'), 401,
+                 'unauthorized', 'a token of no management shape: 401 still');
 
 $t->error_log_clean;
 
