@@ -150,6 +150,7 @@ typedef struct {
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_array_t                    *orgs;      /* ngx_str_t; NULL: all */
     ngx_uint_t                      permissions;  /* ..._ADMIN_P_* */
+    ngx_str_t                       id;        /* a management token's */
 } ngx_http_apikey_admin_token_t;
 
 

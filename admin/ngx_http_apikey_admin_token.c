@@ -228,6 +228,7 @@ ngx_http_apikey_admin_token_of(ngx_http_request_t *r, redisReply *reply)
     if (reply->elements != 5
         || e[0]->type != REDIS_REPLY_STRING || e[0]->len != 2
         || ngx_strncmp(e[0]->str, "ok", 2) != 0
+        || e[1]->type != REDIS_REPLY_STRING
         || e[2]->type != REDIS_REPLY_STRING
         || e[3]->type != REDIS_REPLY_STRING
         || e[4]->type != REDIS_REPLY_STRING)
@@ -247,6 +248,14 @@ ngx_http_apikey_admin_token_of(ngx_http_request_t *r, redisReply *reply)
     }
 
     ngx_memcpy(token->name.data, e[2]->str, e[2]->len);
+
+    token->id.len = e[1]->len;
+    token->id.data = ngx_pnalloc(r->pool, e[1]->len);
+    if (token->id.data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(token->id.data, e[1]->str, e[1]->len);
 
     orgs = json_loadb(e[3]->str, e[3]->len, 0, NULL);
     perms = json_loadb(e[4]->str, e[4]->len, 0, NULL);

@@ -253,6 +253,20 @@ $r = $ops->get('tokens?per_page=100');
 is(scalar(grep { $_->{name} eq 'idem' } @{$r->{json}{data}}), 1,
    'one token made');
 
+# two management tokens of one name: the same Idempotency-Key is each
+# one's own
+
+my @twins = map {
+    as(make_token($ops, name => 'twin', orgs => ['acme'],
+                  permissions => ['keys:write'])->{json}{token})
+} 1 .. 2;
+my @made = map {
+    $_->post('orgs/acme/keys', { name => 'by a twin' }, %idem)
+} @twins;
+is_deeply([map { $_->{status} } @made], [201, 201],
+          'two tokens of one name, one Idempotency-Key: both create');
+isnt($made[0]{json}{id}, $made[1]{json}{id}, 'two keys, not a replay');
+
 ###############################################################################
 # revocation: refused by the other instance within 1 s
 
