@@ -269,6 +269,11 @@ my @made = map {
 is_deeply([map { $_->{status} } @made], [201, 201],
           'two tokens of one name, one Idempotency-Key: both create');
 isnt($made[0]{json}{id}, $made[1]{json}{id}, 'two keys, not a replay');
+is($made[0]{json}{created_by}, 'twin',
+   'a key\'s created_by: the management token\'s name');
+$r = $ops->get('orgs/acme/events?per_page=1');
+is_deeply([map { [$_->{actor}, $_->{action}] } @{$r->{json}{data}}],
+          [['twin', 'created']], 'the event\'s actor: its name too');
 
 ###############################################################################
 # revocation: refused by the other instance within 1 s
