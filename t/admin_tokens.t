@@ -184,6 +184,56 @@ is_deeply([map { $_->{name} } @{$r->{json}{data}}],
           ['acme-manager', 'reader'], 'the second page: the reader last');
 
 ###############################################################################
+# every route needs its permission: a token of one permission is refused
+# (403 insufficient_permission) on every route of another
+
+my $none = 'k_0000000000000000000000';
+my %needs = (
+    'GET orgs/acme/keys' => 'keys:read',
+    'GET orgs/acme/keys/ID' => 'keys:read',
+    'POST orgs/acme/keys' => 'keys:write',
+    'PATCH orgs/acme/keys/ID' => 'keys:write',
+    'DELETE orgs/acme/keys/ID' => 'keys:write',
+    'POST orgs/acme/keys/ID/revoke' => 'keys:write',
+    'POST orgs/acme/keys/ID/restore' => 'keys:write',
+    'POST orgs/acme/keys/ID/rotate' => 'keys:write',
+    'GET orgs/acme/keys/ID/usage' => 'usage:read',
+    'GET orgs/acme/events' => 'events:read',
+    'GET tokens' => 'tokens:manage',
+    'POST tokens' => 'tokens:manage',
+    'GET tokens/TID' => 'tokens:manage',
+    'POST tokens/TID/revoke' => 'tokens:manage',
+);
+
+for my $perm (qw(keys:read keys:write usage:read events:read orgs:write
+                 tokens:manage))
+{
+    my $one = as(make_token($ops, name => "only $perm", orgs => ['acme'],
+                            permissions => [$perm])->{json}{token});
+    my @wrong;
+
+    for my $route (sort keys %needs) {
+        my ($m, $path) = split / /, $route;
+        $path =~ s/TID/t_0000000000000000000000/;
+        $path =~ s/ID/$none/;
+        my $body = $m eq 'POST' && $path eq 'tokens'
+                   ? { name => 'x', orgs => ['acme'],
+                       permissions => [$perm] }
+                 : $m eq 'POST' && $path =~ /keys$/ ? { name => 'x' }
+                 : $m eq 'PATCH' ? { name => 'x' } : undef;
+        my $r = $one->request($m, $path, body => $body);
+        push @raw, $r->{json}{token} if $r->{status} == 201
+                                         && $r->{json}{token};
+        my $refused = $r->{status} == 403
+                      && ($r->{json}{code} // '') eq 'insufficient_permission';
+        push @wrong, "$route: $r->{status}"
+            if $refused != ($needs{$route} ne $perm);
+    }
+
+    is("@wrong", '', "a $perm token: only its own routes");
+}
+
+###############################################################################
 # validation
 
 for my $c (
