@@ -344,6 +344,8 @@ my $took = Time::HiRes::time - $revoked;
 
 ok($refused, 'the other instance refuses it within 1 s')
     or diag("after $took s");
+note(sprintf('the other instance refused it %.3f s after the revocation',
+             $took));
 
 $r = $rd_b->get('orgs/acme/keys');
 is_admin_problem($r, 401, 'unauthorized', 'revoked: 401 unauthorized');
