@@ -19,7 +19,7 @@
 /*
  * A route is an OpenAPI path template of docs/openapi.yaml: "{org}" and
  * "{id}" match one segment of ^[A-Za-z0-9._-]{1,64}$, anything else
- * matches itself.
+ * matches itself.  A token needs the route's permission.
  */
 
 typedef struct {
@@ -27,6 +27,7 @@ typedef struct {
     ngx_uint_t                      method;
     ngx_str_t                       method_name;
     ngx_uint_t                      operation;
+    ngx_uint_t                      permission;
 } ngx_http_apikey_admin_route_t;
 
 
@@ -34,52 +35,77 @@ static void ngx_http_apikey_admin_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_admin_reject(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 static ngx_http_apikey_admin_token_t *ngx_http_apikey_admin_auth(
-    ngx_http_request_t *r, ngx_http_apikey_admin_loc_conf_t *alcf);
-static ngx_int_t ngx_http_apikey_admin_org_allowed(
-    ngx_http_apikey_admin_token_t *token, ngx_str_t *org);
+    ngx_http_request_t *r, ngx_http_apikey_admin_loc_conf_t *alcf,
+    ngx_str_t *bearer);
+static ngx_int_t ngx_http_apikey_admin_authorized(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_admin_route(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx);
 static ngx_int_t ngx_http_apikey_admin_match(ngx_str_t *path, u_char *p,
     u_char *last, ngx_str_t *org, ngx_str_t *id);
-static ngx_int_t ngx_http_apikey_admin_valid_id(ngx_str_t *id);
+static ngx_int_t ngx_http_apikey_admin_valid_id(ngx_str_t *id,
+    u_char letter);
 static ngx_int_t ngx_http_apikey_admin_json_type(ngx_http_request_t *r);
 static ngx_int_t ngx_http_apikey_admin_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 
 
+#define NGX_HTTP_APIKEY_ADMIN_KR  NGX_HTTP_APIKEY_ADMIN_P_KEYS_READ
+#define NGX_HTTP_APIKEY_ADMIN_KW  NGX_HTTP_APIKEY_ADMIN_P_KEYS_WRITE
+#define NGX_HTTP_APIKEY_ADMIN_TM  NGX_HTTP_APIKEY_ADMIN_P_TOKENS_MANAGE
+
+
 static ngx_http_apikey_admin_route_t  ngx_http_apikey_admin_routes[] = {
 
     { ngx_string("/orgs/{org}/keys"), NGX_HTTP_GET, ngx_string("GET"),
-      NGX_HTTP_APIKEY_ADMIN_LIST },
+      NGX_HTTP_APIKEY_ADMIN_LIST, NGX_HTTP_APIKEY_ADMIN_KR },
 
     { ngx_string("/orgs/{org}/keys"), NGX_HTTP_POST, ngx_string("POST"),
-      NGX_HTTP_APIKEY_ADMIN_CREATE },
+      NGX_HTTP_APIKEY_ADMIN_CREATE, NGX_HTTP_APIKEY_ADMIN_KW },
 
     { ngx_string("/orgs/{org}/keys/{id}"), NGX_HTTP_GET, ngx_string("GET"),
-      NGX_HTTP_APIKEY_ADMIN_GET },
+      NGX_HTTP_APIKEY_ADMIN_GET, NGX_HTTP_APIKEY_ADMIN_KR },
 
     { ngx_string("/orgs/{org}/keys/{id}"), NGX_HTTP_PATCH,
-      ngx_string("PATCH"), NGX_HTTP_APIKEY_ADMIN_UPDATE },
+      ngx_string("PATCH"), NGX_HTTP_APIKEY_ADMIN_UPDATE,
+      NGX_HTTP_APIKEY_ADMIN_KW },
 
     { ngx_string("/orgs/{org}/keys/{id}"), NGX_HTTP_DELETE,
-      ngx_string("DELETE"), NGX_HTTP_APIKEY_ADMIN_DELETE },
+      ngx_string("DELETE"), NGX_HTTP_APIKEY_ADMIN_DELETE,
+      NGX_HTTP_APIKEY_ADMIN_KW },
 
     { ngx_string("/orgs/{org}/keys/{id}/revoke"), NGX_HTTP_POST,
-      ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_REVOKE },
+      ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_REVOKE,
+      NGX_HTTP_APIKEY_ADMIN_KW },
 
     { ngx_string("/orgs/{org}/keys/{id}/restore"), NGX_HTTP_POST,
-      ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_RESTORE },
+      ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_RESTORE,
+      NGX_HTTP_APIKEY_ADMIN_KW },
 
     { ngx_string("/orgs/{org}/keys/{id}/rotate"), NGX_HTTP_POST,
-      ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_ROTATE },
+      ngx_string("POST"), NGX_HTTP_APIKEY_ADMIN_ROTATE,
+      NGX_HTTP_APIKEY_ADMIN_KW },
 
     { ngx_string("/orgs/{org}/keys/{id}/usage"), NGX_HTTP_GET,
-      ngx_string("GET"), NGX_HTTP_APIKEY_ADMIN_USAGE },
+      ngx_string("GET"), NGX_HTTP_APIKEY_ADMIN_USAGE,
+      NGX_HTTP_APIKEY_ADMIN_P_USAGE_READ },
 
     { ngx_string("/orgs/{org}/events"), NGX_HTTP_GET, ngx_string("GET"),
-      NGX_HTTP_APIKEY_ADMIN_EVENTS },
+      NGX_HTTP_APIKEY_ADMIN_EVENTS, NGX_HTTP_APIKEY_ADMIN_P_EVENTS_READ },
 
-    { ngx_null_string, 0, ngx_null_string, 0 }
+    { ngx_string("/tokens"), NGX_HTTP_GET, ngx_string("GET"),
+      NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST, NGX_HTTP_APIKEY_ADMIN_TM },
+
+    { ngx_string("/tokens"), NGX_HTTP_POST, ngx_string("POST"),
+      NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE, NGX_HTTP_APIKEY_ADMIN_TM },
+
+    { ngx_string("/tokens/{id}"), NGX_HTTP_GET, ngx_string("GET"),
+      NGX_HTTP_APIKEY_ADMIN_TOKEN_GET, NGX_HTTP_APIKEY_ADMIN_TM },
+
+    { ngx_string("/tokens/{id}/revoke"), NGX_HTTP_POST, ngx_string("POST"),
+      NGX_HTTP_APIKEY_ADMIN_TOKEN_REVOKE, NGX_HTTP_APIKEY_ADMIN_TM },
+
+    { ngx_null_string, 0, ngx_null_string, 0, 0 }
 };
 
 
@@ -87,7 +113,7 @@ ngx_int_t
 ngx_http_apikey_admin_handler(ngx_http_request_t *r)
 {
     ngx_int_t                          rc;
-    ngx_str_t                          value;
+    ngx_str_t                          value, bearer;
     ngx_http_apikey_admin_ctx_t       *ctx;
     ngx_http_apikey_admin_loc_conf_t  *alcf;
 
@@ -124,11 +150,48 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->token = ngx_http_apikey_admin_auth(r, alcf);
+    ctx->token = ngx_http_apikey_admin_auth(r, alcf, &bearer);
+
+    /* a management token is looked up in Redis first */
+
+    if (ctx->token == NULL
+        && ngx_http_apikey_admin_token_shape(&bearer) == NGX_OK)
+    {
+        rc = ngx_http_apikey_admin_token_lookup(r, ctx, &bearer,
+                          ngx_http_apikey_admin_script_of(
+                                        NGX_HTTP_APIKEY_ADMIN_AUTH_SCRIPT),
+                          ngx_http_apikey_admin_authorized);
+
+        return (rc == NGX_OK) ? NGX_DONE : rc;
+    }
+
+    return ngx_http_apikey_admin_authorized(r, ctx);
+}
+
+
+/*
+ * The rest of the handler once the token is known (ctx->token, NULL if
+ * none is valid), or the lookup failed (ctx->err): NGX_DONE, or an answer
+ * for ngx_http_finalize_request()
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_authorized(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx)
+{
+    ngx_int_t                          rc;
+    ngx_http_apikey_admin_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+
+    if (ctx->err.status) {
+        return ngx_http_apikey_admin_reject(r, ctx);
+    }
 
     if (ctx->token == NULL) {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "apikey admin: missing or unknown token");
+                      "apikey admin: missing, unknown, expired or revoked "
+                      "token");
 
         ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_UNAUTHORIZED,
                                     "unauthorized",
@@ -147,7 +210,10 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
         return ngx_http_apikey_admin_reject(r, ctx);
     }
 
-    if (ngx_http_apikey_admin_org_allowed(ctx->token, &ctx->org) != NGX_OK) {
+    if (ctx->org.len
+        && ngx_http_apikey_admin_token_allows(ctx->token, &ctx->org)
+           != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "apikey admin: token \"%V\" is not allowed for "
                       "organization \"%V\"", &ctx->token->name, &ctx->org);
@@ -159,12 +225,36 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
         return ngx_http_apikey_admin_reject(r, ctx);
     }
 
+    if ((ctx->token->permissions & ctx->permission) != ctx->permission) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "apikey admin: token \"%V\" lacks the permission of "
+                      "the route", &ctx->token->name);
+
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_FORBIDDEN,
+                                    "insufficient_permission",
+                                    "this token does not hold the "
+                                    "permission this route needs");
+        return ngx_http_apikey_admin_reject(r, ctx);
+    }
+
     /*
-     * only "k_" and 22 base62 can exist: anything else (a raw key pasted
-     * by mistake) is not looked up, so it does not reach Redis
+     * only "k_" ("t_" for a token) and 22 base62 can exist: anything else
+     * (a raw key pasted by mistake) is not looked up, so it does not
+     * reach Redis
      */
 
-    if (ctx->id.len && ngx_http_apikey_admin_valid_id(&ctx->id) != NGX_OK) {
+    if (ctx->id.len && ngx_http_apikey_admin_token_op(ctx)
+        && ngx_http_apikey_admin_valid_id(&ctx->id, 't') != NGX_OK)
+    {
+        ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_NOT_FOUND,
+                                    "token_not_found",
+                                    "no such management token");
+        return ngx_http_apikey_admin_reject(r, ctx);
+    }
+
+    if (ctx->id.len && !ngx_http_apikey_admin_token_op(ctx)
+        && ngx_http_apikey_admin_valid_id(&ctx->id, 'k') != NGX_OK)
+    {
         ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_NOT_FOUND,
                                     "key_not_found",
                                     "no such key in this organization");
@@ -184,8 +274,11 @@ ngx_http_apikey_admin_handler(ngx_http_request_t *r)
     case NGX_HTTP_APIKEY_ADMIN_USAGE:
     case NGX_HTTP_APIKEY_ADMIN_GET:
     case NGX_HTTP_APIKEY_ADMIN_DELETE:
+    case NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST:
+    case NGX_HTTP_APIKEY_ADMIN_TOKEN_GET:
 
         if ((ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST
+             || ctx->operation == NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST
              || ctx->operation == NGX_HTTP_APIKEY_ADMIN_EVENTS
              || ctx->operation == NGX_HTTP_APIKEY_ADMIN_USAGE)
             && (ngx_http_apikey_admin_parse_query(r, ctx, alcf) != NGX_OK
@@ -267,6 +360,12 @@ ngx_http_apikey_admin_body_handler(ngx_http_request_t *r)
 
     rc = ngx_http_apikey_admin_parse_body(r, ctx, body.data, body.len);
 
+    if (rc == NGX_OK
+        && ctx->operation == NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE)
+    {
+        rc = ngx_http_apikey_admin_token_check(r, ctx);
+    }
+
     if (rc == NGX_OK) {
         rc = ngx_http_apikey_admin_idem_prepare(r, ctx, &body);
     }
@@ -308,15 +407,22 @@ ngx_http_apikey_admin_reject(ngx_http_request_t *r,
 }
 
 
+/*
+ * The file's token the request carries, if any; "bearer" is what it
+ * carries (empty if nothing usable), for a management token's lookup
+ */
+
 static ngx_http_apikey_admin_token_t *
 ngx_http_apikey_admin_auth(ngx_http_request_t *r,
-    ngx_http_apikey_admin_loc_conf_t *alcf)
+    ngx_http_apikey_admin_loc_conf_t *alcf, ngx_str_t *bearer)
 {
     u_char                         *p, *last;
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_uint_t                      i;
     ngx_table_elt_t                *h;
     ngx_http_apikey_admin_token_t  *token, *found;
+
+    ngx_str_null(bearer);
 
     h = r->headers_in.authorization;
 
@@ -341,6 +447,9 @@ ngx_http_apikey_admin_auth(ngx_http_request_t *r,
         return NULL;
     }
 
+    bearer->data = p;
+    bearer->len = last - p;
+
     if (ngx_http_apikey_sha256_hex(hash, p, last - p) != 0) {
         return NULL;
     }
@@ -361,31 +470,6 @@ ngx_http_apikey_admin_auth(ngx_http_request_t *r,
     ngx_explicit_memzero(hash, sizeof(hash));
 
     return found;
-}
-
-
-static ngx_int_t
-ngx_http_apikey_admin_org_allowed(ngx_http_apikey_admin_token_t *token,
-    ngx_str_t *org)
-{
-    ngx_str_t   *s;
-    ngx_uint_t   i;
-
-    if (token->orgs == NULL) {
-        return NGX_OK;
-    }
-
-    s = token->orgs->elts;
-
-    for (i = 0; i < token->orgs->nelts; i++) {
-        if (s[i].len == org->len
-            && ngx_strncmp(s[i].data, org->data, org->len) == 0)
-        {
-            return NGX_OK;
-        }
-    }
-
-    return NGX_DECLINED;
 }
 
 
@@ -424,11 +508,13 @@ ngx_http_apikey_admin_route(ngx_http_request_t *r,
         }
 
     } else {
-        p = ngx_strnstr(p, "/orgs/", last - p);
+        a = ngx_strnstr(p, "/orgs/", last - p);
 
-        if (p == NULL) {
-            p = last;
+        if (a == NULL) {
+            a = ngx_strnstr(p, "/tokens", last - p);
         }
+
+        p = a ? a : last;
     }
 
     found = 0;
@@ -445,6 +531,7 @@ ngx_http_apikey_admin_route(ngx_http_request_t *r,
 
         if (r->method == route->method) {
             ctx->operation = route->operation;
+            ctx->permission = route->permission;
             ctx->routed = 1;
             return NGX_OK;
         }
@@ -529,12 +616,12 @@ ngx_http_apikey_admin_match(ngx_str_t *path, u_char *p, u_char *last,
 
 
 static ngx_int_t
-ngx_http_apikey_admin_valid_id(ngx_str_t *id)
+ngx_http_apikey_admin_valid_id(ngx_str_t *id, u_char letter)
 {
     u_char  *p, *last;
 
     if (id->len != NGX_HTTP_APIKEY_ADMIN_ID_LEN
-        || id->data[0] != 'k' || id->data[1] != '_')
+        || id->data[0] != letter || id->data[1] != '_')
     {
         return NGX_DECLINED;
     }

@@ -62,6 +62,22 @@
 #define NGX_HTTP_APIKEY_ADMIN_DELETE         7
 #define NGX_HTTP_APIKEY_ADMIN_EVENTS         8
 #define NGX_HTTP_APIKEY_ADMIN_USAGE          9
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE   10
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST     11
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_GET      12
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_REVOKE   13
+
+/* the management tokens' operations */
+#define ngx_http_apikey_admin_token_op(ctx)                                   \
+    ((ctx)->operation >= NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE                   \
+     && (ctx)->operation <= NGX_HTTP_APIKEY_ADMIN_TOKEN_REVOKE)
+
+/*
+ * the scripts that are no operation of their own, after those of the
+ * operations: the index rebuild and the lookup of a management token
+ */
+#define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT 14
+#define NGX_HTTP_APIKEY_ADMIN_AUTH_SCRIPT    15
 
 /* the operations that change keys */
 #define ngx_http_apikey_admin_changes(ctx)                                    \
@@ -70,7 +86,25 @@
                                 | (1 << NGX_HTTP_APIKEY_ADMIN_REVOKE)         \
                                 | (1 << NGX_HTTP_APIKEY_ADMIN_RESTORE)        \
                                 | (1 << NGX_HTTP_APIKEY_ADMIN_ROTATE)         \
-                                | (1 << NGX_HTTP_APIKEY_ADMIN_DELETE)))
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_DELETE)         \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE)   \
+                                | (1 << NGX_HTTP_APIKEY_ADMIN_TOKEN_REVOKE)))
+
+
+/* permissions (SPEC section 6), a token's as bits */
+
+#define NGX_HTTP_APIKEY_ADMIN_P_KEYS_READ      0x0001
+#define NGX_HTTP_APIKEY_ADMIN_P_KEYS_WRITE     0x0002
+#define NGX_HTTP_APIKEY_ADMIN_P_USAGE_READ     0x0004
+#define NGX_HTTP_APIKEY_ADMIN_P_EVENTS_READ    0x0008
+#define NGX_HTTP_APIKEY_ADMIN_P_ORGS_WRITE     0x0010
+#define NGX_HTTP_APIKEY_ADMIN_P_TOKENS_MANAGE  0x0020
+#define NGX_HTTP_APIKEY_ADMIN_P_ALL            0x003f
+
+/* a management token lives 180 days by default, 2 years at most */
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_TTL      15552000
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_TTL_MAX  63072000
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN_PREFIX   "akm"
 
 
 /* the fields of a key as the scripts return them */
@@ -100,11 +134,27 @@
 
 #define NGX_HTTP_APIKEY_ADMIN_QUOTA_MAX      1000000000000LL
 
+/* the fields of a management token as the scripts return them */
+
+#define NGX_HTTP_APIKEY_ADMIN_T_ID           0
+#define NGX_HTTP_APIKEY_ADMIN_T_NAME         1
+#define NGX_HTTP_APIKEY_ADMIN_T_ORGS         2
+#define NGX_HTTP_APIKEY_ADMIN_T_PERMISSIONS  3
+#define NGX_HTTP_APIKEY_ADMIN_T_CREATED_AT   4
+#define NGX_HTTP_APIKEY_ADMIN_T_CREATED_BY   5
+#define NGX_HTTP_APIKEY_ADMIN_T_EXPIRES_AT   6
+#define NGX_HTTP_APIKEY_ADMIN_T_LAST_USED    7
+#define NGX_HTTP_APIKEY_ADMIN_T_REVOKED_AT   8
+#define NGX_HTTP_APIKEY_ADMIN_T_PREFIX       9
+#define NGX_HTTP_APIKEY_ADMIN_T_N            10
+
 
 typedef struct {
     ngx_str_t                       name;
     u_char                          hash[NGX_HTTP_APIKEY_HASH_LEN];
     ngx_array_t                    *orgs;      /* ngx_str_t; NULL: all */
+    ngx_uint_t                      permissions;  /* ..._ADMIN_P_* */
+    ngx_str_t                       id;        /* a management token's */
 } ngx_http_apikey_admin_token_t;
 
 
@@ -140,6 +190,8 @@ typedef struct {
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN   0x0040
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_META         0x0080
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA        0x0100
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_ORGS         0x0200
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_PERMISSIONS  0x0400
 
 #define ngx_http_apikey_admin_given(in, field)                                \
     ((in)->given & NGX_HTTP_APIKEY_ADMIN_GIVEN_##field)
@@ -152,6 +204,8 @@ typedef struct {
     ngx_str_t                       scopes_json;   /* ["a","b"] */
     ngx_str_t                       meta;          /* compact JSON */
     ngx_str_t                       quota;         /* "N d|m", "": none */
+    ngx_str_t                       orgs_json;     /* of a token */
+    ngx_str_t                       permissions_json;
     ngx_uint_t                      rate;          /* 0: unlimited */
     ngx_uint_t                      per;
     ngx_uint_t                      burst;
@@ -198,6 +252,7 @@ struct ngx_http_apikey_admin_ctx_s {
     ngx_uint_t                      rounds;    /* of the index rebuild */
     ngx_http_apikey_admin_resume_pt resume;    /* a list's turn came */
     ngx_uint_t                      operation;
+    ngx_uint_t                      permission; /* the route needs */
     ngx_http_apikey_script_t       *script;    /* of the operation */
     ngx_str_t                       org;
     ngx_str_t                       id;
@@ -301,12 +356,23 @@ ngx_int_t ngx_http_apikey_admin_args(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
 void ngx_http_apikey_admin_reindex_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a, ngx_str_t *budget);
+ngx_int_t ngx_http_apikey_admin_new_id(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, u_char letter);
+ngx_int_t ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *prefix);
+void ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a,
+    ngx_str_t *value);
+void ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a,
+    int64_t n);
+void ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
+    const char *fmt, ...);
 
 
 /* ngx_http_apikey_admin_ops.c: the script calls of each operation */
 
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
+ngx_http_apikey_script_t *ngx_http_apikey_admin_script_of(ngx_uint_t n);
 /*
  * Sends the operation's calls and answers the request from their replies:
  * NGX_DONE, or an answer for ngx_http_finalize_request()
@@ -360,10 +426,38 @@ ngx_int_t ngx_http_apikey_admin_unseal(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
 
 
+/*
+ * ngx_http_apikey_admin_token.c: management tokens.  token_lookup runs
+ * the tokens_auth script (ops.c has it) for the token a request carries,
+ * then calls the handler with ctx->token set (NULL: refused) or ctx->err
+ * set (the store failed).  Which orgs a token allows; a new token's
+ * checks (NGX_DECLINED: ctx->err says why); the token scripts' arguments.
+ */
+
+typedef ngx_int_t (*ngx_http_apikey_admin_authorized_pt)(
+    ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx);
+
+ngx_int_t ngx_http_apikey_admin_token_shape(ngx_str_t *bearer);
+ngx_int_t ngx_http_apikey_admin_token_lookup(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *bearer,
+    ngx_http_apikey_script_t *script,
+    ngx_http_apikey_admin_authorized_pt handler);
+ngx_int_t ngx_http_apikey_admin_token_allows(
+    ngx_http_apikey_admin_token_t *token, ngx_str_t *org);
+ngx_int_t ngx_http_apikey_admin_token_check(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx);
+ngx_int_t ngx_http_apikey_admin_token_args(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
+
+
 /* ngx_http_apikey_admin_json.c: request bodies, parsed strictly */
 
 ngx_int_t ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, u_char *p, size_t len);
+
+
+/* ngx_http_apikey_admin_time.c: RFC 3339 times in; NGX_ERROR if invalid */
+
 time_t ngx_http_apikey_admin_parse_time(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_days(ngx_int_t year, ngx_int_t month,
     ngx_int_t day);
@@ -382,13 +476,16 @@ ngx_int_t ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *days);
 
 
-/* ngx_http_apikey_admin_json_out.c: key objects, events, times */
+/* ngx_http_apikey_admin_json_out.c: key and token objects, events, times */
 
 json_t *ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now);
+json_t *ngx_http_apikey_admin_token_json(ngx_str_t *f, time_t now);
 json_t *ngx_http_apikey_admin_event_json(u_char *p, size_t len);
 json_t *ngx_http_apikey_admin_time_json(time_t t);
 ngx_int_t ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *raw, ngx_str_t *out);
+ngx_int_t ngx_http_apikey_admin_dump_as(ngx_http_request_t *r, json_t *json,
+    const char *name, ngx_str_t *raw, ngx_str_t *out);
 
 
 extern ngx_module_t  ngx_http_apikey_admin_module;

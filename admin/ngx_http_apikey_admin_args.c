@@ -14,20 +14,12 @@
 
 static ngx_int_t ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a);
-static ngx_int_t ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx);
 static void ngx_http_apikey_admin_key_names(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a, ngx_uint_t secret);
 static void ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a);
 static void ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
     ngx_http_apikey_admin_input_t *in);
-static void ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a,
-    ngx_str_t *value);
-static void ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a,
-    int64_t n);
-static void ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
-    const char *fmt, ...);
 static void ngx_http_apikey_admin_arg_fmt(ngx_http_apikey_admin_args_t *a,
     const char *fmt, ...);
 static void ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
@@ -102,7 +94,9 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         break;
 
     case NGX_HTTP_APIKEY_ADMIN_ROTATE:
-        if (ngx_http_apikey_admin_new_secret(r, ctx) != NGX_OK) {
+        if (ngx_http_apikey_admin_new_secret(r, ctx, &alcf->prefix)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -222,8 +216,6 @@ static ngx_int_t
 ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_args_t *a)
 {
-    u_char                             *id;
-    u_char                              rnd[16];
     ngx_str_t                           prefix, *env;
     time_t                              expires_in;
     ngx_http_apikey_admin_input_t      *in;
@@ -232,26 +224,9 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
     in = &ctx->in;
 
-    id = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_ADMIN_ID_LEN);
-    if (id == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "apikey admin: RAND_bytes() failed");
-        return NGX_ERROR;
-    }
-
-    id[0] = 'k';
-    id[1] = '_';
-    ngx_http_apikey_base62(id + 2, NGX_HTTP_APIKEY_ADMIN_ID_LEN - 2, rnd,
-                           sizeof(rnd));
-
-    ctx->id.data = id;
-    ctx->id.len = NGX_HTTP_APIKEY_ADMIN_ID_LEN;
-
-    if (ngx_http_apikey_admin_new_secret(r, ctx) != NGX_OK) {
+    if (ngx_http_apikey_admin_new_id(r, ctx, 'k') != NGX_OK
+        || ngx_http_apikey_admin_new_secret(r, ctx, &alcf->prefix) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -311,21 +286,50 @@ ngx_http_apikey_admin_create_args(ngx_http_request_t *r,
 }
 
 
+/* a new id in ctx->id: "<letter>_" and 22 base62 (128 random bits) */
+
+ngx_int_t
+ngx_http_apikey_admin_new_id(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, u_char letter)
+{
+    u_char  *id;
+    u_char   rnd[16];
+
+    id = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_ADMIN_ID_LEN);
+    if (id == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "apikey admin: RAND_bytes() failed");
+        return NGX_ERROR;
+    }
+
+    id[0] = letter;
+    id[1] = '_';
+    ngx_http_apikey_base62(id + 2, NGX_HTTP_APIKEY_ADMIN_ID_LEN - 2, rnd,
+                           sizeof(rnd));
+
+    ctx->id.data = id;
+    ctx->id.len = NGX_HTTP_APIKEY_ADMIN_ID_LEN;
+
+    return NGX_OK;
+}
+
+
 /*
- * A new raw key, its hash and, with an Idempotency-Key, the raw key sealed
- * for the record.  The raw key and the response that will carry it are
- * wiped when the request's pool goes.
+ * A new raw key (or management token) of the prefix, its hash and, with
+ * an Idempotency-Key, the raw key sealed for the record.  The raw key and
+ * the response that will carry it are wiped when the request's pool goes.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
-    ngx_http_apikey_admin_ctx_t *ctx)
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_str_t *prefix)
 {
-    size_t                             len;
-    ngx_pool_cleanup_t                *cln;
-    ngx_http_apikey_admin_loc_conf_t  *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_apikey_admin_module);
+    size_t               len;
+    ngx_pool_cleanup_t  *cln;
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
@@ -340,8 +344,8 @@ ngx_http_apikey_admin_new_secret(ngx_http_request_t *r,
     cln->handler = ngx_http_apikey_admin_wipe;
     cln->data = ctx;
 
-    if (ngx_http_apikey_key_generate(ctx->raw.data, &len, alcf->prefix.data,
-                                     alcf->prefix.len)
+    if (ngx_http_apikey_key_generate(ctx->raw.data, &len, prefix->data,
+                                     prefix->len)
         != 0)
     {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -399,7 +403,7 @@ ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
 }
 
 
-static void
+void
 ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a, ngx_str_t *value)
 {
     if (a->nargs == NGX_HTTP_APIKEY_ADMIN_MAX_ARGS) {
@@ -411,7 +415,7 @@ ngx_http_apikey_admin_arg(ngx_http_apikey_admin_args_t *a, ngx_str_t *value)
 }
 
 
-static void
+void
 ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a, int64_t n)
 {
     u_char     *p;
@@ -432,7 +436,7 @@ ngx_http_apikey_admin_arg_num(ngx_http_apikey_admin_args_t *a, int64_t n)
 
 /* a Redis key: the namespace, then the formatted rest */
 
-static void
+void
 ngx_http_apikey_admin_arg_key(ngx_http_apikey_admin_args_t *a,
     const char *fmt, ...)
 {

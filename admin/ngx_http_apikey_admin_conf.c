@@ -522,6 +522,10 @@ ngx_http_apikey_admin_token_line(ngx_conf_t *cf, ngx_array_t *tokens,
         return NGX_CONF_ERROR;
     }
 
+    ngx_memzero(t, sizeof(ngx_http_apikey_admin_token_t));
+
+    t->permissions = NGX_HTTP_APIKEY_ADMIN_P_ALL;
+
     t->name.len = c1 - p;
     t->name.data = ngx_pnalloc(cf->pool, t->name.len);
     if (t->name.data == NULL) {

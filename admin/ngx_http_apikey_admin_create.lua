@@ -26,9 +26,7 @@
 local ns, org, id = ARGV[1], ARGV[2], ARGV[3]
 
 local function change()
-    local t = redis.call('TIME')
-    local now = tonumber(t[1])
-    local ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local now, ms = clockms()
 
     if redis.call('EXISTS', KEYS[1], KEYS[9]) > 0 then
         return {'conflict', 'key id or secret already in use'}

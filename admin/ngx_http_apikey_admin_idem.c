@@ -301,7 +301,10 @@ ngx_http_apikey_admin_unseal(ngx_http_request_t *r,
 }
 
 
-/* HKDF-SHA256 of the Idempotency-Key, info "<label>" 0 "<token name>" */
+/*
+ * HKDF-SHA256 of the Idempotency-Key, info "<label>" 0 "<token name>",
+ * and for a management token 0 "<its id>" (names need not be unique)
+ */
 
 static ngx_int_t
 ngx_http_apikey_admin_hkdf(ngx_http_apikey_admin_ctx_t *ctx, u_char *salt,
@@ -310,13 +313,21 @@ ngx_http_apikey_admin_hkdf(ngx_http_apikey_admin_ctx_t *ctx, u_char *salt,
     u_char        *p;
     ngx_int_t      rc;
     EVP_PKEY_CTX  *pctx;
-    u_char         info[16 + NGX_HTTP_APIKEY_ADMIN_SEGMENT_MAX];
+    u_char         info[16 + NGX_HTTP_APIKEY_ADMIN_SEGMENT_MAX + 1
+                        + NGX_HTTP_APIKEY_ADMIN_ID_LEN];
 
     p = ngx_cpystrn(info, (u_char *) label, 16);
     p++;        /* the 0 ngx_cpystrn() wrote ends the label */
     p = ngx_cpymem(p, ctx->token->name.data,
                    ngx_min(ctx->token->name.len,
                            NGX_HTTP_APIKEY_ADMIN_SEGMENT_MAX));
+
+    if (ctx->token->id.len) {
+        *p++ = '\0';
+        p = ngx_cpymem(p, ctx->token->id.data,
+                       ngx_min(ctx->token->id.len,
+                               NGX_HTTP_APIKEY_ADMIN_ID_LEN));
+    }
 
     pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
     if (pctx == NULL) {

@@ -17,6 +17,9 @@
     (NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)                   \
      | NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE))
 
+#define NGX_HTTP_APIKEY_ADMIN_TOKEN                                           \
+    NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE)
+
 
 typedef struct ngx_http_apikey_admin_field_s  ngx_http_apikey_admin_field_t;
 
@@ -56,7 +59,7 @@ static ngx_int_t ngx_http_apikey_admin_field_integer(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apikey_admin_field_environment(
     ngx_http_request_t *r, ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_field_t *f, json_t *value);
-static ngx_int_t ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
+static ngx_int_t ngx_http_apikey_admin_field_list(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value);
 static ngx_int_t ngx_http_apikey_admin_field_rate_limit(
@@ -87,7 +90,8 @@ static ngx_str_t *ngx_http_apikey_admin_printable(ngx_http_request_t *r,
 
 static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
 
-    { ngx_string("name"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+    { ngx_string("name"),
+      NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE | NGX_HTTP_APIKEY_ADMIN_TOKEN,
       ngx_http_apikey_admin_field_text, NGX_HTTP_APIKEY_ADMIN_GIVEN_NAME,
       ngx_http_apikey_admin_in(name), 1, NGX_HTTP_APIKEY_ADMIN_NAME_MAX, 0,
       "name must be a string of 1 to "
@@ -111,8 +115,9 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       "environment must be one of apikey_environments" },
 
     { ngx_string("scopes"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
-      ngx_http_apikey_admin_field_scopes, NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES,
-      0, 0, 0, 0,
+      ngx_http_apikey_admin_field_list, NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES,
+      ngx_http_apikey_admin_in(scopes_json), 0,
+      NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX, 0,
       "scopes must be an array of at most "
       ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX)
       " distinct strings of 1 to "
@@ -123,14 +128,16 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       ngx_http_apikey_admin_field_rate_limit, NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE,
       0, 0, 0, 0, NULL },
 
-    { ngx_string("expires_at"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+    { ngx_string("expires_at"),
+      NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE | NGX_HTTP_APIKEY_ADMIN_TOKEN,
       ngx_http_apikey_admin_field_expires_at,
       NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_AT, 0, 0, 0, 0,
       "expires_at must be an RFC 3339 time such as 2030-01-31T12:00:00Z, "
       "or null" },
 
     { ngx_string("expires_in"),
-      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE),
+      NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)
+      | NGX_HTTP_APIKEY_ADMIN_TOKEN,
       ngx_http_apikey_admin_field_integer,
       NGX_HTTP_APIKEY_ADMIN_GIVEN_EXPIRES_IN,
       ngx_http_apikey_admin_in(expires_in), NGX_HTTP_APIKEY_ADMIN_TTL_MIN,
@@ -160,7 +167,28 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       "grace_seconds must be an integer from 0 to "
       ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_GRACE_MAX) },
 
-    /* the rest of the key object: known, never set by a client */
+    /* a management token's: checked further where it is made */
+
+    { ngx_string("orgs"), NGX_HTTP_APIKEY_ADMIN_TOKEN,
+      ngx_http_apikey_admin_field_list, NGX_HTTP_APIKEY_ADMIN_GIVEN_ORGS,
+      ngx_http_apikey_admin_in(orgs_json), 1,
+      NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX, 0,
+      "orgs must be a non-empty array of at most "
+      ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX)
+      " distinct organizations (1 to 64 of A-Z a-z 0-9 . _ -), or * alone" },
+
+    { ngx_string("permissions"), NGX_HTTP_APIKEY_ADMIN_TOKEN,
+      ngx_http_apikey_admin_field_list,
+      NGX_HTTP_APIKEY_ADMIN_GIVEN_PERMISSIONS,
+      ngx_http_apikey_admin_in(permissions_json), 1,
+      NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX, 0,
+      "permissions must be a non-empty array of distinct permissions: "
+      "keys:read, keys:write, usage:read, events:read, orgs:write, "
+      "tokens:manage" },
+
+    /* the rest of the key and token objects: known, never set by a client */
+
+    { ngx_string("token"), 0, NULL, 0, 0, 0, 0, 0, NULL },
 
     { ngx_string("id"), 0, NULL, 0, 0, 0, 0, 0, NULL },
     { ngx_string("org"), 0, NULL, 0, 0, 0, 0, 0, NULL },
@@ -268,7 +296,8 @@ ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_CREATE
+    if ((ctx->operation == NGX_HTTP_APIKEY_ADMIN_CREATE
+         || ctx->operation == NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE)
         && !ngx_http_apikey_admin_given(in, NAME)) {
         return ngx_http_apikey_admin_error(r, ctx, NGX_HTTP_BAD_REQUEST,
                                            "invalid_field",
@@ -284,7 +313,7 @@ ngx_http_apikey_admin_parse_body(ngx_http_request_t *r,
                                            "not both");
     }
 
-    if (alcf->max_ttl) {
+    if (alcf->max_ttl && !ngx_http_apikey_admin_token_op(ctx)) {
 
         if (ngx_http_apikey_admin_given(in, EXPIRES_AT)
             && in->expires_at == 0)
@@ -495,18 +524,30 @@ ngx_http_apikey_admin_field_environment(ngx_http_request_t *r,
 }
 
 
+/*
+ * An array of f->min to f->max distinct strings of 1 to 64 characters,
+ * kept at f->offset of ctx->in as a JSON array: scopes of a-z 0-9 : . _ -,
+ * a token's lists also of A-Z and "*" (their meaning is checked where the
+ * token is made)
+ */
+
 static ngx_int_t
-ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
+ngx_http_apikey_admin_field_list(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value)
 {
-    u_char       *js;
+    u_char       *js, c;
     size_t        i, j, n, len, total;
     json_t       *e;
+    ngx_str_t    *dst;
+    ngx_uint_t    upper;
     const char   *s, *t;
 
+    upper = (f->given != NGX_HTTP_APIKEY_ADMIN_GIVEN_SCOPES);
+
     if (!json_is_array(value)
-        || json_array_size(value) > NGX_HTTP_APIKEY_ADMIN_SCOPES_MAX)
+        || (int64_t) json_array_size(value) < f->min
+        || (int64_t) json_array_size(value) > f->max)
     {
         goto invalid;
     }
@@ -529,9 +570,14 @@ ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
         }
 
         for (j = 0; j < len; j++) {
-            if (!((s[j] >= 'a' && s[j] <= 'z') || (s[j] >= '0' && s[j] <= '9')
-                  || s[j] == ':' || s[j] == '.' || s[j] == '_'
-                  || s[j] == '-'))
+            c = s[j];
+
+            if (upper && ((c >= 'A' && c <= 'Z') || c == '*')) {
+                continue;
+            }
+
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                  || c == ':' || c == '.' || c == '_' || c == '-'))
             {
                 goto invalid;
             }
@@ -544,8 +590,8 @@ ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
                 return ngx_http_apikey_admin_error(r, ctx,
                                                    NGX_HTTP_BAD_REQUEST,
                                                    "invalid_field",
-                                                   "scopes must not repeat "
-                                                   "a scope");
+                                                   "%V must not repeat a "
+                                                   "value", &f->name);
             }
         }
 
@@ -554,12 +600,14 @@ ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
 
     /* ["a","b"]: plain characters, nothing to escape */
 
+    dst = (ngx_str_t *) ((u_char *) &ctx->in + f->offset);
+
     js = ngx_pnalloc(r->pool, 2 + total + 3 * n);
     if (js == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->in.scopes_json.data = js;
+    dst->data = js;
 
     *js++ = '[';
 
@@ -577,7 +625,7 @@ ngx_http_apikey_admin_field_scopes(ngx_http_request_t *r,
 
     *js++ = ']';
 
-    ctx->in.scopes_json.len = js - ctx->in.scopes_json.data;
+    dst->len = js - dst->data;
 
     return NGX_OK;
 

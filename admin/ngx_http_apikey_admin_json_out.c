@@ -18,9 +18,10 @@
 #define NGX_HTTP_APIKEY_ADMIN_STATUS  4
 #define NGX_HTTP_APIKEY_ADMIN_META    5
 #define NGX_HTTP_APIKEY_ADMIN_QUOTA   6
+#define NGX_HTTP_APIKEY_ADMIN_TSTATUS 7   /* a management token's */
 
 
-/* a member of the key object: its name, record field and kind */
+/* a member of the key or token object: its name, record field and kind */
 
 typedef struct {
     const char                      *name;
@@ -29,7 +30,10 @@ typedef struct {
 } ngx_http_apikey_admin_member_t;
 
 
-static const char *ngx_http_apikey_admin_status(ngx_str_t *f, time_t now);
+static json_t *ngx_http_apikey_admin_object_json(
+    ngx_http_apikey_admin_member_t *members, ngx_str_t *f, time_t now);
+static const char *ngx_http_apikey_admin_status(ngx_str_t *revoked,
+    ngx_str_t *expires, time_t now);
 static json_t *ngx_http_apikey_admin_stored_json(ngx_str_t *s,
     ngx_uint_t object);
 static json_t *ngx_http_apikey_admin_rate_json(ngx_str_t *f);
@@ -67,10 +71,53 @@ static ngx_http_apikey_admin_member_t  ngx_http_apikey_admin_key_members[] = {
 };
 
 
+static ngx_http_apikey_admin_member_t
+    ngx_http_apikey_admin_token_members[] =
+{
+    { "id", NGX_HTTP_APIKEY_ADMIN_T_ID, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "name", NGX_HTTP_APIKEY_ADMIN_T_NAME, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "prefix", NGX_HTTP_APIKEY_ADMIN_T_PREFIX, NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "orgs", NGX_HTTP_APIKEY_ADMIN_T_ORGS, NGX_HTTP_APIKEY_ADMIN_SCOPES },
+    { "permissions", NGX_HTTP_APIKEY_ADMIN_T_PERMISSIONS,
+      NGX_HTTP_APIKEY_ADMIN_SCOPES },
+    { "status", 0, NGX_HTTP_APIKEY_ADMIN_TSTATUS },
+    { "created_at", NGX_HTTP_APIKEY_ADMIN_T_CREATED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "created_by", NGX_HTTP_APIKEY_ADMIN_T_CREATED_BY,
+      NGX_HTTP_APIKEY_ADMIN_STRING },
+    { "expires_at", NGX_HTTP_APIKEY_ADMIN_T_EXPIRES_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "last_used_at", NGX_HTTP_APIKEY_ADMIN_T_LAST_USED,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { "revoked_at", NGX_HTTP_APIKEY_ADMIN_T_REVOKED_AT,
+      NGX_HTTP_APIKEY_ADMIN_TIME },
+    { NULL, 0, 0 }
+};
+
+
 /* the key object of docs/admin-api.md; never the raw key or a hash */
 
 json_t *
 ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
+{
+    return ngx_http_apikey_admin_object_json(
+                                ngx_http_apikey_admin_key_members, f, now);
+}
+
+
+/* the token object of docs/admin-api.md; never the raw token or a hash */
+
+json_t *
+ngx_http_apikey_admin_token_json(ngx_str_t *f, time_t now)
+{
+    return ngx_http_apikey_admin_object_json(
+                                ngx_http_apikey_admin_token_members, f, now);
+}
+
+
+static json_t *
+ngx_http_apikey_admin_object_json(ngx_http_apikey_admin_member_t *members,
+    ngx_str_t *f, time_t now)
 {
     json_t                          *key, *v;
     ngx_http_apikey_admin_member_t  *m;
@@ -80,7 +127,7 @@ ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
         return NULL;
     }
 
-    for (m = ngx_http_apikey_admin_key_members; m->name; m++) {
+    for (m = members; m->name; m++) {
 
         switch (m->type) {
 
@@ -110,8 +157,18 @@ ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
             v = ngx_http_apikey_admin_quota_json(f, now);
             break;
 
+        case NGX_HTTP_APIKEY_ADMIN_TSTATUS:
+            v = json_string(ngx_http_apikey_admin_status(
+                                  &f[NGX_HTTP_APIKEY_ADMIN_T_REVOKED_AT],
+                                  &f[NGX_HTTP_APIKEY_ADMIN_T_EXPIRES_AT],
+                                  now));
+            break;
+
         default: /* NGX_HTTP_APIKEY_ADMIN_STATUS */
-            v = json_string(ngx_http_apikey_admin_status(f, now));
+            v = json_string(ngx_http_apikey_admin_status(
+                                  &f[NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT],
+                                  &f[NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT],
+                                  now));
             break;
         }
 
@@ -128,18 +185,16 @@ ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now)
 /* "revoked" if revoked, else "expired" once expires_at has passed */
 
 static const char *
-ngx_http_apikey_admin_status(ngx_str_t *f, time_t now)
+ngx_http_apikey_admin_status(ngx_str_t *revoked, ngx_str_t *expires,
+    time_t now)
 {
     time_t  exp;
 
-    if (ngx_http_apikey_admin_field_time(
-                                     &f[NGX_HTTP_APIKEY_ADMIN_F_REVOKED_AT]))
-    {
+    if (ngx_http_apikey_admin_field_time(revoked)) {
         return "revoked";
     }
 
-    exp = ngx_http_apikey_admin_field_time(
-                                     &f[NGX_HTTP_APIKEY_ADMIN_F_EXPIRES_AT]);
+    exp = ngx_http_apikey_admin_field_time(expires);
 
     return (exp && now >= exp) ? "expired" : "active";
 }
@@ -375,6 +430,16 @@ ngx_int_t
 ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *raw, ngx_str_t *out)
 {
+    return ngx_http_apikey_admin_dump_as(r, json, "key", raw, out);
+}
+
+
+/* the object as compact JSON, with the raw secret "raw" as member "name" */
+
+ngx_int_t
+ngx_http_apikey_admin_dump_as(ngx_http_request_t *r, json_t *json,
+    const char *name, ngx_str_t *raw, ngx_str_t *out)
+{
     u_char  *p;
     size_t   size, len;
 
@@ -386,7 +451,7 @@ ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
     len = size;
 
     if (raw) {
-        len += sizeof(",\"key\":\"\"") - 1 + raw->len;
+        len += sizeof(",\"\":\"\"") - 1 + ngx_strlen(name) + raw->len;
     }
 
     p = ngx_pnalloc(r->pool, len);
@@ -400,7 +465,7 @@ ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
 
     if (raw) {
         /* replaces the closing "}" */
-        (void) ngx_sprintf(p + size - 1, ",\"key\":\"%V\"}", raw);
+        (void) ngx_sprintf(p + size - 1, ",\"%s\":\"%V\"}", name, raw);
     }
 
     out->data = p;

@@ -60,10 +60,13 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(delete),
     ngx_http_apikey_admin_script(events),
     ngx_http_apikey_admin_script(usage),
-    ngx_http_apikey_admin_script(reindex)
+    ngx_http_apikey_admin_script(tokens_create),
+    ngx_http_apikey_admin_script(tokens_list),
+    ngx_http_apikey_admin_script(tokens_get),
+    ngx_http_apikey_admin_script(tokens_revoke),
+    ngx_http_apikey_admin_script(reindex),
+    ngx_http_apikey_admin_script(tokens_auth)
 };
-
-#define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT  10
 
 /* key records one rebuild call reads: under a millisecond of Redis */
 #define NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET  "25"
@@ -90,6 +93,15 @@ ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     }
 
     return NGX_OK;
+}
+
+
+/* a script that is no operation's (NGX_HTTP_APIKEY_ADMIN_*_SCRIPT) */
+
+ngx_http_apikey_script_t *
+ngx_http_apikey_admin_script_of(ngx_uint_t n)
+{
+    return &ngx_http_apikey_admin_scripts[n];
 }
 
 
@@ -210,7 +222,11 @@ ngx_http_apikey_admin_call(ngx_http_request_t *r,
                                         NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT];
 
     } else {
-        if (ngx_http_apikey_admin_args(r, ctx, a) != NGX_OK) {
+        if ((ngx_http_apikey_admin_token_op(ctx)
+             ? ngx_http_apikey_admin_token_args(r, ctx, a)
+             : ngx_http_apikey_admin_args(r, ctx, a))
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 

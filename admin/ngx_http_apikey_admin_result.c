@@ -26,8 +26,10 @@ static ngx_int_t ngx_http_apikey_admin_send_events(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, json_t *data, json_int_t total);
-static ngx_int_t ngx_http_apikey_admin_key_fields(redisReply *reply,
-    ngx_str_t *f);
+static ngx_int_t ngx_http_apikey_admin_send_tokens(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_apikey_admin_fields(redisReply *reply,
+    ngx_str_t *f, size_t min, size_t n);
 static ngx_uint_t ngx_http_apikey_admin_plain(redisReply *reply);
 static int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
@@ -97,7 +99,10 @@ ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
 
     if (code.len != 2 || ngx_strncmp(code.data, "ok", 2) != 0) {
 
-        if (code.len == 13 && ngx_strncmp(code.data, "key_not_found", 13) == 0)
+        if ((code.len == 13
+             && ngx_strncmp(code.data, "key_not_found", 13) == 0)
+            || (code.len == 15
+                && ngx_strncmp(code.data, "token_not_found", 15) == 0))
         {
             status = NGX_HTTP_NOT_FOUND;
 
@@ -165,6 +170,13 @@ ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
         }
 
         return ngx_http_apikey_admin_send_usage(r, ctx, e[2]);
+
+    case NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST:
+        if (reply->elements != 5 || e[4]->type != REDIS_REPLY_ARRAY) {
+            goto invalid;
+        }
+
+        return ngx_http_apikey_admin_send_tokens(r, ctx, reply);
 
     default:
         if (reply->elements < 4 || e[3]->type != REDIS_REPLY_ARRAY) {
@@ -260,9 +272,19 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
     time_t       now, prev;
     ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_F_N], *raw, location;
     ngx_int_t    rc;
-    ngx_uint_t   status, replay;
+    ngx_uint_t   status, replay, token;
 
-    if (ngx_http_apikey_admin_key_fields(reply->element[3], f) != NGX_OK) {
+    /* a management token's answer is shaped as a key's */
+
+    token = ngx_http_apikey_admin_token_op(ctx);
+
+    if (ngx_http_apikey_admin_fields(reply->element[3], f,
+                                     token ? NGX_HTTP_APIKEY_ADMIN_T_N
+                                           : NGX_HTTP_APIKEY_ADMIN_F_META,
+                                     token ? NGX_HTTP_APIKEY_ADMIN_T_N
+                                           : NGX_HTTP_APIKEY_ADMIN_F_N)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "apikey admin: unexpected key from the %V script",
                       &ctx->script->name);
@@ -288,13 +310,19 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
 
     now = (time_t) ngx_http_apikey_admin_int(reply->element[2]);
 
-    json = ngx_http_apikey_admin_key_json(f, now);
+    json = token ? ngx_http_apikey_admin_token_json(f, now)
+                 : ngx_http_apikey_admin_key_json(f, now);
     if (json == NULL) {
         return NGX_ERROR;
     }
 
     raw = NULL;
     status = NGX_HTTP_OK;
+
+    if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE) {
+        raw = &ctx->raw;
+        status = NGX_HTTP_CREATED;
+    }
 
     if (ctx->operation == NGX_HTTP_APIKEY_ADMIN_ROTATE) {
         prev = 0;
@@ -328,7 +356,8 @@ ngx_http_apikey_admin_send_key(ngx_http_request_t *r,
         }
     }
 
-    rc = ngx_http_apikey_admin_dump(r, json, raw, &ctx->out);
+    rc = ngx_http_apikey_admin_dump_as(r, json, token ? "token" : "key", raw,
+                                       &ctx->out);
 
     json_decref(json);
 
@@ -379,7 +408,8 @@ ngx_http_apikey_admin_replayed(ngx_http_request_t *r,
     ctx->id.len = id->len;
 
     if (ctx->operation != NGX_HTTP_APIKEY_ADMIN_CREATE
-        && ctx->operation != NGX_HTTP_APIKEY_ADMIN_ROTATE)
+        && ctx->operation != NGX_HTTP_APIKEY_ADMIN_ROTATE
+        && ctx->operation != NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE)
     {
         return NGX_DONE;
     }
@@ -436,7 +466,11 @@ ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
 
     for (i = 0; i < list->elements; i++) {
 
-        if (ngx_http_apikey_admin_key_fields(list->element[i], f) != NGX_OK) {
+        if (ngx_http_apikey_admin_fields(list->element[i], f,
+                                         NGX_HTTP_APIKEY_ADMIN_F_META,
+                                         NGX_HTTP_APIKEY_ADMIN_F_N)
+            != NGX_OK)
+        {
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                           "apikey admin: unexpected key from the list "
                           "script");
@@ -474,6 +508,59 @@ ngx_http_apikey_admin_send_list(ngx_http_request_t *r,
     }
 
     return ngx_http_apikey_admin_send_page(r, ctx, ctx->data, ctx->seen);
+}
+
+
+/* a page of management tokens: {"ok", "", now, total, {token, ...}} */
+
+static ngx_int_t
+ngx_http_apikey_admin_send_tokens(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
+{
+    json_t      *data;
+    time_t       now;
+    size_t       i;
+    ngx_int_t    rc;
+    ngx_str_t    f[NGX_HTTP_APIKEY_ADMIN_T_N];
+    redisReply  *list;
+
+    now = (time_t) ngx_http_apikey_admin_int(reply->element[2]);
+    list = reply->element[4];
+
+    data = json_array();
+    if (data == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < list->elements; i++) {
+
+        if (ngx_http_apikey_admin_fields(list->element[i], f,
+                                         NGX_HTTP_APIKEY_ADMIN_T_N,
+                                         NGX_HTTP_APIKEY_ADMIN_T_N)
+            != NGX_OK)
+        {
+            json_decref(data);
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "apikey admin: unexpected token from the "
+                          "tokens_list script");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (json_array_append_new(data,
+                                  ngx_http_apikey_admin_token_json(f, now))
+            != 0)
+        {
+            json_decref(data);
+            return NGX_ERROR;
+        }
+    }
+
+    rc = ngx_http_apikey_admin_send_page(r, ctx, data,
+                                 ngx_http_apikey_admin_int(reply->element[3]));
+
+    json_decref(data);
+
+    return rc;
 }
 
 
@@ -570,30 +657,27 @@ ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
 }
 
 
-/* the 16 to 19 fields of a key; nil fields are { 0, NULL } */
+/*
+ * The min to n fields of a key or token, the first its id; nil and
+ * missing fields are { 0, NULL } (an answer kept for an Idempotency-Key
+ * before meta has no meta,
+ * one before quotas no quota)
+ */
 
 static ngx_int_t
-ngx_http_apikey_admin_key_fields(redisReply *reply, ngx_str_t *f)
+ngx_http_apikey_admin_fields(redisReply *reply, ngx_str_t *f, size_t min,
+    size_t n)
 {
     size_t       i;
     redisReply  *e;
 
-    /*
-     * an answer kept for an Idempotency-Key before meta has no meta, one
-     * before quotas no quota
-     */
-
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < NGX_HTTP_APIKEY_ADMIN_F_META
-        || reply->elements > NGX_HTTP_APIKEY_ADMIN_F_N)
+        || reply->elements < min || reply->elements > n)
     {
         return NGX_ERROR;
     }
 
-    for (i = NGX_HTTP_APIKEY_ADMIN_F_META;
-         i < NGX_HTTP_APIKEY_ADMIN_F_N;
-         i++)
-    {
+    for (i = reply->elements; i < n; i++) {
         f[i].data = NULL;
         f[i].len = 0;
     }

@@ -81,8 +81,12 @@ $t->run_nginx(admin_config($t));
 
 my $adm = ApiKey::Admin->new($t, $tok->{ops});
 
+my %new_token = (name => 'x', orgs => ['acme'], permissions => ['keys:read']);
+
 for my $p (sort keys %spec) {
-    my $k = $adm->create('acme', name => "for $p");
+    my $k = $p =~ m{^/tokens}
+            ? $adm->post('tokens', { %new_token, name => "for $p" })->{json}
+            : $adm->create('acme', name => "for $p");
     (my $url = $p) =~ s/\{org\}/acme/;
     $url =~ s/\{id\}/$k->{id}/;
     $url =~ s{^/}{};
@@ -99,11 +103,14 @@ for my $p (sort keys %spec) {
     for my $m (sort { ($a eq 'DELETE') <=> ($b eq 'DELETE') || $a cmp $b }
                keys %{$spec{$p}})
     {
-        my $body = ($m eq 'POST' && $p =~ /keys$/) ? { name => 'x' } : undef;
+        my $body = ($m eq 'POST' && $p =~ /keys$/) ? { name => 'x' }
+                 : ($m eq 'POST' && $p eq '/tokens') ? \%new_token
+                 : undef;
         $r = $adm->request($m, $url, body => $body);
         ok($r->{status} != 405 && $r->{status} != 404,
            "$m $p is served") or diag("$r->{status} $r->{body}");
-        is($r->{status}, $m eq 'POST' && $p =~ /restore$/ ? 400 : 200,
+        is($r->{status}, $m eq 'POST' && $p =~ /restore$/ ? 400
+                       : $m eq 'POST' && $p eq '/tokens' ? 201 : 200,
            "$m $p answers") unless $m eq 'DELETE' || $p =~ /keys$/;
     }
 }
@@ -130,6 +137,17 @@ delete $k->{key};
 
 is_deeply(\@required, [sort keys %$k],
           'the documented key object is the one served');
+
+# the token object
+
+($required) = $doc =~ /^    Token:\n.*?required: \[([^\]]*)\]/ms;
+@required = sort grep { length } split /[\s,]+/, $required // '';
+
+my $tk = $adm->post('tokens', { %new_token, name => 'shape' })->{json};
+delete $tk->{token};
+
+is_deeply(\@required, [sort keys %$tk],
+          'the documented token object is the one served');
 
 $t->error_log_clean;
 

@@ -43,7 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static ngx_uint_t  operations[] = {
         NGX_HTTP_APIKEY_ADMIN_CREATE,
         NGX_HTTP_APIKEY_ADMIN_UPDATE,
-        NGX_HTTP_APIKEY_ADMIN_ROTATE
+        NGX_HTTP_APIKEY_ADMIN_ROTATE,
+        NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE
     };
 
     pool = ngx_create_pool(4096, &ngx_http_apikey_fuzz_log);

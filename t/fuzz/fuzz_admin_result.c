@@ -8,7 +8,8 @@
  * caught where nginx's header and body filters would take it.  It must
  * be one of the API's statuses with a body that is one JSON object,
  * whose "key" member, the new raw key, is only in the answer to a create
- * or a rotation; or no response (an error the handler answers, a walk that
+ * or a rotation, and whose "token" member, a new management token, only in
+ * the answer to its creation; or no response (an error the handler answers, a walk that
  * goes on, a delete's 204).
  */
 
@@ -58,7 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    op = data[0] % (NGX_HTTP_APIKEY_ADMIN_USAGE + 1);
+    op = data[0] % (NGX_HTTP_APIKEY_ADMIN_TOKEN_REVOKE + 1);
 
     in.pos = data + 1;
     in.last = data + size;
@@ -167,14 +168,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    /* the new key, as a member of its own: to its creation or rotation */
+    /*
+     * the new key, as a member of its own: to its creation or rotation;
+     * a new management token: to its creation
+     */
 
     raw = json_object_get(json, "key");
 
+    if (raw == NULL) {
+        raw = json_object_get(json, "token");
+
+        if (raw != NULL && op != NGX_HTTP_APIKEY_ADMIN_TOKEN_CREATE) {
+            abort();
+        }
+
+    } else if (op != NGX_HTTP_APIKEY_ADMIN_CREATE
+               && op != NGX_HTTP_APIKEY_ADMIN_ROTATE)
+    {
+        abort();
+    }
+
     if (raw != NULL
         && (ngx_http_apikey_fuzz_status >= NGX_HTTP_BAD_REQUEST
-            || (op != NGX_HTTP_APIKEY_ADMIN_CREATE
-                && op != NGX_HTTP_APIKEY_ADMIN_ROTATE)
             || !json_is_string(raw)
             || json_string_length(raw) != ngx_http_apikey_fuzz_raw.len
             || ngx_memcmp(json_string_value(raw), ngx_http_apikey_fuzz_raw.data,
