@@ -93,6 +93,12 @@ static ngx_http_apikey_admin_route_t  ngx_http_apikey_admin_routes[] = {
     { ngx_string("/orgs/{org}/events"), NGX_HTTP_GET, ngx_string("GET"),
       NGX_HTTP_APIKEY_ADMIN_EVENTS, NGX_HTTP_APIKEY_ADMIN_P_EVENTS_READ },
 
+    { ngx_string("/orgs/{org}"), NGX_HTTP_GET, ngx_string("GET"),
+      NGX_HTTP_APIKEY_ADMIN_ORG_GET, NGX_HTTP_APIKEY_ADMIN_KR },
+
+    { ngx_string("/orgs/{org}"), NGX_HTTP_PATCH, ngx_string("PATCH"),
+      NGX_HTTP_APIKEY_ADMIN_ORG_UPDATE, NGX_HTTP_APIKEY_ADMIN_P_ORGS_WRITE },
+
     { ngx_string("/tokens"), NGX_HTTP_GET, ngx_string("GET"),
       NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST, NGX_HTTP_APIKEY_ADMIN_TM },
 
@@ -276,6 +282,7 @@ ngx_http_apikey_admin_authorized(ngx_http_request_t *r,
     case NGX_HTTP_APIKEY_ADMIN_DELETE:
     case NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST:
     case NGX_HTTP_APIKEY_ADMIN_TOKEN_GET:
+    case NGX_HTTP_APIKEY_ADMIN_ORG_GET:
 
         if ((ctx->operation == NGX_HTTP_APIKEY_ADMIN_LIST
              || ctx->operation == NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST

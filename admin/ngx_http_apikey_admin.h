@@ -66,6 +66,8 @@
 #define NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST     11
 #define NGX_HTTP_APIKEY_ADMIN_TOKEN_GET      12
 #define NGX_HTTP_APIKEY_ADMIN_TOKEN_REVOKE   13
+#define NGX_HTTP_APIKEY_ADMIN_ORG_GET        14
+#define NGX_HTTP_APIKEY_ADMIN_ORG_UPDATE     15
 
 /* the management tokens' operations */
 #define ngx_http_apikey_admin_token_op(ctx)                                   \
@@ -76,8 +78,8 @@
  * the scripts that are no operation of their own, after those of the
  * operations: the index rebuild and the lookup of a management token
  */
-#define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT 14
-#define NGX_HTTP_APIKEY_ADMIN_AUTH_SCRIPT    15
+#define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT 16
+#define NGX_HTTP_APIKEY_ADMIN_AUTH_SCRIPT    17
 
 /* the operations that change keys */
 #define ngx_http_apikey_admin_changes(ctx)                                    \
@@ -192,6 +194,7 @@ typedef struct {
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA        0x0100
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_ORGS         0x0200
 #define NGX_HTTP_APIKEY_ADMIN_GIVEN_PERMISSIONS  0x0400
+#define NGX_HTTP_APIKEY_ADMIN_GIVEN_MAX_KEYS     0x0800
 
 #define ngx_http_apikey_admin_given(in, field)                                \
     ((in)->given & NGX_HTTP_APIKEY_ADMIN_GIVEN_##field)
@@ -204,6 +207,7 @@ typedef struct {
     ngx_str_t                       scopes_json;   /* ["a","b"] */
     ngx_str_t                       meta;          /* compact JSON */
     ngx_str_t                       quota;         /* "N d|m", "": none */
+    ngx_int_t                       max_keys;      /* -1: fall back */
     ngx_str_t                       orgs_json;     /* of a token */
     ngx_str_t                       permissions_json;
     ngx_uint_t                      rate;          /* 0: unlimited */
@@ -333,6 +337,7 @@ ngx_int_t ngx_http_apikey_admin_valid_name(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_text_chars(u_char *p, size_t len);
 ngx_int_t ngx_http_apikey_admin_parse_rate(u_char *p, size_t len,
     ngx_uint_t *rate, ngx_uint_t *per);
+int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
 
 /* script arguments, built in r->pool; "failed" is checked once at the end */
@@ -476,10 +481,17 @@ ngx_int_t ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *days);
 
 
+/* ngx_http_apikey_admin_org.c: an organization's settings, as answered */
+
+ngx_int_t ngx_http_apikey_admin_send_org(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+
+
 /* ngx_http_apikey_admin_json_out.c: key and token objects, events, times */
 
 json_t *ngx_http_apikey_admin_key_json(ngx_str_t *f, time_t now);
 json_t *ngx_http_apikey_admin_token_json(ngx_str_t *f, time_t now);
+json_t *ngx_http_apikey_admin_limits_json(ngx_str_t *f, time_t now);
 json_t *ngx_http_apikey_admin_event_json(u_char *p, size_t len);
 json_t *ngx_http_apikey_admin_time_json(time_t t);
 ngx_int_t ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,

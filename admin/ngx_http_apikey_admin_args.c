@@ -20,6 +20,10 @@ static void ngx_http_apikey_admin_key_args(ngx_http_apikey_admin_ctx_t *ctx,
     ngx_http_apikey_admin_args_t *a);
 static void ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
     ngx_http_apikey_admin_input_t *in);
+static void ngx_http_apikey_admin_arg_org(ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_admin_input_t *in, ngx_uint_t update);
+static void ngx_http_apikey_admin_arg_org(ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_admin_input_t *in, ngx_uint_t update);
 static void ngx_http_apikey_admin_arg_fmt(ngx_http_apikey_admin_args_t *a,
     const char *fmt, ...);
 static void ngx_http_apikey_admin_arg_vfmt(ngx_http_apikey_admin_args_t *a,
@@ -111,6 +115,14 @@ ngx_http_apikey_admin_args(ngx_http_request_t *r,
         ngx_http_apikey_admin_arg_fmt(a, "%*s",
                                       (size_t) NGX_HTTP_APIKEY_HASH_LEN,
                                       ctx->hash);
+        break;
+
+    case NGX_HTTP_APIKEY_ADMIN_ORG_GET:
+    case NGX_HTTP_APIKEY_ADMIN_ORG_UPDATE:
+        ngx_http_apikey_admin_key_args(ctx, a);
+        ngx_http_apikey_admin_arg_org(a, &ctx->in,
+                                ctx->operation
+                                == NGX_HTTP_APIKEY_ADMIN_ORG_UPDATE);
         break;
 
     case NGX_HTTP_APIKEY_ADMIN_EVENTS:
@@ -400,6 +412,59 @@ ngx_http_apikey_admin_arg_given(ngx_http_apikey_admin_args_t *a,
     }
 
     ngx_http_apikey_admin_arg(a, &s);
+}
+
+
+/*
+ * An organization's settings as its script reads them: the fields given
+ * ("" to read; "r" rate limit, "q" quota, "k" max_keys), rate, per,
+ * burst, quota and max_keys ("" to fall back)
+ */
+
+static void
+ngx_http_apikey_admin_arg_org(ngx_http_apikey_admin_args_t *a,
+    ngx_http_apikey_admin_input_t *in, ngx_uint_t update)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    p = ngx_pnalloc(a->pool, 3);
+    if (p == NULL) {
+        a->failed = 1;
+        return;
+    }
+
+    s.data = p;
+
+    if (update) {
+        if (ngx_http_apikey_admin_given(in, RATE)) {
+            *p++ = 'r';
+        }
+
+        if (ngx_http_apikey_admin_given(in, QUOTA)) {
+            *p++ = 'q';
+        }
+
+        if (ngx_http_apikey_admin_given(in, MAX_KEYS)) {
+            *p++ = 'k';
+        }
+    }
+
+    s.len = p - s.data;
+
+    ngx_http_apikey_admin_arg(a, &s);
+    ngx_http_apikey_admin_arg_num(a, in->rate);
+    ngx_http_apikey_admin_arg_num(a, in->per);
+    ngx_http_apikey_admin_arg_num(a, in->burst);
+    ngx_http_apikey_admin_arg(a, &in->quota);
+
+    if (in->max_keys >= 0 && ngx_http_apikey_admin_given(in, MAX_KEYS)) {
+        ngx_http_apikey_admin_arg_num(a, in->max_keys);
+
+    } else {
+        ngx_str_set(&s, "");
+        ngx_http_apikey_admin_arg(a, &s);
+    }
 }
 
 

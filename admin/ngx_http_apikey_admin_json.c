@@ -13,6 +13,9 @@
 
 #define NGX_HTTP_APIKEY_ADMIN_ON(op)  (1 << (op))
 
+#define NGX_HTTP_APIKEY_ADMIN_ORG                                             \
+    NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ORG_UPDATE)
+
 #define NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE                                   \
     (NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_CREATE)                   \
      | NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_UPDATE))
@@ -72,6 +75,9 @@ static ngx_int_t ngx_http_apikey_admin_field_meta(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value);
 static ngx_uint_t ngx_http_apikey_admin_meta_text(json_t *value);
+static ngx_int_t ngx_http_apikey_admin_field_max_keys(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value);
 static ngx_int_t ngx_http_apikey_admin_field_quota(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
     json_t *value);
@@ -124,7 +130,8 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       ngx_http_apikey_admin_n(NGX_HTTP_APIKEY_ADMIN_SCOPE_MAX)
       " of a-z 0-9 : . _ -" },
 
-    { ngx_string("rate_limit"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+    { ngx_string("rate_limit"),
+      NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE | NGX_HTTP_APIKEY_ADMIN_ORG,
       ngx_http_apikey_admin_field_rate_limit, NGX_HTTP_APIKEY_ADMIN_GIVEN_RATE,
       0, 0, 0, 0, NULL },
 
@@ -153,12 +160,20 @@ static ngx_http_apikey_admin_field_t  ngx_http_apikey_admin_fields[] = {
       " bytes (as compact JSON) whose names are 1 to 32 of a-z 0-9 _ and "
       "whose strings hold no control characters" },
 
-    { ngx_string("quota"), NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE,
+    { ngx_string("quota"),
+      NGX_HTTP_APIKEY_ADMIN_CREATE_UPDATE | NGX_HTTP_APIKEY_ADMIN_ORG,
       ngx_http_apikey_admin_field_quota, NGX_HTTP_APIKEY_ADMIN_GIVEN_QUOTA,
       0, 0, 0, 0,
       "quota must be null or an object with limit, an integer from 1 to "
       "1000000000000, and period, day or month; used and resets_at "
       "cannot be set" },
+
+    { ngx_string("max_keys"), NGX_HTTP_APIKEY_ADMIN_ORG,
+      ngx_http_apikey_admin_field_max_keys,
+      NGX_HTTP_APIKEY_ADMIN_GIVEN_MAX_KEYS,
+      0, 0, 1000000000, 0,
+      "max_keys must be an integer from 0 (no limit) to 1000000000, or "
+      "null for apikey_max_keys" },
 
     { ngx_string("grace_seconds"),
       NGX_HTTP_APIKEY_ADMIN_ON(NGX_HTTP_APIKEY_ADMIN_ROTATE),
@@ -821,6 +836,32 @@ ngx_http_apikey_admin_field_quota(ngx_http_request_t *r,
 invalid:
 
     return ngx_http_apikey_admin_invalid(r, ctx, f);
+}
+
+
+/* max_keys: 0 (no limit) to f->max, or null for apikey_max_keys */
+
+static ngx_int_t
+ngx_http_apikey_admin_field_max_keys(ngx_http_request_t *r,
+    ngx_http_apikey_admin_ctx_t *ctx, ngx_http_apikey_admin_field_t *f,
+    json_t *value)
+{
+    json_int_t  n;
+
+    if (json_is_null(value)) {
+        ctx->in.max_keys = -1;
+        return NGX_OK;
+    }
+
+    n = json_is_integer(value) ? json_integer_value(value) : -1;
+
+    if (n < f->min || n > f->max) {
+        return ngx_http_apikey_admin_invalid(r, ctx, f);
+    }
+
+    ctx->in.max_keys = (ngx_int_t) n;
+
+    return NGX_OK;
 }
 
 

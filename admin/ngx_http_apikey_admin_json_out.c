@@ -182,6 +182,34 @@ ngx_http_apikey_admin_object_json(ngx_http_apikey_admin_member_t *members,
 }
 
 
+/*
+ * {"rate_limit", "quota"} of an organization, from the fields a key's
+ * record would hold them in (rate, per, burst, quota and its count)
+ */
+
+json_t *
+ngx_http_apikey_admin_limits_json(ngx_str_t *f, time_t now)
+{
+    json_t  *json;
+
+    json = json_object();
+
+    if (json == NULL
+        || json_object_set_new(json, "rate_limit",
+                               ngx_http_apikey_admin_rate_json(f))
+           != 0
+        || json_object_set_new(json, "quota",
+                               ngx_http_apikey_admin_quota_json(f, now))
+           != 0)
+    {
+        json_decref(json);
+        return NULL;
+    }
+
+    return json;
+}
+
+
 /* "revoked" if revoked, else "expired" once expires_at has passed */
 
 static const char *
@@ -363,7 +391,7 @@ ngx_http_apikey_admin_event_json(u_char *p, size_t len)
     id = json_object_get(in, "key_id");
 
     if (!json_is_number(at) || !json_is_string(actor)
-        || !json_is_string(action) || !json_is_string(id))
+        || !json_is_string(action) || (id && !json_is_string(id)))
     {
         json_decref(in);
         return NULL;
@@ -377,7 +405,8 @@ ngx_http_apikey_admin_event_json(u_char *p, size_t len)
                                        (time_t) json_number_value(at)));
         rc |= json_object_set(out, "actor", actor);
         rc |= json_object_set(out, "action", action);
-        rc |= json_object_set(out, "key_id", id);
+        rc |= json_object_set_new(out, "key_id",
+                                  id ? json_incref(id) : json_null());
 
         if (rc != 0) {
             json_decref(out);

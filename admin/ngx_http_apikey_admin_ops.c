@@ -64,6 +64,8 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(tokens_list),
     ngx_http_apikey_admin_script(tokens_get),
     ngx_http_apikey_admin_script(tokens_revoke),
+    ngx_http_apikey_admin_script(org),
+    ngx_http_apikey_admin_script(org),
     ngx_http_apikey_admin_script(reindex),
     ngx_http_apikey_admin_script(tokens_auth)
 };

@@ -260,3 +260,23 @@ ngx_http_apikey_admin_parse_rate(u_char *p, size_t len, ngx_uint_t *rate,
 
     return NGX_OK;
 }
+
+
+/* a number a script answered, as an integer or as text; 0 if neither */
+
+int64_t
+ngx_http_apikey_admin_int(redisReply *reply)
+{
+    ngx_int_t  n;
+
+    if (reply->type == REDIS_REPLY_INTEGER) {
+        return reply->integer;
+    }
+
+    if (reply->type == REDIS_REPLY_STRING) {
+        n = ngx_atoi((u_char *) reply->str, reply->len);
+        return (n == NGX_ERROR) ? 0 : n;
+    }
+
+    return 0;
+}

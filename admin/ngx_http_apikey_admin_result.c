@@ -31,7 +31,6 @@ static ngx_int_t ngx_http_apikey_admin_send_tokens(ngx_http_request_t *r,
 static ngx_int_t ngx_http_apikey_admin_fields(redisReply *reply,
     ngx_str_t *f, size_t min, size_t n);
 static ngx_uint_t ngx_http_apikey_admin_plain(redisReply *reply);
-static int64_t ngx_http_apikey_admin_int(redisReply *reply);
 
 
 /* every answer built below that runs out of memory is a 503 */
@@ -56,6 +55,7 @@ static ngx_int_t
 ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply)
 {
+    ngx_int_t     rc;
     ngx_str_t     code;
     ngx_uint_t    status;
     redisReply  **e;
@@ -170,6 +170,20 @@ ngx_http_apikey_admin_answer_reply(ngx_http_request_t *r,
         }
 
         return ngx_http_apikey_admin_send_usage(r, ctx, e[2]);
+
+    case NGX_HTTP_APIKEY_ADMIN_ORG_GET:
+    case NGX_HTTP_APIKEY_ADMIN_ORG_UPDATE:
+        if (reply->elements != 4 || e[3]->type != REDIS_REPLY_ARRAY) {
+            goto invalid;
+        }
+
+        rc = ngx_http_apikey_admin_send_org(r, ctx, reply);
+
+        if (rc == NGX_DECLINED) {
+            goto invalid;
+        }
+
+        return rc;
 
     case NGX_HTTP_APIKEY_ADMIN_TOKEN_LIST:
         if (reply->elements != 5 || e[4]->type != REDIS_REPLY_ARRAY) {
@@ -660,8 +674,7 @@ ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
 /*
  * The min to n fields of a key or token, the first its id; nil and
  * missing fields are { 0, NULL } (an answer kept for an Idempotency-Key
- * before meta has no meta,
- * one before quotas no quota)
+ * before meta has no meta, one before quotas no quota)
  */
 
 static ngx_int_t
@@ -732,22 +745,4 @@ ngx_http_apikey_admin_plain(redisReply *reply)
     }
 
     return 1;
-}
-
-
-static int64_t
-ngx_http_apikey_admin_int(redisReply *reply)
-{
-    ngx_int_t  n;
-
-    if (reply->type == REDIS_REPLY_INTEGER) {
-        return reply->integer;
-    }
-
-    if (reply->type == REDIS_REPLY_STRING) {
-        n = ngx_atoi((u_char *) reply->str, reply->len);
-        return (n == NGX_ERROR) ? 0 : n;
-    }
-
-    return 0;
 }

@@ -12,6 +12,7 @@
 #include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_tally.h"
 #include "ngx_http_apikey_bucket.h"
+#include "ngx_http_apikey_org.h"
 
 
 /*
@@ -38,6 +39,14 @@ static ngx_uint_t ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope,
 static ngx_int_t ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx,
     u_char *data, size_t len);
 static ngx_int_t ngx_http_apikey_seconds(double us);
+static ngx_int_t ngx_http_apikey_retry(ngx_http_apikey_ctx_t *ctx);
+static ngx_int_t ngx_http_apikey_read_org(ngx_http_apikey_ctx_t *ctx,
+    redisReply *e);
+static void ngx_http_apikey_bucket_policy(ngx_http_apikey_policy_t *pol,
+    ngx_int_t rate, ngx_int_t per, ngx_int_t burst, int64_t ahead);
+static void ngx_http_apikey_quota_policy(ngx_http_apikey_policy_t *pol,
+    int64_t quota, int64_t used, ngx_int_t reset, u_char period,
+    ngx_uint_t org);
 
 
 /*
@@ -78,13 +87,13 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
     e = reply->element;
 
     if (reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1 || reply->elements > 7
+        || reply->elements < 1 || reply->elements > 8
         || reply->elements == 4 || reply->elements == 6
         || e[0]->type != REDIS_REPLY_INTEGER
         || e[0]->integer < NGX_HTTP_APIKEY_OK
         || e[0]->integer > NGX_HTTP_APIKEY_QUOTA_OUT
         || (e[0]->integer == NGX_HTTP_APIKEY_QUOTA_OUT
-            && reply->elements != 7))
+            && reply->elements < 7))
     {
         goto unexpected;
     }
@@ -110,8 +119,8 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
                 || e[3]->integer < (reply->elements == 5)
                 || e[3]->integer > (long long) ctx->lease.want
                 || e[4]->type != REDIS_REPLY_INTEGER))
-        || (reply->elements == 7
-            && (e[5]->type != REDIS_REPLY_INTEGER || e[5]->integer < 0
+        || (reply->elements >= 7
+            && (e[5]->type != REDIS_REPLY_INTEGER || e[5]->integer < -1
                 || e[6]->type != REDIS_REPLY_INTEGER || e[6]->integer < 0
                 || e[6]->integer > 31 * 86400)))
     {
@@ -131,13 +140,34 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         goto unexpected;
     }
 
-    if (reply->elements == 7) {
+    if (reply->elements >= 7 && e[5]->integer >= 0) {
         if (ctx->quota == 0) {
             goto unexpected;
         }
 
         ctx->quota_used = e[5]->integer;
         ctx->quota_reset = (ngx_int_t) e[6]->integer;
+    }
+
+    /* the organization's limits, when it has any */
+
+    if (reply->elements == 8
+        && ngx_http_apikey_read_org(ctx, e[7]) != NGX_OK)
+    {
+        goto unexpected;
+    }
+
+    /*
+     * a check that came to its bucket consulted its organization: the
+     * replica learns whether it has limits
+     */
+
+    if (ctx->cached && !ctx->lease.sibling
+        && (ctx->result == NGX_HTTP_APIKEY_OK
+            || ctx->result == NGX_HTTP_APIKEY_LIMITED))
+    {
+        ngx_http_apikey_org_learn(&akmcf->cache, &ctx->org,
+                                  reply->elements == 8);
     }
 
     if (reply->elements >= 3) {
@@ -160,17 +190,22 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
 
         ngx_http_apikey_bucket_headers(ctx, ahead);
 
+        if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
+
+            /* until every policy that refused it has room again */
+
+            ctx->retry_after = ngx_http_apikey_retry(ctx);
+        }
+
         until = 0;
 
-        if (ctx->quota_out) {
+        if (ctx->quota_out && ctx->quota_used >= ctx->quota) {
 
             /*
              * nothing gives units back before the period ends: the
              * replica answers the key 429 until then, a second short,
              * since the seconds Redis told are whole ones
              */
-
-            ctx->retry_after = ngx_max(ctx->quota_reset, 1);
 
             if (ctx->quota_reset > 1) {
                 until = ngx_http_apikey_cache_now()
@@ -323,12 +358,23 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
      * its tally then uses the quota
      */
 
-    if (local.result == NGX_HTTP_APIKEY_OK && local.quota && !offline) {
+    if (local.result == NGX_HTTP_APIKEY_OK && !offline
+        && (local.quota
+            || ngx_http_apikey_org_free(&akmcf->cache, &local.org)
+               != NGX_OK))
+    {
 
-        /* ... unless Redis said it is used up until the period ends */
+        /*
+         * ... unless Redis said its quota is used up until the period
+         * ends; a key of an organization with limits (or one the
+         * instance has not heard of within a second) likewise goes to
+         * Redis, which takes from the organization's too
+         */
 
-        if (ngx_http_apikey_bucket_quota_out(&akmcf->cache, &ctx->rec, &ahead)
-            == NGX_OK)
+        if (local.quota
+            && ngx_http_apikey_bucket_quota_out(&akmcf->cache, &ctx->rec,
+                                                &ahead)
+               == NGX_OK)
         {
             local.result = NGX_HTTP_APIKEY_LIMITED;
             local.quota_out = 1;
@@ -475,8 +521,9 @@ ngx_http_apikey_has_scope(ngx_str_t *scopes, u_char *scope, size_t len)
 /*
  * The secret's "g" field (docs/data-model.md): a line of check values
  * ending with the environment and the scopes, then id, org, prefix and
- * name, one per line, and the key's meta if it has any; parsed in place (ctx points into data, which must
- * live as long as the request).
+ * name, one per line, the key's meta if it has any and its quota if it has
+ * one (after its meta, "{}" then); parsed in place (ctx points into data,
+ * which must live as long as the request).
  */
 
 static ngx_int_t
@@ -606,41 +653,241 @@ ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
 void
 ngx_http_apikey_bucket_headers(ngx_http_apikey_ctx_t *ctx, int64_t ahead)
 {
-    double  step, tokens;
+    ngx_http_apikey_policy_t  pol;
 
     if (ctx->rate <= 0 || ctx->per <= 0 || ctx->burst_size <= 0) {
         return;
     }
 
+    ngx_http_apikey_bucket_policy(&pol, ctx->rate, ctx->per,
+                                  ctx->burst_size, ahead);
+
+    ctx->burst = ctx->burst_size;
+    ctx->remaining = (ngx_int_t) pol.remaining;
+    ctx->reset = pol.reset;
+    ctx->window = pol.window;
+    ctx->next = pol.next;
+
+    if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
+        ctx->retry_after = ngx_max(ctx->next, 1);
+    }
+}
+
+
+/*
+ * A bucket's numbers: whole tokens left, seconds until one more (0 when
+ * full), until full, and to refill it all; whatever the limit a record
+ * holds, no sum or cast overflows
+ */
+
+static void
+ngx_http_apikey_bucket_policy(ngx_http_apikey_policy_t *pol, ngx_int_t rate,
+    ngx_int_t per, ngx_int_t burst, int64_t ahead)
+{
+    double  step, tokens;
+
     if (ahead < 0) {
         ahead = 0;
     }
 
-    step = (double) ctx->per * 1000000 / ctx->rate;
-    tokens = ctx->burst_size - ahead / step;
+    step = (double) per * 1000000 / rate;
+    tokens = burst - ahead / step;
 
-    /* whatever the limit a record holds, no sum or cast overflows */
-
-    ctx->burst = ctx->burst_size;
-    ctx->remaining = (tokens >= ctx->burst_size) ? ctx->burst_size
+    pol->quota = burst;
+    pol->remaining = (tokens >= burst) ? burst
                      : (tokens > 0) ? (ngx_int_t) (tokens + 0.001) : 0;
-    ctx->reset = (ngx_int_t) (ahead / 1000000 + (ahead % 1000000 != 0));
-    ctx->window = ngx_http_apikey_seconds(ctx->burst_size * step);
+    pol->reset = (ngx_int_t) (ahead / 1000000 + (ahead % 1000000 != 0));
+    pol->window = ngx_http_apikey_seconds(burst * step);
 
     /* one more token once ahead has come down to burst - remaining - 1 */
 
-    ctx->next = (ctx->remaining < ctx->burst_size)
+    pol->next = (pol->remaining < burst)
                 ? ngx_http_apikey_seconds(
-                      ahead - (ctx->burst_size - ctx->remaining - 1) * step)
+                      ahead - (burst - pol->remaining - 1) * step)
                 : 0;
+}
 
-    if (ctx->result == NGX_HTTP_APIKEY_LIMITED) {
-        if (ctx->next < 1) {
-            ctx->next = 1;
+
+static void
+ngx_http_apikey_quota_policy(ngx_http_apikey_policy_t *pol, int64_t quota,
+    int64_t used, ngx_int_t reset, u_char period, ngx_uint_t org)
+{
+    ngx_tm_t  tm;
+
+    static ngx_uint_t  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+                                   30, 31 };
+
+    if (period == 'd') {
+        if (org) {
+            ngx_str_set(&pol->name, "org-day");
+        } else {
+            ngx_str_set(&pol->name, "day");
         }
 
-        ctx->retry_after = ctx->next;
+        pol->window = 86400;
+
+    } else {
+        if (org) {
+            ngx_str_set(&pol->name, "org-month");
+        } else {
+            ngx_str_set(&pol->name, "month");
+        }
+
+        /* the month's length: the month the period's last second is in */
+
+        ngx_gmtime(ngx_time() + reset - 1, &tm);
+
+        pol->window = 86400 * (mdays[tm.ngx_tm_mon - 1]
+                               + (tm.ngx_tm_mon == 2
+                                  && tm.ngx_tm_year % 4 == 0
+                                  && (tm.ngx_tm_year % 100 != 0
+                                      || tm.ngx_tm_year % 400 == 0)));
     }
+
+    pol->quota = quota;
+    pol->remaining = ngx_max(quota - used, 0);
+    pol->next = reset;
+    pol->reset = reset;
+}
+
+
+ngx_uint_t
+ngx_http_apikey_policies(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_policy_t *pol)
+{
+    ngx_uint_t  n;
+
+    n = 0;
+
+    if (ctx->burst >= 0) {
+        ngx_str_set(&pol[n].name, "default");
+        pol[n].quota = ctx->burst;
+        pol[n].window = ctx->window;
+        pol[n].remaining = ctx->remaining;
+        pol[n].next = ctx->next;
+        pol[n].reset = ctx->reset;
+        n++;
+    }
+
+    if (ctx->org_rate > 0 && ctx->org_per > 0 && ctx->org_burst > 0) {
+        ngx_http_apikey_bucket_policy(&pol[n], ctx->org_rate, ctx->org_per,
+                                      ctx->org_burst, ctx->org_ahead);
+        ngx_str_set(&pol[n].name, "org");
+        n++;
+    }
+
+    if (ctx->quota > 0 && ctx->quota_used >= 0) {
+        ngx_http_apikey_quota_policy(&pol[n], ctx->quota, ctx->quota_used,
+                                     ctx->quota_reset, ctx->quota_period, 0);
+        n++;
+    }
+
+    if (ctx->org_quota > 0) {
+        ngx_http_apikey_quota_policy(&pol[n], ctx->org_quota, ctx->org_used,
+                                     ctx->org_reset, ctx->org_period, 1);
+        n++;
+    }
+
+    /* the key's bucket is "default" only while it is the one policy */
+
+    if (n > 1 && ctx->burst >= 0) {
+        ngx_str_set(&pol[0].name, "key");
+    }
+
+    return n;
+}
+
+
+/*
+ * A 429's Retry-After: the seconds until every policy that has nothing
+ * left has room again, at least 1
+ */
+
+static ngx_int_t
+ngx_http_apikey_retry(ngx_http_apikey_ctx_t *ctx)
+{
+    ngx_int_t                 s;
+    ngx_uint_t                i, n;
+    ngx_http_apikey_policy_t  pol[NGX_HTTP_APIKEY_POLICIES];
+
+    n = ngx_http_apikey_policies(ctx, pol);
+    s = 1;
+
+    for (i = 0; i < n; i++) {
+        if (pol[i].remaining == 0 && pol[i].next > s) {
+            s = pol[i].next;
+        }
+    }
+
+    return s;
+}
+
+
+/*
+ * The organization's limits as the gate script tells them: "rate per
+ * burst ahead quota period used ends", 0 and "-" for what it has not
+ */
+
+static ngx_int_t
+ngx_http_apikey_read_org(ngx_http_apikey_ctx_t *ctx, redisReply *e)
+{
+    u_char      *p, *last, *q;
+    int64_t      v[8];
+    ngx_uint_t   i;
+
+    if (e->type != REDIS_REPLY_STRING) {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) e->str;
+    last = p + e->len;
+
+    for (i = 0; i < 8; i++) {
+        q = ngx_strlchr(p, last, ' ');
+
+        if (q == NULL) {
+            if (i < 7) {
+                return NGX_ERROR;
+            }
+
+            q = last;
+        }
+
+        if (i == 5) {
+            if (q - p != 1 || (*p != 'd' && *p != 'm' && *p != '-')) {
+                return NGX_ERROR;
+            }
+
+            v[i] = *p;
+
+        } else {
+            v[i] = ngx_atoof(p, q - p);
+
+            if (v[i] < 0) {
+                return NGX_ERROR;
+            }
+        }
+
+        p = q + 1;
+    }
+
+    if (v[0] > NGX_MAX_INT32_VALUE || v[1] > NGX_MAX_INT32_VALUE
+        || v[2] > NGX_MAX_INT32_VALUE || v[3] > NGX_HTTP_APIKEY_AHEAD_MAX
+        || v[7] > 31 * 86400 || (v[4] > 0 && v[5] == '-'))
+    {
+        return NGX_ERROR;
+    }
+
+    ctx->org_rate = (ngx_int_t) v[0];
+    ctx->org_per = (ngx_int_t) v[1];
+    ctx->org_burst = (ngx_int_t) v[2];
+    ctx->org_ahead = v[3];
+    ctx->org_quota = v[4];
+    ctx->org_period = (u_char) v[5];
+    ctx->org_used = v[6];
+    ctx->org_reset = (ngx_int_t) v[7];
+
+    return NGX_OK;
 }
 
 

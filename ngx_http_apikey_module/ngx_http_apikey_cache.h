@@ -104,6 +104,7 @@ typedef struct {
     ngx_uint_t                     swept;        /* buckets swept */
     ngx_http_apikey_cache_page_t  *pages[NGX_HTTP_APIKEY_CACHE_SLOT_MAX / 8];
     void                          *bucket;       /* ngx_http_apikey_bucket.c */
+    void                          *org;          /* ngx_http_apikey_org.c */
     unsigned                       loaded:1;     /* a load completed */
     unsigned                       loading:1;
     unsigned                       sweeping:1;   /* stale records left */

@@ -24,7 +24,12 @@
 -- answered {code, g, ahead, n, at, used, ends} once it passed the checks
 -- before the bucket: the units of the period used (this request's
 -- among them) and the seconds until the period ends (n and at 0 without
--- a lease, ahead 0 without a limit).  Codes, in the order the checks
+-- a lease, ahead 0 without a limit; used -1 for a key without a quota).
+-- A key of an organization with limits (NS org:<org>:limits, set by the
+-- admin API) gets, as an eighth element, the organization's bucket and
+-- quota as a string, "rate per burst ahead quota period used ends"
+-- (docs/data-model.md); they are taken from with the key's, all or
+-- none.  Codes, in the order the checks
 -- run: 0 ok, 1 invalid, 2 revoked, 3 expired, 4 environment mismatch,
 -- 5 insufficient scope, 6 limited, 7 quota used up.  A refused request
 -- takes nothing: neither a token nor a unit of the quota.
@@ -328,6 +333,130 @@ local function quota_of(g, q)
            {'q', id .. ' ' .. string.format('%d', used + 1)}
 end
 
+-- appends its arguments to the list t
+
+local function push(t, ...)
+    for _, x in ipairs({...}) do
+        t[#t + 1] = x
+    end
+end
+
+-- the organization of a key's gate field g (its third line) and its
+-- limits (NS org:<org>:limits, written by the admin API): nil for an
+-- organization without any, else its bucket (step, burst and b as tat,
+-- at least now) and quota (limit, period id, units used, seconds until
+-- the period ends), read once a call and kept current through its
+-- checks
+
+local orgs = {}
+
+local function org_of(g)
+    local name = string.match(g, '^[^\n]*\n[^\n]*\n([^\n]*)')
+
+    if not name then
+        return nil
+    end
+
+    local o = orgs[name]
+
+    if o == nil then
+        local k = ns .. 'org:' .. name .. ':limits'
+        local v = redis.call('HMGET', k, 'rate', 'per', 'burst', 'quota',
+                             'b', 'q')
+
+        o = {key = k}
+
+        if tonumber(v[1]) and tonumber(v[1]) > 0 then
+            o.rate, o.per, o.burst = tonumber(v[1]), tonumber(v[2]),
+                                     tonumber(v[3])
+            o.step = o.per * 1000000 / o.rate
+            o.tat = math.max(tonumber(v[5]) or us, us)
+        end
+
+        local limit, p = string.match(v[4] or '', '^(%d+) ([dm])$')
+
+        if limit then
+            local id, ends = period(p)
+            local qid, used = string.match(v[6] or '', '^(%S+) (%d+)$')
+
+            o.quota, o.p, o.qid, o.ends = tonumber(limit), p, id, ends
+            o.used = (qid == id) and tonumber(used) or 0
+        end
+
+        if not o.step and not o.quota then
+            o = false
+        end
+
+        orgs[name] = o
+    end
+
+    return o or nil
+end
+
+-- an allowed check takes a token of its organization's bucket and a unit
+-- of its quota, or answers the error of the write Redis refused
+
+local function org_take(o)
+    local set = {}
+
+    if o.step then
+        push(set, 'b', string.format('%d', math.ceil(o.tat + o.step)))
+    end
+
+    if o.quota then
+        push(set, 'q', o.qid .. ' ' .. string.format('%d', o.used + 1))
+    end
+
+    local e = redis.pcall('HSET', o.key, unpack(set))
+
+    if type(e) == 'table' then
+        return e
+    end
+
+    if o.step then
+        o.tat = math.ceil(o.tat + o.step)
+    end
+
+    if o.quota then
+        o.used = o.used + 1
+    end
+
+    return nil
+end
+
+-- a check's reply (see the top): {code, g} when no bucket, quota or
+-- limit of its organization was consulted, {code, g, ahead} or, with a
+-- lease, {code, g, ahead, n, at}; with a quota (used, else -1) or an
+-- organization's limits, {code, g, ahead, n, at, used, ends} and, for
+-- the organization, "rate per burst ahead quota period used ends" (0 and
+-- "-" for what it has not)
+
+local function answer(code, g, ahead, n, at, used, ends, o)
+    if not used and not o then
+        if not ahead then
+            return {code, g}
+        end
+
+        if n then
+            return {code, g, ahead, n, at}
+        end
+
+        return {code, g, ahead}
+    end
+
+    local r = {code, g, ahead or 0, n or 0, at or 0, used or -1,
+               used and ends or 0}
+
+    if o then
+        r[8] = string.format('%d %d %d %d %d %s %d %d', o.rate or 0,
+                             o.per or 0, o.burst or 0,
+                             o.step and o.tat - us or 0, o.quota or 0,
+                             o.p or '-', o.used or 0, o.ends or 0)
+    end
+
+    return r
+end
+
 -- the tally of checks Redis did not count itself (ngx_http_apikey_tally.c),
 -- sent with the checks: environment "\1", scopes "allowed limited
 -- refused" (a count below 0 takes back what a check counted that nginx
@@ -384,6 +513,14 @@ local function tally(key, counts, lease)
             q[2] = string.match(q[2], '^%S+ ') .. string.format('%d',
                        math.max(used + tonumber(n[1]), 0))
             redis.pcall('HSET', home, unpack(q))
+        end
+
+        local o = org_of(f[1])
+
+        if o and o.quota then
+            o.used = math.max(o.used + tonumber(n[1]), 0)
+            redis.pcall('HSET', o.key, 'q', o.qid .. ' '
+                                            .. string.format('%d', o.used))
         end
     end
 
@@ -445,17 +582,12 @@ local function check(key, want_env, want_scopes, lease)
         f.home = true
     end
 
-    -- the key's quota, if it has one: the units of this period used so
-    -- far, and the field q that takes this request's
+    -- the key's quota, if it has one (the units of this period used so
+    -- far, and the field q that takes this request's), and its
+    -- organization's limits, if it has any
 
     local quota, used, ends, q = quota_of(f[1], f[7])
-
-    if quota and used >= quota then
-        if rate == '0' then
-            return count(key, f, {7, f[1], 0, 0, 0, used, ends}, 2)
-        end
-        q = false
-    end
+    local o = org_of(f[1])
 
     -- an allowed check counts with the write it makes anyway: a, read
     -- with the secret, is this hour's count once h is this hour
@@ -468,97 +600,104 @@ local function check(key, want_env, want_scopes, lease)
 
     local a = string.format('%d', (tonumber(f[5]) or 0) + 1)
 
-    if rate == '0' then
-        local reply = quota and {0, f[1], 0, 0, 0, used + 1, ends} or {0, f[1]}
-
-        if f[3] then
-            local e = write(f[3], nil, 'a', a, unpack(q or {}))
-            if e then
-                return e
-            end
-
-            return allow(key, f, reply)
-        end
-
-        return allow(key, f, reply, 'a', a, unpack(q or {}))
-    end
-
     -- GCRA, the token bucket kept as one number: b is the theoretical
     -- arrival time in microseconds; the bucket holds
     -- burst - (b - now) / step tokens, one more every step microseconds
 
-    local want, back, taken, lim
+    local want, back, taken, lim, step, tat, ahead
 
-    if lease ~= '' then
-        want, back, taken, lim =
-            string.match(lease, '^(%d+) (%d+) (-?%d+) (%S+)$')
-        want = tonumber(want)
+    if rate ~= '0' then
+        if lease ~= '' then
+            want, back, taken, lim =
+                string.match(lease, '^(%d+) (%d+) (-?%d+) (%S+)$')
+            want = tonumber(want)
 
-        if back then
-            f[2] = give_back(home, f[1], f[2], back, taken, lim)
+            if back then
+                f[2] = give_back(home, f[1], f[2], back, taken, lim)
+            end
+        end
+
+        step = per * 1000000 / rate
+        tat = tonumber(f[2]) or us
+
+        if tat < us then
+            tat = us
+        end
+
+        ahead = tat - us
+
+        if ahead > (burst - 1) * step + 1 then
+
+            -- a check sent while its instance asks for a lease (want 0)
+            -- may find the bucket emptied by that lease: nginx gives it a
+            -- leased token if it can, and counts it as what it answers
+
+            if want == 0 and not o then
+                return {6, f[1], ahead}
+            end
+
+            return count(key, f, answer(6, f[1], ahead, nil, nil,
+                                        quota and used, ends, o), 2)
         end
     end
 
-    local step = per * 1000000 / rate
-    local tat = tonumber(f[2]) or us
+    -- the organization's bucket, then the quotas: whichever refuses, the
+    -- request takes nothing anywhere
 
-    if tat < us then
-        tat = us
+    if o and o.step and o.tat - us > (o.burst - 1) * o.step + 1 then
+        return count(key, f, answer(6, f[1], ahead, nil, nil,
+                                    quota and used, ends, o), 2)
     end
 
-    if tat - us > (burst - 1) * step + 1 then
-
-        -- a check sent while its instance asks for a lease (want 0) may
-        -- find the bucket emptied by that lease: nginx gives it a leased
-        -- token if it can, and counts it as what it answers
-
-        if want == 0 then
-            return {6, f[1], tat - us}
-        end
-
-        return count(key, f, {6, f[1], tat - us}, 2)
-    end
-
-    -- the bucket has a token, the quota none: refused, nothing taken
-
-    if q == false then
-        return count(key, f, {7, f[1], tat - us, 0, 0, used, ends}, 2)
+    if (quota and used >= quota) or (o and o.quota and o.used >= o.quota)
+    then
+        return count(key, f, answer(7, f[1], ahead, nil, nil,
+                                    quota and used, ends, o), 2)
     end
 
     -- a lease: as many of the tokens the bucket holds as asked for; a key
-    -- with a quota takes its request's token alone
+    -- with a quota or in an organization with limits takes its request's
+    -- token alone
 
     local n = 1
+    local leased = want and want > 1
 
-    if want and want > 1 and not quota then
-        n = math.floor((burst * step - (tat - us) + 1) / step)
+    if rate ~= '0' then
+        if leased and not quota and not o then
+            n = math.floor((burst * step - ahead + 1) / step)
 
-        if n > want then
-            n = want
-        elseif n < 1 then
-            n = 1
+            if n > want then
+                n = want
+            elseif n < 1 then
+                n = 1
+            end
+        end
+
+        tat = math.ceil(tat + n * step)
+        ahead = tat - us
+    end
+
+    if o then
+        local e = org_take(o)
+        if e then
+            return e
         end
     end
 
-    tat = math.ceil(tat + n * step)
+    local reply = answer(0, f[1], ahead, leased and n, leased and us,
+                         quota and used + 1, ends, o)
+    local set = {'a', a}
 
-    local b = string.format('%d', tat)
-    local reply = {0, f[1], tat - us}
-
-    if want and want > 1 then
-        reply[4] = n
-        reply[5] = us
+    if rate ~= '0' then
+        push(set, 'b', string.format('%d', tat))
     end
 
-    if quota then
-        reply[4] = reply[4] or 0
-        reply[5] = reply[5] or 0
-        reply[6] = used + 1
-        reply[7] = ends
+    if q then
+        push(set, q[1], q[2])
     end
 
     if f[3] then
-        local e = write(f[3], nil, 'b', b, 'a', a, unpack(q or {}))
+        local e = write(f[3], nil, unpack(set))
         if e then
             return e
         end
@@ -566,7 +705,7 @@ local function check(key, want_env, want_scopes, lease)
         return allow(key, f, reply)
     end
 
-    return allow(key, f, reply, 'b', b, 'a', a, unpack(q or {}))
+    return allow(key, f, reply, unpack(set))
 end
 
 local out = {}
@@ -595,7 +734,8 @@ end
 local kept = {}
 
 for i, r in ipairs(out) do
-    kept[i] = r[2] and {r[1], true, r[3], r[4], r[5], r[6], r[7]} or r
+    kept[i] = r[2] and {r[1], true, r[3], r[4], r[5], r[6], r[7], r[8]}
+              or r
 end
 
 if not seen[3] or now - tonumber(seen[3]) >= 600 then

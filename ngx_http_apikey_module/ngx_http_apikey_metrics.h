@@ -28,7 +28,7 @@
 #define NGX_HTTP_APIKEY_M_GATE           15   /* time the gatekeeper adds */
 #define NGX_HTTP_APIKEY_M_ADMIN_TIME     13   /* an admin request's time */
 
-#define NGX_HTTP_APIKEY_M_ROUTES         15   /* admin operations, none */
+#define NGX_HTTP_APIKEY_M_ROUTES         17   /* admin operations, none */
 #define NGX_HTTP_APIKEY_M_STATUSES       13
 
 #define NGX_HTTP_APIKEY_M_NODES          32   /* Redis nodes, all links */

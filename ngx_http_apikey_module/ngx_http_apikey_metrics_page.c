@@ -57,7 +57,7 @@ static const char  *ngx_http_apikey_batch_le[] = {
 static const char  *ngx_http_apikey_routes[] = {
     "create", "list", "get", "update", "revoke", "restore", "rotate",
     "delete", "events", "usage", "token_create", "token_list", "token_get",
-    "token_revoke", "none"
+    "token_revoke", "org_get", "org_update", "none"
 };
 
 static const char  *ngx_http_apikey_error_kinds[] = {

@@ -82,6 +82,20 @@ typedef struct {
 } ngx_http_apikey_result_t;
 
 
+/* one policy of the rate headers: a bucket or a quota */
+
+typedef struct {
+    ngx_str_t                     name;
+    int64_t                       quota;       /* q: burst, or units */
+    ngx_int_t                     window;      /* w */
+    int64_t                       remaining;   /* r */
+    ngx_int_t                     next;        /* t: s until more */
+    ngx_int_t                     reset;       /* s until all */
+} ngx_http_apikey_policy_t;
+
+#define NGX_HTTP_APIKEY_POLICIES  4
+
+
 /*
  * A request's check, kept through internal redirects and shared with its
  * subrequests (ngx_http_apikey_ctx.c).
@@ -126,6 +140,14 @@ typedef struct {
     int64_t                       quota_used;    /* -1: not known */
     ngx_int_t                     quota_reset;   /* s until it ends */
     u_char                        quota_period;  /* 'd' or 'm' */
+    ngx_int_t                     org_rate;      /* the organization's */
+    ngx_int_t                     org_per;       /* bucket, 0: none */
+    ngx_int_t                     org_burst;
+    int64_t                       org_ahead;     /* us */
+    int64_t                       org_quota;     /* 0: none */
+    int64_t                       org_used;
+    ngx_int_t                     org_reset;     /* s until it ends */
+    u_char                        org_period;    /* 'd' or 'm' */
     unsigned                      looked:1;      /* the key was looked for */
     unsigned                      checked:1;     /* the check was made */
     unsigned                      cached:1;      /* rec is the replica's */
@@ -192,6 +214,14 @@ void ngx_http_apikey_recheck(ngx_http_apikey_ctx_t *ctx,
 /* the rate numbers of the headers, from how far ahead the bucket is (us) */
 void ngx_http_apikey_bucket_headers(ngx_http_apikey_ctx_t *ctx,
     int64_t ahead);
+
+/*
+ * The policies that applied to the check, for the rate headers: the
+ * key's bucket, the organization's, the key's quota and the
+ * organization's; returns how many (at most NGX_HTTP_APIKEY_POLICIES)
+ */
+ngx_uint_t ngx_http_apikey_policies(ngx_http_apikey_ctx_t *ctx,
+    ngx_http_apikey_policy_t *pol);
 
 
 /* ngx_http_apikey_reply.c: refusals, problem+json and rate headers */

@@ -11,21 +11,7 @@
 #include "ngx_http_apikey_module.h"
 
 
-/* one policy of the rate headers: a bucket or a quota */
-
-typedef struct {
-    ngx_str_t                 name;
-    int64_t                   quota;       /* q: burst, or units a period */
-    ngx_int_t                 window;      /* w */
-    int64_t                   remaining;   /* r */
-    ngx_int_t                 next;        /* t: s until more */
-    ngx_int_t                 reset;       /* s until all */
-} ngx_http_apikey_policy_t;
-
-
 static ngx_int_t ngx_http_apikey_header_filter(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_apikey_policies(ngx_http_apikey_ctx_t *ctx,
-    ngx_http_apikey_policy_t *pol);
 static u_char *ngx_http_apikey_itoa(u_char *p, int64_t n);
 
 
@@ -281,7 +267,7 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     ngx_str_t                  v[5];
     ngx_uint_t                 i, n, first, last, close;
     ngx_http_apikey_ctx_t     *ctx;
-    ngx_http_apikey_policy_t   pol[2], *c;
+    ngx_http_apikey_policy_t   pol[NGX_HTTP_APIKEY_POLICIES], *c;
 
     static ngx_str_t  names[] = {
         ngx_string("RateLimit-Policy"),
@@ -299,7 +285,8 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
 
     if (ctx == NULL
         || ctx->rate_sent
-        || (ctx->burst < 0 && ctx->quota_used < 0)
+        || (ctx->burst < 0 && ctx->quota_used < 0 && ctx->org_rate == 0
+            && ctx->org_quota == 0)
         || (ctx->result != NGX_HTTP_APIKEY_OK
             && ctx->result != NGX_HTTP_APIKEY_LIMITED))
     {
@@ -340,9 +327,10 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
 
     /* every gatekept response pays for these: no ngx_sprintf() */
 
-    p = ngx_pnalloc(r->pool, 3 * (sizeof("\"default\";q=;w=, ") - 1
-                                  + 2 * NGX_INT_T_LEN)
-                             + sizeof("\"default\";r=;t=") - 1
+    p = ngx_pnalloc(r->pool, NGX_HTTP_APIKEY_POLICIES
+                             * (sizeof("\"org-month\";q=;w=, ") - 1
+                                + 2 * NGX_INT_T_LEN)
+                             + sizeof("\"org-month\";r=;t=") - 1
                              + 5 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
@@ -394,68 +382,6 @@ ngx_http_apikey_header_filter(ngx_http_request_t *r)
     }
 
     return ngx_http_next_header_filter(r);
-}
-
-
-/*
- * The policies that applied to the check: the key's bucket ("default"
- * when it is the only one, else "key") and its quota ("day" or "month",
- * when Redis told its use); returns how many
- */
-
-static ngx_uint_t
-ngx_http_apikey_policies(ngx_http_apikey_ctx_t *ctx,
-    ngx_http_apikey_policy_t *pol)
-{
-    ngx_uint_t  n;
-    ngx_tm_t    tm;
-
-    static ngx_uint_t  mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
-                                   30, 31 };
-
-    n = 0;
-
-    if (ctx->burst >= 0) {
-        ngx_str_set(&pol[n].name, "default");
-        pol[n].quota = ctx->burst;
-        pol[n].window = ctx->window;
-        pol[n].remaining = ctx->remaining;
-        pol[n].next = ctx->next;
-        pol[n].reset = ctx->reset;
-        n++;
-    }
-
-    if (ctx->quota_used >= 0 && ctx->quota > 0) {
-        if (n) {
-            ngx_str_set(&pol[0].name, "key");
-        }
-
-        if (ctx->quota_period == 'd') {
-            ngx_str_set(&pol[n].name, "day");
-            pol[n].window = 86400;
-
-        } else {
-
-            /* the month's length: the month the period's last second is in */
-
-            ngx_gmtime(ngx_time() + ctx->quota_reset - 1, &tm);
-
-            ngx_str_set(&pol[n].name, "month");
-            pol[n].window = 86400 * (mdays[tm.ngx_tm_mon - 1]
-                                     + (tm.ngx_tm_mon == 2
-                                        && tm.ngx_tm_year % 4 == 0
-                                        && (tm.ngx_tm_year % 100 != 0
-                                            || tm.ngx_tm_year % 400 == 0)));
-        }
-
-        pol[n].quota = ctx->quota;
-        pol[n].remaining = ngx_max(ctx->quota - ctx->quota_used, 0);
-        pol[n].next = ctx->quota_reset;
-        pol[n].reset = ctx->quota_reset;
-        n++;
-    }
-
-    return n;
 }
 
 

@@ -117,7 +117,7 @@ for my $p (sort keys %spec) {
 
 # every other shape is no route
 
-for my $p ('orgs/acme', 'orgs/acme/keys/k_x/events', 'orgs/acme/events/k_x',
+for my $p ('orgs/acme/x', 'orgs/acme/keys/k_x/events', 'orgs/acme/events/k_x',
            'orgs/acme/keys/k_x/revoke/k_y', 'orgs/acme/keys/k_x/delete',
            'orgs/acme/keys/k_x/update', 'orgs/acme/keys/k_x/keys',
            'orgs/acme/key/k_x', 'org/acme/keys', 'keys', 'events',

@@ -172,13 +172,17 @@ sub wait_children {
 # Clients, one per port listed (a port twice: two clients), send GET path
 # with the key back to back, each waiting for its answer, for a time
 # from start (default: when each begins); returns { status => count }
-# over all of them.
+# over all of them.  With keys => [...], each port gets a client per key.
 
 sub hammer {
     my ($self, %o) = @_;
     my (@pids, @pipes);
 
-    for my $port (@{$o{ports}}) {
+    for my $client (map { my $k = $_; map { [$_, $k] } @{$o{ports}} }
+                    @{$o{keys} // [$o{key}]})
+    {
+        my ($port, $key) = @$client;
+
         pipe(my $rd, my $wr) or die "pipe: $!";
 
         push @pids, $self->spawn(sub {
@@ -189,7 +193,7 @@ sub hammer {
             sleep($wait) if $wait > 0;
             while (time < $begin + $o{seconds}) {
                 my ($st) = http_get($port, $o{path},
-                                    { 'X-API-Key' => $o{key} },
+                                    { 'X-API-Key' => $key },
                                     timeout => 5);
                 $n{$st // 'none'}++;
             }
