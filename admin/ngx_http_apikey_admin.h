@@ -300,6 +300,8 @@ void ngx_http_apikey_admin_reindex_args(ngx_http_apikey_admin_ctx_t *ctx,
 
 ngx_int_t ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     ngx_http_apikey_redis_conf_t *rcf);
+/* the expiry notices' script, for ngx_http_apikey_admin_notices.c */
+ngx_http_apikey_script_t *ngx_http_apikey_admin_notices_script(void);
 /*
  * Sends the operation's calls and answers the request from their replies:
  * NGX_DONE, or an answer for ngx_http_finalize_request()
@@ -325,6 +327,17 @@ void ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx);
 
 ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+
+
+/*
+ * ngx_http_apikey_admin_notices.c: in one worker of each instance that
+ * serves the admin API, the expiry notices that are due are written each
+ * second; started in init_process, stopped in exit_process
+ */
+
+ngx_int_t ngx_http_apikey_admin_notices_init(ngx_cycle_t *cycle,
+    ngx_http_apikey_redis_conf_t *rcf, ngx_msec_t timeout);
+void ngx_http_apikey_admin_notices_exit(void);
 
 
 /*

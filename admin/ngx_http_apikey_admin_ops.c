@@ -60,10 +60,12 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(delete),
     ngx_http_apikey_admin_script(events),
     ngx_http_apikey_admin_script(usage),
-    ngx_http_apikey_admin_script(reindex)
+    ngx_http_apikey_admin_script(reindex),
+    ngx_http_apikey_admin_script(notices)
 };
 
 #define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT  10
+#define NGX_HTTP_APIKEY_ADMIN_NOTICES_SCRIPT  11
 
 /* key records one rebuild call reads: under a millisecond of Redis */
 #define NGX_HTTP_APIKEY_ADMIN_REINDEX_BUDGET  "25"
@@ -90,6 +92,14 @@ ngx_http_apikey_admin_add_scripts(ngx_conf_t *cf,
     }
 
     return NGX_OK;
+}
+
+
+ngx_http_apikey_script_t *
+ngx_http_apikey_admin_notices_script(void)
+{
+    return
+        &ngx_http_apikey_admin_scripts[NGX_HTTP_APIKEY_ADMIN_NOTICES_SCRIPT];
 }
 
 
