@@ -112,7 +112,8 @@ ok(wait_for(10, sub { @{notices('acme', $soon->{id})} }),
 is_deeply(notices('acme', $soon->{id}), ['expiring system short one'],
           'by "system", with the key name');
 
-my $ev = $a->get('orgs/acme/events?per_page=1')->{json}{data}[0];
+my ($ev) = grep { $_->{action} eq 'expiring' }
+            @{$a->get('orgs/acme/events?per_page=100')->{json}{data}};
 is_deeply([sort keys %$ev], [qw(action actor at key_id key_name)],
           'at, actor, action, key_id, key_name');
 is(entry('acme', $soon->{id}), unix($soon->{expires_at}),
