@@ -5,9 +5,9 @@
 -- expiry notices, a "created" event and the change log's record of its
 -- secret.  What the keys share is written once for all of them: one
 -- ZADD per index, one LPUSH of the events, a change log entry per 50
--- secrets.  No
--- apikey_max_keys check and no Idempotency-Key: the importer makes the
--- key ids, and a second run passes over what the first one wrote.
+-- secrets.  No apikey_max_keys check and no Idempotency-Key: the
+-- importer makes the key ids, and a second run passes over what the
+-- first one wrote.
 --
 -- KEYS[1]  NS key:<id> of the first key, as in the library's layout
 -- KEYS[2]  NS org:<org>:keys         KEYS[3] NS org:<org>:idx
