@@ -18,9 +18,10 @@
  * on the admin API's connection, one call at a time.  The script takes
  * what is due in a slice of Redis time and writes the events in the same
  * step, so any number of instances share the work and none writes an
- * event twice.  When more were due than a slice holds, the next slice
- * follows after NGX_HTTP_APIKEY_ADMIN_NOTICES_MORE.  Redis unreachable:
- * the second is skipped; nothing is lost, the next call takes it.
+ * event twice.  When more were due than a slice holds, or the backfill
+ * goes on, the next slice follows after NGX_HTTP_APIKEY_ADMIN_NOTICES_MORE.
+ * Redis unreachable: the second is skipped; nothing is lost, the next
+ * call takes it.
  */
 
 
@@ -28,8 +29,8 @@
 #define NGX_HTTP_APIKEY_ADMIN_NOTICES_MORE   100       /* ms */
 
 /* notices and backfill keys per call: about a millisecond of Redis */
-#define NGX_HTTP_APIKEY_ADMIN_NOTICES_MOST   "100"
-#define NGX_HTTP_APIKEY_ADMIN_NOTICES_SCAN   "500"
+#define NGX_HTTP_APIKEY_ADMIN_NOTICES_MOST   "50"
+#define NGX_HTTP_APIKEY_ADMIN_NOTICES_SCAN   "100"
 
 
 typedef struct {

@@ -17,7 +17,8 @@
 -- KEYS[1] NS notices             KEYS[2] NS notices:backfill
 -- ARGV    ns, most notices per call, keys scanned per call
 --
--- Returns {events written, 1 if more were due, else 0}.
+-- Returns {events written, 1 if more were due or the backfill goes on,
+-- else 0}.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -33,10 +34,14 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES',
 for i = 1, #due, 2 do
     local m, at = due[i], tonumber(due[i + 1])
     local org, id = string.match(m, '^([^\t]+)\t(.+)$')
-    local v = org and record(ns .. 'key:' .. id)
-    local exp = v and tonumber(v[14]) or 0
 
-    if not v or v[2] ~= org or exp == 0 then
+    -- of the record only what a notice needs: org, name, expiry, revoked
+
+    local f = org and redis.call('HMGET', ns .. 'key:' .. id, 'org', 'name',
+                                 'expires_at', 'revoked_at')
+    local exp = f and tonumber(f[3]) or 0
+
+    if not f or f[1] ~= org or exp == 0 then
         redis.call('ZREM', KEYS[1], m)
 
     else
@@ -49,15 +54,17 @@ for i = 1, #due, 2 do
             redis.call('ZADD', KEYS[1], exp, m)
         end
 
-        if not revoked(v) then
+        if not f[4] or f[4] == '0' then
             logevent(ns .. 'org:' .. org .. ':events', now, 'system', action,
-                     id, v[3])
+                     id, f[2])
             written = written + 1
         end
     end
 end
 
-if redis.call('HEXISTS', KEYS[2], 'done') == 0 then
+local done = redis.call('HEXISTS', KEYS[2], 'done') == 1
+
+if not done then
     local pattern = string.gsub(ns, '[%*%?%[%]\\]', '\\%0') .. 'key:*'
     local r = redis.call('SCAN', redis.call('HGET', KEYS[2], 'cursor') or '0',
                          'MATCH', pattern, 'COUNT', ARGV[3])
@@ -73,6 +80,7 @@ if redis.call('HEXISTS', KEYS[2], 'done') == 0 then
     end
 
     if r[1] == '0' then
+        done = true
         redis.call('HSET', KEYS[2], 'done', now)
         redis.call('HDEL', KEYS[2], 'cursor')
     else
@@ -80,4 +88,4 @@ if redis.call('HEXISTS', KEYS[2], 'done') == 0 then
     end
 end
 
-return {written, #due == 2 * most and 1 or 0}
+return {written, (#due == 2 * most or not done) and 1 or 0}
