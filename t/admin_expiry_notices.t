@@ -249,6 +249,13 @@ is(entry('epsilon', $hand->{id}),
    'and gives the key its notice, 1 day before');
 
 ###############################################################################
+# the timer holds up neither a reload nor a graceful stop; after them the
+# one instance left, reloaded, writes the notices alone
+
+ok($t->reload_nginx('b'), 'b reloaded: its old workers exit');
+ok($t->stop_nginx, 'a stops gracefully');
+
+###############################################################################
 # apikey-import: imported keys with an expiry get their notices
 
 my $in = $t->dir . '/import.jsonl';
@@ -261,6 +268,9 @@ close $fh;
 system("'$FindBin::Bin/../admin/apikey-import' --redis 127.0.0.1:"
        . $t->redis_port . " < '$in' > /dev/null");
 is($?, 0, 'a key imported');
+
+# a is gone: b answers from here on
+$a = $b;
 
 my ($imp) = @{$a->get('orgs/delta/keys')->{json}{data}};
 ok(wait_for(10, sub { @{notices('delta', $imp->{id})} }),
