@@ -39,6 +39,8 @@ typedef struct {
     ngx_msec_t                      timeout;
     ngx_log_t                      *log;
     ngx_str_t                       args[5];
+    unsigned                        sending:1;
+    unsigned                        lost:1;    /* failed while sending */
 } ngx_http_apikey_admin_notices_t;
 
 
@@ -120,6 +122,7 @@ static void
 ngx_http_apikey_admin_notices_run(ngx_event_t *ev)
 {
     ngx_int_t                         rc;
+    ngx_http_apikey_redis_op_t       *op;
     ngx_http_apikey_admin_notices_t  *an;
 
     an = &ngx_http_apikey_admin_notices;
@@ -128,21 +131,29 @@ ngx_http_apikey_admin_notices_run(ngx_event_t *ev)
         return;
     }
 
+    an->sending = 1;
+    an->lost = 0;
+
     rc = ngx_http_apikey_redis_eval(NGX_HTTP_APIKEY_REDIS_ADMIN,
                                     ngx_http_apikey_admin_notices_script(),
                                     2, 5, an->args, an->timeout,
                                     ngx_http_apikey_admin_notices_done, an,
-                                    an->log, &an->op);
+                                    an->log, &op);
 
-    if (rc != NGX_OK) {
+    an->sending = 0;
 
-        /* Redis is known to be down (or no memory): the next second */
+    if (rc == NGX_OK && !an->lost) {
+        an->op = op;
+        return;
+    }
 
-        an->op = NULL;
+    /*
+     * Redis is known to be down, the connection failed as the call went
+     * out (its handler ran already), or no memory: the next second
+     */
 
-        if (!an->timer.timer_set) {
-            ngx_add_timer(&an->timer, NGX_HTTP_APIKEY_ADMIN_NOTICES_EVERY);
-        }
+    if (!an->timer.timer_set) {
+        ngx_add_timer(&an->timer, NGX_HTTP_APIKEY_ADMIN_NOTICES_EVERY);
     }
 }
 
@@ -156,6 +167,11 @@ ngx_http_apikey_admin_notices_done(void *data, redisReply *reply)
 
     u_char      text[NGX_HTTP_APIKEY_REDIS_TEXT_LEN];
     ngx_msec_t  next;
+
+    if (an->sending) {
+        an->lost = 1;
+        return;
+    }
 
     an->op = NULL;
     next = NGX_HTTP_APIKEY_ADMIN_NOTICES_EVERY;
