@@ -1,12 +1,13 @@
 -- apikey-import: creates a run of keys of one organization in one step,
 -- writing for each what the admin API's create script
 -- (ngx_http_apikey_admin_create.lua) writes: its record, the secret the
--- gatekeeper reads, its entries in the organization's indexes, a
--- "created" event and the change log's record of its secret.  What the
--- keys share is written once for all of them: one ZADD per index, one
--- LPUSH of the events, a change log entry per 50 secrets.  No
--- apikey_max_keys check and no Idempotency-Key: the importer makes the
--- key ids, and a second run passes over what the first one wrote.
+-- gatekeeper reads, its entries in the organization's indexes and
+-- expiry notices, a "created" event and the change log's record of its
+-- secret.  What the keys share is written once for all of them: one
+-- ZADD per index, one LPUSH of the events, a change log entry per 50
+-- secrets.  No apikey_max_keys check and no Idempotency-Key: the
+-- importer makes the key ids, and a second run passes over what the
+-- first one wrote.
 --
 -- KEYS[1]  NS key:<id> of the first key, as in the library's layout
 -- KEYS[2]  NS org:<org>:keys         KEYS[3] NS org:<org>:idx
@@ -73,6 +74,7 @@ local before, after = string.sub(e, 1, hole - 1), string.sub(e, hole + 6)
 
 local clash = redis.call('EXISTS', unpack(KEYS, 9)) > 0
 local order, summaries, named, live, events, hashes = {}, {}, {}, {}, {}, {}
+local notes = {}
 
 for n = 1, (#ARGV - 5) / ARGS do
     local a = 5 + (n - 1) * ARGS
@@ -145,6 +147,9 @@ for n = 1, (#ARGV - 5) / ARGS do
         if active(v, now) then
             push(live, exp > 0 and exp or 'inf', id)
         end
+        if exp > 0 then
+            push(notes, noticeat(exp, now), noticekey(v))
+        end
         events[#events + 1] = before .. id .. after
         hashes[#hashes + 1] = hash
 
@@ -167,6 +172,10 @@ if made > 0 then
         if #live > 0 then
             many('ZADD', k[2], live)
         end
+    end
+
+    if #notes > 0 then
+        many('ZADD', ns .. 'notices', notes)
     end
 
     many('LPUSH', KEYS[5], events, {'LTRIM', KEYS[5], 0, 9999})

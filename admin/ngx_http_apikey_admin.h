@@ -76,10 +76,12 @@
 
 /*
  * the scripts that are no operation of their own, after those of the
- * operations: the index rebuild and the lookup of a management token
+ * operations: the index rebuild, the lookup of a management token and
+ * the expiry notices
  */
 #define NGX_HTTP_APIKEY_ADMIN_REINDEX_SCRIPT 16
 #define NGX_HTTP_APIKEY_ADMIN_AUTH_SCRIPT    17
+#define NGX_HTTP_APIKEY_ADMIN_NOTICES_SCRIPT 18
 
 /* the operations that change keys */
 #define ngx_http_apikey_admin_changes(ctx)                                    \
@@ -403,6 +405,17 @@ void ngx_http_apikey_admin_end_turn(ngx_http_apikey_admin_ctx_t *ctx);
 
 ngx_int_t ngx_http_apikey_admin_reply(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, redisReply *reply);
+
+
+/*
+ * ngx_http_apikey_admin_notices.c: in one worker of each instance that
+ * serves the admin API, the expiry notices that are due are written each
+ * second; started in init_process, stopped in exit_process
+ */
+
+ngx_int_t ngx_http_apikey_admin_notices_init(ngx_cycle_t *cycle,
+    ngx_http_apikey_redis_conf_t *rcf, ngx_msec_t timeout);
+void ngx_http_apikey_admin_notices_exit(void);
 
 
 /*

@@ -15,6 +15,8 @@
 
 
 static ngx_int_t ngx_http_apikey_admin_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_apikey_admin_init_process(ngx_cycle_t *cycle);
+static void ngx_http_apikey_admin_exit_process(ngx_cycle_t *cycle);
 static void *ngx_http_apikey_admin_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_apikey_admin_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_apikey_admin_create_loc_conf(ngx_conf_t *cf);
@@ -155,10 +157,10 @@ ngx_module_t  ngx_http_apikey_admin_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_apikey_admin_init_process,    /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_apikey_admin_exit_process,    /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -192,6 +194,46 @@ ngx_http_apikey_admin_init(ngx_conf_t *cf)
     *h = ngx_http_apikey_admin_log_handler;
 
     return NGX_OK;
+}
+
+
+/*
+ * Worker 0 of an instance with an admin location writes the expiry
+ * notices; the gatekeeper's init_process (earlier in the module list)
+ * has started the worker's Redis connections
+ */
+
+static ngx_int_t
+ngx_http_apikey_admin_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_main_conf_t        *akmcf;
+    ngx_http_apikey_admin_main_conf_t  *amcf;
+
+    if ((ngx_process != NGX_PROCESS_WORKER
+         && ngx_process != NGX_PROCESS_SINGLE)
+        || ngx_worker != 0)
+    {
+        return NGX_OK;
+    }
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_apikey_admin_module);
+
+    if (amcf == NULL || !amcf->scripts) {
+        return NGX_OK;
+    }
+
+    akmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_apikey_module);
+
+    return ngx_http_apikey_admin_notices_init(cycle, &akmcf->redis,
+                                              amcf->timeout);
+}
+
+
+static void
+ngx_http_apikey_admin_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_apikey_admin_notices_exit();
 }
 
 

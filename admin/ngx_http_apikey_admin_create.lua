@@ -90,6 +90,7 @@ local function change()
     redis.call('HSET', KEYS[9], 'g', gate(v, 0, v[5]))
     redis.call('ZADD', KEYS[2], ms, id)
     reindex(v, '', now)
+    notices(ns, v, now)
     changed(ns, ARGV[17])
     event(now, ARGV[16], 'created', id)
 

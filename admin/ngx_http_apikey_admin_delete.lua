@@ -30,6 +30,7 @@ local function change(v)
     redis.call('UNLINK', KEYS[1])
     redis.call('UNLINK', unpack(usagekeys(ns, v[1], now)))
     unindex(v)
+    redis.call('ZREM', ns .. 'notices', noticekey(v))
     changed(ns, v[16], v[17])
     event(now, ARGV[3], 'deleted', v[1])
 

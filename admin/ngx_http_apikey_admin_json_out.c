@@ -372,13 +372,16 @@ ngx_http_apikey_admin_rate_json(ngx_str_t *f)
 }
 
 
-/* a stored event, {"at":<unix time>,...}, as the API shows it */
+/*
+ * a stored event, {"at":<unix time>,...}, as the API shows it; key_name
+ * where it was stored (the expiry notices store it)
+ */
 
 json_t *
 ngx_http_apikey_admin_event_json(u_char *p, size_t len)
 {
     int      rc;
-    json_t  *in, *out, *at, *actor, *action, *id;
+    json_t  *in, *out, *at, *actor, *action, *id, *name;
 
     in = json_loadb((const char *) p, len, 0, NULL);
     if (in == NULL) {
@@ -389,6 +392,7 @@ ngx_http_apikey_admin_event_json(u_char *p, size_t len)
     actor = json_object_get(in, "actor");
     action = json_object_get(in, "action");
     id = json_object_get(in, "key_id");
+    name = json_object_get(in, "key_name");
 
     if (!json_is_number(at) || !json_is_string(actor)
         || !json_is_string(action) || (id && !json_is_string(id)))
@@ -407,6 +411,10 @@ ngx_http_apikey_admin_event_json(u_char *p, size_t len)
         rc |= json_object_set(out, "action", action);
         rc |= json_object_set_new(out, "key_id",
                                   id ? json_incref(id) : json_null());
+
+        if (json_is_string(name)) {
+            rc |= json_object_set(out, "key_name", name);
+        }
 
         if (rc != 0) {
             json_decref(out);

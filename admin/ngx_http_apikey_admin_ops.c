@@ -67,7 +67,8 @@ static ngx_http_apikey_script_t  ngx_http_apikey_admin_scripts[] = {
     ngx_http_apikey_admin_script(org),
     ngx_http_apikey_admin_script(org),
     ngx_http_apikey_admin_script(reindex),
-    ngx_http_apikey_admin_script(tokens_auth)
+    ngx_http_apikey_admin_script(tokens_auth),
+    ngx_http_apikey_admin_script(notices)
 };
 
 /* key records one rebuild call reads: under a millisecond of Redis */

@@ -54,6 +54,8 @@ for i = 1, #ids, 2 do
         redis.call('ZADD', KEYS[5], ids[i + 1], s)
         redis.call('ZADD', names(KEYS[5]), 0, nameentry(s))
 
+        addnotices(ns, v, now)
+
         if active(v, now) then
             local exp = tonumber(v[14]) or 0
             redis.call('ZADD', KEYS[6], exp > 0 and exp or 'inf', ids[i])

@@ -94,7 +94,10 @@ local function change(v)
             push(del, 'expires_at')
         end
 
-        -- a key that comes back to life needs a free slot
+        -- a key that comes back to life needs a free slot; a new expiry
+        -- gets its notices anew
+
+        local moved = exp ~= (tonumber(v[14]) or 0)
 
         v[14] = exp
 
@@ -103,6 +106,10 @@ local function change(v)
 
         if limit then
             return limit
+        end
+
+        if moved then
+            notices(ns, v, now)
         end
     end
 

@@ -18,6 +18,12 @@
     var PER_PAGE = 20;
     var NAME_RE = /^[A-Za-z0-9._-]{1,64}$/;
 
+    /* the event log's words for the module's own events */
+    var ACTIONS = {
+        expiring: 'expiry notice: expires soon',
+        expired: 'expiry notice: expired'
+    };
+
     var state = {
         token: null,
         org: null,
@@ -670,8 +676,11 @@
                     el('td', { 'data-label': 'When (UTC)', 'class': 'nowrap' },
                        timeCell(e.at, '')),
                     el('td', { 'data-label': 'Actor', text: e.actor }),
-                    el('td', { 'data-label': 'Action', text: e.action }),
+                    el('td', { 'data-label': 'Action',
+                               text: ACTIONS.hasOwnProperty(e.action)
+                                     ? ACTIONS[e.action] : e.action }),
                     el('td', { 'data-label': 'Key' },
+                       e.key_name ? e.key_name + ' ' : null,
                        el('code', { text: e.key_id || '' }))));
             });
 

@@ -533,6 +533,40 @@ async function run(browser) {
                                 + 'updated created',
           actions.join(' '));
 
+    /* an expiry notice, written by the module: in words, with the name */
+
+    const brief = await api('POST', 'orgs/' + ORG + '/keys',
+                            { name: 'brief key', expires_in: 120 });
+    secret(brief.key);
+
+    const noticed = async () => (await api('GET', 'orgs/' + ORG
+                                           + '/events?per_page=5'))
+        .data.some((e) => e.key_id === brief.id && e.action === 'expiring');
+
+    for (let end = Date.now() + WAIT; !(await noticed()) && Date.now() < end;)
+    {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+
+    await page.click('#tab-keys');
+    await page.waitForSelector('#keys-view:not([hidden])');
+    await page.click('#tab-events');
+    await page.waitForFunction((id) =>
+        [...document.querySelectorAll('#events-body tr')]
+            .some((tr) => tr.textContent.includes(id)), {}, brief.id);
+
+    const notice = await page.$$eval('#events-body tr', (trs) =>
+        trs.map((tr) => [...tr.children].slice(1)
+                                        .map((td) => td.textContent)));
+
+    check('an expiry notice reads as one, by system, with the key name',
+          notice.some((r) => r[0] === 'system'
+                             && r[1] === 'expiry notice: expires soon'
+                             && r[2] === 'brief key ' + brief.id),
+          JSON.stringify(notice));
+
+    await api('DELETE', 'orgs/' + ORG + '/keys/' + brief.id);
+
     await page.click('#tab-keys');
     await page.waitForSelector('#keys-view:not([hidden])');
 
