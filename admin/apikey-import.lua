@@ -62,12 +62,22 @@ end
 local made, skipped, stop, refusal = 0, 0, 0, nil
 
 -- the "created" event, as event() in the library writes it, made once:
--- only the key id differs (k_ and base62, nothing to escape)
+-- only the key id (k_ and base62, nothing to escape) and name (escaped
+-- as cjson escapes it) differ, in the template's holes \0 and \1
 
 local e = cjson.encode({at = now, actor = actor, action = 'created',
-                        key_id = '\0'})
-local hole = string.find(e, '\\u0000', 1, true)
-local before, after = string.sub(e, 1, hole - 1), string.sub(e, hole + 6)
+                        key_id = '\0', key_name = '\1'})
+local holes = {(string.find(e, '\\u0000', 1, true)),
+               (string.find(e, '\\u0001', 1, true))}
+local first = holes[1] < holes[2] and 1 or 2
+local parts = {string.sub(e, 1, holes[first] - 1),
+               string.sub(e, holes[first] + 6, holes[3 - first] - 1),
+               string.sub(e, holes[3 - first] + 6)}
+
+local function created(id, name)
+    local v = {id, string.sub(cjson.encode(name), 2, -2)}
+    return parts[1] .. v[first] .. parts[2] .. v[3 - first] .. parts[3]
+end
 
 -- a key whose id or secret is in use is looked for one by one only if
 -- one of them is
@@ -150,7 +160,7 @@ for n = 1, (#ARGV - 5) / ARGS do
         if exp > 0 then
             push(notes, noticeat(exp, now), noticekey(v))
         end
-        events[#events + 1] = before .. id .. after
+        events[#events + 1] = created(id, v[3])
         hashes[#hashes + 1] = hash
 
         ms = ms + 1

@@ -92,7 +92,7 @@ local function change()
     reindex(v, '', now)
     notices(ns, v, now)
     changed(ns, ARGV[17])
-    event(now, ARGV[16], 'created', id)
+    event(now, ARGV[16], 'created', id, ARGV[4])
 
     return ok(ns, now, v)
 end

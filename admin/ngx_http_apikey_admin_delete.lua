@@ -32,7 +32,7 @@ local function change(v)
     unindex(v)
     redis.call('ZREM', ns .. 'notices', noticekey(v))
     changed(ns, v[16], v[17])
-    event(now, ARGV[3], 'deleted', v[1])
+    event(now, ARGV[3], 'deleted', v[1], v[3])
 
     return ok(ns, now)
 end

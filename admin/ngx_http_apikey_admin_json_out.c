@@ -374,7 +374,7 @@ ngx_http_apikey_admin_rate_json(ngx_str_t *f)
 
 /*
  * a stored event, {"at":<unix time>,...}, as the API shows it; key_name
- * where it was stored (the expiry notices store it)
+ * null where none was stored (events written before names were)
  */
 
 json_t *
@@ -412,9 +412,9 @@ ngx_http_apikey_admin_event_json(u_char *p, size_t len)
         rc |= json_object_set_new(out, "key_id",
                                   id ? json_incref(id) : json_null());
 
-        if (json_is_string(name)) {
-            rc |= json_object_set(out, "key_name", name);
-        }
+        rc |= json_object_set_new(out, "key_name", json_is_string(name)
+                                                   ? json_incref(name)
+                                                   : json_null());
 
         if (rc != 0) {
             json_decref(out);

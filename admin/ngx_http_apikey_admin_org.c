@@ -17,7 +17,7 @@
  * them (docs/admin-api.md), with what this admin location's configuration
  * says of it (environments, key prefix, the max_keys it falls back to).
  * A change of the limits reaches this instance's replica at once, so its
- * next request obeys it; other instances learn within a second
+ * next request obeys it; other instances learn it from the change log
  * (ngx_http_apikey_org.c).
  */
 
@@ -108,7 +108,8 @@ ngx_http_apikey_admin_send_org(ngx_http_request_t *r,
     {
         ngx_http_apikey_org_learn(&akmcf->cache, &ctx->org,
                                   f[NGX_HTTP_APIKEY_ADMIN_F_RATE].len
-                                  || f[NGX_HTTP_APIKEY_ADMIN_F_QUOTA].len);
+                                  || f[NGX_HTTP_APIKEY_ADMIN_F_QUOTA].len,
+                                  1);
     }
 
     return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);

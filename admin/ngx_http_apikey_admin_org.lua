@@ -14,8 +14,9 @@
 -- Returns {"ok", "", now, {rate, per, burst, quota, q, max_keys, active
 -- keys}} (false for what is not set), or REINDEX when the active keys
 -- cannot be counted.  A change is written to the organization's event
--- log as "org_updated"; a new rate limit starts with a full bucket, a new
--- quota keeps the period's count.
+-- log as "org_updated" and to the change log ("o <org>"), and keeps the
+-- set NS orgs:limited of the organizations with limits; a new rate limit
+-- starts with a full bucket, a new quota keeps the period's count.
 --
 -- The script Redis runs is this file after the shared helpers:
 --   cat admin/ngx_http_apikey_admin_lib.lua.in \
@@ -70,6 +71,20 @@ if given ~= '' then
     end
 
     event(now, ARGV[3], 'org_updated', nil)
+
+    -- the replicas of apikey_cache learn it from the change log, and a
+    -- load from the list of organizations with limits
+
+    local v = redis.call('HMGET', lk, 'rate', 'quota')
+
+    if (tonumber(v[1]) or 0) > 0 or v[2] then
+        redis.call('SADD', ARGV[1] .. 'orgs:limited', ARGV[2])
+    else
+        redis.call('SREM', ARGV[1] .. 'orgs:limited', ARGV[2])
+    end
+
+    redis.call('XADD', ARGV[1] .. 'changes', 'MAXLEN', '~', 100000, '*',
+               'o', ARGV[2])
 end
 
 local v = redis.call('HMGET', lk, 'rate', 'per', 'burst', 'quota', 'q',

@@ -91,7 +91,7 @@ local function change(v)
 
     reindex(v, old, now)
     changed(ns, v[16], oldcur, oldprev)
-    event(now, ARGV[3], 'rotated', v[1])
+    event(now, ARGV[3], 'rotated', v[1], v[3])
 
     return ok(ns, now, v, ends)
 end

@@ -167,7 +167,7 @@ ngx_http_apikey_read_reply(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
             || ctx->result == NGX_HTTP_APIKEY_LIMITED))
     {
         ngx_http_apikey_org_learn(&akmcf->cache, &ctx->org,
-                                  reply->elements == 8);
+                                  reply->elements == 8, 0);
     }
 
     if (reply->elements >= 3) {
@@ -367,8 +367,8 @@ ngx_http_apikey_local(ngx_http_request_t *r, ngx_http_apikey_ctx_t *ctx,
         /*
          * ... unless Redis said its quota is used up until the period
          * ends; a key of an organization with limits (or one the
-         * instance has not heard of within a second) likewise goes to
-         * Redis, which takes from the organization's too
+         * instance knows nothing of yet) likewise goes to Redis, which
+         * takes from the organization's too
          */
 
         if (local.quota

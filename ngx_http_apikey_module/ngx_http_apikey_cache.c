@@ -587,7 +587,8 @@ done:
  * The records of a reply, from element "from" on, in threes (hash, g,
  * the hash c names), as the change log's reader and the admin API get
  * them, applied as of stamp; "b" in the third place says tokens came
- * back to that secret's bucket (refill is told).  Returns how many
+ * back to that secret's bucket (refill is told), "o" that an
+ * organization's limits changed (passed over here).  Returns how many
  * records were applied.
  */
 
@@ -620,6 +621,12 @@ ngx_http_apikey_cache_apply_reply(ngx_http_apikey_cache_conf_t *ccf,
         g.len = e[i + 1]->len;
         c.data = (u_char *) e[i + 2]->str;
         c.len = e[i + 2]->len;
+
+        /* an organization's limits changed: the reader tells org.c */
+
+        if (c.len == 1 && c.data[0] == 'o') {
+            continue;
+        }
 
         if (c.len == 1 && c.data[0] == 'b') {
 

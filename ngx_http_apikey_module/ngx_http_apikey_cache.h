@@ -105,6 +105,9 @@ typedef struct {
     ngx_http_apikey_cache_page_t  *pages[NGX_HTTP_APIKEY_CACHE_SLOT_MAX / 8];
     void                          *bucket;       /* ngx_http_apikey_bucket.c */
     void                          *org;          /* ngx_http_apikey_org.c */
+    uint32_t                       org_lost;     /* a load whose limited
+                                                    organizations did not
+                                                    all fit */
     unsigned                       loaded:1;     /* a load completed */
     unsigned                       loading:1;
     unsigned                       sweeping:1;   /* stale records left */

@@ -17,7 +17,9 @@
 -- current gate record of every secret the entries name ("" for a secret
 -- that is gone), as the load gives them; for an entry that says tokens
 -- went back to a secret's bucket ("b", ngx_http_apikey_gate.lua), its
--- hash, "" and "b".
+-- hash, "" and "b"; for one that says an organization's limits changed
+-- ("o", PATCH orgs/{org}), the organization, "1" if it has limits now
+-- (else "0") and "o".
 
 local ns, last = ARGV[1], ARGV[2]
 
@@ -41,6 +43,14 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1], '(' .. last, '+',
             out[#out + 1] = h
             out[#out + 1] = ''
             out[#out + 1] = 'b'
+
+        elseif e[2][i] == 'o' then
+            local v = redis.call('HMGET', ns .. 'org:' .. h .. ':limits',
+                                 'rate', 'quota')
+            out[#out + 1] = h
+            out[#out + 1] = ((tonumber(v[1]) or 0) > 0 or v[2]) and '1'
+                            or '0'
+            out[#out + 1] = 'o'
 
         elseif e[2][i] == 'h' and not seen[h] then
             seen[h] = true

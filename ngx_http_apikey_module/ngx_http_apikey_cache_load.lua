@@ -9,7 +9,9 @@
 -- change log's newest entry, from which the replica follows it
 -- once loaded (a change during the load is applied again then); Redis's
 -- clock in milliseconds; per secret its hash, its "g" and the hash its
--- "c" names ("" for none).
+-- "c" names ("" for none).  The first slice also names each organization
+-- with limits (NS orgs:limited) as the change log's reader gives it:
+-- the organization, "1" and "o".
 -- A slice looks at a few hundred keys, so it holds Redis for about a
 -- millisecond.
 
@@ -26,6 +28,12 @@ if ARGV[2] == '0' then
     out[2] = e[1] and e[1][1]
              or redis.call('XADD', KEYS[1], 'MAXLEN', '~', 100000, '*',
                            'load', '1')
+
+    for _, org in ipairs(redis.call('SMEMBERS', ns .. 'orgs:limited')) do
+        out[#out + 1] = org
+        out[#out + 1] = '1'
+        out[#out + 1] = 'o'
+    end
 end
 
 local r = redis.call('SCAN', ARGV[2], 'MATCH',

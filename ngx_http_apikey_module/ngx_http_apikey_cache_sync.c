@@ -10,6 +10,7 @@
 
 #include "ngx_http_apikey_module.h"
 #include "ngx_http_apikey_cache.h"
+#include "ngx_http_apikey_org.h"
 #include "ngx_http_apikey_timer.h"
 #include "ngx_http_apikey_metrics.h"
 #include "ngx_http_apikey_cache_scripts.h"
@@ -606,14 +607,19 @@ ngx_http_apikey_cache_woken(void *data, redisReply *reply)
 
 
 /*
- * Applies the (hash, g, c) triples from element "from" on; stops
- * (NGX_DECLINED) when another worker has become the reader.
+ * Applies the (hash, g, c) triples from element "from" on, and the
+ * (org, "1" or "0", "o") ones, an organization's limits changed, in
+ * order; stops (NGX_DECLINED) when another worker has become the reader.
  */
 
 static ngx_int_t
 ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
     redisReply *reply, size_t from, uint64_t stamp, ngx_uint_t *n)
 {
+    size_t        i;
+    ngx_str_t     org;
+    redisReply  **e;
+
     *n = 0;
 
     if (!ngx_http_apikey_cache_mine(rd, NULL, 0, NULL)) {
@@ -622,6 +628,22 @@ ngx_http_apikey_cache_records(ngx_http_apikey_cache_reader_t *rd,
 
     *n = ngx_http_apikey_cache_apply_reply(rd->ccf, reply, from, stamp, 0,
                                            rd->refill);
+
+    e = reply->element;
+
+    for (i = from; i + 2 < reply->elements; i += 3) {
+        if (e[i]->type == REDIS_REPLY_STRING
+            && e[i + 1]->type == REDIS_REPLY_STRING && e[i + 1]->len == 1
+            && e[i + 2]->type == REDIS_REPLY_STRING && e[i + 2]->len == 1
+            && e[i + 2]->str[0] == 'o')
+        {
+            org.data = (u_char *) e[i]->str;
+            org.len = e[i]->len;
+
+            ngx_http_apikey_org_learn(rd->ccf, &org, e[i + 1]->str[0] == '1',
+                                      1);
+        }
+    }
 
     return NGX_OK;
 }

@@ -17,26 +17,25 @@
  * then not answer a key of that organization itself (its answer would
  * take nothing from the organization): it sends the check to Redis.
  *
- * The instance learns whether an organization has limits from the gate
- * script's replies (a reply that consulted the organization says so) and
- * from its own admin changes, and believes it for a second: a key of an
- * organization it has not heard of within the last second goes to Redis
- * once, which tells again.  So a new limit holds at the instance that set
- * it at once and at every other within a second, and an organization
- * costs each instance at most one Redis check a second while its keys
- * are used.  Entries are never freed (an organization takes about 100
- * bytes of the zone); one that does not fit is not known, and its keys
- * go to Redis.
+ * The replica's load reads, with its first slice, the organizations that
+ * have limits (NS orgs:limited) at the change log position it follows
+ * from, and the log's reader applies each later change ("o <org>"); the
+ * instance's own admin change applies at once.  Once a load is complete,
+ * an organization not listed has no limits.  A gate script reply that
+ * found limits for an organization not listed (the log not read that far
+ * yet) lists it too; a reply never unlists one.  An organization that
+ * does not fit in the zone (about 120 bytes each) leaves the list
+ * incomplete for the rest of the load: every key then goes to Redis
+ * until the next load.
  */
 
 
-#define NGX_HTTP_APIKEY_ORG_FRESH  1000000   /* us */
 #define NGX_HTTP_APIKEY_ORG_LEN    64
 
 
 typedef struct {
     ngx_str_node_t                 sn;           /* key: crc32 of the name */
-    int64_t                        learned;      /* us, monotonic */
+    uint32_t                       load;         /* of the replica */
     ngx_uint_t                     limited;
     u_char                         name[NGX_HTTP_APIKEY_ORG_LEN];
 } ngx_http_apikey_org_t;
@@ -66,9 +65,11 @@ ngx_http_apikey_org_free(ngx_http_apikey_cache_conf_t *ccf, ngx_str_t *org)
 
     o = ngx_http_apikey_org_find(cache, org, 0);
 
-    if (o != NULL && !o->limited
-        && ngx_http_apikey_cache_now() - o->learned
-           < NGX_HTTP_APIKEY_ORG_FRESH)
+    if (o != NULL && o->load == cache->sh->load) {
+        rc = o->limited ? NGX_DECLINED : NGX_OK;
+
+    } else if (cache->sh->loaded && !cache->sh->loading
+               && cache->sh->org_lost != cache->sh->load)
     {
         rc = NGX_OK;
     }
@@ -81,7 +82,7 @@ ngx_http_apikey_org_free(ngx_http_apikey_cache_conf_t *ccf, ngx_str_t *org)
 
 void
 ngx_http_apikey_org_learn(ngx_http_apikey_cache_conf_t *ccf, ngx_str_t *org,
-    ngx_uint_t limited)
+    ngx_uint_t limited, ngx_uint_t said)
 {
     ngx_http_apikey_org_t    *o;
     ngx_http_apikey_cache_t  *cache;
@@ -90,11 +91,16 @@ ngx_http_apikey_org_learn(ngx_http_apikey_cache_conf_t *ccf, ngx_str_t *org,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    o = ngx_http_apikey_org_find(cache, org, 1);
+    o = ngx_http_apikey_org_find(cache, org, said || limited);
 
-    if (o != NULL) {
+    if (o == NULL) {
+        if (limited) {
+            cache->sh->org_lost = cache->sh->load;
+        }
+
+    } else if (said || o->load != cache->sh->load) {
         o->limited = limited;
-        o->learned = ngx_http_apikey_cache_now();
+        o->load = cache->sh->load;
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -147,6 +153,10 @@ ngx_http_apikey_org_find(ngx_http_apikey_cache_t *cache, ngx_str_t *org,
     if (o == NULL) {
         return NULL;
     }
+
+    /* nothing known yet: of no load */
+
+    o->load = cache->sh->load - 1;
 
     ngx_memcpy(o->name, org->data, org->len);
 

@@ -1,8 +1,9 @@
 #!/usr/bin/perl
 
 # GET orgs/{org}/events: every change (created, updated, revoked, restored,
-# rotated, deleted) with its actor, newest first, paged, per organization,
-# the last 10000 kept; reads and refused changes write no event.
+# rotated, deleted) with its actor and the key's name then, newest first,
+# paged, per organization, the last 10000 kept; reads and refused changes
+# write no event; events stored before names were kept show null.
 
 use strict;
 use warnings;
@@ -59,8 +60,13 @@ is_deeply([map { [$_->{action}, $_->{actor}, $_->{key_id}] } @{$e->{data}}],
            ['updated', 'ci', $k->{id}], ['created', 'ops', $k->{id}]],
           'every change with its actor, newest first');
 
-is_deeply([sort keys %{$e->{data}[0]}], [qw(action actor at key_id)],
-          'at, actor, action, key_id');
+is_deeply([sort keys %{$e->{data}[0]}],
+          [qw(action actor at key_id key_name)],
+          'at, actor, action, key_id, key_name');
+
+is_deeply([map { $_->{key_name} } @{$e->{data}}],
+          ['renamed', 'renamed', 'renamed', 'renamed', 'renamed', 'events'],
+          'each event names the key as it was named then');
 like($e->{data}[0]{at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
      'at in RFC 3339 UTC');
 is($e->{data}[-1]{at}, $k->{created_at}, 'at of created = created_at');
@@ -106,6 +112,9 @@ my $n = $ops->create('trim', name => 'trimmed');
 $r = $ops->get('orgs/trim/events?per_page=1');
 is($r->{json}{total_count}, 10000, 'trimmed to 10000');
 is($r->{json}{data}[0]{key_id}, $n->{id}, 'the newest is kept');
+is($ops->get('orgs/trim/events?per_page=1&page=10000')
+       ->{json}{data}[0]{key_name}, undef,
+   'an event stored without a name shows key_name null');
 is($t->redis('LLEN', 'apikey:org:trim:events'), 10000, 'in Redis too');
 
 $r = $ops->get('orgs/trim/events?per_page=100&page=100');

@@ -91,7 +91,10 @@ my @buckets = map {
 
 my $usage = '{"granularity":"hour","data":[' . join(',', @buckets) . ']}';
 
-$t->run_nginx(admin_config($t, admin => 'apikey_admin_console on;',
+$t->run_nginx(admin_config($t, admin => 'apikey_admin_console on; '
+                                        . 'apikey_max_keys 500; '
+                                        . 'apikey_environments production '
+                                        . 'preview staging;',
                            server => <<"EOF"));
 
         location ~ ^/admin/orgs/demo/keys/[^/]+/usage\$ {

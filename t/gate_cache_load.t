@@ -50,13 +50,16 @@ ok(wait_for(10, sub {
 sub proxy { ApiKey::Chaos::Proxy::control($cport, $_[0]) }
 
 # one worker: its gatekeeper's connection is made first, the reader's
-# next, so the proxy's newest pair of B is the reader's.  A timeout of
-# 500 ms: a busy machine does not time a check out
+# next, so the proxy's newest pair of B is the reader's; no admin
+# location, whose expiry notices would open the admin connection after
+# them.  A timeout of 500 ms: a busy machine does not time a check out
 
 my $conf_a = admin_config($t, workers => 1,
                           http => 'apikey_cache zone=keys:64m; '
                                   . 'apikey_redis_timeout 500ms;',
-                          server => 'location = /metrics { apikey_metrics; }');
+                          server => 'location = /metrics { apikey_metrics; '
+                                    . 'allow 127.0.0.1; deny all; }');
+$conf_a =~ s/apikey_admin;/return 404;/;
 (my $conf_b = $conf_a) =~ s/%%PORT_1%%/%%PORT_2%%/g;
 $conf_b =~ s/%%REDIS%%/127.0.0.1:$pport/;
 

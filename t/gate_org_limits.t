@@ -18,8 +18,9 @@
 #                 hammered together 10 s from two instances of two
 #                 workers, pass 55 +- 1 in all, without apikey_cache and
 #                 with apikey_cache and apikey_rate_lease;
-#   replica:      a new limit holds at once at the instance that set it and
-#                 within a second at the other.
+#   replica:      a new limit holds at once at the instance that set it,
+#                 within a second at the other (the change log), and from
+#                 the first request at one started later (its load).
 
 use strict;
 use warnings;
@@ -250,6 +251,15 @@ for my $case ([ 'without apikey_cache', 'shop', 1, 2 ],
        'replica: b2 refuses the key within a second')
         or diag(sprintf('%.3f s', time - $t0));
     cmp_ok(time - $t0, '<', 1.5, 'replica: within about a second');
+
+    # an instance started now learns the limit with its load
+
+    $t->run_nginx($cached =~ s/%%PORT_1%%/%%PORT_5%%/gr, name => 'b3');
+
+    ok(wait_for(10, sub { $t->error_log('b3') =~ /keys loaded/ }),
+       'replica: b3 loaded its replica');
+    is(status_at($t->port(5), $k->{key}), 429,
+       'replica: b3 refuses the key from its first request');
 }
 
 $t->error_log_clean;

@@ -33,7 +33,8 @@
         search: '',
         status: '',
         environment: '',
-        envs: ['production', 'preview'],
+        envs: [],               /* GET orgs/{org}, and keys seen */
+        orgInfo: null,
         eventsPage: 1,
         eventsTotal: 0,
         key: null,              /* the key of the key dialog */
@@ -489,9 +490,66 @@
         $('org').value = state.org;
         say('login-error', '');
         setView('keys');
+        loadOrg();
         loadKeys().then(function () {
             $('keys-heading').focus();
         });
+    }
+
+
+    /*
+     * The organization's settings (GET orgs/{org}): the environments and
+     * key prefix of the admin location, so that nothing is hard-coded
+     * here, and its limits; without the route (an older server) the
+     * environments come from the keys seen
+     */
+
+    function loadOrg() {
+        var org = state.org;
+
+        return api('GET', path()).then(
+            function (data) {
+                if (org !== state.org || !data) {
+                    return;
+                }
+
+                state.orgInfo = data;
+                state.envs = [];
+
+                (Array.isArray(data.environments) ? data.environments : [])
+                    .forEach(function (env) {
+                        learnEnvironment(String(env));
+                    });
+
+                fillEnvironments();
+                $('org-info').textContent = orgSummary(data);
+
+            }, function () {
+                state.orgInfo = null;
+                $('org-info').textContent = '';
+            });
+    }
+
+
+    function orgSummary(o) {
+        var parts = ['New keys start with ' + o.key_prefix + '_'];
+
+        parts.push(o.active_keys + ' active key'
+                   + (o.active_keys === 1 ? '' : 's')
+                   + (o.max_keys ? ' of at most ' + o.max_keys : ''));
+
+        if (o.rate_limit) {
+            parts.push('shared rate limit ' + o.rate_limit.rate + ', burst '
+                       + o.rate_limit.burst);
+        }
+
+        if (o.quota) {
+            parts.push('shared quota ' + o.quota.used + ' of '
+                       + o.quota.limit + (o.quota.period === 'day'
+                                          ? ' today' : ' this month'));
+        }
+
+        return parts.join(' \u00b7 ') + '.';
     }
 
 
@@ -512,6 +570,8 @@
         state.page = 1;
         state.eventsPage = 1;
         say('notice', 'Showing organization ' + org + '.');
+
+        loadOrg();
 
         (state.view === 'keys' ? loadKeys() : loadEvents()).then(function () {
             $(state.view === 'keys' ? 'keys-heading'

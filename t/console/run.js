@@ -299,6 +299,20 @@ async function run(browser) {
     check('the token is kept in sessionStorage', storage.session === TOKEN);
     check('nothing is kept in localStorage', storage.local === 0);
 
+    // the organization's settings come from GET orgs/{org}: the admin
+    // location has a third environment, "staging", that no key has yet
+    await page.waitForFunction(() =>
+        document.getElementById('org-info').textContent.length > 0);
+
+    const envs = await page.$$eval('#env-filter option',
+        (os) => os.map((o) => o.value).filter((v) => v));
+
+    check('the environment filter lists the location\'s environments',
+          envs.join(',') === 'production,preview,staging', envs.join(','));
+    check('the organization line names the key prefix and max_keys',
+          /New keys start with ak_.*0 active keys of at most 500/
+              .test(await text('#org-info')), await text('#org-info'));
+
     /* -------------------------------------------------------------- */
     /* create, with the keyboard from "New key" */
 
