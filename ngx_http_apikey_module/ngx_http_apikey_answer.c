@@ -530,6 +530,7 @@ static ngx_int_t
 ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
     size_t len)
 {
+    off_t        quota;
     u_char      *p, *last, *q;
     ngx_int_t    n[3];
     ngx_str_t   *lines[4];
@@ -633,12 +634,14 @@ ngx_http_apikey_parse_gate(ngx_http_apikey_ctx_t *ctx, u_char *data,
         return NGX_DECLINED;
     }
 
-    ctx->quota = ngx_atoof(p, last - 2 - p);
-    ctx->quota_period = last[-1];
+    quota = ngx_atoof(p, last - 2 - p);
 
-    if (ctx->quota <= 0) {
+    if (quota <= 0) {
         return NGX_DECLINED;
     }
+
+    ctx->quota = quota;
+    ctx->quota_period = last[-1];
 
     return NGX_OK;
 }
