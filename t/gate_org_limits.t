@@ -35,6 +35,7 @@ use Time::HiRes qw(sleep time);
 use ApiKey::Test;
 use ApiKey::Admin;
 use ApiKey::HTTP;
+use ApiKey::SF qw(sf_list);
 
 my $t = ApiKey::Test->new;
 $t->run_redis;
@@ -144,11 +145,18 @@ for my $bad ([ 'rate_limit 0r/s', { rate_limit => { rate => '0r/s' } },
 
     my ($st, $h) = ApiKey::Admin::gate($port, $k->{key});
     is($st, 200, 'all or none: the first request passes');
-    is($h->{'ratelimit-policy'},
-       '"key";q=3;w=180, "org";q=1;w=60, "day";q=10;w=86400',
-       'headers: a policy for the key, the organization and the quota');
-    like($h->{ratelimit} // '', qr/^"org";r=0;t=60$/,
-         'headers: RateLimit describes the organization\'s, closest');
+    # read as RFC 8941 lists, as a client would
+
+    my $pol = eval { sf_list($h->{'ratelimit-policy'}) };
+    is_deeply($pol, [ [ 'key', { q => 3, w => 180 } ],
+                      [ 'org', { q => 1, w => 60 } ],
+                      [ 'day', { q => 10, w => 86400 } ] ],
+              'headers: a policy for the key, the organization and the quota')
+        or diag($@ || $h->{'ratelimit-policy'});
+    is_deeply(eval { sf_list($h->{ratelimit}) },
+              [ [ 'org', { r => 0, t => 60 } ] ],
+              'headers: RateLimit describes the organization\'s, closest')
+        or diag($@ || $h->{ratelimit});
 
     my ($st2, $h2, $body) = http_get($port, '/api/',
                                      { 'X-API-Key' => $k->{key} });
