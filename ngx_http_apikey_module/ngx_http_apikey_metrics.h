@@ -120,8 +120,9 @@ void ngx_http_apikey_metrics_init_process(ngx_cycle_t *cycle);
 
 /*
  * ngx_http_apikey_metrics_guard.c: the directives that restrict a
- * location are watched while the http block is read (preconfiguration);
- * a merged location with apikey_metrics and none of them logs a warning
+ * location, and rewrite's return, are watched while the http block is
+ * read (preconfiguration); a merged location with apikey_metrics and none
+ * of the first logs a warning, as does one with "apikey on" and a return
  */
 ngx_int_t ngx_http_apikey_metrics_guard_init(ngx_conf_t *cf);
 void ngx_http_apikey_metrics_guard_check(ngx_conf_t *cf,

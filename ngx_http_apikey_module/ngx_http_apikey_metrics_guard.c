@@ -25,12 +25,18 @@
  * modules' settings are.  The tables are put back when the configuration
  * has been read, or has failed to be (with the cycle's temporary pool),
  * before this module can be unloaded.
+ *
+ * The same way, rewrite's "return" is seen where it is: it answers in
+ * the rewrite phase, before the access phase where "apikey on" checks
+ * the key, so a location (or an "if" in it) that has both, or inherits
+ * the server's return, logs a warning too.
  */
 
 
 typedef struct {
     ngx_str_t                  name;
-    ngx_uint_t                 off;       /* "off" restricts nothing */
+    ngx_uint_t                 off;       /* "off" restricts nothing; for
+                                             return: 2 */
     ngx_command_t             *cmd;       /* while wrapped */
     char                    *(*set)(ngx_conf_t *cf, ngx_command_t *cmd,
                                     void *conf);
@@ -48,6 +54,7 @@ static ngx_http_apikey_guard_t  ngx_http_apikey_guards[] = {
     { ngx_string("auth_basic"), 1, NULL, NULL },
     { ngx_string("auth_request"), 1, NULL, NULL },
     { ngx_string("satisfy"), 0, NULL, NULL },
+    { ngx_string("return"), 2, NULL, NULL },
     { ngx_null_string, 0, NULL, NULL }
 };
 
@@ -121,6 +128,15 @@ ngx_http_apikey_metrics_guarded(ngx_conf_t *cf, ngx_command_t *cmd,
         return rv;
     }
 
+    akcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_apikey_module);
+
+    if (g->off == 2) {
+        akcf->returns = 1;
+        akcf->return_file = cf->conf_file->file.name.data;
+        akcf->return_line = cf->conf_file->line;
+        return rv;
+    }
+
     value = cf->args->elts;
 
     if (g->off && cf->args->nelts == 2
@@ -129,7 +145,6 @@ ngx_http_apikey_metrics_guarded(ngx_conf_t *cf, ngx_command_t *cmd,
         return rv;
     }
 
-    akcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_apikey_module);
     akcf->restricted = 1;
 
     return rv;
@@ -158,11 +173,20 @@ ngx_http_apikey_metrics_guard_check(ngx_conf_t *cf,
 {
     ngx_http_core_loc_conf_t  *clcf;
 
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (akcf->enable == 1 && akcf->returns == 1) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "\"return\" in %s:%ui answers in the rewrite phase, "
+                      "before \"apikey on\" checks the key in the access "
+                      "phase: the requests it answers in \"%V\" are not "
+                      "checked", akcf->return_file, akcf->return_line,
+                      &clcf->name);
+    }
+
     if (akcf->metrics_file == NULL || akcf->restricted == 1) {
         return;
     }
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                   "\"apikey_metrics\" location \"%V\" has no access "

@@ -405,6 +405,7 @@ ngx_http_apikey_create_loc_conf(ngx_conf_t *cf)
     conf->hide_header = NGX_CONF_UNSET;
     conf->rate_headers = NGX_CONF_UNSET_UINT;
     conf->restricted = NGX_CONF_UNSET;
+    conf->returns = NGX_CONF_UNSET;
     conf->vars[0] = NGX_ERROR;
     conf->vars[1] = NGX_ERROR;
 
@@ -433,6 +434,12 @@ ngx_http_apikey_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->environment, prev->environment, "");
     ngx_conf_merge_str_value(conf->scopes, prev->scopes, "");
     ngx_conf_merge_value(conf->restricted, prev->restricted, 0);
+
+    if (conf->returns == NGX_CONF_UNSET) {
+        conf->returns = (prev->returns == 1) ? 1 : 0;
+        conf->return_file = prev->return_file;
+        conf->return_line = prev->return_line;
+    }
 
     ngx_http_apikey_metrics_guard_check(cf, conf);
 

@@ -71,6 +71,10 @@ typedef struct {
                                                     _metrics_guard.c */
     u_char                       *metrics_file;  /* apikey_metrics here */
     ngx_uint_t                    metrics_line;
+    ngx_flag_t                    returns;       /* rewrite's return here,
+                                                    or the server's */
+    u_char                       *return_file;
+    ngx_uint_t                    return_line;
 } ngx_http_apikey_loc_conf_t;
 
 
