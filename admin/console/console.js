@@ -36,7 +36,7 @@
         envs: [],               /* GET orgs/{org}, and keys seen */
         orgInfo: null,
         eventsPage: 1,
-        eventsTotal: 0,
+        tokensPage: 1,
         key: null,              /* the key of the key dialog */
         granularity: 'hour'
     };
@@ -393,8 +393,7 @@
 
         if (!focusable(to)) {
             to = $('key-dialog').open ? $('key-edit')
-                 : state.view === 'keys' ? $('keys-heading')
-                 : $('events-heading');
+                                      : $(state.view + '-heading');
         }
 
         to.focus();
@@ -573,22 +572,30 @@
 
         loadOrg();
 
-        (state.view === 'keys' ? loadKeys() : loadEvents()).then(function () {
-            $(state.view === 'keys' ? 'keys-heading'
-                                    : 'events-heading').focus();
+        loadView(state.view).then(function () {
+            $(state.view + '-heading').focus();
         });
     }
 
 
-    /* views */
+    /* views: keys, events, tokens; each has #<view>-view, #tab-<view> */
+
+    var VIEWS = ['keys', 'events', 'tokens'];
+
 
     function setView(view) {
         state.view = view;
-        $('keys-view').hidden = view !== 'keys';
-        $('events-view').hidden = view !== 'events';
-        $('tab-keys').setAttribute('aria-pressed', String(view === 'keys'));
-        $('tab-events').setAttribute('aria-pressed',
-                                     String(view === 'events'));
+
+        VIEWS.forEach(function (v) {
+            $(v + '-view').hidden = v !== view;
+            $('tab-' + v).setAttribute('aria-pressed', String(v === view));
+        });
+    }
+
+
+    function loadView(view) {
+        return view === 'keys' ? loadKeys()
+               : view === 'events' ? loadEvents() : loadTokens();
     }
 
 
@@ -597,8 +604,8 @@
         say('notice', '');
         setView(view);
 
-        (view === 'keys' ? loadKeys() : loadEvents()).then(function () {
-            $(view === 'keys' ? 'keys-heading' : 'events-heading').focus();
+        loadView(view).then(function () {
+            $(view + '-heading').focus();
         });
     }
 
@@ -636,7 +643,6 @@
     function renderKeys(data) {
         var body = $('keys-body');
         var keys = data && Array.isArray(data.data) ? data.data : [];
-        var pages;
 
         clear(body);
 
@@ -648,14 +654,54 @@
         });
 
         $('keys-empty').hidden = keys.length > 0;
+        showPager(PAGERS.keys, state.page, state.total);
+    }
 
-        pages = Math.max(1, Math.ceil(state.total / PER_PAGE));
 
-        $('page-info').textContent = 'Page ' + state.page + ' of ' + pages
-            + ' \u00b7 ' + state.total + (state.total === 1 ? ' key'
-                                                             : ' keys');
-        $('prev').disabled = state.page <= 1;
-        $('next').disabled = state.page * PER_PAGE >= state.total;
+    /*
+     * The pagers: "Page 2 of 3 \u00b7 45 keys", their buttons off at either
+     * end; a page turned keeps the focus in its pager
+     */
+
+    var PAGERS = {
+        keys: { prev: 'prev', info: 'page-info', next: 'next',
+                noun: 'key', page: 'page', load: function () {
+                    return loadKeys();
+                } },
+        events: { prev: 'events-prev', info: 'events-info',
+                  next: 'events-next', noun: 'event', page: 'eventsPage',
+                  load: function () {
+                      return loadEvents();
+                  } },
+        tokens: { prev: 'tokens-prev', info: 'tokens-info',
+                  next: 'tokens-next', noun: 'token', page: 'tokensPage',
+                  load: function () {
+                      return loadTokens();
+                  } }
+    };
+
+
+    function showPager(p, page, total) {
+        var pages = Math.max(1, Math.ceil(total / PER_PAGE));
+
+        $(p.info).textContent = 'Page ' + page + ' of ' + pages + ' \u00b7 '
+                                + total + ' ' + p.noun
+                                + (total === 1 ? '' : 's');
+        $(p.prev).disabled = page <= 1;
+        $(p.next).disabled = page * PER_PAGE >= total;
+    }
+
+
+    function turnPage(p, delta) {
+        state[p.page] = Math.max(1, state[p.page] + delta);
+
+        p.load().then(function () {
+            var b = $(delta > 0 ? p.next : p.prev);
+
+            /* the button may be disabled now: keep focus in the pager */
+
+            (b.disabled ? $(delta > 0 ? p.prev : p.next) : b).focus();
+        });
     }
 
 
@@ -700,62 +746,22 @@
     }
 
 
-    function turnPage(delta) {
-        state.page = Math.max(1, state.page + delta);
-
-        loadKeys().then(function () {
-            var b = $(delta > 0 ? 'next' : 'prev');
-
-            /* the button may be disabled now: keep focus in the pager */
-
-            (b.disabled ? $(delta > 0 ? 'prev' : 'next') : b).focus();
-        });
-    }
-
-
     /* the event log */
 
     function loadEvents() {
-        return api('GET', path('events') + query({
-            page: state.eventsPage,
-            per_page: PER_PAGE
+        return loadList('events', path('events'), function (e) {
+            return el('tr', null,
+                el('td', { 'data-label': 'When (UTC)', 'class': 'nowrap' },
+                   timeCell(e.at, '')),
+                el('td', { 'data-label': 'Actor', text: e.actor }),
+                el('td', { 'data-label': 'Action',
+                           text: ACTIONS.hasOwnProperty(e.action)
+                                 ? ACTIONS[e.action] : e.action }),
+                el('td', { 'data-label': 'Key' },
+                   e.key_name ? e.key_name + ' ' : null,
+                   el('code', { text: e.key_id || '' })));
 
-        })).then(function (data) {
-            var body = $('events-body');
-            var events = data && Array.isArray(data.data) ? data.data : [];
-            var pages;
-
-            say('error', '');
-            clear(body);
-
-            state.eventsTotal = data && data.total_count
-                                ? data.total_count : 0;
-
-            events.forEach(function (e) {
-                body.appendChild(el('tr', null,
-                    el('td', { 'data-label': 'When (UTC)', 'class': 'nowrap' },
-                       timeCell(e.at, '')),
-                    el('td', { 'data-label': 'Actor', text: e.actor }),
-                    el('td', { 'data-label': 'Action',
-                               text: ACTIONS.hasOwnProperty(e.action)
-                                     ? ACTIONS[e.action] : e.action }),
-                    el('td', { 'data-label': 'Key' },
-                       e.key_name ? e.key_name + ' ' : null,
-                       el('code', { text: e.key_id || '' }))));
-            });
-
-            $('events-empty').hidden = events.length > 0;
-
-            pages = Math.max(1, Math.ceil(state.eventsTotal / PER_PAGE));
-
-            $('events-info').textContent = 'Page ' + state.eventsPage
-                + ' of ' + pages + ' \u00b7 ' + state.eventsTotal
-                + (state.eventsTotal === 1 ? ' event' : ' events');
-            $('events-prev').disabled = state.eventsPage <= 1;
-            $('events-next').disabled =
-                state.eventsPage * PER_PAGE >= state.eventsTotal;
-
-        }, function (err) {
+        }).then(null, function (err) {
             if (err.status !== 401) {
                 say('error', message(err));
             }
@@ -763,14 +769,29 @@
     }
 
 
-    function turnEventsPage(delta) {
-        state.eventsPage = Math.max(1, state.eventsPage + delta);
+    /* a page of the events or tokens: its rows, "empty" and its pager */
 
-        loadEvents().then(function () {
-            var b = $(delta > 0 ? 'events-next' : 'events-prev');
+    function loadList(name, rel, row) {
+        var p = PAGERS[name];
 
-            (b.disabled ? $(delta > 0 ? 'events-prev' : 'events-next')
-                        : b).focus();
+        return api('GET', rel + query({
+            page: state[p.page],
+            per_page: PER_PAGE
+
+        })).then(function (data) {
+            var body = $(name + '-body');
+            var list = data && Array.isArray(data.data) ? data.data : [];
+
+            say('error', '');
+            clear(body);
+
+            list.forEach(function (x) {
+                body.appendChild(row(x));
+            });
+
+            $(name + '-empty').hidden = list.length > 0;
+            showPager(p, state[p.page],
+                      data && data.total_count ? data.total_count : 0);
         });
     }
 
@@ -861,6 +882,28 @@
     }
 
 
+    /*
+     * A dialog's form sent: its submit button is off meanwhile, and a
+     * refusal shows in the form's error line
+     */
+
+    function send(ev, form, request) {
+        var submit = ev.submitter || $(form + '-form').querySelector(
+            'button[type="submit"]');
+
+        submit.disabled = true;
+
+        return request.then(null, function (err) {
+            if (err.status !== 401) {
+                say(form + '-error', message(err));
+            }
+
+        }).then(function () {
+            submit.disabled = false;
+        });
+    }
+
+
     /* create */
 
     function openCreate() {
@@ -875,7 +918,7 @@
     function onCreate(ev) {
         var body = {};
         var name = $('create-name').value;
-        var rl, submit;
+        var rl;
 
         ev.preventDefault();
         say('create-error', '');
@@ -913,36 +956,42 @@
             body.rate_limit = rl;
         }
 
-        submit = ev.submitter || $('create-form').querySelector(
-            'button[type="submit"]');
-        submit.disabled = true;
+        send(ev, 'create', api('POST', path('keys'), body).then(
+            function (k) {
+                state.page = 1;
+                made('key', k, 'create-dialog', loadKeys);
+            }));
+    }
 
-        api('POST', path('keys'), body).then(function (k) {
-            var raw = k.key;
 
-            delete k.key;
-            closeDialog($('create-dialog'));
-            state.page = 1;
-            loadKeys();
-            showSecret('Key created', 'Key \u201c' + k.name + '\u201d ('
-                       + k.prefix + '\u2026) was created.', raw, null);
-            raw = null;
+    /*
+     * A key or token made: the raw one leaves the object, its dialog
+     * shuts, its list is read again and the raw one is shown once
+     */
 
-        }, function (err) {
-            if (err.status !== 401) {
-                say('create-error', message(err));
-            }
+    function made(noun, obj, dialog, reload) {
+        var raw = obj[noun];
+        var Noun = noun.charAt(0).toUpperCase() + noun.slice(1);
 
-        }).then(function () {
-            submit.disabled = false;
-        });
+        delete obj[noun];
+        closeDialog($(dialog));
+        reload();
+        showSecret(Noun + ' created', Noun + ' \u201c' + obj.name
+                   + '\u201d (' + obj.prefix + '\u2026) was created.', raw,
+                   null, noun);
     }
 
 
     /* the raw key, once */
 
-    function showSecret(title, what, raw, graceText) {
+    function showSecret(title, what, raw, graceText, noun) {
+        noun = noun || 'key';
         say('secret-title', title);
+        say('secret-noun', noun);
+        say('copy-secret', 'Copy ' + noun);
+        $('secret-value').setAttribute('aria-label', noun === 'key'
+                                       ? 'The new API key'
+                                       : 'The new ' + noun);
         $('secret-value').textContent = raw;
         say('copy-status', what);
         $('secret-grace').hidden = !graceText;
@@ -1228,7 +1277,7 @@
     function onEdit(ev) {
         var k = state.key;
         var body = {};
-        var scopes, rl, submit;
+        var scopes, rl;
 
         ev.preventDefault();
         say('edit-error', '');
@@ -1269,22 +1318,139 @@
             return;
         }
 
-        submit = ev.submitter || $('edit-form').querySelector(
-            'button[type="submit"]');
-        submit.disabled = true;
+        send(ev, 'edit', api('PATCH', path('keys', k.id), body).then(
+            function (nk) {
+                closeDialog($('edit-dialog'));
+                keyChanged(nk, 'Key \u201c' + nk.name + '\u201d saved.');
+            }));
+    }
 
-        api('PATCH', path('keys', k.id), body).then(function (nk) {
-            closeDialog($('edit-dialog'));
-            keyChanged(nk, 'Key \u201c' + nk.name + '\u201d saved.');
 
-        }, function (err) {
-            if (err.status !== 401) {
-                say('edit-error', message(err));
+    /*
+     * Management tokens (GET, POST tokens, POST tokens/{id}/revoke): not
+     * under an organization; the console's token needs tokens:manage, and
+     * a 403 shows the API's detail like any other error
+     */
+
+    function loadTokens() {
+        var table = $('tokens-table');
+
+        table.setAttribute('aria-busy', 'true');
+
+        return loadList('tokens', 'tokens', tokenRow).then(null,
+            function (err) {
+                if (err.status !== 401) {
+                    clear($('tokens-body'));
+                    $('tokens-empty').hidden = true;
+                    say('tokens-info', '');
+                    $('tokens-prev').disabled = true;
+                    $('tokens-next').disabled = true;
+                    say('error', message(err));
+                }
+
+            }).then(function () {
+                table.removeAttribute('aria-busy');
+            });
+    }
+
+
+    function tokenRow(t) {
+        var revoke = t.status === 'revoked' ? null : el('button', {
+            type: 'button',
+            'class': 'danger',
+            'data-revoke-token': t.id,
+            'aria-label': 'Revoke ' + t.name,
+            text: 'Revoke',
+            onclick: function () {
+                onRevokeToken(t);
             }
-
-        }).then(function () {
-            submit.disabled = false;
         });
+
+        return el('tr', { 'data-token-id': t.id },
+            el('td', { 'data-label': 'Name', text: t.name }),
+            el('td', { 'data-label': 'Prefix', 'class': 'nowrap' },
+               el('code', { text: t.prefix + '\u2026' })),
+            el('td', { 'data-label': 'Organizations' },
+               scopesNode(t.orgs)),
+            el('td', { 'data-label': 'Permissions' },
+               scopesNode(t.permissions)),
+            el('td', { 'data-label': 'Status' }, statusNode(t.status)),
+            el('td', { 'data-label': 'Expires (UTC)', 'class': 'nowrap' },
+               timeCell(t.expires_at, 'never')),
+            el('td', { 'data-label': 'Last used (UTC)', 'class': 'nowrap' },
+               timeCell(t.last_used_at, 'never')),
+            el('td', { 'data-label': 'Actions' }, revoke));
+    }
+
+
+    function openNewToken() {
+        $('token-form').reset();
+        say('token-error', '');
+        $('token-orgs').value = state.org || '';
+        openDialog($('token-dialog'), $('token-name'));
+    }
+
+
+    function onNewToken(ev) {
+        var name = $('token-name').value;
+        var orgs = parseScopes($('token-orgs').value);
+        var days = $('token-days').value.trim();
+        var perms = Array.prototype.filter.call(
+            $('token-form').querySelectorAll('input[name="permission"]'),
+            function (c) {
+                return c.checked;
+            }).map(function (c) {
+                return c.value;
+            });
+        var bad;
+
+        ev.preventDefault();
+        say('token-error', '');
+
+        bad = !name.trim() ? ['A token needs a name.', 'token-name']
+              : !orgs.length ? ['Name its organizations, or *.', 'token-orgs']
+              : !perms.length ? ['Choose at least one permission.',
+                                 'token-permissions']
+              : !/^[1-9][0-9]{0,2}$/.test(days) || Number(days) > 730
+                ? ['The expiry is a whole number of days from 1 to 730.',
+                   'token-days']
+              : null;
+
+        if (bad) {
+            say('token-error', bad[0]);
+            ($(bad[1]).querySelector('input') || $(bad[1])).focus();
+            return;
+        }
+
+        send(ev, 'token', api('POST', 'tokens', {
+            name: name,
+            orgs: orgs,
+            permissions: perms,
+            expires_in: Number(days) * 86400
+
+        }).then(function (t) {
+            state.tokensPage = 1;
+            made('token', t, 'token-dialog', loadTokens);
+        }));
+    }
+
+
+    function onRevokeToken(t) {
+        confirmAction('Revoke the token \u201c' + t.name + '\u201d?',
+            'Every request with it is refused (401) from the next one on, '
+            + 'on every instance.  This cannot be undone.', 'Revoke', false,
+            function () {
+                return api('POST', 'tokens/' + encodeURIComponent(t.id)
+                                   + '/revoke').then(function (nt) {
+                    return function () {
+                        say('notice', 'Token \u201c' + nt.name
+                                      + '\u201d revoked.');
+                        loadTokens().then(function () {
+                            $('tokens-heading').focus();
+                        });
+                    };
+                });
+            });
     }
 
 
@@ -1518,21 +1684,24 @@
         $('tab-events').addEventListener('click', function () {
             switchView('events');
         });
+        $('tab-tokens').addEventListener('click', function () {
+            switchView('tokens');
+        });
+        $('new-token').addEventListener('click', openNewToken);
+        $('token-form').addEventListener('submit', onNewToken);
 
         $('filters').addEventListener('submit', onFilters);
         $('status-filter').addEventListener('change', onFilters);
         $('env-filter').addEventListener('change', onFilters);
-        $('prev').addEventListener('click', function () {
-            turnPage(-1);
-        });
-        $('next').addEventListener('click', function () {
-            turnPage(1);
-        });
-        $('events-prev').addEventListener('click', function () {
-            turnEventsPage(-1);
-        });
-        $('events-next').addEventListener('click', function () {
-            turnEventsPage(1);
+        Object.keys(PAGERS).forEach(function (name) {
+            var p = PAGERS[name];
+
+            $(p.prev).addEventListener('click', function () {
+                turnPage(p, -1);
+            });
+            $(p.next).addEventListener('click', function () {
+                turnPage(p, 1);
+            });
         });
 
         $('new-key').addEventListener('click', openCreate);

@@ -804,6 +804,152 @@ async function run(browser) {
     await page.setViewport({ width: 1280, height: 860 });
 
     /* -------------------------------------------------------------- */
+    /* management tokens: the list, a new one shown once, revoke */
+
+    await page.click('#tab-tokens');
+    await page.waitForSelector('#tokens-view:not([hidden])');
+    check('the Tokens tab shows the tokens page, its heading focused',
+          await focusIs('tokens-heading')
+          && (await page.$eval('#tab-tokens', (b) =>
+                  b.getAttribute('aria-pressed'))) === 'true');
+    await page.waitForFunction(() => / tokens?$/.test(
+        document.getElementById('tokens-info').textContent));
+
+    await page.focus('#new-token');
+    await page.keyboard.press('Enter');
+    await waitOpen('token-dialog');
+    check('the new token dialog has the focus on its name',
+          await focusIs('token-name'));
+    check('it proposes the organization shown and 180 days',
+          (await page.$eval('#token-orgs', (e) => e.value)) === DEMO
+          && (await page.$eval('#token-days', (e) => e.value)) === '180');
+    await page.keyboard.press('Escape');
+    await waitClosed('token-dialog');
+    check('Escape closes it, focus back on "New token"',
+          await focusIs('new-token'));
+
+    await page.keyboard.press('Enter');
+    await waitOpen('token-dialog');
+    await page.keyboard.type('console ci');
+    await page.keyboard.press('Tab');
+    await page.keyboard.down('Control');
+    await page.keyboard.press('a');
+    await page.keyboard.up('Control');
+    await page.keyboard.type(ORG);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() =>
+        document.getElementById('token-error').textContent.length > 0);
+    check('a token without permissions is refused before any request',
+          /permission/.test(await text('#token-error'))
+          && (await page.evaluate(() => document.activeElement.value))
+             === 'keys:read', await text('#token-error'));
+
+    /* the first checkbox has the focus: Space checks it */
+
+    await page.keyboard.press('Space');
+    await page.click('#token-permissions input[value="events:read"]');
+    await page.click('#token-form button[type="submit"]');
+    await waitOpen('secret-dialog');
+    await page.waitForFunction(() =>
+        document.getElementById('secret-value').textContent.length > 0);
+
+    const rawTok = await text('#secret-value');
+
+    secret(rawTok);
+    check('the new token is shown once, with the key dialog\'s warning',
+          /^akm_[0-9A-Za-z]{49}$/.test(rawTok)
+          && /^Copy this token now\. You will not see it again/.test(
+              (await text('#secret-warning')).replace(/\s+/g, ' ')),
+          rawTok.length + ' characters');
+    check('the token dialog has the focus on the token',
+          await focusIs('secret-value'));
+
+    await page.click('#copy-secret');
+    await page.waitForFunction(() => /Copied|Selected/.test(
+        document.getElementById('copy-status').textContent));
+
+    const tokClip = await page.evaluate(() =>
+        navigator.clipboard.readText().catch((e) => 'error: ' + e));
+
+    check('"Copy token" puts the token on the clipboard',
+          tokClip === rawTok && (await text('#copy-secret'))
+                                === 'Copy token', tokClip.slice(0, 12));
+
+    await closeSecret();
+    await nowhere(rawTok, 'after the token dialog closed');
+    check('focus is back on "New token"', await focusIs('new-token'));
+
+    await page.waitForFunction(() => Array.from(
+        document.querySelectorAll('#tokens-body tr td:first-child'))
+        .some((td) => td.textContent === 'console ci'));
+
+    const tokRow = await page.$$eval('#tokens-body tr', (trs) => trs
+        .map((tr) => ({ id: tr.getAttribute('data-token-id'),
+                        cells: Array.from(tr.cells)
+                            .map((c) => c.textContent.trim()) }))
+        .find((r) => r.cells[0] === 'console ci'));
+    const tokExpires = Date.parse(tokRow.cells[5].replace(' ', 'T') + 'Z');
+
+    check('the token list shows name, prefix, organizations, '
+          + 'permissions, status, expiry and last use',
+          tokRow.cells[1] === rawTok.slice(0, 8) + '\u2026'
+          && tokRow.cells[2] === ORG
+          && /keys:read/.test(tokRow.cells[3])
+          && /events:read/.test(tokRow.cells[3])
+          && !/keys:write/.test(tokRow.cells[3])
+          && tokRow.cells[4] === 'active'
+          && Math.abs(tokExpires - Date.now() - 180 * 86400000) < 86400000
+          && tokRow.cells[6] === 'never',
+          JSON.stringify(tokRow));
+
+    const asToken = async (tok, rel) => (await fetch(new URL(rel, URL_), {
+        headers: { Authorization: 'Bearer ' + tok },
+        signal: AbortSignal.timeout(WAIT) })).status;
+
+    check('the new token reads the keys of its organization (200)',
+          (await asToken(rawTok, 'orgs/' + ORG + '/keys')) === 200);
+
+    await page.click('#tokens-body button[data-revoke-token="'
+                     + tokRow.id + '"]');
+    await waitOpen('confirm-dialog');
+    check('the token\'s revoke confirmation has the focus on Cancel',
+          await focusIs('Cancel'));
+    await confirm('Revoke');
+    await page.waitForFunction((i) => {
+        const b = document.querySelector('#tokens-body tr[data-token-id="'
+                                         + i + '"] .badge');
+        return b && b.textContent === 'revoked';
+    }, {}, tokRow.id);
+    check('a revoked token is shown revoked, without a Revoke button',
+          (await page.$('#tokens-body button[data-revoke-token="'
+                        + tokRow.id + '"]')) === null);
+    check('and the API refuses it (401)',
+          (await asToken(rawTok, 'orgs/' + ORG + '/keys')) === 401);
+    check('after the revoke the focus is on the tokens heading',
+          await focusIs('tokens-heading'));
+
+    /* a token without tokens:manage: the page shows the API's 403 */
+
+    const reader = await api('POST', 'tokens', {
+        name: 'console reader', orgs: [ORG], permissions: ['keys:read'] });
+
+    secret(reader.token);
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])');
+    await page.$eval('#login-org', (e) => { e.value = ''; });
+    await page.type('#login-org', ORG);
+    await page.type('#token', reader.token);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#app:not([hidden])');
+    await page.click('#tab-tokens');
+    await page.waitForFunction(() =>
+        document.getElementById('error').textContent.length > 0);
+    check('without tokens:manage the Tokens page shows the 403 detail',
+          /does not hold the permission/.test(await text('#error'))
+          && (await page.$$('#tokens-body tr')).length === 0,
+          await text('#error'));
+
+    /* -------------------------------------------------------------- */
     /* forget the token */
 
     await page.click('#signout');
