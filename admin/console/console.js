@@ -285,6 +285,17 @@
     }
 
 
+    /* "12 of 1000 this day": a key's or organization's quota */
+
+    function quotaText(q) {
+        if (!q) {
+            return 'none';
+        }
+
+        return q.used + ' of ' + q.limit + ' this ' + q.period;
+    }
+
+
     function scopesNode(scopes) {
         var span = el('span');
 
@@ -543,9 +554,7 @@
         }
 
         if (o.quota) {
-            parts.push('shared quota ' + o.quota.used + ' of '
-                       + o.quota.limit + (o.quota.period === 'day'
-                                          ? ' today' : ' this month'));
+            parts.push('shared quota ' + quotaText(o.quota));
         }
 
         return parts.join(' \u00b7 ') + '.';
@@ -804,6 +813,51 @@
     }
 
 
+    /* the quota fields, from their template, before the expiry's */
+
+    function addQuotaFields(prefix) {
+        var f = $('quota-fields').content.firstElementChild.cloneNode(true);
+
+        Array.prototype.forEach.call(f.querySelectorAll('[data-for]'),
+            function (e) {
+                e.htmlFor = prefix + '-' + e.getAttribute('data-for');
+            });
+
+        [f].concat(Array.prototype.slice.call(
+            f.querySelectorAll('[data-id]'))).forEach(function (e) {
+                e.id = prefix + '-' + e.getAttribute('data-id');
+            });
+
+        $(prefix + '-expiry').parentNode.insertBefore(f,
+                                                      $(prefix + '-expiry'));
+    }
+
+
+    function syncQuota(prefix) {
+        $(prefix + '-quota').querySelector('[data-quota-limit]').hidden =
+            $(prefix + '-quota-kind').value === 'none';
+    }
+
+
+    /* null for none, else {limit, period}; throws a message for a bad one */
+
+    function readQuota(prefix) {
+        var kind = $(prefix + '-quota-kind').value;
+        var n = $(prefix + '-quota-limit').value.trim();
+
+        if (kind === 'none') {
+            return null;
+        }
+
+        if (!/^[1-9][0-9]{0,12}$/.test(n) || Number(n) > 1e12) {
+            throw 'The quota is a whole number of requests from 1 to '
+                  + '1000000000000.';
+        }
+
+        return { limit: Number(n), period: kind };
+    }
+
+
     function syncExpiry(prefix) {
         var kind = $(prefix + '-expiry-kind').value;
         var box = $(prefix + '-expiry');
@@ -910,6 +964,7 @@
         $('create-form').reset();
         say('create-error', '');
         syncRate('create');
+        syncQuota('create');
         syncExpiry('create');
         openDialog($('create-dialog'), $('create-name'));
     }
@@ -918,7 +973,7 @@
     function onCreate(ev) {
         var body = {};
         var name = $('create-name').value;
-        var rl;
+        var rl, quota;
 
         ev.preventDefault();
         say('create-error', '');
@@ -945,6 +1000,7 @@
 
         try {
             rl = readRate('create');
+            quota = readQuota('create');
             readExpiry('create', body);
 
         } catch (e) {
@@ -954,6 +1010,10 @@
 
         if (rl !== undefined) {
             body.rate_limit = rl;
+        }
+
+        if (quota) {
+            body.quota = quota;
         }
 
         send(ev, 'create', api('POST', path('keys'), body).then(
@@ -1081,6 +1141,10 @@
                                             text: 'none' })],
             ['Scopes', scopesNode(k.scopes)],
             ['Rate limit', rateText(k.rate_limit)],
+            ['Quota', k.quota ? el('span', null, quotaText(k.quota)
+                                   + ', resets ',
+                                   timeCell(k.quota.resets_at, ''), ' UTC')
+                              : quotaText(null)],
             ['Created (UTC)', el('span', null, timeCell(k.created_at, ''),
                                  ' by ' + k.created_by)],
             ['Updated (UTC)', timeCell(k.updated_at, '')],
@@ -1268,7 +1332,11 @@
         $('edit-expiry-kind').options[0].textContent = 'Keep as it is ('
             + (k.expires_at ? when(k.expires_at) + ' UTC' : 'never') + ')';
 
+        $('edit-quota-kind').value = k.quota ? k.quota.period : 'none';
+        $('edit-quota-limit').value = k.quota ? k.quota.limit : '1000';
+
         syncRate('edit');
+        syncQuota('edit');
         syncExpiry('edit');
         openDialog($('edit-dialog'), $('edit-name'));
     }
@@ -1277,7 +1345,7 @@
     function onEdit(ev) {
         var k = state.key;
         var body = {};
-        var scopes, rl;
+        var scopes, rl, quota;
 
         ev.preventDefault();
         say('edit-error', '');
@@ -1298,6 +1366,7 @@
 
         try {
             rl = readRate('edit');
+            quota = readQuota('edit');
             readExpiry('edit', body);
 
         } catch (e) {
@@ -1310,6 +1379,13 @@
               || (rl.burst !== undefined && rl.burst !== k.rate_limit.burst))
         {
             body.rate_limit = rl;
+        }
+
+        if (quota === null ? k.quota
+            : !k.quota || quota.limit !== k.quota.limit
+              || quota.period !== k.quota.period)
+        {
+            body.quota = quota;
         }
 
         if (Object.keys(body).length === 0) {
@@ -1709,11 +1785,15 @@
         $('edit-form').addEventListener('submit', onEdit);
 
         ['create', 'edit'].forEach(function (p) {
+            addQuotaFields(p);
             $(p + '-rate-kind').addEventListener('change', function () {
                 syncRate(p);
             });
             $(p + '-expiry-kind').addEventListener('change', function () {
                 syncExpiry(p);
+            });
+            $(p + '-quota-kind').addEventListener('change', function () {
+                syncQuota(p);
             });
         });
 

@@ -330,6 +330,9 @@ async function run(browser) {
     await page.$eval('#create-rate-n', (e) => { e.value = ''; });
     await page.type('#create-rate-n', '10');
     await page.type('#create-rate-burst', '20');
+    await page.select('#create-quota-kind', 'day');
+    await page.$eval('#create-quota-limit', (e) => { e.value = ''; });
+    await page.type('#create-quota-limit', '1000');
     await page.select('#create-expiry-kind', 'days');
     await page.$eval('#create-expiry-days', (e) => { e.value = ''; });
     await page.type('#create-expiry-days', '30');
@@ -384,6 +387,19 @@ async function run(browser) {
     check('the key dialog has the focus on its first action',
           await focusIs('key-edit'));
 
+    const quotaRow = await page.$$eval('#key-details dt', (dts) => {
+        const dt = dts.find((d) => d.textContent === 'Quota');
+        return dt ? dt.nextElementSibling.textContent : null;
+    });
+    const made1 = await api('GET', 'orgs/' + ORG + '/keys/' + id);
+
+    check('create sends the quota, and the key dialog shows its use',
+          made1.quota && made1.quota.limit === 1000
+          && made1.quota.period === 'day'
+          && /^\d+ of 1000 this day, resets \d{4}-\d\d-\d\d 00:00 UTC$/
+              .test(quotaRow),
+          JSON.stringify(made1.quota) + ' / ' + quotaRow);
+
     await page.waitForSelector('#usage-chart[data-state]');
 
     const usage = await page.$eval('#usage-chart', (e) =>
@@ -427,6 +443,13 @@ async function run(browser) {
     await page.type('#edit-scopes', 'content:read');
     await page.$eval('#edit-rate-n', (e) => { e.value = ''; });
     await page.type('#edit-rate-n', '7');
+    check('the edit dialog starts from the key\'s quota',
+          (await page.$eval('#edit-quota-kind', (e) => e.value)) === 'day'
+          && (await page.$eval('#edit-quota-limit', (e) => e.value))
+             === '1000');
+    await page.select('#edit-quota-kind', 'month');
+    await page.$eval('#edit-quota-limit', (e) => { e.value = ''; });
+    await page.type('#edit-quota-limit', '50');
     await page.click('#edit-form button[type="submit"]');
     await waitClosed('edit-dialog');
     await page.waitForFunction(() => document.getElementById('key-title')
@@ -440,6 +463,29 @@ async function run(browser) {
           && edited.rate_limit.rate === '7r/s'
           && edited.description === 'made by t/console.t',
           JSON.stringify(edited));
+
+    check('edit sends the new quota',
+          edited.quota && edited.quota.limit === 50
+          && edited.quota.period === 'month', JSON.stringify(edited.quota));
+    await page.waitForFunction(() => / of 50 this month, resets /.test(
+        document.getElementById('key-details').textContent));
+
+    /* "No quota" sends null */
+
+    await page.click('#key-edit');
+    await waitOpen('edit-dialog');
+    await page.select('#edit-quota-kind', 'none');
+    check('"No quota" hides the limit',
+          await page.$eval('#edit-quota [data-quota-limit]',
+                           (e) => e.hidden));
+    await page.click('#edit-form button[type="submit"]');
+    await waitClosed('edit-dialog');
+    check('edit to "No quota" removes it through the API',
+          (await api('GET', 'orgs/' + ORG + '/keys/' + id)).quota === null);
+    await page.waitForFunction(() => Array.from(
+        document.querySelectorAll('#key-details dt')).some((dt) =>
+            dt.textContent === 'Quota'
+            && dt.nextElementSibling.textContent === 'none'));
 
     /* an API error is shown with its detail */
 
@@ -544,7 +590,7 @@ async function run(browser) {
 
     check('the event log lists every change, newest first',
           actions.join(' ') === 'created deleted restored revoked rotated '
-                                + 'updated created',
+                                + 'updated updated created',
           actions.join(' '));
 
     /* an expiry notice, written by the module: in words, with the name */
