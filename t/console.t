@@ -4,11 +4,12 @@
 # Chromium (puppeteer-core, pinned in t/package-lock.json) through sign-in,
 # create (the raw key read from its dialog and used at the gate), edit,
 # rotate, revoke, restore, delete, search, filters and pages over 45
-# keys, the event log, the Tokens page (a management token made, shown
-# once, used and revoked; a token without tokens:manage sees the 403),
-# keyboard use, phone width, and the CSP against injected script; no
-# raw key or token may stay in the page or in web storage, or reach a
-# log.  Screenshots go to build/console/.
+# keys, key quotas, the organization's limits, the event log, the Tokens
+# page (a management token made, shown once, used and revoked; a token
+# without tokens:manage or orgs:write sees the 403), keyboard use,
+# phone width, and the CSP against injected script; no raw key or token
+# may stay in the page or in web storage, or reach a log.  Screenshots
+# go to build/console/.
 #
 # It needs Chromium (Debian's chromium, in the Makefile's test packages;
 # CHROMIUM names another binary) and t/node_modules (npm ci --prefix t,

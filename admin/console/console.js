@@ -533,11 +533,89 @@
 
                 fillEnvironments();
                 $('org-info').textContent = orgSummary(data);
+                $('edit-limits').hidden = false;
 
             }, function () {
                 state.orgInfo = null;
                 $('org-info').textContent = '';
+                $('edit-limits').hidden = true;
             });
+    }
+
+
+    /*
+     * PATCH orgs/{org}: the organization's shared rate limit and quota
+     * and its max_keys; only what changed is sent.  GET answers the
+     * max_keys in force (its own or apikey_max_keys), so "keep" is the
+     * default and sends nothing.
+     */
+
+    function openLimits() {
+        var o = state.orgInfo;
+
+        $('limits-form').reset();
+        say('limits-error', '');
+        say('limits-title', 'Limits of ' + state.org);
+        fillLimits('limits', o.rate_limit, o.quota);
+        $('limits-max-kind').options[0].textContent = 'Keep as it is ('
+            + (o.max_keys ? o.max_keys : 'no limit') + ')';
+        syncMax();
+        openDialog($('limits-dialog'), $('limits-rate-kind'));
+    }
+
+
+    function syncMax() {
+        $('limits-max').querySelector('[data-max-custom]').hidden =
+            $('limits-max-kind').value !== 'custom';
+    }
+
+
+    function onLimits(ev) {
+        var o = state.orgInfo;
+        var org = state.org;
+        var body = {};
+        var kind = $('limits-max-kind').value;
+        var n = $('limits-max-n').value.trim();
+
+        ev.preventDefault();
+        say('limits-error', '');
+
+        try {
+            readLimits('limits', o, body);
+
+            if (kind === 'custom' && (!/^[1-9][0-9]{0,9}$/.test(n)
+                                      || Number(n) > 1000000000))
+            {
+                throw 'The most active keys is a whole number from 1 to '
+                      + '1000000000.';
+            }
+
+        } catch (e) {
+            say('limits-error', e);
+            return;
+        }
+
+        if (kind !== 'keep') {
+            body.max_keys = kind === 'default' ? null
+                            : kind === 'none' ? 0 : Number(n);
+        }
+
+        if (Object.keys(body).length === 0) {
+            closeDialog($('limits-dialog'));
+            say('notice', 'Nothing changed.');
+            return;
+        }
+
+        send(ev, 'limits', api('PATCH', path(), body).then(function (no) {
+            closeDialog($('limits-dialog'));
+
+            if (org === state.org) {
+                state.orgInfo = no;
+                $('org-info').textContent = orgSummary(no);
+            }
+
+            say('notice', 'Limits of ' + org + ' saved.');
+        }));
     }
 
 
@@ -815,7 +893,7 @@
 
     /* the quota fields, from their template, before the expiry's */
 
-    function addQuotaFields(prefix) {
+    function addQuotaFields(prefix, before) {
         var f = $('quota-fields').content.firstElementChild.cloneNode(true);
 
         Array.prototype.forEach.call(f.querySelectorAll('[data-for]'),
@@ -828,8 +906,58 @@
                 e.id = prefix + '-' + e.getAttribute('data-id');
             });
 
-        $(prefix + '-expiry').parentNode.insertBefore(f,
-                                                      $(prefix + '-expiry'));
+        before.parentNode.insertBefore(f, before);
+    }
+
+
+    /* a copy of fields whose ids start with "from-", as "to-" */
+
+    function copyFields(src, from, to) {
+        var f = src.cloneNode(true);
+
+        [f].concat(Array.prototype.slice.call(f.querySelectorAll('[id]')))
+            .forEach(function (e) {
+                e.id = to + e.id.slice(from.length);
+            });
+
+        Array.prototype.forEach.call(f.querySelectorAll('label[for]'),
+            function (e) {
+                e.htmlFor = to + e.htmlFor.slice(from.length);
+            });
+
+        return f;
+    }
+
+
+    /*
+     * The rate limit and quota of a dialog into body where they differ
+     * from old's (a key or organization); throws a message for a bad one
+     */
+
+    function readLimits(prefix, old, body) {
+        var rl = readRate(prefix);
+        var quota = readQuota(prefix);
+
+        if (rateChanged(rl, old.rate_limit)) {
+            body.rate_limit = rl;
+        }
+
+        if (quotaChanged(quota, old.quota)) {
+            body.quota = quota;
+        }
+    }
+
+
+    function rateChanged(rl, old) {
+        return rl === null ? old !== null
+               : !old || rl.rate !== old.rate
+                 || (rl.burst !== undefined && rl.burst !== old.burst);
+    }
+
+
+    function quotaChanged(q, old) {
+        return q === null ? !!old
+               : !old || q.limit !== old.limit || q.period !== old.period;
     }
 
 
@@ -1312,31 +1440,35 @@
 
     /* edit: only what changed is sent */
 
+    /* the rate and quota fields of a dialog, from a key or organization */
+
+    function fillLimits(prefix, rl, quota) {
+        var m = rl ? /^(\d+)r\/([sm])$/.exec(rl.rate) : null;
+
+        $(prefix + '-rate-kind').value = rl ? 'custom' : 'none';
+        $(prefix + '-rate-n').value = m ? m[1] : '5';
+        $(prefix + '-rate-per').value = m ? m[2] : 's';
+        $(prefix + '-rate-burst').value = rl ? rl.burst : '';
+        $(prefix + '-quota-kind').value = quota ? quota.period : 'none';
+        $(prefix + '-quota-limit').value = quota ? quota.limit : '1000';
+        syncRate(prefix);
+        syncQuota(prefix);
+    }
+
+
     function openEdit() {
         var k = state.key;
-        var rl = k.rate_limit;
-        var m;
 
         $('edit-form').reset();
         say('edit-error', '');
         $('edit-name').value = k.name;
         $('edit-description').value = k.description || '';
         $('edit-scopes').value = (k.scopes || []).join(' ');
-        $('edit-rate-kind').value = rl ? 'custom' : 'none';
-
-        m = rl ? /^(\d+)r\/([sm])$/.exec(rl.rate) : null;
-        $('edit-rate-n').value = m ? m[1] : '5';
-        $('edit-rate-per').value = m ? m[2] : 's';
-        $('edit-rate-burst').value = rl ? rl.burst : '';
+        fillLimits('edit', k.rate_limit, k.quota);
 
         $('edit-expiry-kind').options[0].textContent = 'Keep as it is ('
             + (k.expires_at ? when(k.expires_at) + ' UTC' : 'never') + ')';
 
-        $('edit-quota-kind').value = k.quota ? k.quota.period : 'none';
-        $('edit-quota-limit').value = k.quota ? k.quota.limit : '1000';
-
-        syncRate('edit');
-        syncQuota('edit');
         syncExpiry('edit');
         openDialog($('edit-dialog'), $('edit-name'));
     }
@@ -1345,7 +1477,7 @@
     function onEdit(ev) {
         var k = state.key;
         var body = {};
-        var scopes, rl, quota;
+        var scopes;
 
         ev.preventDefault();
         say('edit-error', '');
@@ -1365,27 +1497,12 @@
         }
 
         try {
-            rl = readRate('edit');
-            quota = readQuota('edit');
+            readLimits('edit', k, body);
             readExpiry('edit', body);
 
         } catch (e) {
             say('edit-error', e);
             return;
-        }
-
-        if (rl === null ? k.rate_limit !== null
-            : !k.rate_limit || rl.rate !== k.rate_limit.rate
-              || (rl.burst !== undefined && rl.burst !== k.rate_limit.burst))
-        {
-            body.rate_limit = rl;
-        }
-
-        if (quota === null ? k.quota
-            : !k.quota || quota.limit !== k.quota.limit
-              || quota.period !== k.quota.period)
-        {
-            body.quota = quota;
         }
 
         if (Object.keys(body).length === 0) {
@@ -1784,16 +1901,27 @@
         $('create-form').addEventListener('submit', onCreate);
         $('edit-form').addEventListener('submit', onEdit);
 
-        ['create', 'edit'].forEach(function (p) {
-            addQuotaFields(p);
+        $('limits-max').parentNode.insertBefore(
+            copyFields($('edit-rate'), 'edit-', 'limits-'), $('limits-max'));
+
+        ['create', 'edit', 'limits'].forEach(function (p) {
+            addQuotaFields(p, $(p === 'limits' ? 'limits-max'
+                                               : p + '-expiry'));
             $(p + '-rate-kind').addEventListener('change', function () {
                 syncRate(p);
             });
-            $(p + '-expiry-kind').addEventListener('change', function () {
-                syncExpiry(p);
-            });
             $(p + '-quota-kind').addEventListener('change', function () {
                 syncQuota(p);
+            });
+        });
+
+        $('edit-limits').addEventListener('click', openLimits);
+        $('limits-form').addEventListener('submit', onLimits);
+        $('limits-max-kind').addEventListener('change', syncMax);
+
+        ['create', 'edit'].forEach(function (p) {
+            $(p + '-expiry-kind').addEventListener('change', function () {
+                syncExpiry(p);
             });
         });
 

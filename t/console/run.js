@@ -160,6 +160,13 @@ async function run(browser) {
         }
     };
 
+    /* a field's value replaced by typing */
+
+    const fill = async (sel, value) => {
+        await page.$eval(sel, (e) => { e.value = ''; });
+        await page.type(sel, value);
+    };
+
     const waitOpen = (id) => page.waitForSelector('#' + id + '[open]');
     const waitClosed = (id) => page.waitForFunction(
         (i) => !document.getElementById(i).open, {}, id);
@@ -331,8 +338,7 @@ async function run(browser) {
     await page.type('#create-rate-n', '10');
     await page.type('#create-rate-burst', '20');
     await page.select('#create-quota-kind', 'day');
-    await page.$eval('#create-quota-limit', (e) => { e.value = ''; });
-    await page.type('#create-quota-limit', '1000');
+    await fill('#create-quota-limit', '1000');
     await page.select('#create-expiry-kind', 'days');
     await page.$eval('#create-expiry-days', (e) => { e.value = ''; });
     await page.type('#create-expiry-days', '30');
@@ -448,8 +454,7 @@ async function run(browser) {
           && (await page.$eval('#edit-quota-limit', (e) => e.value))
              === '1000');
     await page.select('#edit-quota-kind', 'month');
-    await page.$eval('#edit-quota-limit', (e) => { e.value = ''; });
-    await page.type('#edit-quota-limit', '50');
+    await fill('#edit-quota-limit', '50');
     await page.click('#edit-form button[type="submit"]');
     await waitClosed('edit-dialog');
     await page.waitForFunction(() => document.getElementById('key-title')
@@ -850,6 +855,59 @@ async function run(browser) {
     await page.setViewport({ width: 1280, height: 860 });
 
     /* -------------------------------------------------------------- */
+    /* the organization's limits: PATCH orgs/{org} from its line */
+
+    await page.click('#tab-keys');
+    await page.waitForSelector('#edit-limits:not([hidden])');
+    await page.focus('#edit-limits');
+    await page.keyboard.press('Enter');
+    await waitOpen('limits-dialog');
+    check('"Edit limits" opens the limits dialog, focus on the rate limit',
+          await focusIs('limits-rate-kind'));
+    await page.select('#limits-rate-kind', 'custom');
+    await fill('#limits-rate-n', '100');
+    await page.type('#limits-rate-burst', '150');
+    await page.select('#limits-quota-kind', 'day');
+    await fill('#limits-quota-limit', '5000');
+    await page.select('#limits-max-kind', 'custom');
+    await fill('#limits-max-n', '20');
+    await page.click('#limits-form button[type="submit"]');
+    await waitClosed('limits-dialog');
+
+    const demoOrg = await api('GET', 'orgs/' + DEMO);
+
+    check('the limits dialog sends rate limit, quota and max_keys',
+          demoOrg.rate_limit && demoOrg.rate_limit.rate === '100r/s'
+          && demoOrg.rate_limit.burst === 150 && demoOrg.quota
+          && demoOrg.quota.limit === 5000 && demoOrg.quota.period === 'day'
+          && demoOrg.max_keys === 20, JSON.stringify(demoOrg));
+    check('the organization line shows the new limits, focus back on '
+          + '"Edit limits"', new RegExp(' of at most 20 .* shared rate limit '
+              + '100r/s, burst 150 .* shared quota \\d+ of 5000 this day\\.$')
+              .test(await text('#org-info'))
+          && await focusIs('edit-limits'), await text('#org-info'));
+
+    await page.click('#edit-limits');
+    await waitOpen('limits-dialog');
+    check('the limits dialog starts from the organization\'s limits',
+          (await page.$eval('#limits-rate-n', (e) => e.value)) === '100'
+          && (await page.$eval('#limits-quota-kind', (e) => e.value))
+             === 'day'
+          && (await page.$eval('#limits-max-kind', (e) => e.value))
+             === 'keep');
+    await page.select('#limits-rate-kind', 'none');
+    await page.select('#limits-quota-kind', 'none');
+    await page.select('#limits-max-kind', 'default');
+    await page.click('#limits-form button[type="submit"]');
+    await waitClosed('limits-dialog');
+
+    const demoOrg2 = await api('GET', 'orgs/' + DEMO);
+
+    check('and sends null to remove them',
+          demoOrg2.rate_limit === null && demoOrg2.quota === null
+          && demoOrg2.max_keys === 500, JSON.stringify(demoOrg2));
+
+    /* -------------------------------------------------------------- */
     /* management tokens: the list, a new one shown once, revoke */
 
     await page.click('#tab-tokens');
@@ -994,6 +1052,20 @@ async function run(browser) {
           /does not hold the permission/.test(await text('#error'))
           && (await page.$$('#tokens-body tr')).length === 0,
           await text('#error'));
+
+    await page.click('#tab-keys');
+    await page.waitForSelector('#edit-limits:not([hidden])');
+    await page.click('#edit-limits');
+    await waitOpen('limits-dialog');
+    await page.select('#limits-max-kind', 'none');
+    await page.click('#limits-form button[type="submit"]');
+    await page.waitForFunction(() =>
+        document.getElementById('limits-error').textContent.length > 0);
+    check('without orgs:write the limits dialog shows the 403 detail',
+          /does not hold the permission/.test(await text('#limits-error')),
+          await text('#limits-error'));
+    await page.keyboard.press('Escape');
+    await waitClosed('limits-dialog');
 
     /* -------------------------------------------------------------- */
     /* forget the token */
