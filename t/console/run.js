@@ -2,7 +2,8 @@
 
 /*
  * Drives the web console in headless Chromium (puppeteer-core from
- * t/node_modules) against a running nginx, as t/console.t starts it.
+ * t/node_modules) against a running nginx, as t/console.t starts it, and
+ * runs axe-core (also from t/node_modules) over each page and dialog.
  * Writes one JSON object per line on stdout: {"ok": bool, "name": ...,
  * "diag": ...} per check, {"secret": raw} for each raw key it saw (the
  * Perl side looks for them in the logs), {"done": true} at the end.
@@ -19,6 +20,10 @@ const fs = require('fs');
 const http = require('http');
 const path = require('path');
 const puppeteer = require('puppeteer-core');
+
+/* axe-core, evaluated through DevTools: the page's CSP does not apply */
+
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const URL_ = process.env.CONSOLE_URL;
 const TOKEN = process.env.CONSOLE_TOKEN;
@@ -222,6 +227,21 @@ async function run(browser) {
               found.length === 0, 'found in: ' + found.join(', '));
     }
 
+    /* axe-core over the whole page as it is now: no violation */
+
+    async function axe(where) {
+        await page.evaluate(AXE);
+
+        const found = await page.evaluate(() => window.axe.run(document, {
+            resultTypes: ['violations']
+        }).then((r) => r.violations.map((v) => v.id + ' ('
+            + v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')
+            + ')')));
+
+        check('axe-core finds no accessibility violation ' + where,
+              found.length === 0, found.join('; '));
+    }
+
     async function openKey(id) {
         await page.click('#keys-body button[data-key-id="' + id + '"]');
         await waitOpen('key-dialog');
@@ -272,6 +292,7 @@ async function run(browser) {
     await page.waitForSelector('#login:not([hidden])');
     check('without a token the console asks for one',
           await page.$eval('#app', (e) => e.hidden));
+    await axe('on the sign-in page');
 
     /* a wrong token: the API's detail is shown */
 
@@ -346,6 +367,8 @@ async function run(browser) {
     if (SHOTS) {
         await page.screenshot({ path: path.join(SHOTS, 'create-dialog.png') });
     }
+
+    await axe('with the create dialog open');
 
     await page.click('#create-form button[type="submit"]');
 
@@ -778,6 +801,8 @@ async function run(browser) {
         await page.screenshot({ path: path.join(SHOTS, 'keys-table.png') });
     }
 
+    await axe('on the keys page');
+
     /* keyboard only: Tab to a key, Enter opens it, Escape goes back */
 
     await page.focus('#new-key');
@@ -826,6 +851,8 @@ async function run(browser) {
         await page.screenshot({ path: path.join(SHOTS, 'key-dialog.png') });
     }
 
+    await axe('with the key dialog and its chart open');
+
     await page.keyboard.press('Escape');
     await waitClosed('key-dialog');
 
@@ -871,6 +898,7 @@ async function run(browser) {
     await fill('#limits-quota-limit', '5000');
     await page.select('#limits-max-kind', 'custom');
     await fill('#limits-max-n', '20');
+    await axe('with the limits dialog open');
     await page.click('#limits-form button[type="submit"]');
     await waitClosed('limits-dialog');
 
@@ -918,6 +946,7 @@ async function run(browser) {
                   b.getAttribute('aria-pressed'))) === 'true');
     await page.waitForFunction(() => / tokens?$/.test(
         document.getElementById('tokens-info').textContent));
+    await axe('on the tokens page');
 
     await page.focus('#new-token');
     await page.keyboard.press('Enter');
@@ -952,6 +981,7 @@ async function run(browser) {
 
     await page.keyboard.press('Space');
     await page.click('#token-permissions input[value="events:read"]');
+    await axe('with the new token dialog open');
     await page.click('#token-form button[type="submit"]');
     await waitOpen('secret-dialog');
     await page.waitForFunction(() =>
@@ -967,6 +997,7 @@ async function run(browser) {
           rawTok.length + ' characters');
     check('the token dialog has the focus on the token',
           await focusIs('secret-value'));
+    await axe('with the new token shown');
 
     await page.click('#copy-secret');
     await page.waitForFunction(() => /Copied|Selected/.test(
@@ -1013,6 +1044,7 @@ async function run(browser) {
     check('the new token reads the keys of its organization (200)',
           (await asToken(rawTok, 'orgs/' + ORG + '/keys')) === 200);
 
+    await axe('on the tokens page with a token listed');
     await page.click('#tokens-body button[data-revoke-token="'
                      + tokRow.id + '"]');
     await waitOpen('confirm-dialog');
