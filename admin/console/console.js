@@ -699,8 +699,18 @@
 
     /* the keys table */
 
+    /*
+     * Only the answer to the latest request is shown: a filter changed
+     * while an earlier page is on its way (the status, then the
+     * environment) must not be overwritten by that earlier answer
+     */
+
+    var keysAsked = 0;
+
+
     function loadKeys() {
         var table = $('keys-table');
+        var asked = ++keysAsked;
 
         table.setAttribute('aria-busy', 'true');
         $('keys-heading').textContent = 'Keys of ' + state.org;
@@ -713,16 +723,20 @@
             per_page: PER_PAGE
 
         })).then(function (data) {
-            say('error', '');
-            renderKeys(data);
+            if (asked === keysAsked) {
+                say('error', '');
+                renderKeys(data);
+            }
 
         }, function (err) {
-            if (err.status !== 401) {
+            if (err.status !== 401 && asked === keysAsked) {
                 say('error', message(err));
             }
 
         }).then(function () {
-            table.removeAttribute('aria-busy');
+            if (asked === keysAsked) {
+                table.removeAttribute('aria-busy');
+            }
         });
     }
 
