@@ -1,12 +1,16 @@
 #!/usr/bin/perl
 
 # The web console in a real browser: t/console/run.js drives headless
-# Chromium (puppeteer-core, pinned in t/package-lock.json) through sign-in,
+# Chromium (puppeteer-core, pinned in t/package-lock.json, as is the
+# axe-core it runs over every page and dialog it opens) through sign-in,
 # create (the raw key read from its dialog and used at the gate), edit,
 # rotate, revoke, restore, delete, search, filters and pages over 45
-# keys, the event log, keyboard use, phone width, and the CSP against
-# injected script; no raw key may stay in the page or in web storage, or
-# reach a log.  Screenshots go to build/console/.
+# keys, key quotas, the organization's limits, the event log, the Tokens
+# page (a management token made, shown once, used and revoked; a token
+# without tokens:manage or orgs:write sees the 403), keyboard use,
+# phone width, and the CSP against injected script; no raw key or token
+# may stay in the page or in web storage, or reach a log.  Screenshots
+# go to build/console/.
 #
 # It needs Chromium (Debian's chromium, in the Makefile's test packages;
 # CHROMIUM names another binary) and t/node_modules (npm ci --prefix t,
@@ -31,7 +35,8 @@ use ApiKey::Admin;
 
 my $root = $ApiKey::Test::ROOT;
 my $chromium = $ENV{CHROMIUM} || '/usr/bin/chromium';
-my $puppeteer = "$root/t/node_modules/puppeteer-core/package.json";
+my @modules = map { "$root/t/node_modules/$_/package.json" }
+                  qw(puppeteer-core axe-core);
 my $shots = "$root/build/console";
 
 # the browser test takes about 25 s on two shared cores; npm ci about 30 s
@@ -64,7 +69,7 @@ my $node = ApiKey::Test::which('node')
 missing("no Chromium at $chromium (Debian package chromium)")
     unless -x $chromium;
 
-if (!-f $puppeteer) {
+if (grep { !-f } @modules) {
     my $npm = ApiKey::Test::which('npm')
         or missing('no t/node_modules and no npm to install it');
 
@@ -72,7 +77,7 @@ if (!-f $puppeteer) {
                 '--no-audit', '--no-fund');
 
     missing("npm ci --prefix t failed:\n$r->{out}$r->{err}")
-        unless -f $puppeteer;
+        if grep { !-f } @modules;
 }
 
 $t->run_redis;

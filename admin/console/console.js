@@ -36,7 +36,7 @@
         envs: [],               /* GET orgs/{org}, and keys seen */
         orgInfo: null,
         eventsPage: 1,
-        eventsTotal: 0,
+        tokensPage: 1,
         key: null,              /* the key of the key dialog */
         granularity: 'hour'
     };
@@ -285,6 +285,17 @@
     }
 
 
+    /* "12 of 1000 this day": a key's or organization's quota */
+
+    function quotaText(q) {
+        if (!q) {
+            return 'none';
+        }
+
+        return q.used + ' of ' + q.limit + ' this ' + q.period;
+    }
+
+
     function scopesNode(scopes) {
         var span = el('span');
 
@@ -393,8 +404,7 @@
 
         if (!focusable(to)) {
             to = $('key-dialog').open ? $('key-edit')
-                 : state.view === 'keys' ? $('keys-heading')
-                 : $('events-heading');
+                                      : $(state.view + '-heading');
         }
 
         to.focus();
@@ -523,11 +533,89 @@
 
                 fillEnvironments();
                 $('org-info').textContent = orgSummary(data);
+                $('edit-limits').hidden = false;
 
             }, function () {
                 state.orgInfo = null;
                 $('org-info').textContent = '';
+                $('edit-limits').hidden = true;
             });
+    }
+
+
+    /*
+     * PATCH orgs/{org}: the organization's shared rate limit and quota
+     * and its max_keys; only what changed is sent.  GET answers the
+     * max_keys in force (its own or apikey_max_keys), so "keep" is the
+     * default and sends nothing.
+     */
+
+    function openLimits() {
+        var o = state.orgInfo;
+
+        $('limits-form').reset();
+        say('limits-error', '');
+        say('limits-title', 'Limits of ' + state.org);
+        fillLimits('limits', o.rate_limit, o.quota);
+        $('limits-max-kind').options[0].textContent = 'Keep as it is ('
+            + (o.max_keys ? o.max_keys : 'no limit') + ')';
+        syncMax();
+        openDialog($('limits-dialog'), $('limits-rate-kind'));
+    }
+
+
+    function syncMax() {
+        $('limits-max').querySelector('[data-max-custom]').hidden =
+            $('limits-max-kind').value !== 'custom';
+    }
+
+
+    function onLimits(ev) {
+        var o = state.orgInfo;
+        var org = state.org;
+        var body = {};
+        var kind = $('limits-max-kind').value;
+        var n = $('limits-max-n').value.trim();
+
+        ev.preventDefault();
+        say('limits-error', '');
+
+        try {
+            readLimits('limits', o, body);
+
+            if (kind === 'custom' && (!/^[1-9][0-9]{0,9}$/.test(n)
+                                      || Number(n) > 1000000000))
+            {
+                throw 'The most active keys is a whole number from 1 to '
+                      + '1000000000.';
+            }
+
+        } catch (e) {
+            say('limits-error', e);
+            return;
+        }
+
+        if (kind !== 'keep') {
+            body.max_keys = kind === 'default' ? null
+                            : kind === 'none' ? 0 : Number(n);
+        }
+
+        if (Object.keys(body).length === 0) {
+            closeDialog($('limits-dialog'));
+            say('notice', 'Nothing changed.');
+            return;
+        }
+
+        send(ev, 'limits', api('PATCH', path(), body).then(function (no) {
+            closeDialog($('limits-dialog'));
+
+            if (org === state.org) {
+                state.orgInfo = no;
+                $('org-info').textContent = orgSummary(no);
+            }
+
+            say('notice', 'Limits of ' + org + ' saved.');
+        }));
     }
 
 
@@ -544,9 +632,7 @@
         }
 
         if (o.quota) {
-            parts.push('shared quota ' + o.quota.used + ' of '
-                       + o.quota.limit + (o.quota.period === 'day'
-                                          ? ' today' : ' this month'));
+            parts.push('shared quota ' + quotaText(o.quota));
         }
 
         return parts.join(' \u00b7 ') + '.';
@@ -573,22 +659,30 @@
 
         loadOrg();
 
-        (state.view === 'keys' ? loadKeys() : loadEvents()).then(function () {
-            $(state.view === 'keys' ? 'keys-heading'
-                                    : 'events-heading').focus();
+        loadView(state.view).then(function () {
+            $(state.view + '-heading').focus();
         });
     }
 
 
-    /* views */
+    /* views: keys, events, tokens; each has #<view>-view, #tab-<view> */
+
+    var VIEWS = ['keys', 'events', 'tokens'];
+
 
     function setView(view) {
         state.view = view;
-        $('keys-view').hidden = view !== 'keys';
-        $('events-view').hidden = view !== 'events';
-        $('tab-keys').setAttribute('aria-pressed', String(view === 'keys'));
-        $('tab-events').setAttribute('aria-pressed',
-                                     String(view === 'events'));
+
+        VIEWS.forEach(function (v) {
+            $(v + '-view').hidden = v !== view;
+            $('tab-' + v).setAttribute('aria-pressed', String(v === view));
+        });
+    }
+
+
+    function loadView(view) {
+        return view === 'keys' ? loadKeys()
+               : view === 'events' ? loadEvents() : loadTokens();
     }
 
 
@@ -597,16 +691,26 @@
         say('notice', '');
         setView(view);
 
-        (view === 'keys' ? loadKeys() : loadEvents()).then(function () {
-            $(view === 'keys' ? 'keys-heading' : 'events-heading').focus();
+        loadView(view).then(function () {
+            $(view + '-heading').focus();
         });
     }
 
 
     /* the keys table */
 
+    /*
+     * Only the answer to the latest request is shown: a filter changed
+     * while an earlier page is on its way (the status, then the
+     * environment) must not be overwritten by that earlier answer
+     */
+
+    var keysAsked = 0;
+
+
     function loadKeys() {
         var table = $('keys-table');
+        var asked = ++keysAsked;
 
         table.setAttribute('aria-busy', 'true');
         $('keys-heading').textContent = 'Keys of ' + state.org;
@@ -619,16 +723,20 @@
             per_page: PER_PAGE
 
         })).then(function (data) {
-            say('error', '');
-            renderKeys(data);
+            if (asked === keysAsked) {
+                say('error', '');
+                renderKeys(data);
+            }
 
         }, function (err) {
-            if (err.status !== 401) {
+            if (err.status !== 401 && asked === keysAsked) {
                 say('error', message(err));
             }
 
         }).then(function () {
-            table.removeAttribute('aria-busy');
+            if (asked === keysAsked) {
+                table.removeAttribute('aria-busy');
+            }
         });
     }
 
@@ -636,7 +744,6 @@
     function renderKeys(data) {
         var body = $('keys-body');
         var keys = data && Array.isArray(data.data) ? data.data : [];
-        var pages;
 
         clear(body);
 
@@ -648,14 +755,54 @@
         });
 
         $('keys-empty').hidden = keys.length > 0;
+        showPager(PAGERS.keys, state.page, state.total);
+    }
 
-        pages = Math.max(1, Math.ceil(state.total / PER_PAGE));
 
-        $('page-info').textContent = 'Page ' + state.page + ' of ' + pages
-            + ' \u00b7 ' + state.total + (state.total === 1 ? ' key'
-                                                             : ' keys');
-        $('prev').disabled = state.page <= 1;
-        $('next').disabled = state.page * PER_PAGE >= state.total;
+    /*
+     * The pagers: "Page 2 of 3 \u00b7 45 keys", their buttons off at either
+     * end; a page turned keeps the focus in its pager
+     */
+
+    var PAGERS = {
+        keys: { prev: 'prev', info: 'page-info', next: 'next',
+                noun: 'key', page: 'page', load: function () {
+                    return loadKeys();
+                } },
+        events: { prev: 'events-prev', info: 'events-info',
+                  next: 'events-next', noun: 'event', page: 'eventsPage',
+                  load: function () {
+                      return loadEvents();
+                  } },
+        tokens: { prev: 'tokens-prev', info: 'tokens-info',
+                  next: 'tokens-next', noun: 'token', page: 'tokensPage',
+                  load: function () {
+                      return loadTokens();
+                  } }
+    };
+
+
+    function showPager(p, page, total) {
+        var pages = Math.max(1, Math.ceil(total / PER_PAGE));
+
+        $(p.info).textContent = 'Page ' + page + ' of ' + pages + ' \u00b7 '
+                                + total + ' ' + p.noun
+                                + (total === 1 ? '' : 's');
+        $(p.prev).disabled = page <= 1;
+        $(p.next).disabled = page * PER_PAGE >= total;
+    }
+
+
+    function turnPage(p, delta) {
+        state[p.page] = Math.max(1, state[p.page] + delta);
+
+        p.load().then(function () {
+            var b = $(delta > 0 ? p.next : p.prev);
+
+            /* the button may be disabled now: keep focus in the pager */
+
+            (b.disabled ? $(delta > 0 ? p.prev : p.next) : b).focus();
+        });
     }
 
 
@@ -700,62 +847,22 @@
     }
 
 
-    function turnPage(delta) {
-        state.page = Math.max(1, state.page + delta);
-
-        loadKeys().then(function () {
-            var b = $(delta > 0 ? 'next' : 'prev');
-
-            /* the button may be disabled now: keep focus in the pager */
-
-            (b.disabled ? $(delta > 0 ? 'prev' : 'next') : b).focus();
-        });
-    }
-
-
     /* the event log */
 
     function loadEvents() {
-        return api('GET', path('events') + query({
-            page: state.eventsPage,
-            per_page: PER_PAGE
+        return loadList('events', path('events'), function (e) {
+            return el('tr', null,
+                el('td', { 'data-label': 'When (UTC)', 'class': 'nowrap' },
+                   timeCell(e.at, '')),
+                el('td', { 'data-label': 'Actor', text: e.actor }),
+                el('td', { 'data-label': 'Action',
+                           text: ACTIONS.hasOwnProperty(e.action)
+                                 ? ACTIONS[e.action] : e.action }),
+                el('td', { 'data-label': 'Key' },
+                   e.key_name ? e.key_name + ' ' : null,
+                   el('code', { text: e.key_id || '' })));
 
-        })).then(function (data) {
-            var body = $('events-body');
-            var events = data && Array.isArray(data.data) ? data.data : [];
-            var pages;
-
-            say('error', '');
-            clear(body);
-
-            state.eventsTotal = data && data.total_count
-                                ? data.total_count : 0;
-
-            events.forEach(function (e) {
-                body.appendChild(el('tr', null,
-                    el('td', { 'data-label': 'When (UTC)', 'class': 'nowrap' },
-                       timeCell(e.at, '')),
-                    el('td', { 'data-label': 'Actor', text: e.actor }),
-                    el('td', { 'data-label': 'Action',
-                               text: ACTIONS.hasOwnProperty(e.action)
-                                     ? ACTIONS[e.action] : e.action }),
-                    el('td', { 'data-label': 'Key' },
-                       e.key_name ? e.key_name + ' ' : null,
-                       el('code', { text: e.key_id || '' }))));
-            });
-
-            $('events-empty').hidden = events.length > 0;
-
-            pages = Math.max(1, Math.ceil(state.eventsTotal / PER_PAGE));
-
-            $('events-info').textContent = 'Page ' + state.eventsPage
-                + ' of ' + pages + ' \u00b7 ' + state.eventsTotal
-                + (state.eventsTotal === 1 ? ' event' : ' events');
-            $('events-prev').disabled = state.eventsPage <= 1;
-            $('events-next').disabled =
-                state.eventsPage * PER_PAGE >= state.eventsTotal;
-
-        }, function (err) {
+        }).then(null, function (err) {
             if (err.status !== 401) {
                 say('error', message(err));
             }
@@ -763,14 +870,29 @@
     }
 
 
-    function turnEventsPage(delta) {
-        state.eventsPage = Math.max(1, state.eventsPage + delta);
+    /* a page of the events or tokens: its rows, "empty" and its pager */
 
-        loadEvents().then(function () {
-            var b = $(delta > 0 ? 'events-next' : 'events-prev');
+    function loadList(name, rel, row) {
+        var p = PAGERS[name];
 
-            (b.disabled ? $(delta > 0 ? 'events-prev' : 'events-next')
-                        : b).focus();
+        return api('GET', rel + query({
+            page: state[p.page],
+            per_page: PER_PAGE
+
+        })).then(function (data) {
+            var body = $(name + '-body');
+            var list = data && Array.isArray(data.data) ? data.data : [];
+
+            say('error', '');
+            clear(body);
+
+            list.forEach(function (x) {
+                body.appendChild(row(x));
+            });
+
+            $(name + '-empty').hidden = list.length > 0;
+            showPager(p, state[p.page],
+                      data && data.total_count ? data.total_count : 0);
         });
     }
 
@@ -780,6 +902,101 @@
     function syncRate(prefix) {
         $(prefix + '-rate').querySelector('[data-rate-custom]').hidden =
             $(prefix + '-rate-kind').value !== 'custom';
+    }
+
+
+    /* the quota fields, from their template, before the expiry's */
+
+    function addQuotaFields(prefix, before) {
+        var f = $('quota-fields').content.firstElementChild.cloneNode(true);
+
+        Array.prototype.forEach.call(f.querySelectorAll('[data-for]'),
+            function (e) {
+                e.htmlFor = prefix + '-' + e.getAttribute('data-for');
+            });
+
+        [f].concat(Array.prototype.slice.call(
+            f.querySelectorAll('[data-id]'))).forEach(function (e) {
+                e.id = prefix + '-' + e.getAttribute('data-id');
+            });
+
+        before.parentNode.insertBefore(f, before);
+    }
+
+
+    /* a copy of fields whose ids start with "from-", as "to-" */
+
+    function copyFields(src, from, to) {
+        var f = src.cloneNode(true);
+
+        [f].concat(Array.prototype.slice.call(f.querySelectorAll('[id]')))
+            .forEach(function (e) {
+                e.id = to + e.id.slice(from.length);
+            });
+
+        Array.prototype.forEach.call(f.querySelectorAll('label[for]'),
+            function (e) {
+                e.htmlFor = to + e.htmlFor.slice(from.length);
+            });
+
+        return f;
+    }
+
+
+    /*
+     * The rate limit and quota of a dialog into body where they differ
+     * from old's (a key or organization); throws a message for a bad one
+     */
+
+    function readLimits(prefix, old, body) {
+        var rl = readRate(prefix);
+        var quota = readQuota(prefix);
+
+        if (rateChanged(rl, old.rate_limit)) {
+            body.rate_limit = rl;
+        }
+
+        if (quotaChanged(quota, old.quota)) {
+            body.quota = quota;
+        }
+    }
+
+
+    function rateChanged(rl, old) {
+        return rl === null ? old !== null
+               : !old || rl.rate !== old.rate
+                 || (rl.burst !== undefined && rl.burst !== old.burst);
+    }
+
+
+    function quotaChanged(q, old) {
+        return q === null ? !!old
+               : !old || q.limit !== old.limit || q.period !== old.period;
+    }
+
+
+    function syncQuota(prefix) {
+        $(prefix + '-quota').querySelector('[data-quota-limit]').hidden =
+            $(prefix + '-quota-kind').value === 'none';
+    }
+
+
+    /* null for none, else {limit, period}; throws a message for a bad one */
+
+    function readQuota(prefix) {
+        var kind = $(prefix + '-quota-kind').value;
+        var n = $(prefix + '-quota-limit').value.trim();
+
+        if (kind === 'none') {
+            return null;
+        }
+
+        if (!/^[1-9][0-9]{0,12}$/.test(n) || Number(n) > 1e12) {
+            throw 'The quota is a whole number of requests from 1 to '
+                  + '1000000000000.';
+        }
+
+        return { limit: Number(n), period: kind };
     }
 
 
@@ -861,12 +1078,35 @@
     }
 
 
+    /*
+     * A dialog's form sent: its submit button is off meanwhile, and a
+     * refusal shows in the form's error line
+     */
+
+    function send(ev, form, request) {
+        var submit = ev.submitter || $(form + '-form').querySelector(
+            'button[type="submit"]');
+
+        submit.disabled = true;
+
+        return request.then(null, function (err) {
+            if (err.status !== 401) {
+                say(form + '-error', message(err));
+            }
+
+        }).then(function () {
+            submit.disabled = false;
+        });
+    }
+
+
     /* create */
 
     function openCreate() {
         $('create-form').reset();
         say('create-error', '');
         syncRate('create');
+        syncQuota('create');
         syncExpiry('create');
         openDialog($('create-dialog'), $('create-name'));
     }
@@ -875,7 +1115,7 @@
     function onCreate(ev) {
         var body = {};
         var name = $('create-name').value;
-        var rl, submit;
+        var rl, quota;
 
         ev.preventDefault();
         say('create-error', '');
@@ -902,6 +1142,7 @@
 
         try {
             rl = readRate('create');
+            quota = readQuota('create');
             readExpiry('create', body);
 
         } catch (e) {
@@ -913,36 +1154,46 @@
             body.rate_limit = rl;
         }
 
-        submit = ev.submitter || $('create-form').querySelector(
-            'button[type="submit"]');
-        submit.disabled = true;
+        if (quota) {
+            body.quota = quota;
+        }
 
-        api('POST', path('keys'), body).then(function (k) {
-            var raw = k.key;
+        send(ev, 'create', api('POST', path('keys'), body).then(
+            function (k) {
+                state.page = 1;
+                made('key', k, 'create-dialog', loadKeys);
+            }));
+    }
 
-            delete k.key;
-            closeDialog($('create-dialog'));
-            state.page = 1;
-            loadKeys();
-            showSecret('Key created', 'Key \u201c' + k.name + '\u201d ('
-                       + k.prefix + '\u2026) was created.', raw, null);
-            raw = null;
 
-        }, function (err) {
-            if (err.status !== 401) {
-                say('create-error', message(err));
-            }
+    /*
+     * A key or token made: the raw one leaves the object, its dialog
+     * shuts, its list is read again and the raw one is shown once
+     */
 
-        }).then(function () {
-            submit.disabled = false;
-        });
+    function made(noun, obj, dialog, reload) {
+        var raw = obj[noun];
+        var Noun = noun.charAt(0).toUpperCase() + noun.slice(1);
+
+        delete obj[noun];
+        closeDialog($(dialog));
+        reload();
+        showSecret(Noun + ' created', Noun + ' \u201c' + obj.name
+                   + '\u201d (' + obj.prefix + '\u2026) was created.', raw,
+                   null, noun);
     }
 
 
     /* the raw key, once */
 
-    function showSecret(title, what, raw, graceText) {
+    function showSecret(title, what, raw, graceText, noun) {
+        noun = noun || 'key';
         say('secret-title', title);
+        say('secret-noun', noun);
+        say('copy-secret', 'Copy ' + noun);
+        $('secret-value').setAttribute('aria-label', noun === 'key'
+                                       ? 'The new API key'
+                                       : 'The new ' + noun);
         $('secret-value').textContent = raw;
         say('copy-status', what);
         $('secret-grace').hidden = !graceText;
@@ -1032,6 +1283,10 @@
                                             text: 'none' })],
             ['Scopes', scopesNode(k.scopes)],
             ['Rate limit', rateText(k.rate_limit)],
+            ['Quota', k.quota ? el('span', null, quotaText(k.quota)
+                                   + ', resets ',
+                                   timeCell(k.quota.resets_at, ''), ' UTC')
+                              : quotaText(null)],
             ['Created (UTC)', el('span', null, timeCell(k.created_at, ''),
                                  ' by ' + k.created_by)],
             ['Updated (UTC)', timeCell(k.updated_at, '')],
@@ -1199,27 +1454,35 @@
 
     /* edit: only what changed is sent */
 
+    /* the rate and quota fields of a dialog, from a key or organization */
+
+    function fillLimits(prefix, rl, quota) {
+        var m = rl ? /^(\d+)r\/([sm])$/.exec(rl.rate) : null;
+
+        $(prefix + '-rate-kind').value = rl ? 'custom' : 'none';
+        $(prefix + '-rate-n').value = m ? m[1] : '5';
+        $(prefix + '-rate-per').value = m ? m[2] : 's';
+        $(prefix + '-rate-burst').value = rl ? rl.burst : '';
+        $(prefix + '-quota-kind').value = quota ? quota.period : 'none';
+        $(prefix + '-quota-limit').value = quota ? quota.limit : '1000';
+        syncRate(prefix);
+        syncQuota(prefix);
+    }
+
+
     function openEdit() {
         var k = state.key;
-        var rl = k.rate_limit;
-        var m;
 
         $('edit-form').reset();
         say('edit-error', '');
         $('edit-name').value = k.name;
         $('edit-description').value = k.description || '';
         $('edit-scopes').value = (k.scopes || []).join(' ');
-        $('edit-rate-kind').value = rl ? 'custom' : 'none';
-
-        m = rl ? /^(\d+)r\/([sm])$/.exec(rl.rate) : null;
-        $('edit-rate-n').value = m ? m[1] : '5';
-        $('edit-rate-per').value = m ? m[2] : 's';
-        $('edit-rate-burst').value = rl ? rl.burst : '';
+        fillLimits('edit', k.rate_limit, k.quota);
 
         $('edit-expiry-kind').options[0].textContent = 'Keep as it is ('
             + (k.expires_at ? when(k.expires_at) + ' UTC' : 'never') + ')';
 
-        syncRate('edit');
         syncExpiry('edit');
         openDialog($('edit-dialog'), $('edit-name'));
     }
@@ -1228,7 +1491,7 @@
     function onEdit(ev) {
         var k = state.key;
         var body = {};
-        var scopes, rl, submit;
+        var scopes;
 
         ev.preventDefault();
         say('edit-error', '');
@@ -1248,19 +1511,12 @@
         }
 
         try {
-            rl = readRate('edit');
+            readLimits('edit', k, body);
             readExpiry('edit', body);
 
         } catch (e) {
             say('edit-error', e);
             return;
-        }
-
-        if (rl === null ? k.rate_limit !== null
-            : !k.rate_limit || rl.rate !== k.rate_limit.rate
-              || (rl.burst !== undefined && rl.burst !== k.rate_limit.burst))
-        {
-            body.rate_limit = rl;
         }
 
         if (Object.keys(body).length === 0) {
@@ -1269,22 +1525,139 @@
             return;
         }
 
-        submit = ev.submitter || $('edit-form').querySelector(
-            'button[type="submit"]');
-        submit.disabled = true;
+        send(ev, 'edit', api('PATCH', path('keys', k.id), body).then(
+            function (nk) {
+                closeDialog($('edit-dialog'));
+                keyChanged(nk, 'Key \u201c' + nk.name + '\u201d saved.');
+            }));
+    }
 
-        api('PATCH', path('keys', k.id), body).then(function (nk) {
-            closeDialog($('edit-dialog'));
-            keyChanged(nk, 'Key \u201c' + nk.name + '\u201d saved.');
 
-        }, function (err) {
-            if (err.status !== 401) {
-                say('edit-error', message(err));
+    /*
+     * Management tokens (GET, POST tokens, POST tokens/{id}/revoke): not
+     * under an organization; the console's token needs tokens:manage, and
+     * a 403 shows the API's detail like any other error
+     */
+
+    function loadTokens() {
+        var table = $('tokens-table');
+
+        table.setAttribute('aria-busy', 'true');
+
+        return loadList('tokens', 'tokens', tokenRow).then(null,
+            function (err) {
+                if (err.status !== 401) {
+                    clear($('tokens-body'));
+                    $('tokens-empty').hidden = true;
+                    say('tokens-info', '');
+                    $('tokens-prev').disabled = true;
+                    $('tokens-next').disabled = true;
+                    say('error', message(err));
+                }
+
+            }).then(function () {
+                table.removeAttribute('aria-busy');
+            });
+    }
+
+
+    function tokenRow(t) {
+        var revoke = t.status === 'revoked' ? null : el('button', {
+            type: 'button',
+            'class': 'danger',
+            'data-revoke-token': t.id,
+            'aria-label': 'Revoke ' + t.name,
+            text: 'Revoke',
+            onclick: function () {
+                onRevokeToken(t);
             }
-
-        }).then(function () {
-            submit.disabled = false;
         });
+
+        return el('tr', { 'data-token-id': t.id },
+            el('td', { 'data-label': 'Name', text: t.name }),
+            el('td', { 'data-label': 'Prefix', 'class': 'nowrap' },
+               el('code', { text: t.prefix + '\u2026' })),
+            el('td', { 'data-label': 'Organizations' },
+               scopesNode(t.orgs)),
+            el('td', { 'data-label': 'Permissions' },
+               scopesNode(t.permissions)),
+            el('td', { 'data-label': 'Status' }, statusNode(t.status)),
+            el('td', { 'data-label': 'Expires (UTC)', 'class': 'nowrap' },
+               timeCell(t.expires_at, 'never')),
+            el('td', { 'data-label': 'Last used (UTC)', 'class': 'nowrap' },
+               timeCell(t.last_used_at, 'never')),
+            el('td', { 'data-label': 'Actions' }, revoke));
+    }
+
+
+    function openNewToken() {
+        $('token-form').reset();
+        say('token-error', '');
+        $('token-orgs').value = state.org || '';
+        openDialog($('token-dialog'), $('token-name'));
+    }
+
+
+    function onNewToken(ev) {
+        var name = $('token-name').value;
+        var orgs = parseScopes($('token-orgs').value);
+        var days = $('token-days').value.trim();
+        var perms = Array.prototype.filter.call(
+            $('token-form').querySelectorAll('input[name="permission"]'),
+            function (c) {
+                return c.checked;
+            }).map(function (c) {
+                return c.value;
+            });
+        var bad;
+
+        ev.preventDefault();
+        say('token-error', '');
+
+        bad = !name.trim() ? ['A token needs a name.', 'token-name']
+              : !orgs.length ? ['Name its organizations, or *.', 'token-orgs']
+              : !perms.length ? ['Choose at least one permission.',
+                                 'token-permissions']
+              : !/^[1-9][0-9]{0,2}$/.test(days) || Number(days) > 730
+                ? ['The expiry is a whole number of days from 1 to 730.',
+                   'token-days']
+              : null;
+
+        if (bad) {
+            say('token-error', bad[0]);
+            ($(bad[1]).querySelector('input') || $(bad[1])).focus();
+            return;
+        }
+
+        send(ev, 'token', api('POST', 'tokens', {
+            name: name,
+            orgs: orgs,
+            permissions: perms,
+            expires_in: Number(days) * 86400
+
+        }).then(function (t) {
+            state.tokensPage = 1;
+            made('token', t, 'token-dialog', loadTokens);
+        }));
+    }
+
+
+    function onRevokeToken(t) {
+        confirmAction('Revoke the token \u201c' + t.name + '\u201d?',
+            'Every request with it is refused (401) from the next one on, '
+            + 'on every instance.  This cannot be undone.', 'Revoke', false,
+            function () {
+                return api('POST', 'tokens/' + encodeURIComponent(t.id)
+                                   + '/revoke').then(function (nt) {
+                    return function () {
+                        say('notice', 'Token \u201c' + nt.name
+                                      + '\u201d revoked.');
+                        loadTokens().then(function () {
+                            $('tokens-heading').focus();
+                        });
+                    };
+                });
+            });
     }
 
 
@@ -1518,31 +1891,49 @@
         $('tab-events').addEventListener('click', function () {
             switchView('events');
         });
+        $('tab-tokens').addEventListener('click', function () {
+            switchView('tokens');
+        });
+        $('new-token').addEventListener('click', openNewToken);
+        $('token-form').addEventListener('submit', onNewToken);
 
         $('filters').addEventListener('submit', onFilters);
         $('status-filter').addEventListener('change', onFilters);
         $('env-filter').addEventListener('change', onFilters);
-        $('prev').addEventListener('click', function () {
-            turnPage(-1);
-        });
-        $('next').addEventListener('click', function () {
-            turnPage(1);
-        });
-        $('events-prev').addEventListener('click', function () {
-            turnEventsPage(-1);
-        });
-        $('events-next').addEventListener('click', function () {
-            turnEventsPage(1);
+        Object.keys(PAGERS).forEach(function (name) {
+            var p = PAGERS[name];
+
+            $(p.prev).addEventListener('click', function () {
+                turnPage(p, -1);
+            });
+            $(p.next).addEventListener('click', function () {
+                turnPage(p, 1);
+            });
         });
 
         $('new-key').addEventListener('click', openCreate);
         $('create-form').addEventListener('submit', onCreate);
         $('edit-form').addEventListener('submit', onEdit);
 
-        ['create', 'edit'].forEach(function (p) {
+        $('limits-max').parentNode.insertBefore(
+            copyFields($('edit-rate'), 'edit-', 'limits-'), $('limits-max'));
+
+        ['create', 'edit', 'limits'].forEach(function (p) {
+            addQuotaFields(p, $(p === 'limits' ? 'limits-max'
+                                               : p + '-expiry'));
             $(p + '-rate-kind').addEventListener('change', function () {
                 syncRate(p);
             });
+            $(p + '-quota-kind').addEventListener('change', function () {
+                syncQuota(p);
+            });
+        });
+
+        $('edit-limits').addEventListener('click', openLimits);
+        $('limits-form').addEventListener('submit', onLimits);
+        $('limits-max-kind').addEventListener('change', syncMax);
+
+        ['create', 'edit'].forEach(function (p) {
             $(p + '-expiry-kind').addEventListener('change', function () {
                 syncExpiry(p);
             });

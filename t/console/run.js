@@ -2,7 +2,8 @@
 
 /*
  * Drives the web console in headless Chromium (puppeteer-core from
- * t/node_modules) against a running nginx, as t/console.t starts it.
+ * t/node_modules) against a running nginx, as t/console.t starts it, and
+ * runs axe-core (also from t/node_modules) over each page and dialog.
  * Writes one JSON object per line on stdout: {"ok": bool, "name": ...,
  * "diag": ...} per check, {"secret": raw} for each raw key it saw (the
  * Perl side looks for them in the logs), {"done": true} at the end.
@@ -19,6 +20,10 @@ const fs = require('fs');
 const http = require('http');
 const path = require('path');
 const puppeteer = require('puppeteer-core');
+
+/* axe-core, evaluated through DevTools: the page's CSP does not apply */
+
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 const URL_ = process.env.CONSOLE_URL;
 const TOKEN = process.env.CONSOLE_TOKEN;
@@ -160,6 +165,13 @@ async function run(browser) {
         }
     };
 
+    /* a field's value replaced by typing */
+
+    const fill = async (sel, value) => {
+        await page.$eval(sel, (e) => { e.value = ''; });
+        await page.type(sel, value);
+    };
+
     const waitOpen = (id) => page.waitForSelector('#' + id + '[open]');
     const waitClosed = (id) => page.waitForFunction(
         (i) => !document.getElementById(i).open, {}, id);
@@ -215,6 +227,21 @@ async function run(browser) {
               found.length === 0, 'found in: ' + found.join(', '));
     }
 
+    /* axe-core over the whole page as it is now: no violation */
+
+    async function axe(where) {
+        await page.evaluate(AXE);
+
+        const found = await page.evaluate(() => window.axe.run(document, {
+            resultTypes: ['violations']
+        }).then((r) => r.violations.map((v) => v.id + ' ('
+            + v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')
+            + ')')));
+
+        check('axe-core finds no accessibility violation ' + where,
+              found.length === 0, found.join('; '));
+    }
+
     async function openKey(id) {
         await page.click('#keys-body button[data-key-id="' + id + '"]');
         await waitOpen('key-dialog');
@@ -265,6 +292,7 @@ async function run(browser) {
     await page.waitForSelector('#login:not([hidden])');
     check('without a token the console asks for one',
           await page.$eval('#app', (e) => e.hidden));
+    await axe('on the sign-in page');
 
     /* a wrong token: the API's detail is shown */
 
@@ -330,6 +358,8 @@ async function run(browser) {
     await page.$eval('#create-rate-n', (e) => { e.value = ''; });
     await page.type('#create-rate-n', '10');
     await page.type('#create-rate-burst', '20');
+    await page.select('#create-quota-kind', 'day');
+    await fill('#create-quota-limit', '1000');
     await page.select('#create-expiry-kind', 'days');
     await page.$eval('#create-expiry-days', (e) => { e.value = ''; });
     await page.type('#create-expiry-days', '30');
@@ -337,6 +367,8 @@ async function run(browser) {
     if (SHOTS) {
         await page.screenshot({ path: path.join(SHOTS, 'create-dialog.png') });
     }
+
+    await axe('with the create dialog open');
 
     await page.click('#create-form button[type="submit"]');
 
@@ -384,6 +416,19 @@ async function run(browser) {
     check('the key dialog has the focus on its first action',
           await focusIs('key-edit'));
 
+    const quotaRow = await page.$$eval('#key-details dt', (dts) => {
+        const dt = dts.find((d) => d.textContent === 'Quota');
+        return dt ? dt.nextElementSibling.textContent : null;
+    });
+    const made1 = await api('GET', 'orgs/' + ORG + '/keys/' + id);
+
+    check('create sends the quota, and the key dialog shows its use',
+          made1.quota && made1.quota.limit === 1000
+          && made1.quota.period === 'day'
+          && /^\d+ of 1000 this day, resets \d{4}-\d\d-\d\d 00:00 UTC$/
+              .test(quotaRow),
+          JSON.stringify(made1.quota) + ' / ' + quotaRow);
+
     await page.waitForSelector('#usage-chart[data-state]');
 
     const usage = await page.$eval('#usage-chart', (e) =>
@@ -427,6 +472,12 @@ async function run(browser) {
     await page.type('#edit-scopes', 'content:read');
     await page.$eval('#edit-rate-n', (e) => { e.value = ''; });
     await page.type('#edit-rate-n', '7');
+    check('the edit dialog starts from the key\'s quota',
+          (await page.$eval('#edit-quota-kind', (e) => e.value)) === 'day'
+          && (await page.$eval('#edit-quota-limit', (e) => e.value))
+             === '1000');
+    await page.select('#edit-quota-kind', 'month');
+    await fill('#edit-quota-limit', '50');
     await page.click('#edit-form button[type="submit"]');
     await waitClosed('edit-dialog');
     await page.waitForFunction(() => document.getElementById('key-title')
@@ -440,6 +491,29 @@ async function run(browser) {
           && edited.rate_limit.rate === '7r/s'
           && edited.description === 'made by t/console.t',
           JSON.stringify(edited));
+
+    check('edit sends the new quota',
+          edited.quota && edited.quota.limit === 50
+          && edited.quota.period === 'month', JSON.stringify(edited.quota));
+    await page.waitForFunction(() => / of 50 this month, resets /.test(
+        document.getElementById('key-details').textContent));
+
+    /* "No quota" sends null */
+
+    await page.click('#key-edit');
+    await waitOpen('edit-dialog');
+    await page.select('#edit-quota-kind', 'none');
+    check('"No quota" hides the limit',
+          await page.$eval('#edit-quota [data-quota-limit]',
+                           (e) => e.hidden));
+    await page.click('#edit-form button[type="submit"]');
+    await waitClosed('edit-dialog');
+    check('edit to "No quota" removes it through the API',
+          (await api('GET', 'orgs/' + ORG + '/keys/' + id)).quota === null);
+    await page.waitForFunction(() => Array.from(
+        document.querySelectorAll('#key-details dt')).some((dt) =>
+            dt.textContent === 'Quota'
+            && dt.nextElementSibling.textContent === 'none'));
 
     /* an API error is shown with its detail */
 
@@ -544,7 +618,7 @@ async function run(browser) {
 
     check('the event log lists every change, newest first',
           actions.join(' ') === 'created deleted restored revoked rotated '
-                                + 'updated created',
+                                + 'updated updated created',
           actions.join(' '));
 
     /* an expiry notice, written by the module: in words, with the name */
@@ -727,6 +801,8 @@ async function run(browser) {
         await page.screenshot({ path: path.join(SHOTS, 'keys-table.png') });
     }
 
+    await axe('on the keys page');
+
     /* keyboard only: Tab to a key, Enter opens it, Escape goes back */
 
     await page.focus('#new-key');
@@ -775,6 +851,8 @@ async function run(browser) {
         await page.screenshot({ path: path.join(SHOTS, 'key-dialog.png') });
     }
 
+    await axe('with the key dialog and its chart open');
+
     await page.keyboard.press('Escape');
     await waitClosed('key-dialog');
 
@@ -802,6 +880,224 @@ async function run(browser) {
     }
 
     await page.setViewport({ width: 1280, height: 860 });
+
+    /* -------------------------------------------------------------- */
+    /* the organization's limits: PATCH orgs/{org} from its line */
+
+    await page.click('#tab-keys');
+    await page.waitForSelector('#edit-limits:not([hidden])');
+    await page.focus('#edit-limits');
+    await page.keyboard.press('Enter');
+    await waitOpen('limits-dialog');
+    check('"Edit limits" opens the limits dialog, focus on the rate limit',
+          await focusIs('limits-rate-kind'));
+    await page.select('#limits-rate-kind', 'custom');
+    await fill('#limits-rate-n', '100');
+    await page.type('#limits-rate-burst', '150');
+    await page.select('#limits-quota-kind', 'day');
+    await fill('#limits-quota-limit', '5000');
+    await page.select('#limits-max-kind', 'custom');
+    await fill('#limits-max-n', '20');
+    await axe('with the limits dialog open');
+    await page.click('#limits-form button[type="submit"]');
+    await waitClosed('limits-dialog');
+
+    const demoOrg = await api('GET', 'orgs/' + DEMO);
+
+    check('the limits dialog sends rate limit, quota and max_keys',
+          demoOrg.rate_limit && demoOrg.rate_limit.rate === '100r/s'
+          && demoOrg.rate_limit.burst === 150 && demoOrg.quota
+          && demoOrg.quota.limit === 5000 && demoOrg.quota.period === 'day'
+          && demoOrg.max_keys === 20, JSON.stringify(demoOrg));
+    check('the organization line shows the new limits, focus back on '
+          + '"Edit limits"', new RegExp(' of at most 20 .* shared rate limit '
+              + '100r/s, burst 150 .* shared quota \\d+ of 5000 this day\\.$')
+              .test(await text('#org-info'))
+          && await focusIs('edit-limits'), await text('#org-info'));
+
+    await page.click('#edit-limits');
+    await waitOpen('limits-dialog');
+    check('the limits dialog starts from the organization\'s limits',
+          (await page.$eval('#limits-rate-n', (e) => e.value)) === '100'
+          && (await page.$eval('#limits-quota-kind', (e) => e.value))
+             === 'day'
+          && (await page.$eval('#limits-max-kind', (e) => e.value))
+             === 'keep');
+    await page.select('#limits-rate-kind', 'none');
+    await page.select('#limits-quota-kind', 'none');
+    await page.select('#limits-max-kind', 'default');
+    await page.click('#limits-form button[type="submit"]');
+    await waitClosed('limits-dialog');
+
+    const demoOrg2 = await api('GET', 'orgs/' + DEMO);
+
+    check('and sends null to remove them',
+          demoOrg2.rate_limit === null && demoOrg2.quota === null
+          && demoOrg2.max_keys === 500, JSON.stringify(demoOrg2));
+
+    /* -------------------------------------------------------------- */
+    /* management tokens: the list, a new one shown once, revoke */
+
+    await page.click('#tab-tokens');
+    await page.waitForSelector('#tokens-view:not([hidden])');
+    check('the Tokens tab shows the tokens page, its heading focused',
+          await focusIs('tokens-heading')
+          && (await page.$eval('#tab-tokens', (b) =>
+                  b.getAttribute('aria-pressed'))) === 'true');
+    await page.waitForFunction(() => / tokens?$/.test(
+        document.getElementById('tokens-info').textContent));
+    await axe('on the tokens page');
+
+    await page.focus('#new-token');
+    await page.keyboard.press('Enter');
+    await waitOpen('token-dialog');
+    check('the new token dialog has the focus on its name',
+          await focusIs('token-name'));
+    check('it proposes the organization shown and 180 days',
+          (await page.$eval('#token-orgs', (e) => e.value)) === DEMO
+          && (await page.$eval('#token-days', (e) => e.value)) === '180');
+    await page.keyboard.press('Escape');
+    await waitClosed('token-dialog');
+    check('Escape closes it, focus back on "New token"',
+          await focusIs('new-token'));
+
+    await page.keyboard.press('Enter');
+    await waitOpen('token-dialog');
+    await page.keyboard.type('console ci');
+    await page.keyboard.press('Tab');
+    await page.keyboard.down('Control');
+    await page.keyboard.press('a');
+    await page.keyboard.up('Control');
+    await page.keyboard.type(ORG);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() =>
+        document.getElementById('token-error').textContent.length > 0);
+    check('a token without permissions is refused before any request',
+          /permission/.test(await text('#token-error'))
+          && (await page.evaluate(() => document.activeElement.value))
+             === 'keys:read', await text('#token-error'));
+
+    /* the first checkbox has the focus: Space checks it */
+
+    await page.keyboard.press('Space');
+    await page.click('#token-permissions input[value="events:read"]');
+    await axe('with the new token dialog open');
+    await page.click('#token-form button[type="submit"]');
+    await waitOpen('secret-dialog');
+    await page.waitForFunction(() =>
+        document.getElementById('secret-value').textContent.length > 0);
+
+    const rawTok = await text('#secret-value');
+
+    secret(rawTok);
+    check('the new token is shown once, with the key dialog\'s warning',
+          /^akm_[0-9A-Za-z]{49}$/.test(rawTok)
+          && /^Copy this token now\. You will not see it again/.test(
+              (await text('#secret-warning')).replace(/\s+/g, ' ')),
+          rawTok.length + ' characters');
+    check('the token dialog has the focus on the token',
+          await focusIs('secret-value'));
+    await axe('with the new token shown');
+
+    await page.click('#copy-secret');
+    await page.waitForFunction(() => /Copied|Selected/.test(
+        document.getElementById('copy-status').textContent));
+
+    const tokClip = await page.evaluate(() =>
+        navigator.clipboard.readText().catch((e) => 'error: ' + e));
+
+    check('"Copy token" puts the token on the clipboard',
+          tokClip === rawTok && (await text('#copy-secret'))
+                                === 'Copy token', tokClip.slice(0, 12));
+
+    await closeSecret();
+    await nowhere(rawTok, 'after the token dialog closed');
+    check('focus is back on "New token"', await focusIs('new-token'));
+
+    await page.waitForFunction(() => Array.from(
+        document.querySelectorAll('#tokens-body tr td:first-child'))
+        .some((td) => td.textContent === 'console ci'));
+
+    const tokRow = await page.$$eval('#tokens-body tr', (trs) => trs
+        .map((tr) => ({ id: tr.getAttribute('data-token-id'),
+                        cells: Array.from(tr.cells)
+                            .map((c) => c.textContent.trim()) }))
+        .find((r) => r.cells[0] === 'console ci'));
+    const tokExpires = Date.parse(tokRow.cells[5].replace(' ', 'T') + 'Z');
+
+    check('the token list shows name, prefix, organizations, '
+          + 'permissions, status, expiry and last use',
+          tokRow.cells[1] === rawTok.slice(0, 8) + '\u2026'
+          && tokRow.cells[2] === ORG
+          && /keys:read/.test(tokRow.cells[3])
+          && /events:read/.test(tokRow.cells[3])
+          && !/keys:write/.test(tokRow.cells[3])
+          && tokRow.cells[4] === 'active'
+          && Math.abs(tokExpires - Date.now() - 180 * 86400000) < 86400000
+          && tokRow.cells[6] === 'never',
+          JSON.stringify(tokRow));
+
+    const asToken = async (tok, rel) => (await fetch(new URL(rel, URL_), {
+        headers: { Authorization: 'Bearer ' + tok },
+        signal: AbortSignal.timeout(WAIT) })).status;
+
+    check('the new token reads the keys of its organization (200)',
+          (await asToken(rawTok, 'orgs/' + ORG + '/keys')) === 200);
+
+    await axe('on the tokens page with a token listed');
+    await page.click('#tokens-body button[data-revoke-token="'
+                     + tokRow.id + '"]');
+    await waitOpen('confirm-dialog');
+    check('the token\'s revoke confirmation has the focus on Cancel',
+          await focusIs('Cancel'));
+    await confirm('Revoke');
+    await page.waitForFunction((i) => {
+        const b = document.querySelector('#tokens-body tr[data-token-id="'
+                                         + i + '"] .badge');
+        return b && b.textContent === 'revoked';
+    }, {}, tokRow.id);
+    check('a revoked token is shown revoked, without a Revoke button',
+          (await page.$('#tokens-body button[data-revoke-token="'
+                        + tokRow.id + '"]')) === null);
+    check('and the API refuses it (401)',
+          (await asToken(rawTok, 'orgs/' + ORG + '/keys')) === 401);
+    check('after the revoke the focus is on the tokens heading',
+          await focusIs('tokens-heading'));
+
+    /* a token without tokens:manage: the page shows the API's 403 */
+
+    const reader = await api('POST', 'tokens', {
+        name: 'console reader', orgs: [ORG], permissions: ['keys:read'] });
+
+    secret(reader.token);
+    await page.click('#signout');
+    await page.waitForSelector('#login:not([hidden])');
+    await page.$eval('#login-org', (e) => { e.value = ''; });
+    await page.type('#login-org', ORG);
+    await page.type('#token', reader.token);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#app:not([hidden])');
+    await page.click('#tab-tokens');
+    await page.waitForFunction(() =>
+        document.getElementById('error').textContent.length > 0);
+    check('without tokens:manage the Tokens page shows the 403 detail',
+          /does not hold the permission/.test(await text('#error'))
+          && (await page.$$('#tokens-body tr')).length === 0,
+          await text('#error'));
+
+    await page.click('#tab-keys');
+    await page.waitForSelector('#edit-limits:not([hidden])');
+    await page.click('#edit-limits');
+    await waitOpen('limits-dialog');
+    await page.select('#limits-max-kind', 'none');
+    await page.click('#limits-form button[type="submit"]');
+    await page.waitForFunction(() =>
+        document.getElementById('limits-error').textContent.length > 0);
+    check('without orgs:write the limits dialog shows the 403 detail',
+          /does not hold the permission/.test(await text('#limits-error')),
+          await text('#limits-error'));
+    await page.keyboard.press('Escape');
+    await waitClosed('limits-dialog');
 
     /* -------------------------------------------------------------- */
     /* forget the token */
