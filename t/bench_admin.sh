@@ -217,17 +217,8 @@ done
 
 # the gatekeeper while searches run back to back
 
-{
-    echo "keys = {"
-    printf '"%s",\n' "${gate_keys[@]}"
-    echo "}"
-    cat <<'LUA'
-request = function()
-    local h = { ["X-API-Key"] = keys[math.random(#keys)] }
-    return wrk.format("GET", wrk.path, h)
-end
-LUA
-} > "$dir/keys.lua"
+printf '%s\n' "${gate_keys[@]}" > "$dir/gate-keys.txt"
+wrk_script "$dir/gate-keys.txt" "$dir/keys.lua"
 
 # p99 in ms of a wrk run's output
 p99_ms() {
