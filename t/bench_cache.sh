@@ -116,42 +116,21 @@ for ((from = 1; from <= total - keys; from += 100000)); do
         return to' 0 "$from" "$((total - keys))" > /dev/null
 done
 
-conf() {
-    cat <<CONF
-load_module $module;
-worker_processes 2;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    apikey_redis 127.0.0.1:$rport;
-    apikey_redis_timeout 1s;
-    $3
-    server {
-        listen 127.0.0.1:$2 reuseport backlog=4096;
-        location /bare { empty_gif; }
-        location /gated { apikey on; empty_gif; }
-        location = /metrics { apikey_metrics; }
-    }
-}
-CONF
-}
-
 if [ "$lease" = off ]; then
     lease_conf=
 else
     lease_conf="apikey_rate_lease $lease;"
 fi
 
-conf "$dir/plain" "${port[plain]}" "" > "$dir/plain/nginx.conf"
+gate_conf "$dir/plain" "${port[plain]}" "$rport" > "$dir/plain/nginx.conf"
 # 16m, or 512 bytes a key
 zone=$(( total > 32768 ? total / 2048 + 1 : 16 ))m
 
-conf "$dir/cache" "${port[cache]}" "apikey_cache zone=bench:$zone;" \
+gate_conf "$dir/cache" "${port[cache]}" "$rport" \
+          "apikey_cache zone=bench:$zone;" \
     > "$dir/cache/nginx.conf"
-conf "$dir/lease" "${port[lease]}" \
-     "apikey_cache zone=bench:$zone; $lease_conf" > "$dir/lease/nginx.conf"
+gate_conf "$dir/lease" "${port[lease]}" "$rport" \
+          "apikey_cache zone=bench:$zone; $lease_conf" > "$dir/lease/nginx.conf"
 
 for m in $modes; do
     /usr/sbin/nginx -p "$dir/$m" -c "$dir/$m/nginx.conf" -e "$dir/$m/error.log"

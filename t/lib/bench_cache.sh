@@ -14,6 +14,7 @@
 #              optional; redis[bare] for the bare runs)
 #   label      (associative, optional) label[MODE]: the report's column
 #   target_mode  the mode the report's targets are read from
+#   module     the module nginx loads
 
 sha256() {
     python3 -c 'import hashlib, sys
@@ -140,6 +141,32 @@ run() {
             printf "%.2f %.3f %.3f %d %d %d %d %d %.0f\n", rps, p50, p99, n,
                    bad, err, calls, trips, (cpu1 - cpu0) * 1e6
         }' cpu0="$cpu0" cpu1="$cpu1"
+}
+
+# gate_conf DIR PORT REDIS_PORT [DIRECTIVES [LOCATIONS]]: an instance's
+# nginx.conf: /bare, /gated and /metrics (and LOCATIONS), DIRECTIVES in
+# its http block, $module loaded
+gate_conf() {
+    cat <<CONF
+load_module $module;
+worker_processes 2;
+pid $1/nginx.pid;
+error_log $1/error.log notice;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    apikey_redis 127.0.0.1:$3;
+    apikey_redis_timeout 1s;
+    ${4:-}
+    server {
+        listen 127.0.0.1:$2 reuseport backlog=4096;
+        location /bare { empty_gif; }
+        location /gated { apikey on; empty_gif; }
+        location = /metrics { apikey_metrics; }
+        ${5:-}
+    }
+}
+CONF
 }
 
 mode_label() {
