@@ -41,6 +41,9 @@
 #   BENCH_CONNS          wrk connections (default 64)
 #   BENCH_SCALE_CHANGES  changes the follower is timed over (default 50)
 #   BENCH_ADMIN_RUNS     requests per admin query (default 10)
+#   BENCH_SCALE_ORGS     organizations the last admin queries run among
+#                        (default 1000, 0 for none): BENCH_SCALE_KEYS keys
+#                        more, in that many organizations
 #   BENCH_MODULE         the module to measure (default build's)
 
 set -euo pipefail
@@ -51,6 +54,7 @@ rounds=${BENCH_SCALE_ROUNDS:-3}
 seconds=${BENCH_SECONDS:-3}
 conns=${BENCH_CONNS:-64}
 changes=${BENCH_SCALE_CHANGES:-50}
+orgs=${BENCH_SCALE_ORGS:-1000}
 runs=${BENCH_ADMIN_RUNS:-10}
 module=${BENCH_MODULE:-$top/build/ngx_http_apikey_module.so}
 dir=$top/build/bench-scale
@@ -231,6 +235,9 @@ zone_bytes() {
         'BEGIN { printf "%.0f\n", k ? b / k : 0 }'
 }
 
+zone_big=$(zone_bytes "${port[big]}")
+zone_small=$(zone_bytes "${port[small]}")
+
 # the gatekeeping rounds
 
 echo "== gatekeeping: bare against each instance, $rounds rounds of" \
@@ -311,7 +318,8 @@ done
 sleep 5
 t=$(awk -v t0="$i0" -v t1="$(date +%s.%N)" 'BEGIN { print t1 - t0 }')
 read -r idle_big idle_big_all <<< "$(idle "${port[big-redis]}" big "$t")"
-read -r idle_small idle_small_all <<< "$(idle "${port[small-redis]}" small "$t")"
+read -r idle_small idle_small_all \
+    <<< "$(idle "${port[small-redis]}" small "$t")"
 echo "small's Redis (instance small alone): $idle_small sent a second," \
      "$idle_small_all in all; big's (instances plain and big):" \
      "$idle_big sent, $idle_big_all in all"
@@ -327,10 +335,27 @@ read -r scripts longest <<< "$(longest_search "${port[big-redis]}")"
 echo "a search that matches nothing walks in $scripts script calls;" \
      "the longest held Redis $longest ms"
 
-# p99 of the admin rows whose name starts with $1, the largest
+# the same among many organizations: the big and small instances are
+# done, and stopped, so that their replicas do not follow the import
+
+if [ "$orgs" -gt 0 ]; then
+    per=$((nkeys / orgs))
+    stop_pidfiles "$dir/big/nginx.pid" "$dir/small/nginx.pid"
+    echo
+    echo "== admin API: organization org$((orgs / 2)) of $orgs of $per keys" \
+         "(and big)"
+    admin_keys "$per" org "$orgs" > "$dir/orgs.jsonl"
+    import_keys "${port[big-redis]}" $((per * orgs)) < "$dir/orgs.jsonl"
+    rm -f "$dir/orgs.jsonl"
+    base=http://127.0.0.1:${port[plain]}/admin/orgs/org$((orgs / 2))
+    admin_rows $(( (per + 19) / 20 )) | tee "$dir/admin-orgs.txt"
+fi
+
+# admin_p99 FILE NAME: p99 of the admin rows of FILE whose name starts
+# with NAME, the largest
 admin_p99() {
-    awk -v p="$1" 'index($0, p) == 1 { v = $(NF - 3) + 0; if (v > m) m = v }
-                   END { print m + 0 }' "$dir/admin.txt"
+    awk -v p="$2" 'index($0, p) == 1 { v = $(NF - 3) + 0; if (v > m) m = v }
+                   END { print m + 0 }' "$dir/$1"
 }
 
 # the summary
@@ -364,22 +389,35 @@ figure "follower change to seen, p50" "$f_p50" ms "<=" 5
 figure "follower change to seen, p99" "$f_p99" ms - -
 figure "idle commands sent/s, instance small" "$idle_small" "/s" "<=" 5
 figure "idle commands/s, scripts' own included" "$idle_small_all" "/s" - -
-figure "idle commands sent/s, plain and big" "$idle_big" "/s" - -
-figure "name_prefix p99, $nkeys keys" "$(admin_p99 name_prefix)" ms "<" 50
-figure "search p99, $nkeys keys" "$(admin_p99 'name search')" ms "<" 200
-figure "display prefix search p99" "$(admin_p99 'prefix search')" ms "<" 200
-figure "first page p99" "$(admin_p99 'first page')" ms - -
-figure "deep page p99" "$(admin_p99 'deep page')" ms - -
-figure "status-filtered list p99" "$(admin_p99 'status=')" ms - -
-figure "environment-filtered list p99" "$(admin_p99 'environment=')" ms - -
+figure "idle commands sent/s, instance big" "$idle_big" "/s" - -
+figure "name_prefix p99, $nkeys keys" \
+       "$(admin_p99 admin.txt name_prefix)" ms "<" 50
+figure "search p99, $nkeys keys" "$(admin_p99 admin.txt "name search")" \
+       ms "<" 200
+figure "display prefix search p99" \
+       "$(admin_p99 admin.txt 'prefix search')" ms "<" 200
+figure "first page p99" "$(admin_p99 admin.txt 'first page')" ms - -
+figure "deep page p99" "$(admin_p99 admin.txt 'deep page')" ms - -
+figure "status-filtered list p99" "$(admin_p99 admin.txt 'status=')" ms - -
+figure "environment-filtered list p99" \
+       "$(admin_p99 admin.txt 'environment=')" ms - -
 figure "longest Redis slice of a search" "$longest" ms "<=" 2
+if [ "$orgs" -gt 0 ]; then
+    of="among $orgs orgs of $per"
+    figure "name_prefix p99, $of" "$(admin_p99 admin-orgs.txt name_prefix)" \
+           ms "<" 50
+    figure "search p99, $of" "$(admin_p99 admin-orgs.txt 'name search')" \
+           ms "<" 200
+    figure "first page p99, $of" "$(admin_p99 admin-orgs.txt 'first page')" \
+           ms - -
+    figure "environment-filtered list p99, $of" \
+           "$(admin_p99 admin-orgs.txt 'environment=')" ms - -
+fi
 figure "Redis bytes a key, idle" \
        "$(awk -v a="$m0" -v b="$m1" -v n="$total" \
               'BEGIN { printf "%.0f", (b - a) / n }')" B "<=" 600
-figure "zone bytes a key, $total keys" "$(zone_bytes "${port[big]}")" B \
-       "<=" 200
-figure "zone bytes a key, $((bench + 1)) keys" \
-       "$(zone_bytes "${port[small]}")" B - -
+figure "zone bytes a key, $total keys" "$zone_big" B "<=" 200
+figure "zone bytes a key, $((bench + 1)) keys" "$zone_small" B - -
 
 met=$(awk -F'\t' '$6 == "met"' "$dir/figures.txt" | wc -l)
 all=$(awk -F'\t' '$6 != "-"' "$dir/figures.txt" | wc -l)

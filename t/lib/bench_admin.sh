@@ -15,13 +15,21 @@
 
 fails=0
 
-# admin_keys N ORG: N keys of organization ORG as apikey-import's JSON
-# lines: names of three words and a number, given as hashes, a quarter
-# of them in the preview environment
+# admin_keys N ORG [ORGS]: N keys of organization ORG as apikey-import's
+# JSON lines: names of three words and a number, given as hashes, a
+# quarter of them in the preview environment; with ORGS, N keys in each
+# of ORGS organizations ORG1, ORG2 ..., one after the other
 
 admin_keys() {
-    perl - "$1" "$2" <<'PERL'
-my ($n, $org) = @ARGV;
+    perl - "$1" "$2" "${3:-0}" <<'PERL'
+my ($n, $org, $orgs) = @ARGV;
+if ($orgs) {
+    $n *= $orgs;
+    my $per = $n / $orgs;
+    *org = sub { $org . (int(($_[0] - 1) / $per) + 1) };
+} else {
+    *org = sub { $org };
+}
 my @a = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
 my @w = qw(WordPress purge plugin mobile app backend billing sync export
            import CI deploy staging analytics webhook crm);
@@ -30,7 +38,7 @@ for my $i (1 .. $n) {
     my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
     my $name = join(' ', map { $w[int rand @w] } 1 .. 3)
                . sprintf(' %06d', $i);
-    print qq({"org":"$org","name":"$name","hash":"$hash",)
+    print qq({"org":") . org($i) . qq(","name":"$name","hash":"$hash",)
         . qq("prefix":"ak_) . r62(5) . qq(","environment":")
         . ($i % 4 ? 'production' : 'preview')
         . qq(","scopes":["content:read"]}\n);

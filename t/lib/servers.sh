@@ -1,6 +1,7 @@
 # Shell helpers for make run and make bench: free loopback ports, a private
 # Redis, bounded waits, stopping what was started by pid, wrk's script of
-# random keys, and the median of a benchmark's rounds.  Sourced by t/run.sh and the t/bench*.sh scripts.
+# random keys, and the median of a benchmark's rounds.  Sourced by t/run.sh
+# and the t/bench*.sh scripts.
 
 # a port nobody listens on now
 free_port() {
