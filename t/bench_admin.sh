@@ -137,60 +137,7 @@ done
 printf '%s\n' "${gate_keys[@]}" > "$dir/gate-keys.txt"
 wrk_script "$dir/gate-keys.txt" "$dir/keys.lua"
 
-# p99 in ms of a wrk run's output
-p99_ms() {
-    awk '/^ +99%/ { v = $2 + 0; u = $2; sub(/[0-9.]+/, "", u)
-                    if (u == "us") v /= 1000; if (u == "s") v *= 1000
-                    printf "%.2f\n", v }' <<< "$1"
-}
-
-# one run of the gatekeeper alone, one with eight clients searching the
-# organization back to back; three rounds, the median difference of p99
-
-diffs=
-for round in 1 2 3; do
-    alone=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$dir/keys.lua" \
-                "http://127.0.0.1:$hport/gated")
-
-    loops=
-    for _ in 1 2 3 4 5 6 7 8; do
-        ( while :; do
-              curl -s -o /dev/null -H "Authorization: Bearer $token" \
-                  "$base/keys?search=nothing+here"
-          done ) &
-        loops="$loops $!"
-    done
-
-    out=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$dir/keys.lua" \
-              "http://127.0.0.1:$hport/gated")
-    # shellcheck disable=SC2086
-    kill $loops 2>/dev/null || true
-    wait $loops 2>/dev/null || true
-
-    echo "$out" > "$dir/wrk-gated-$round.txt"
-    awk -v a="$(p99_ms "$alone")" \
-        '/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /Requests\/sec/ { r = $2 }
-         /Non-2xx/ { bad = $NF }
-         END { print "gatekeeper during searches: " r " requests/s, p50 " \
-                     p50 ", p99 " p99 " (alone " a "ms), non-2xx " bad + 0 }' \
-        <<< "$out"
-
-    if grep -q Non-2xx <<< "$out$alone"; then
-        echo "non-2xx gatekept responses" >&2
-        fails=$((fails + 1))
-    fi
-
-    diffs="$diffs $(awk -v b="$(p99_ms "$out")" -v a="$(p99_ms "$alone")" \
-                        'BEGIN { printf "%.2f", b - a }')"
-done
-
-median=$(tr ' ' '\n' <<< "$diffs" | grep . | sort -g | sed -n 2p)
-echo "gatekeeper p99 with searches minus without, per round:$diffs;" \
-     "median $median ms (goal <= 2 ms)"
-
-if awk -v m="$median" 'BEGIN { exit !(m > 2) }'; then
-    fails=$((fails + 1))
-fi
+gate_while_searching 8 "http://127.0.0.1:$hport/gated" "$dir/keys.lua"
 
 if [ "$fails" != 0 ]; then
     echo "$fails median(s) over the goal" >&2

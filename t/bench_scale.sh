@@ -25,9 +25,11 @@
 # second of each cache instance (INFO commandstats over 5 s, the bench's
 # own INFO left out); the admin API's list queries over the organization
 # of BENCH_SCALE_KEYS keys (t/lib/bench_admin.sh), p99s held against the
-# goals.  The exit status is 0 whatever the figures: the last line says
-# how many targets were met; 1 only for a broken run (nginx alerts, a
-# server that does not start).  Everything is in build/bench-scale: the
+# goals, and the gatekeeper's p99 while four clients search, against its
+# p99 alone (t/bench_admin.sh's three rounds); the same queries in one of
+# BENCH_SCALE_ORGS organizations.  The exit status is 0 whatever the
+# figures: the last line says how many targets were met; 1 only for a
+# broken run (nginx alerts, a server that does not start).  Everything is in build/bench-scale: the
 # servers' logs, stats/ and runs.tsv of the rounds, figures.txt.
 #
 # Self-contained: its own redis-server and nginx instances on free
@@ -70,6 +72,8 @@ began=$(date +%s)
 . "$top/t/lib/bench_admin.sh"
 
 stop() {
+    # shellcheck disable=SC2086
+    [ -n "${loops:-}" ] && kill $loops 2>/dev/null || true
     stop_pidfiles "$dir/plain/nginx.pid" "$dir/big/nginx.pid" \
                   "$dir/small/nginx.pid" "$dir/big/redis.pid" \
                   "$dir/small/redis.pid"
@@ -115,7 +119,7 @@ figure() {
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$verdict" \
         >> "$dir/figures.txt"
-    printf '  %-44s %12s %-6s %s\n' "$1" "$2" "$3" \
+    printf '  %-46s %10s %-6s %s\n' "$1" "$2" "$3" \
         "$([ "$4" = - ] || echo "target $4 $5: $verdict")"
 }
 
@@ -335,6 +339,12 @@ read -r scripts longest <<< "$(longest_search "${port[big-redis]}")"
 echo "a search that matches nothing walks in $scripts script calls;" \
      "the longest held Redis $longest ms"
 
+echo
+echo "== the gatekeeper of plain (valid keys, checked in Redis) while 4" \
+     "clients search big"
+gate_while_searching 4 "http://127.0.0.1:${port[plain]}/gated" \
+    "$dir/valid.lua"
+
 # the same among many organizations: the big and small instances are
 # done, and stopped, so that their replicas do not follow the import
 
@@ -402,15 +412,17 @@ figure "status-filtered list p99" "$(admin_p99 admin.txt 'status=')" ms - -
 figure "environment-filtered list p99" \
        "$(admin_p99 admin.txt 'environment=')" ms - -
 figure "longest Redis slice of a search" "$longest" ms "<=" 2
+figure "gate p99 while 4 clients search, - alone" "$search_p99_diff" ms \
+       "<=" 2
 if [ "$orgs" -gt 0 ]; then
-    of="among $orgs orgs of $per"
+    of="$orgs orgs x $per keys"
     figure "name_prefix p99, $of" "$(admin_p99 admin-orgs.txt name_prefix)" \
            ms "<" 50
     figure "search p99, $of" "$(admin_p99 admin-orgs.txt 'name search')" \
            ms "<" 200
     figure "first page p99, $of" "$(admin_p99 admin-orgs.txt 'first page')" \
            ms - -
-    figure "environment-filtered list p99, $of" \
+    figure "environment filter p99, $of" \
            "$(admin_p99 admin-orgs.txt 'environment=')" ms - -
 fi
 figure "Redis bytes a key, idle" \

@@ -147,3 +147,61 @@ longest_search() {
     redis-cli -p "$1" CONFIG SET slowlog-log-slower-than 10000 > /dev/null
     echo "$scripts $longest"
 }
+
+# p99 in ms of a wrk run's output
+p99_ms() {
+    awk '/^ +99%/ { v = $2 + 0; u = $2; sub(/[0-9.]+/, "", u)
+                    if (u == "us") v /= 1000; if (u == "s") v *= 1000
+                    printf "%.2f\n", v }' <<< "$1"
+}
+
+# gate_while_searching CLIENTS URL LUA: wrk (16 connections, LUA's keys)
+# at the gatekept URL alone, then with CLIENTS clients searching the
+# organization back to back; three rounds of $seconds s; sets
+# search_p99_diff, the median of the rounds' p99 differences (ms), and
+# counts a round with non-2xx answers in fails
+
+gate_while_searching() {
+    local diffs round alone out
+    diffs=
+    for round in 1 2 3; do
+        alone=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$3" "$2")
+
+        loops=
+        for _ in $(seq 1 "$1"); do
+            ( while :; do
+                  curl -s -o /dev/null -H "Authorization: Bearer $token" \
+                      "$base/keys?search=nothing+here"
+              done ) &
+            loops="$loops $!"
+        done
+
+        out=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$3" "$2")
+        # shellcheck disable=SC2086
+        kill $loops 2>/dev/null || true
+        wait $loops 2>/dev/null || true
+
+        echo "$out" > "$dir/wrk-gated-$round.txt"
+        awk -v a="$(p99_ms "$alone")" \
+            '/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /Requests\/sec/ { r = $2 }
+             /Non-2xx/ { bad = $NF }
+             END { print "gatekeeper during searches: " r " requests/s, p50 " \
+                         p50 ", p99 " p99 " (alone " a "ms), non-2xx " bad + 0 }' \
+            <<< "$out"
+
+        if grep -q Non-2xx <<< "$out$alone"; then
+            echo "non-2xx gatekept responses" >&2
+            fails=$((fails + 1))
+        fi
+
+        diffs="$diffs $(awk -v b="$(p99_ms "$out")" -v a="$(p99_ms "$alone")" \
+                            'BEGIN { printf "%.2f", b - a }')"
+    done
+
+    search_p99_diff=$(tr ' ' '\n' <<< "$diffs" | grep . | sort -g | sed -n 2p)
+    echo "gatekeeper p99 with searches minus without, per round:$diffs;" \
+         "median $search_p99_diff ms (goal <= 2 ms)"
+    if awk -v m="$search_p99_diff" 'BEGIN { exit !(m > 2) }'; then
+        fails=$((fails + 1))
+    fi
+}
