@@ -42,6 +42,9 @@
 #                       script in Redis, never asked for, and make the
 #                       replicas (and their zones) as large
 #   BENCH_MODULE        the module to measure (default build's)
+#
+# The rounds and the report are t/lib/bench_cache.sh's, which
+# t/bench_scale.sh runs over its own instances.
 
 set -euo pipefail
 
