@@ -34,8 +34,9 @@
 #
 # Self-contained: its own redis-server and nginx instances on free
 # loopback ports, stopped by pid at exit.  Needs build/ (make), curl,
-# redis-cli, perl, python3, wrk.  About 10 minutes at a million keys on a
-# 2-core machine, 4 GB of memory free.
+# redis-cli, perl, python3, wrk.  About 10.5 minutes at a million keys
+# on a 2-core machine (a minute and a half of it the 1,000 organizations),
+# 4 GB of memory free; about three at BENCH_SCALE_KEYS=20000.
 #
 #   BENCH_SCALE_KEYS     keys of the large organization (default 1000000)
 #   BENCH_SCALE_ROUNDS   rounds of the gatekeeping runs (default 3)
