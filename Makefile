@@ -5,6 +5,8 @@
 #   make run      install, build, start Redis and nginx on loopback (run/)
 #   make stop     stop what make run started
 #   make bench    throughput of a gatekept location against a bare one
+#   make bench-scale  the figures at a million keys against their targets
+#                 (t/bench_scale.sh; BENCH_SCALE_KEYS=20000 for a smaller run)
 #   make check    the suite under ASan and UBSan, and the fuzz targets
 #   make chaos    the seeded fault campaign's fixed seed set (t/chaos/README);
 #                 SEEDS=200 runs seeds 1..200 (or a list: SEEDS='3 17 42'),
@@ -31,7 +33,8 @@ PACKAGES  := nginx nginx-dev libhiredis-dev libjansson-dev libssl-dev \
 
 CHECK_PACKAGES := clang libclang-rt-14-dev dpkg-dev
 
-.PHONY: all deps check-deps test unit run stop bench check chaos clean
+.PHONY: all deps check-deps test unit run stop bench bench-scale check chaos \
+        clean
 
 all: $(MODULE) $(KEYTOOL)
 
@@ -118,6 +121,9 @@ bench: deps all
 	@t/bench.sh
 	@t/bench_cache.sh
 	@t/bench_admin.sh
+
+bench-scale: deps all
+	@t/bench_scale.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -48,24 +48,14 @@ start_redis "$dir" "$rport" --save '' --appendonly no
 # what the run can reach
 
 echo "seeding $keys keys"
-{
-    echo "local keys = {"
-    for i in $(seq 1 $keys); do
-        k=$($keytool gen ak)
-        h=$($keytool hash "$k")
-        printf 'HSET apikey:{%s} g "0 0 0 1000000 1 1000000 production\\nk_bench%04d\\nbench\\n%s\\nbench %d"\n' \
-            "$h" "$i" "${k:0:8}" "$i" >> "$dir/seed.redis"
-        printf '"%s",\n' "$k"
-    done
-    echo "}"
-    cat <<'LUA'
-math.randomseed(os.time())
-request = function()
-    local h = { ["X-API-Key"] = keys[math.random(#keys)] }
-    return wrk.format("GET", wrk.path, h)
-end
-LUA
-} > "$dir/keys.lua"
+for i in $(seq 1 $keys); do
+    k=$($keytool gen ak)
+    h=$($keytool hash "$k")
+    printf 'HSET apikey:{%s} g "0 0 0 1000000 1 1000000 production\\nk_bench%04d\\nbench\\n%s\\nbench %d"\n' \
+        "$h" "$i" "${k:0:8}" "$i" >> "$dir/seed.redis"
+    echo "$k" >> "$dir/keys.txt"
+done
+wrk_script "$dir/keys.txt" "$dir/keys.lua"
 
 redis-cli -p "$rport" < "$dir/seed.redis" > /dev/null
 

@@ -15,7 +15,9 @@
 #   BENCH_ADMIN_RUNS      requests per measured query (default 20)
 #   BENCH_ADMIN_SECONDS   duration of the gatekeeper run (default 5)
 #
-# Exits 1 if a median misses its goal.
+# Exits 1 if a median misses its goal.  The queries, the import and the
+# gatekeeper's rounds are t/lib/bench_admin.sh's, which t/bench_scale.sh
+# runs at a million keys.
 
 set -euo pipefail
 
@@ -27,6 +29,7 @@ dir=$top/build/bench-admin
 org=big
 
 . "$top/t/lib/servers.sh"
+. "$top/t/lib/bench_admin.sh"
 
 stop() {
     # shellcheck disable=SC2086
@@ -78,33 +81,10 @@ wait_for curl -sf -o /dev/null -H "Authorization: Bearer $token" "$base/keys"
 
 echo "loading $nkeys keys into organization $org"
 
-perl - "$nkeys" "$org" > "$dir/keys.jsonl" <<'PERL'
-my ($n, $org) = @ARGV;
-my @a = ('0' .. '9', 'A' .. 'Z', 'a' .. 'z');
-my @w = qw(WordPress purge plugin mobile app backend billing sync export
-           import CI deploy staging analytics webhook crm);
-sub r62 { join '', map { $a[int rand 62] } 1 .. $_[0] }
-for my $i (1 .. $n) {
-    my $hash = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
-    my $name = join(' ', map { $w[int rand @w] } 1 .. 3)
-               . sprintf(' %06d', $i);
-    print qq({"org":"$org","name":"$name","hash":"$hash",)
-        . qq("prefix":"ak_) . r62(5) . qq(","environment":")
-        . ($i % 4 ? 'production' : 'preview')
-        . qq(","scopes":["content:read"]}\n);
-}
-PERL
+admin_keys "$nkeys" "$org" > "$dir/keys.jsonl"
 
-redis-cli -p "$rport" CONFIG RESETSTAT > /dev/null
-"$top/admin/apikey-import" --redis "127.0.0.1:$rport" --actor bench \
-    < "$dir/keys.jsonl"
+import_keys "$rport" "$nkeys" < "$dir/keys.jsonl"
 rm -f "$dir/keys.jsonl"
-
-redis-cli -p "$rport" INFO commandstats | tr -d '\r' \
-    | awk -F'[=,]' -v keys="$nkeys" '
-    /^cmdstat_evalsha:/ && $4 > 0 {
-        printf "import: %.1f us of Redis a key, %d keys/s per Redis core\n",
-               $4 / keys, 1e6 * keys / $4 }'
 
 # a few real keys for the gatekeeper run
 
@@ -119,70 +99,12 @@ done
 
 last=$(( (nkeys + 20 + 19) / 20 ))
 
-# prints "median p95 max" in ms of $runs requests
-
-measure() {
-    local i out
-    for i in $(seq 1 "$runs"); do
-        out=$(curl -s -o "$dir/body" -w '%{http_code} %{time_total}' \
-                   -H "Authorization: Bearer $token" "$base/$1")
-        [ "${out% *}" = 200 ] || { echo "$1: ${out% *}" >&2; exit 1; }
-        echo "${out#* }"
-    done | sort -n | awk '{ t[NR] = $1 * 1000 }
-        END { m = t[int((NR + 1) / 2)]; p = t[int(NR * 0.95 + 0.5)];
-              printf "%.1f %.1f %.1f\n", m, p, t[NR] }'
-}
-
-total() {
-    perl -MJSON::PP -e 'local $/; print decode_json(<STDIN>)->{total_count}' \
-        < "$dir/body"
-}
-
-fails=0
-
-
-row() {
-    local name=$1 query=$2 goal=$3 res
-    res=$(measure "$query")
-    read -r med p95 max <<< "$res"
-    local verdict=ok
-    if [ "$goal" != - ] && awk -v m="$med" -v g="$goal" 'BEGIN{exit !(m>=g)}'
-    then
-        verdict=MISS
-        fails=$((fails + 1))
-    fi
-    printf '%-44s %8s %8s %8s %8s %6s %s\n' "$name" "$(total)" \
-        "$med" "$p95" "$max" "$goal" "$verdict"
-}
-
-echo "timing $runs requests each (ms), $nkeys keys, 2 nginx workers"
-printf '%-44s %8s %8s %8s %8s %6s\n' query matches median p95 max goal
-
-row 'first page' 'keys' 50
-row 'deep page (the last)' "keys?page=$last" 200
-row 'name search "billing sync"' 'keys?search=billing+sync' 200
-row 'name search, page 20' 'keys?search=billing&page=20' 200
-row 'name search, no match' 'keys?search=nothing+here' 200
-row 'prefix search "ak_Ab"' 'keys?search=ak_Ab' 200
-row 'name_prefix "billing s"' 'keys?name_prefix=billing+s' 50
-row 'name_prefix "b", page 20' 'keys?name_prefix=b&page=20' 50
-row 'status=active, deep page' 'keys?status=active&page=2000' 200
-row 'environment=preview' 'keys?environment=preview' 200
-row 'events' 'events' 50
+echo "$nkeys keys, 2 nginx workers"
+admin_rows "$last"
 
 # the longest single script of a search: what holds Redis up at once
 
-redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 0 > /dev/null
-redis-cli -p "$rport" CONFIG SET slowlog-max-len 1000 > /dev/null
-redis-cli -p "$rport" SLOWLOG RESET > /dev/null
-curl -s -o /dev/null -H "Authorization: Bearer $token" \
-    "$base/keys?search=nothing+here"
-longest=$(redis-cli -p "$rport" SLOWLOG GET 1000 \
-          | awk '$0 == "EVALSHA" && prev ~ /^[0-9]+$/ && prev + 0 > m {
-                     m = prev + 0 }
-                 { prev = $0 } END { printf "%.1f", m / 1000 }')
-scripts=$(redis-cli -p "$rport" SLOWLOG GET 1000 | grep -c '^EVALSHA$')
-redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 10000 > /dev/null
+read -r scripts longest <<< "$(longest_search "$rport")"
 
 echo "a search walks in $scripts script calls; the longest held Redis" \
      "${longest} ms"
@@ -199,10 +121,7 @@ start=$(date +%s%N)
 curl -s -o /dev/null -H "Authorization: Bearer $token" \
     "$base/keys?search=nothing+here"
 rebuild_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-rlongest=$(redis-cli -p "$rport" SLOWLOG GET 100000 \
-           | awk '$0 == "EVALSHA" && prev ~ /^[0-9]+$/ && prev + 0 > m {
-                      m = prev + 0 }
-                  { prev = $0 } END { printf "%.1f", m / 1000 }')
+rlongest=$(slowlog_longest "$rport" 100000)
 rcalls=$(redis-cli -p "$rport" SLOWLOG LEN)
 redis-cli -p "$rport" CONFIG SET slowlog-log-slower-than 10000 > /dev/null
 
@@ -217,72 +136,10 @@ done
 
 # the gatekeeper while searches run back to back
 
-{
-    echo "keys = {"
-    printf '"%s",\n' "${gate_keys[@]}"
-    echo "}"
-    cat <<'LUA'
-request = function()
-    local h = { ["X-API-Key"] = keys[math.random(#keys)] }
-    return wrk.format("GET", wrk.path, h)
-end
-LUA
-} > "$dir/keys.lua"
+printf '%s\n' "${gate_keys[@]}" > "$dir/gate-keys.txt"
+wrk_script "$dir/gate-keys.txt" "$dir/keys.lua"
 
-# p99 in ms of a wrk run's output
-p99_ms() {
-    awk '/^ +99%/ { v = $2 + 0; u = $2; sub(/[0-9.]+/, "", u)
-                    if (u == "us") v /= 1000; if (u == "s") v *= 1000
-                    printf "%.2f\n", v }' <<< "$1"
-}
-
-# one run of the gatekeeper alone, one with eight clients searching the
-# organization back to back; three rounds, the median difference of p99
-
-diffs=
-for round in 1 2 3; do
-    alone=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$dir/keys.lua" \
-                "http://127.0.0.1:$hport/gated")
-
-    loops=
-    for _ in 1 2 3 4 5 6 7 8; do
-        ( while :; do
-              curl -s -o /dev/null -H "Authorization: Bearer $token" \
-                  "$base/keys?search=nothing+here"
-          done ) &
-        loops="$loops $!"
-    done
-
-    out=$(wrk -t2 -c16 -d"${seconds}s" --latency -s "$dir/keys.lua" \
-              "http://127.0.0.1:$hport/gated")
-    # shellcheck disable=SC2086
-    kill $loops 2>/dev/null || true
-    wait $loops 2>/dev/null || true
-
-    echo "$out" > "$dir/wrk-gated-$round.txt"
-    awk -v a="$(p99_ms "$alone")" \
-        '/^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 } /Requests\/sec/ { r = $2 }
-         /Non-2xx/ { bad = $NF }
-         END { print "gatekeeper during searches: " r " requests/s, p50 " \
-                     p50 ", p99 " p99 " (alone " a "ms), non-2xx " bad + 0 }' \
-        <<< "$out"
-
-    if grep -q Non-2xx <<< "$out$alone"; then
-        echo "non-2xx gatekept responses" >&2
-        fails=$((fails + 1))
-    fi
-
-    diffs="$diffs $(awk -v b="$(p99_ms "$out")" -v a="$(p99_ms "$alone")" \
-                        'BEGIN { printf "%.2f", b - a }')"
-done
-
-median=$(tr ' ' '\n' <<< "$diffs" | grep . | sort -g | sed -n 2p)
-echo "gatekeeper p99 with searches minus without, per round:$diffs;" \
-     "median $median ms (goal <= 2 ms)"
-
-if awk -v m="$median" 'BEGIN { exit !(m > 2) }'; then
-    fails=$((fails + 1))
-fi
+gate_while_searching 8 "http://127.0.0.1:$hport/gated" "$dir/keys.lua"
 
 if [ "$fails" != 0 ]; then
     echo "$fails median(s) over the goal" >&2

@@ -1,6 +1,7 @@
 # Shell helpers for make run and make bench: free loopback ports, a private
-# Redis, bounded waits, stopping what was started by pid, and the median of
-# a benchmark's rounds.  Sourced by t/run.sh and the t/bench*.sh scripts.
+# Redis, bounded waits, stopping what was started by pid, wrk's script of
+# random keys, and the median of a benchmark's rounds.  Sourced by t/run.sh
+# and the t/bench*.sh scripts.
 
 # a port nobody listens on now
 free_port() {
@@ -45,6 +46,24 @@ stop_pidfiles() {
         done
         rm -f "$f"
     done
+}
+
+# wrk_script KEYS LUA: a wrk script sending one of the keys of the file
+# KEYS (one a line), at random
+
+wrk_script() {
+    {
+        echo "local keys = {"
+        sed 's/.*/"&",/' "$1"
+        echo "}"
+        cat <<'LUA'
+math.randomseed(os.time())
+request = function()
+    local h = { ["X-API-Key"] = keys[math.random(#keys)] }
+    return wrk.format("GET", wrk.path, h)
+end
+LUA
+    } > "$2"
 }
 
 # median [FORMAT]: the median of the numbers on stdin (space or newline
