@@ -509,6 +509,8 @@ json_t *ngx_http_apikey_admin_event_json(u_char *p, size_t len);
 json_t *ngx_http_apikey_admin_time_json(time_t t);
 ngx_int_t ngx_http_apikey_admin_dump(ngx_http_request_t *r, json_t *json,
     ngx_str_t *raw, ngx_str_t *out);
+ngx_int_t ngx_http_apikey_admin_send_object(ngx_http_request_t *r,
+    json_t *json);
 ngx_int_t ngx_http_apikey_admin_dump_as(ngx_http_request_t *r, json_t *json,
     const char *name, ngx_str_t *raw, ngx_str_t *out);
 

@@ -428,6 +428,26 @@ ngx_http_apikey_admin_event_json(u_char *p, size_t len)
 }
 
 
+/* a 200 with json as its body; json is released */
+
+ngx_int_t
+ngx_http_apikey_admin_send_object(ngx_http_request_t *r, json_t *json)
+{
+    ngx_int_t  rc;
+    ngx_str_t  out;
+
+    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
+
+    json_decref(json);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+}
+
+
 /* RFC 3339 UTC with seconds; null for 0 */
 
 json_t *

@@ -48,8 +48,7 @@ ngx_http_apikey_admin_send_org(ngx_http_request_t *r,
 {
     json_t                       *json;
     time_t                        now;
-    ngx_int_t                     rc;
-    ngx_str_t                     f[NGX_HTTP_APIKEY_ADMIN_F_N], out;
+    ngx_str_t                     f[NGX_HTTP_APIKEY_ADMIN_F_N];
     ngx_uint_t                    i;
     redisReply                   *v, *e;
     ngx_http_apikey_main_conf_t  *akmcf;
@@ -91,14 +90,6 @@ ngx_http_apikey_admin_send_org(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
-
-    json_decref(json);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     /* this instance's replica obeys the change from its next request */
 
     akmcf = ngx_http_get_module_main_conf(r, ngx_http_apikey_module);
@@ -112,7 +103,7 @@ ngx_http_apikey_admin_send_org(ngx_http_request_t *r,
                                   1);
     }
 
-    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+    return ngx_http_apikey_admin_send_object(r, json);
 }
 
 

@@ -640,9 +640,7 @@ static ngx_int_t
 ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
     ngx_http_apikey_admin_ctx_t *ctx, json_t *data, json_int_t total)
 {
-    json_t     *json;
-    ngx_int_t   rc;
-    ngx_str_t   out;
+    json_t  *json;
 
     json = json_object();
 
@@ -659,15 +657,7 @@ ngx_http_apikey_admin_send_page(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
-
-    json_decref(json);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+    return ngx_http_apikey_admin_send_object(r, json);
 }
 
 

@@ -172,8 +172,6 @@ ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
     json_t                         *json, *data, *bucket;
     time_t                          day;
     int64_t                        *counts, total[3];
-    ngx_int_t                       rc;
-    ngx_str_t                       out;
     ngx_uint_t                      i, k;
     ngx_http_apikey_admin_input_t  *in;
 
@@ -252,15 +250,7 @@ ngx_http_apikey_admin_send_usage(ngx_http_request_t *r,
         goto failed;
     }
 
-    rc = ngx_http_apikey_admin_dump(r, json, NULL, &out);
-
-    json_decref(json);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_apikey_admin_send_json(r, NGX_HTTP_OK, &out);
+    return ngx_http_apikey_admin_send_object(r, json);
 
 failed:
 
